@@ -826,6 +826,22 @@ static int op_read (const char *path, char *buf, size_t size, off_t off, struct 
   return finish(r, dispatch(r));
 }
 
+// A WRITE's bits for JS (n[2] of OP_WRITE), values as in fuse/ops.ts. WRITE_KILL_SUIDGID: the
+// kernel leaves clearing setuid/setgid to us. A write through the page cache has them cleared by
+// the kernel first (file_remove_privs); a direct I/O one (an O_APPEND handle, below, or O_DIRECT)
+// does not: the kernel sets FUSE_WRITE_KILL_SUIDGID instead, unless the writer has CAP_FSETID.
+// WRITE_APPEND: the file is O_APPEND at this write (the kernel sends the file's flags with each
+// WRITE: fcntl F_SETFL sets and clears O_APPEND after open)
+#define WRITE_KILL_SUIDGID 1
+#define WRITE_APPEND 2
+static double write_bits (const struct fuse_write_in *arg) {
+  return ((arg->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0 ? WRITE_KILL_SUIDGID : 0) + ((arg->flags & O_APPEND) != 0 ? WRITE_APPEND : 0);
+}
+
+// libfuse's high-level write gives op_write no write_flags: the loop that hands a WRITE to
+// libfuse (write_direct declined it) keeps its bits here, read by op_write on the same thread
+static __thread double libfuse_write_bits;
+
 static int op_write (const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
   req_t *r = req_new(OP_WRITE, path, NULL);
   if (r == NULL) return -ENOMEM;
@@ -836,6 +852,7 @@ static int op_write (const char *path, const char *buf, size_t size, off_t off, 
   r->inlen = size;
   r->n[0] = fh_of(fi);
   r->n[1] = (double)off;
+  r->n[2] = libfuse_write_bits;
   return finish(r, dispatch(r));
 }
 
@@ -1289,6 +1306,7 @@ static int write_direct (loop_t *l, struct fuse_buf *buf) {
   }
   r->n[0] = (double)arg->fh;
   r->n[1] = (double)arg->offset;
+  r->n[2] = write_bits(arg);
   r->inlen = size;
   // an O_DIRECT write is sent in the background (async_dio), never interrupted: its caller is
   // watched as a read's is (reap_thread)
@@ -1528,10 +1546,13 @@ static void *loop_worker (void *arg) {
       break;
     }
     int forget = 0;
+    libfuse_write_bits = 0;
     if ((w->buf.flags & FUSE_BUF_IS_FD) == 0 && w->buf.size >= sizeof(struct fuse_in_header)) {
       uint32_t opcode = ((struct fuse_in_header *)w->buf.mem)->opcode;
       if (opcode == FUSE_READ && read_direct(l, &w->buf)) continue;
       if (opcode == FUSE_WRITE && write_direct(l, &w->buf)) continue;
+      if (opcode == FUSE_WRITE && w->buf.size >= sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in))
+        libfuse_write_bits = write_bits((const struct fuse_write_in *)((struct fuse_in_header *)w->buf.mem + 1));
       if (opcode == FUSE_INTERRUPT && direct_interrupt(l, &w->buf)) continue;
       forget = opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET;
       rmdir_as_rename(l, &w->buf);
@@ -1892,14 +1913,22 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
           if (has_after) { r->after = after; r->has_after = 1; }
           r->fi->fh = (uint64_t)result;
           r->fi->keep_cache = 0;
-          // an O_APPEND handle writes around the page cache (direct I/O). Through the page cache
-          // the kernel (6.18 here) sent a write crossing a page boundary as two WRITE requests,
-          // one per page (test/fuse/append-split.test.ts: 5 bytes at 4,094 came as 2, then 3),
-          // and each is an append of its own at the Volume's end of file: a commit between them
-          // (another handle's close) made one line two `append` ops, between which another
-          // host's append could sort (torn36). Direct, a write(2) comes as one request up to
-          // max_write (MAX_WRITE)
-          if (r->op != OP_OPENDIR && (r->fi->flags & O_APPEND) != 0) r->fi->direct_io = 1;
+          // an O_APPEND handle that can write writes around the page cache (direct I/O).
+          // Through the page cache the kernel (6.18 here) sent a write crossing a page boundary
+          // as two WRITE requests, one per page (test/fuse/append-split.test.ts: 5 bytes at
+          // 4,094 came as 2, then 3), and each is an append of its own at the Volume's end of
+          // file: a commit between them (another handle's close) made one line two `append` ops,
+          // between which another host's append could sort (torn36). Direct, a write(2) comes
+          // as one request unless it is large or scattered: the kernel cuts a request at
+          // max_write (MAX_WRITE) bytes and at 256 pages of the caller's memory (review36e: a
+          // writev of 300 small iovecs came as 1,024 + 176 bytes; an unaligned write of
+          // 3 MiB + 7 as 1,048,528 + ...). Those still split, as do the writes of a handle
+          // made O_APPEND by fcntl F_SETFL after open (appends by write_bits, but through the
+          // page cache). The kernel does not clear setuid/setgid on a direct write: it asks us
+          // to (write_bits). An O_RDONLY|O_APPEND handle keeps the page cache, readahead and
+          // shared mmap (which a direct_io handle refuses)
+          if (r->op != OP_OPENDIR && (r->fi->flags & O_APPEND) != 0 && (r->fi->flags & O_ACCMODE) != O_RDONLY)
+            r->fi->direct_io = 1;
           result = 0;
           break;
         case OP_READDIR:

@@ -67,7 +67,13 @@ const O_TRUNC = 0o1000
 const O_APPEND = 0o2000
 /** The open flags the Volume acts on (the kernel handles the rest). */
 const OPEN_FLAGS = O_ACCMODE | O_TRUNC | O_APPEND
+const S_ISUID = 0o4000
 const S_ISGID = 0o2000
+const S_IXGRP = 0o10
+/** n[2] of a write (fuse/binding.c write_bits): the kernel asks the filesystem to clear setuid/setgid. */
+const WRITE_KILL_SUIDGID = 1
+/** n[2] of a write: the file is O_APPEND at this write (fcntl F_SETFL may change it after open). */
+const WRITE_APPEND = 2
 const RENAME_NOREPLACE = 1
 const RENAME_EXCHANGE = 2
 /**
@@ -305,6 +311,20 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
     return fh >= 0 ? handles.get(fh) : aliased(path)
   }
 
+  /**
+   * A write the kernel sent without clearing setuid/setgid itself (direct I/O: an O_APPEND
+   * handle, O_DIRECT) by a writer without CAP_FSETID: clear them before its bytes land, as the
+   * kernel does on other writes (should_remove_suid): setuid always, setgid when the group may
+   * execute (without it the bit marks mandatory locking, which a write leaves). Through the same
+   * path fchmod takes.
+   */
+  async function killSuidGid (fh: FileHandle, o: AbortOptions): Promise<void> {
+    const mode = (await fh.stat(o)).mode
+    let kill = mode & S_ISUID
+    if ((mode & S_IXGRP) !== 0) kill |= mode & S_ISGID
+    if (kill !== 0) await fh.chmod(mode & 0o7777 & ~kill, o)
+  }
+
   /** The caller that owns a new entry in `path`'s directory: setgid dirs pass on their gid. */
   async function owner (path: string, caller: Caller, o: AbortOptions): Promise<{ caller: Caller, setgid: boolean }> {
     const parent = await volume.lstat(parentOf(path), o)
@@ -505,7 +525,10 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         // writes libfuse takes), used by nothing after this request: handed over, so the volume
         // keeps it rather than copying it
         // and the chunks it finished are stored behind it within the write's own deadline
-        const { bytesWritten } = await handles.get(n[0]).write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true })
+        const fh = handles.get(n[0])
+        if ((n[2] & WRITE_KILL_SUIDGID) !== 0) await killSuidGid(fh, o)
+        const append = (n[2] & WRITE_APPEND) !== 0
+        const { bytesWritten } = await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append })
         return { result: bytesWritten }
       }
       case Op.statfs:

@@ -83,8 +83,11 @@ export interface FileHandle {
    * `deadlineMs`: the caller's deadline of this write (the FUSE edge's: its signal aborts then);
    * the chunks the write finished, stored after it is answered, get as long (default
    * STORE_BEHIND_TIMEOUT_MS, node/open-file.ts).
+   * `append`: whether this write is an O_APPEND one (at the end of file when its turn comes,
+   * whatever `position` says), over the handle's open flags: the FUSE edge's file flags at the
+   * write (fcntl F_SETFL sets and clears O_APPEND after open).
    */
-  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions & { handOver?: boolean, deadlineMs?: number }) => Promise<{ bytesWritten: number }>
+  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions & { handOver?: boolean, deadlineMs?: number, append?: boolean }) => Promise<{ bytesWritten: number }>
   truncate: (len?: number, options?: AbortOptions) => Promise<void>
   /**
    * fallocate(2): `mode` is the kernel's flags (FALLOC_FL_KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE

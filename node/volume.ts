@@ -1929,9 +1929,10 @@ export class Volume implements VolumeApi {
         // copy now (the caller may reuse its buffer), unless it hands the buffer over: OpenFile
         // keeps the bytes it is given (whole chunks, patches) without a copy of its own
         const data = options.handOver === true ? buffer.subarray(offset, offset + length) : buffer.slice(offset, offset + length)
-        // O_APPEND: at the end of file when this write's turn comes, whatever `position` says;
+        // O_APPEND (the handle's, or this write's: options.append): at the end of file when this
+        // write's turn comes, whatever `position` says;
         // as POSIX: a write that starts at the limit fails, one that would cross it is cut short
-        const { bytesWritten } = await f.write(data, fl.append ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX, deadlineMs: options.deadlineMs })
+        const { bytesWritten } = await f.write(data, (options.append ?? fl.append) ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX, deadlineMs: options.deadlineMs })
         return { bytesWritten }
       },
       async truncate (len = 0, options = {}) {

@@ -51,6 +51,35 @@ describe('fuse permissions', function () {
     assert.equal(await ok('echo appended >> roots; cat roots', { cwd: `${m.dir}/shared`, user }), 'appended\n')
   })
 
+  // an O_APPEND handle is direct I/O (fuse/binding.c): the kernel leaves clearing the bits to
+  // the filesystem (FUSE_WRITE_KILL_SUIDGID), where a write through the page cache has them
+  // cleared by the kernel itself. The last file is written in place through a plain handle, for
+  // reference
+  async function appendsClearSuid (dir: string): Promise<void> {
+    const appendRdwr = (f: string): string => `perl -e 'use Fcntl; sysopen(F, "${f}", O_RDWR|O_APPEND) or die $!; syswrite(F, "c\\n") == 2 or die $!'`
+    const out = await ok(`
+      for m in 6755 4755 2755 2745; do echo a > f$m; chmod $m f$m; echo b >> f$m; done
+      echo a > rw; chmod 6755 rw; ${appendRdwr('rw')}
+      echo a > pw; chmod 6755 pw; echo b 1<> pw
+      stat -c '%n %a' f6755 f4755 f2755 f2745 rw pw; cat f6755 rw`, { cwd: dir, user })
+    assert.equal(out, 'f6755 755\nf4755 755\nf2755 755\nf2745 2745\nrw 755\npw 755\na\nb\na\nc\n')
+  }
+
+  it('a write through an O_APPEND handle clears setuid, and setgid when group-executable, as other writes do', async function () {
+    await appendsClearSuid(`${m.dir}/shared`)
+  })
+
+  it('... also a write the binding leaves to libfuse (directWrites 0: every write)', async function () {
+    const m0 = await mountTemp(t, { directWrites: 0 })
+    await ok('chmod 1777 .', { cwd: m0.dir })
+    await appendsClearSuid(m0.dir)
+  })
+
+  it('root (CAP_FSETID) appending keeps setuid and setgid', async function () {
+    const out = await ok('echo a > f; chmod 6755 f; echo b >> f; stat -c %a f', { cwd: `${m.dir}/shared` })
+    assert.equal(out, '6755\n')
+  })
+
   it('setgid directories pass their group to new entries', async function () {
     await ok('mkdir -m 2777 shared/team && chgrp 4321 shared/team', { cwd: m.dir })
     const out = await ok('touch f; mkdir d; stat -c "%u %g %A" f d', { cwd: `${m.dir}/shared/team`, user })

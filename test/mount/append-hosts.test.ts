@@ -53,22 +53,23 @@ const atOnce = (loops: string[]): string => `${loops.map((l, i) => `(${l}) & p${
 interface Pair { t: Teardown, data: string[], mnt: string[], hosts: Up[] }
 
 /**
- * Make two hosts of one new network and start both, apart (neither knows the other) or, with
- * `joined`, host 1 joining host 0 and the two seeing each other before this returns. Everything
- * it makes is `t`'s to tear down.
+ * Make two hosts of one new network in `pair` (empty) and start both, apart (neither knows the
+ * other) or, with `joined`, host 1 joining host 0 and the two seeing each other before this
+ * returns. `pair` holds what it made so far when it fails part-way; everything it makes is
+ * `pair.t`'s to tear down.
  */
-async function twoHosts (t: Teardown, prefix: string, joined: boolean): Promise<Pair> {
-  const made = await initHosts(t, prefix, 2)
-  const pair: Pair = { t, data: made.data, mnt: made.mnt, hosts: [] }
-  pair.hosts.push(await startMounted(t, pair, 0, []))
-  pair.hosts.push(await startMounted(t, pair, 1, joined ? ['--join', pair.hosts[0].addresses[0]] : []))
+async function twoHosts (pair: Pair, prefix: string, joined: boolean): Promise<void> {
+  const made = await initHosts(pair.t, prefix, 2)
+  pair.data.push(...made.data)
+  pair.mnt.push(...made.mnt)
+  pair.hosts.push(await startMounted(pair.t, pair, 0, []))
+  pair.hosts.push(await startMounted(pair.t, pair, 1, joined ? ['--join', pair.hosts[0].addresses[0]] : []))
   if (joined) {
     await until('the hosts see each other', async () => {
       const r = await darkfs(['--data', pair.data[1], 'peers', '--json'])
       return r.code === 0 && JSON.parse(r.stdout).length === 1
     }, CONVERGE_WITHIN_MS)
   }
-  return pair
 }
 
 /** Wait until both mounts read the same bytes of `name` with `count` lines, and return them. */
@@ -99,27 +100,35 @@ describe('O_APPEND across two hosts, each `darkfs up --mount`', function () {
   this.timeout(600_000)
   // each case makes its own two hosts (twoHosts) and they go after it, whatever it did
   let pair: Pair | undefined
+  let kept = 0
   afterEach(async function () {
     const p = pair
     pair = undefined
     if (p === undefined) return
-    // what the hosts logged, when a case fails (a lost append leaves its trace there)
-    if (this.currentTest?.state === 'failed') for (const [i, h] of p.hosts.entries()) console.error(`--- host ${i} stderr ---\n${h.stderr()}`)
-    // DARKFS_KEEP_FAILED=DIR: a failed case's data dirs (op logs, blocks) copied there, the hosts stopped first
-    const keep = process.env.DARKFS_KEEP_FAILED
-    if (this.currentTest?.state === 'failed' && keep !== undefined && keep !== '') {
-      for (const h of p.hosts) await h.stop('SIGTERM')
-      for (const [i, d] of p.data.entries()) await cp(d, join(keep, `data${i}`), { recursive: true })
-      console.error(`data dirs kept in ${keep}`)
+    try {
+      if (this.currentTest?.state !== 'failed') return
+      // what the hosts logged (a lost append leaves its trace there), of those started
+      console.error(`--- ${p.hosts.length} of 2 hosts started, data dirs: ${p.data.join(' ') || 'none'} ---`)
+      for (const [i, h] of p.hosts.entries()) console.error(`--- host ${i} stderr ---\n${h.stderr()}`)
+      // DARKFS_KEEP_FAILED=DIR: a failed case's data dirs (op logs, blocks) copied to DIR/<n>-<case>/data<i>,
+      // the hosts stopped first
+      const keep = process.env.DARKFS_KEEP_FAILED
+      if (keep !== undefined && keep !== '' && p.data.length > 0) {
+        const into = join(keep, `${++kept}-${(this.currentTest.title).replace(/[^A-Za-z0-9]+/g, '-').slice(0, 60).replace(/-$/, '')}`)
+        for (const h of p.hosts) await h.stop('SIGTERM')
+        for (const [i, d] of p.data.entries()) await cp(d, join(into, `data${i}`), { recursive: true })
+        console.error(`data dirs kept in ${into}`)
+      }
+    } finally {
+      await p.t.run()
     }
-    await p.t.run()
   })
   const begin = async (prefix: string, joined: boolean): Promise<Pair> => {
-    const t = new Teardown()
-    // torn down by afterEach even when twoHosts fails part-way
-    pair = { t, data: [], mnt: [], hosts: [] }
-    pair = await twoHosts(t, prefix, joined)
-    return pair
+    // torn down by afterEach, with what twoHosts started, even when it fails part-way
+    const p: Pair = { t: new Teardown(), data: [], mnt: [], hosts: [] }
+    pair = p
+    await twoHosts(p, prefix, joined)
+    return p
   }
 
   it('apart, then joined: 200 appends on each host, each to its own new `log`, all kept after the join', async () => {

@@ -18,7 +18,6 @@ import type { Op } from '../../node/tree/types.ts'
 // seeded as tree-props.test.ts: DARKFS_PROP_SEED=<n> or random, DARKFS_PROP_RUNS=<n>
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261206)
 const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
-fc.configureGlobal({ seed: PROP_SEED })
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -173,6 +172,6 @@ describe(`node/tree appended lines (seed ${PROP_SEED})`, function () {
       } finally {
         await t.run()
       }
-    }), { numRuns: 60 * RUNS })
+    }), { seed: PROP_SEED, numRuns: 60 * RUNS })
   })
 })

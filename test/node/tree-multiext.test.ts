@@ -26,7 +26,6 @@ const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
 // to hunt (a run's authors come from its seed, so fast-check's seed and path replay it):
 // MULTIEXT_RUNS (runs, x RUNS), MULTIEXT_LEN (longest action list), MULTIEXT_NOSHRINK (stop at
 // the first failure), MULTIEXT_PATH (replay one), MULTIEXT_TIMEOUT (ms, to let shrinking finish)
-fc.configureGlobal({ seed: PROP_SEED })
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -238,7 +237,7 @@ describe('node/tree multi-extent ops', function () {
       } finally {
         await t.run()
       }
-    }), { numRuns: Number(process.env.MULTIEXT_RUNS ?? 40) * RUNS, endOnFailure: process.env.MULTIEXT_NOSHRINK !== undefined, ...(process.env.MULTIEXT_PATH !== undefined ? { path: process.env.MULTIEXT_PATH } : {}) })
+    }), { seed: PROP_SEED, numRuns: Number(process.env.MULTIEXT_RUNS ?? 40) * RUNS, endOnFailure: process.env.MULTIEXT_NOSHRINK !== undefined, ...(process.env.MULTIEXT_PATH !== undefined ? { path: process.env.MULTIEXT_PATH } : {}) })
   })
 
   it('a multi-extent op round-trips, and the volume makes one op per MAX_OP_EXTENTS extents', async () => {

@@ -9,7 +9,6 @@ import fc from 'fast-check'
 // property (default 1). Counterexamples found so far are replayed in tree-regress.test.ts.
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261121)
 const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
-fc.configureGlobal({ seed: PROP_SEED })
 import { Teardown } from '../../harness/tmp.ts'
 import { replica, allOps, snapshot, sync, ls, text } from '../helpers/tree.ts'
 import { walk, play, assertNoWriteLost, assertNoLitter, type Step, type Written } from '../helpers/tree-play.ts'
@@ -95,7 +94,7 @@ describe(`node/tree properties (seed ${PROP_SEED})`, function () {
       } finally {
         await t.run()
       }
-    }), { numRuns: 60 * RUNS })
+    }), { seed: PROP_SEED, numRuns: 60 * RUNS })
   })
 
   it('no write is lost: every version is in history(), every unsuperseded one is visible', async () => {
@@ -108,7 +107,7 @@ describe(`node/tree properties (seed ${PROP_SEED})`, function () {
       } finally {
         await t.run()
       }
-    }), { numRuns: 50 * RUNS })
+    }), { seed: PROP_SEED, numRuns: 50 * RUNS })
   })
 
   it('merges never litter: no conflict of a conflict, no copy of a conflict, no second name for one file', async () => {
@@ -120,7 +119,7 @@ describe(`node/tree properties (seed ${PROP_SEED})`, function () {
       } finally {
         await t.run()
       }
-    }), { numRuns: 50 * RUNS })
+    }), { seed: PROP_SEED, numRuns: 50 * RUNS })
   })
 
   it('no cycles and no orphans: every live entry has a path from the root', async () => {
@@ -143,7 +142,7 @@ describe(`node/tree properties (seed ${PROP_SEED})`, function () {
       } finally {
         await t.run()
       }
-    }), { numRuns: 50 * RUNS })
+    }), { seed: PROP_SEED, numRuns: 50 * RUNS })
   })
 
   it('identical content written at one name on every replica, however made, stored and delivered, is one version and no conflict', async () => {
@@ -209,7 +208,7 @@ describe(`node/tree properties (seed ${PROP_SEED})`, function () {
       } finally {
         await t.run()
       }
-    }), { numRuns: 80 * RUNS })
+    }), { seed: PROP_SEED, numRuns: 80 * RUNS })
   })
 
   it('appends and writes on several replicas, any delivery order: every replica reads the same bytes and no append is lost', async () => {
@@ -287,6 +286,6 @@ describe(`node/tree properties (seed ${PROP_SEED})`, function () {
       } finally {
         await t.run()
       }
-    }), { numRuns: 80 * RUNS })
+    }), { seed: PROP_SEED, numRuns: 80 * RUNS })
   })
 })
