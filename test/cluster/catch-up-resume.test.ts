@@ -5,25 +5,11 @@
 import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
 import { startMesh, until } from '../../harness/cluster.ts'
+import { agreed, shared, treeOf } from '../helpers/file-pair.ts'
 
 const enc = new TextEncoder()
 type Host = Awaited<ReturnType<typeof startMesh>>[number]
 const MiB = 1 << 20
-
-function treeOf (h: Host, name: string): any {
-  const e = h.tree.lookup('root', name)
-  return e === undefined ? undefined : h.tree.get(e.inode)
-}
-
-async function agreed (h0: Host, h1: Host, name: string): Promise<Uint8Array> {
-  let got: Uint8Array = new Uint8Array(0)
-  await until('both hosts read alike', async () => {
-    const [a, b] = await Promise.all([h0.volume.readFile(`/${name}`), h1.volume.readFile(`/${name}`)])
-    got = a
-    return Buffer.compare(a, b) === 0
-  }, 60_000)
-  return got
-}
 
 describe('catch-up: a peer\'s append a close stopped part-way through laying (review36g)', function () {
   this.timeout(240_000)
@@ -32,19 +18,11 @@ describe('catch-up: a peer\'s append a close stopped part-way through laying (re
   let hosts: Host[]
   before(async () => { hosts = await startMesh(t, 2) })
 
-  async function start (name: string, bytes: Uint8Array): Promise<void> {
-    const [h0, h1] = hosts
-    await h0.volume.writeFile(`/${name}`, bytes)
-    await until('host 1 reads', async () => {
-      try { return Buffer.compare(await h1.volume.readFile(`/${name}`), bytes) === 0 } catch { return false }
-    }, 60_000)
-  }
-
   // host 0: 2 MiB file, 1 MiB written at 0 (pending); host 1 appends 1 MiB + 4 KiB; host 0's fsync aborted after
   // the append's first piece is laid; returns host 0's handle
   async function interrupted (name: string): Promise<any> {
     const [h0, h1] = hosts
-    await start(name, new Uint8Array(2 * MiB).fill(0x61))
+    await shared(h0, h1, name, new Uint8Array(2 * MiB).fill(0x61))
     const fh = await h0.volume.open(`/${name}`, 'r+')
     await fh.write(new Uint8Array(MiB).fill(0x62), 0, MiB, 0)
     const fa = await h1.volume.open(`/${name}`, 'a')

@@ -1,25 +1,11 @@
 import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
 import { startMesh, until } from '../../harness/cluster.ts'
+import { agreed, shared, treeOf } from '../helpers/file-pair.ts'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
 type Host = Awaited<ReturnType<typeof startMesh>>[number]
-
-function treeOf (h: Host, name: string): any {
-  const e = h.tree.lookup('root', name)
-  return e === undefined ? undefined : h.tree.get(e.inode)
-}
-
-async function agreed (h0: Host, h1: Host, name: string): Promise<Uint8Array> {
-  let got: Uint8Array = new Uint8Array(0)
-  await until('both hosts read alike', async () => {
-    const [a, b] = await Promise.all([h0.volume.readFile(`/${name}`), h1.volume.readFile(`/${name}`)])
-    got = a
-    return Buffer.compare(a, b) === 0
-  }, 60_000)
-  return got
-}
 
 describe('catchUp: a whole write over a moving file (write36 mends)', function () {
   this.timeout(180_000)
@@ -28,17 +14,9 @@ describe('catchUp: a whole write over a moving file (write36 mends)', function (
   let hosts: Host[]
   before(async () => { hosts = await startMesh(t, 2) })
 
-  async function start (name: string, bytes: Uint8Array): Promise<void> {
-    const [h0, h1] = hosts
-    await h0.volume.writeFile(`/${name}`, bytes)
-    await until('host 1 reads', async () => {
-      try { return Buffer.compare(await h1.volume.readFile(`/${name}`), bytes) === 0 } catch { return false }
-    }, 60_000)
-  }
-
   it('a version came between, not seeing an append host 0 already holds: the append is not laid twice', async () => {
     const [h0, h1] = hosts
-    await start('v', enc.encode('base\n'))
+    await shared(h0, h1, 'v', enc.encode('base\n'))
     // host 1 receives nothing until the gate opens
     let open!: () => void
     const gate = new Promise<void>(resolve => { open = resolve })
@@ -67,7 +45,7 @@ describe('catchUp: a whole write over a moving file (write36 mends)', function (
   it('a truncate up here, a peer\'s positioned write across both ends: the peer\'s bytes are kept, past the new end too', async () => {
     const [h0, h1] = hosts
     const K = 256 << 10
-    await start('tu', new Uint8Array(K).fill(0x61))
+    await shared(h0, h1, 'tu', new Uint8Array(K).fill(0x61))
     const fh = await h0.volume.open('/tu', 'r+')
     await fh.truncate(K + 20)
     const fp = await h1.volume.open('/tu', 'r+')
@@ -84,7 +62,7 @@ describe('catchUp: a whole write over a moving file (write36 mends)', function (
 
   it('a truncate to 0 here, a peer\'s append then positioned write: the append\'s op bytes are not written over', async () => {
     const [h0, h1] = hosts
-    await start('m', new Uint8Array(256 << 10).fill(0x61))
+    await shared(h0, h1, 'm', new Uint8Array(256 << 10).fill(0x61))
     const fh = await h0.volume.open('/m', 'r+')
     await fh.truncate(0)
     const fa = await h1.volume.open('/m', 'a')
@@ -107,7 +85,7 @@ describe('catchUp: a whole write over a moving file (write36 mends)', function (
   it('an fsync aborted while it lays a peer\'s appends: the close after it lays none of them twice', async () => {
     const [h0, h1] = hosts
     const MiB = 1 << 20
-    await start('ab', new Uint8Array(2 * MiB).fill(0x61))
+    await shared(h0, h1, 'ab', new Uint8Array(2 * MiB).fill(0x61))
     const fh = await h0.volume.open('/ab', 'r+')
     await fh.write(new Uint8Array(MiB).fill(0x62), 0, MiB, 0)
     for (const line of ['R1\n', 'R2\n']) {

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
 import { startMesh, until } from '../../harness/cluster.ts'
+import { agreed, shared, treeOf } from '../helpers/file-pair.ts'
 import { WHOLE_WRITE_TRIES } from 'darkfs'
 
 const enc = new TextEncoder()
@@ -15,27 +16,11 @@ const MiB = 1 << 20
 
 type Host = Awaited<ReturnType<typeof startMesh>>[number]
 
-/** /name's size in host `h`'s tree (its committed state, not an open file's pending one). */
-function treeSize (h: Host, name: string): number | undefined {
-  const e = h.tree.lookup('root', name)
-  return e === undefined ? undefined : h.tree.get(e.inode)?.size
-}
-
 async function appendFrom (h: Host, name: string, text: string): Promise<void> {
   const fa = await h.volume.open(`/${name}`, 'a')
   const r = enc.encode(text)
   await fa.write(r, 0, r.byteLength, 0)
   await fa.close()
-}
-
-async function agreed (h0: Host, h1: Host, name: string): Promise<Uint8Array> {
-  let got: Uint8Array = new Uint8Array(0)
-  await until('both hosts read /f alike', async () => {
-    const [a, b] = await Promise.all([h0.volume.readFile(`/${name}`), h1.volume.readFile(`/${name}`)])
-    got = a
-    return Buffer.compare(a, b) === 0
-  }, 60_000)
-  return got
 }
 
 describe('a whole write and a peer\'s op it did not read', function () {
@@ -45,33 +30,25 @@ describe('a whole write and a peer\'s op it did not read', function () {
   let hosts: Host[]
   before(async () => { hosts = await startMesh(t, 2) })
 
-  async function start (name: string, bytes: Uint8Array): Promise<void> {
-    const [h0, h1] = hosts
-    await h0.volume.writeFile(`/${name}`, bytes)
-    await until('host 1 reads /f', async () => {
-      try { return Buffer.compare(await h1.volume.readFile(`/${name}`), bytes) === 0 } catch { return false }
-    }, 60_000)
-  }
-
   it('an inline file written at 0 keeps a peer\'s append received before the close', async () => {
     const [h0, h1] = hosts
-    await start('inline', enc.encode('aaaa\n'))
+    await shared(h0, h1, 'inline', enc.encode('aaaa\n'))
     const fh = await h0.volume.open('/inline', 'r+')
     await fh.write(enc.encode('X'), 0, 1, 0)
     await appendFrom(h1, 'inline', 'R\n')
-    await until('host 0 has host 1\'s append', () => treeSize(h0, 'inline') === 7)
+    await until('host 0 has host 1\'s append', () => treeOf(h0, 'inline')?.size === 7)
     await fh.close()
     assert.equal(dec.decode(await agreed(h0, h1, 'inline')), 'Xaaa\nR\n')
   })
 
   it('a file truncated then written keeps a peer\'s append received before the close', async () => {
     const [h0, h1] = hosts
-    await start('cut', enc.encode('old contents\n'))
+    await shared(h0, h1, 'cut', enc.encode('old contents\n'))
     const fh = await h0.volume.open('/cut', 'r+')
     await fh.truncate(0)
     await fh.write(enc.encode('new\n'), 0, 4, 0)
     await appendFrom(h1, 'cut', 'R\n')
-    await until('host 0 has host 1\'s append', () => treeSize(h0, 'cut') === 15)
+    await until('host 0 has host 1\'s append', () => treeOf(h0, 'cut')?.size === 15)
     await fh.close()
     // the append did not see the truncate: it lands after the write's bytes
     assert.equal(dec.decode(await agreed(h0, h1, 'cut')), 'new\nR\n')
@@ -80,13 +57,13 @@ describe('a whole write and a peer\'s op it did not read', function () {
   it('a large file\'s dense close keeps a peer\'s append received before it', async () => {
     const [h0, h1] = hosts
     const old = new Uint8Array(2 * MiB).fill(0x61)
-    await start('dense', old)
+    await shared(h0, h1, 'dense', old)
     const fh = await h0.volume.open('/dense', 'r+')
     // a whole chunk rewritten: past the patch bounds, a whole version
     const mine = new Uint8Array(MiB).fill(0x62)
     await fh.write(mine, 0, mine.byteLength, 0)
     await appendFrom(h1, 'dense', 'R\n')
-    await until('host 0 has host 1\'s append', () => treeSize(h0, 'dense') === 2 * MiB + 2, 60_000)
+    await until('host 0 has host 1\'s append', () => treeOf(h0, 'dense')?.size === 2 * MiB + 2, 60_000)
     await fh.close()
     const got = await agreed(h0, h1, 'dense')
     assert.equal(got.byteLength, 2 * MiB + 2)
@@ -98,7 +75,7 @@ describe('a whole write and a peer\'s op it did not read', function () {
   it('a large file\'s dense close keeps a peer\'s positioned writes received before it, its own bytes winning where they meet', async () => {
     const [h0, h1] = hosts
     const old = new Uint8Array(2 * MiB).fill(0x61)
-    await start('dense-pos', old)
+    await shared(h0, h1, 'dense-pos', old)
     const fh = await h0.volume.open('/dense-pos', 'r+')
     const mine = new Uint8Array(MiB).fill(0x62)
     await fh.write(mine, 0, mine.byteLength, 0)
@@ -126,7 +103,7 @@ describe('a whole write and a peer\'s op it did not read', function () {
    */
   async function moving (name: string, old: Uint8Array, mine: Uint8Array): Promise<{ kinds: string[], lines: string[], got: Uint8Array }> {
     const [h0, h1] = hosts
-    await start(name, old)
+    await shared(h0, h1, name, old)
     const fh = await h0.volume.open(`/${name}`, 'r+')
     await fh.write(mine, 0, mine.byteLength, 0)
     const id = h0.tree.lookup('root', name)?.inode as string
@@ -139,10 +116,10 @@ describe('a whole write and a peer\'s op it did not read', function () {
       if (write !== undefined) {
         kinds.push(write.type === 'write' ? 'write' : 'extent')
         const line = `R${lines.length}\n`
-        const size = treeSize(h0, name) as number
+        const size = treeOf(h0, name)?.size as number
         await appendFrom(h1, name, line)
         lines.push(line)
-        await until('host 0 has host 1\'s append', () => treeSize(h0, name) === size + line.length, 60_000)
+        await until('host 0 has host 1\'s append', () => treeOf(h0, name)?.size === size + line.length, 60_000)
       }
       return await commitMany(bodies, ...rest)
     }
