@@ -49,11 +49,12 @@
 // record of it). A promise a holder gives itself (its own fragment) is no record: another
 // writer's give-up of the same bytes is refused only while it lasts. A record goes with its
 // block when a release deletes it. Records are in memory and bounded (PUT_REMEMBER_MAX, least
-// recently put forgotten first): a block held with no record (its record forgotten, or lost in
+// recently put of the peer holding the most records forgotten first): a block held with no record (its record forgotten, or lost in
 // a restart, or the block pulled here) is refused to everyone and left to GC, and stays so when
 // it is pushed or promised again (session 36: a member pushing it again was its only putter,
 // and could have another writer's block deleted); but a record of one putter forgotten for room
-// comes back when that putter puts it again (PUT_EVICTED_MAX: a long write's renewal). A record
+// comes back when that putter puts it again (PUT_EVICTED_MAX: a long write's renewal), and that
+// putter alone may still release it meanwhile (its abandoned write longer than the table). A record
 // goes with its block whenever the store loses it (Store onGone: GC, handover, pins, local
 // deletes, once the file is gone), is not forgotten for room while a put of its block lands,
 // and lists PUT_NAMES_MAX peers at most (past that the block is nobody's). A put of a block held
@@ -105,37 +106,36 @@ export const RELEASE_REMEMBER_MAX = 65_536
  * 17 MiB of heap (measured: ~260 B a record of one pusher and one promisee; session 36's named
  * list and per-peer share added ~220 B a record, ~31 MiB in all). Pushes naming made-up origins
  * (any string up to 128 B) cost more: ~1.3 KB a record listing PUT_NAMES_MAX of them (measured:
- * one sender's share, 16,384 records, 20 MiB; 171 MiB when a record listed 64), so a table
- * filled by four such senders is ~80 MiB, and the records kept aside (PUT_EVICTED_MAX) ~20 MiB
- * more. A release comes within
+ * 16,384 records, 20 MiB; 171 MiB when a record listed 64), so a table filled with such records
+ * is ~80 MiB, and the records kept aside (PUT_EVICTED_MAX) ~20 MiB more. A release comes within
  * minutes of the put it undoes; a block whose record was forgotten is refused to every asker,
- * pushed here again or not (GC removes what nothing needs, after its retention). Floods of
- * pushes from several members (one alone fills at most PUT_REMEMBER_PER_PEER) can push other writers'
- * records out: their releases are refused then (space held until GC), their blocks not deleted.
+ * pushed here again or not (GC removes what nothing needs, after its retention). When the
+ * table is full, the record forgotten is the least recently put of the peer whose puts made the
+ * most records (record()): one writer, or one relay, may fill the table alone (review36h: a
+ * quarter share each refused the release of all but the last 16,384 blocks of one long abandoned
+ * put), and a member flooding a holder with pushes forgets its own records once it holds more than
+ * any other writer (65,536 tiny pushes once emptied the table of every other writer's records).
+ * Several members flooding together can still push out the records of a writer holding more than
+ * each of them: its releases are refused then (space held until GC), its blocks not deleted.
  */
 export const PUT_REMEMBER_MAX = 65_536
-/**
- * Records the puts of one peer (its pushes, the promises it asks) make at most, its least recently put
- * forgotten first: a member flooding a holder with pushes (65,536 tiny ones emptied the table of
- * every other writer's records, whose releases were then refused) forgets its own.
- */
-export const PUT_REMEMBER_PER_PEER = PUT_REMEMBER_MAX / 4
 /**
  * Records forgotten for room that had one putter (its own block: no other peer pushed it,
  * named it or was promised it, and it was not held before any record) kept aside at most, the
  * oldest dropped first: that peer's next push or promise of the block (an open write's renewal)
  * brings the record back instead of making the block nobody's (review36c: a write longer than its
- * share of records had its own release of its early blocks refused). ~590 B of heap each
- * (measured: 16,384 kept aside, two runs): ~9.2 MiB in all.
+ * share of records had its own release of its early blocks refused), and that peer alone may
+ * release it meanwhile (mayRelease()). ~590 B of heap each (measured: 16,384 kept aside, two
+ * runs): ~9.2 MiB in all.
  */
-export const PUT_EVICTED_MAX = PUT_REMEMBER_PER_PEER
+export const PUT_EVICTED_MAX = 16_384
 /**
  * Peers one record lists at most in each of its lists (pushers, promisees, named origins): a push
  * names any string as its origin (swarm readPeer), and 40,000 tiny pushes of one block, each
  * naming a new one, took 9 s of the holder's CPU (review36c: O(n) lookups in unbounded lists).
  * Past it the block is nobody's (`unknown`: refused to every asker, left to GC); a block has a
  * few writers, not dozens. Small, since origins are any strings a sender names (review36f: 64
- * of 128 B each made a sender's share of records 171 MiB of heap; 4, 20 MiB: PUT_REMEMBER_MAX).
+ * of 128 B each made 16,384 records 171 MiB of heap; 4, 20 MiB: PUT_REMEMBER_MAX).
  */
 export const PUT_NAMES_MAX = 4
 /**
@@ -230,7 +230,7 @@ export class Release {
    * both at its release (it gave the block up).
    */
   private readonly putBy = new Map<string, PutRecord>()
-  /** peer -> the records its puts made (PUT_REMEMBER_PER_PEER), least recently put first. */
+  /** peer -> the records its puts made, least recently put first (the most held are forgotten first: record()). */
   private readonly madeBy = new Map<string, Set<string>>()
   /**
    * block -> puts of it under way (releasingSink: from before its store stat to after arrived()):
@@ -283,9 +283,11 @@ export class Release {
 
   /**
    * The record of who put `key` here, made the most recently put. A new one counts against `by`
-   * (the peer whose push or promise makes it), whose records are at most PUT_REMEMBER_PER_PEER:
-   * its least recently put is forgotten first, so one member's flood of pushes forgets its own records,
-   * not other writers' (theirs are forgotten only once several peers fill the table).
+   * (the peer whose push or promise makes it); past PUT_REMEMBER_MAX records, the least recently
+   * put of the peer with the most records is forgotten: one writer's long put (or one relay's) may
+   * fill the table alone, and one member's flood of pushes forgets its own records, not another
+   * writer's holding fewer (review36h: a fixed quarter share per peer refused a long abandoned
+   * put's release of its early blocks).
    */
   private record (key: string, by: string): PutRecord {
     let r = this.putBy.get(key)
@@ -293,8 +295,6 @@ export class Release {
       r = { pushed: [], claimed: [], named: [], pushedAt: -Infinity, by }
       // a record kept aside is of an older put: this one is made afresh (revive() brings it back first)
       this.evicted.delete(key)
-      const made = this.madeBy.get(by)
-      if (made !== undefined && made.size >= PUT_REMEMBER_PER_PEER) this.forgetOldest(made)
       const mine = this.madeBy.get(by) ?? new Set<string>()
       mine.add(key)
       this.madeBy.set(by, mine)
@@ -308,17 +308,31 @@ export class Release {
       if (mine !== undefined) { mine.delete(key); mine.add(key) }
     }
     this.putBy.set(key, r)
-    while (this.putBy.size > PUT_REMEMBER_MAX && this.forgetOldest(this.putBy.keys()));
+    this.forgetForRoom(key)
     return r
+  }
+
+  /**
+   * Past PUT_REMEMBER_MAX records, forgets the least recently put of the peer with the most
+   * (never `except`, the record just made): a scan of the peers that made records, only while the
+   * table is full. (When all of that peer's records are of puts under way, the table stays over
+   * its bound until they land: few.)
+   */
+  private forgetForRoom (except: string): void {
+    while (this.putBy.size > PUT_REMEMBER_MAX) {
+      let most: Set<string> | undefined
+      for (const mine of this.madeBy.values()) if (most === undefined || mine.size > most.size) most = mine
+      if (most === undefined || !this.forgetOldest(most, except)) return
+    }
   }
 
   /**
    * Forgets the first of `keys` (oldest first) with no put of it under way (`landing`): whether
    * one was. (Records of puts under way, few, may exceed a bound for as long as they land.)
    */
-  private forgetOldest (keys: Iterable<string>): boolean {
+  private forgetOldest (keys: Iterable<string>, except?: string): boolean {
     for (const k of keys) {
-      if (this.landing.has(k)) continue
+      if (this.landing.has(k) || k === except) continue
       const r = this.putBy.get(k)
       this.forget(k)
       if (r !== undefined && soleOf(r) !== undefined) {
@@ -394,12 +408,17 @@ export class Release {
    * naming itself, that has not released it since (a writer of the same bytes: a member pushing,
    * or asking a promise of, another's block then releasing it deletes nothing). Any other
    * release of a held block is refused (#14 "bad input": one member cannot have another's data
-   * deleted).
+   * deleted). A block whose record was forgotten for room is the asker's when the record kept
+   * aside (`evicted`: only of one putter, dropped at any other peer's put of the block) lists
+   * the asker alone (review36h: a long abandoned put's early blocks, otherwise left to GC).
    */
   private mayRelease (cid: CID, asker: string): 'yes' | 'notPut' | 'claimed' {
     const key = cid.toString()
     const r = this.putBy.get(key)
-    if (r === undefined) return 'notPut'
+    if (r === undefined) {
+      const old = this.evicted.get(key)
+      return old !== undefined && soleOf(old) === asker && (old.pushed.includes(asker) || old.claimed.includes(asker)) ? 'yes' : 'notPut'
+    }
     if (r.claimed.some(p => p !== asker)) return 'claimed'
     // held before anything was recorded here: maybe another writer's, whose record is gone; a
     // push or promise since does not make it the asker's
@@ -443,6 +462,8 @@ export class Release {
     // another putter's release)
     for (const c of cids) {
       const r = this.putBy.get(c.toString())
+      // (a record kept aside is of one putter: the asker's, given up, goes)
+      if (r === undefined && soleOf(this.evicted.get(c.toString())) === asker) this.evicted.delete(c.toString())
       if (r === undefined) continue
       r.pushed = r.pushed.filter(p => p !== asker)
       r.claimed = r.claimed.filter(p => p !== asker)
@@ -666,8 +687,8 @@ export class Release {
 }
 
 /** The one peer record `r` lists (pushed, promised, named), if one only and it was not held before any record. */
-function soleOf (r: PutRecord): string | undefined {
-  if (r.unknown === true) return undefined
+function soleOf (r: PutRecord | undefined): string | undefined {
+  if (r === undefined || r.unknown === true) return undefined
   let sole: string | undefined
   for (const p of [...r.pushed, ...r.claimed, ...r.named]) {
     if (sole === undefined) sole = p

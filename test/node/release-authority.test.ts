@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { Release, releasingSink, PUT_REMEMBER_PER_PEER, PUT_NAMES_MAX } from '../../node/keeper/release.ts'
+import { Release, releasingSink, PUT_REMEMBER_MAX, PUT_NAMES_MAX } from '../../node/keeper/release.ts'
 import type { ReleaseComponents } from '../../node/keeper/release.ts'
 import { Custody } from '../../node/keeper/custody.ts'
 import type { Retained } from '../../node/keeper/retained.ts'
@@ -318,20 +318,19 @@ describe('release authority gaps (session 36)', function () {
     return releasingSink(store, () => release)
   }
 
-  it('A: once B\'s record was flushed by a flood of pushes (four members), M pushing B\'s block again cannot release it', async function () {
+  it('A: once B\'s record was forgotten for room (B\'s own long put: B holds the most), M pushing B\'s block again cannot release it', async function () {
     this.timeout(60_000)
     const x = await block(41)
     const { release, held } = holder({ relayedFreshMs: 0 })
     const sink = sinkOver(held, release)
     await sink.put(x, new Uint8Array([41]), { from: 'B', origin: 'B', verified: true })
-    // M and three others flood the record table with tiny pushes (a quarter each, as much as one
-    // peer's puts may hold): B's record is the least recently put, and goes
+    // B's put goes on past the table (B holds the most records): X's record, its least recently
+    // put, is forgotten (kept aside, B's alone)
     const bytes = new Uint8Array(4)
     const view = new DataView(bytes.buffer)
     for (let i = 0; i < 65_536; i++) {
       view.setUint32(0, i)
-      const by = ['M', 'M2', 'M3', 'M4'][i % 4]
-      release.arriving(CID.createV1(0x55, await sha256.digest(bytes)), by, by)
+      release.arriving(CID.createV1(0x55, await sha256.digest(bytes)), 'B', 'B')
     }
     // M pushes X again (the store has it: kept), naming itself, then releases it
     await sink.put(x, new Uint8Array([41]), { from: 'M', origin: 'M', verified: true })
@@ -451,7 +450,7 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     return CID.createV1(0x55, await sha256.digest(bytes))
   }
 
-  it('a held block with no record (unknown) stays unknown when its pusher evicts its record (per-peer share) while its put is in flight', async function () {
+  it('a held block with no record (unknown) stays unknown when its pusher evicts its record (it holds the most) while its put is in flight', async function () {
     this.timeout(60_000)
     const x = await block(61)
     const { release, held } = holder({ relayedFreshMs: 0 })
@@ -459,17 +458,17 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     const slow: Slow = {}
     const sink = sinkOver(held, release, slow)
     await sink.put(x, new Uint8Array([61]), { from: 'M', origin: 'M', verified: true })
-    // M fills its share: X's record (unknown, made by M) is its oldest
-    for (let i = 0; i < PUT_REMEMBER_PER_PEER - 1; i++) release.arriving(await filler(i), 'M', 'M')
+    // M fills the table: X's record (unknown, made by M) is its oldest
+    for (let i = 0; i < PUT_REMEMBER_MAX - 1; i++) release.arriving(await filler(i), 'M', 'M')
     // M pushes X again; while the store's put is in flight, one more push of M's lands
     slow.cid = x
     const landed = new Promise<void>(resolve => { slow.landed = resolve })
     const p = sink.put(x, new Uint8Array([61]), { from: 'M', origin: 'M', verified: true })
     await landed
-    // a full share of M's pushes lands meanwhile (X, put again, is the youngest of M's records:
+    // a full table of M's pushes lands meanwhile (X, put again, is the youngest of M's records:
     // one more push alone would not reach it). Two guards keep it unknown: `landing` (not
     // forgotten while its put lands) and arrived()'s `held` (a record gone meanwhile of a held block is rebuilt unknown)
-    for (let i = 0; i < PUT_REMEMBER_PER_PEER; i++) release.arriving(await filler(1_000_000 + i), 'M', 'M')
+    for (let i = 0; i < PUT_REMEMBER_MAX; i++) release.arriving(await filler(1_000_000 + i), 'M', 'M')
     slow.gate!()
     await p
     assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
@@ -507,16 +506,16 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     assert.deepEqual(await release.answer([x], 'W'), [true])
   })
 
-  it('an open write renewing its promises keeps its records young in its share: past PUT_REMEMBER_PER_PEER pushes its early blocks are still its own to release', async function () {
+  it('an open write renewing its promises keeps its records young: past PUT_REMEMBER_MAX pushes its early blocks are still its own to release', async function () {
     this.timeout(60_000)
     const x = await block(67)
     const { release, held } = holder({ relayedFreshMs: 0 })
     const sink = sinkOver(held, release)
     await sink.put(x, new Uint8Array([67]), { from: 'W', origin: 'W', verified: true })
     release.noted([x], 'W') // the placement's promise round
-    // the write goes on (one renewal of its promises half-way), past W's share of records
-    for (let i = 0; i < PUT_REMEMBER_PER_PEER; i++) {
-      if (i === PUT_REMEMBER_PER_PEER / 2) release.noted([x], 'W')
+    // the write goes on (one renewal of its promises half-way), past the table
+    for (let i = 0; i < PUT_REMEMBER_MAX; i++) {
+      if (i === PUT_REMEMBER_MAX / 2) release.noted([x], 'W')
       release.arriving(await filler(i), 'W', 'W')
     }
     release.noted([x], 'W') // the next renewal
@@ -524,7 +523,7 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     assert.equal(held.has(x.toString()), false)
   })
 
-  it('a record of one putter forgotten for room (its share) comes back at that putter\'s renewal: its own release deletes it; nobody else gets it', async function () {
+  it('a record of one putter forgotten for room (its put longer than the table) comes back at that putter\'s renewal: its own release deletes it; nobody else gets it', async function () {
     this.timeout(60_000)
     const [x, y, z] = await Promise.all([block(68), block(69), block(70)])
     const { release, held } = holder({ relayedFreshMs: 0 })
@@ -533,8 +532,8 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     held.add((await block(71)).toString()) // held with no record: M's push makes it nobody's
     const u = await block(71)
     await sink.put(u, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
-    // W's write goes on past its share, no renewal in between: all four records forgotten for room
-    for (let i = 0; i < PUT_REMEMBER_PER_PEER; i++) release.arriving(await filler(i), 'W', 'W')
+    // W's write goes on past the table, no renewal in between: all four records forgotten for room
+    for (let i = 0; i < PUT_REMEMBER_MAX; i++) release.arriving(await filler(i), 'W', 'W')
     release.noted([x], 'W') // W's renewal: its own block again
     assert.deepEqual(await release.answer([x], 'W'), [true], 'W\'s own block, renewed, released')
     // M's promise, or its push naming W, of W's forgotten block gives M nothing
@@ -647,5 +646,73 @@ describe('release authority: held blocks stay nobody\'s across gaps (mend36r2, r
     assert.equal(held.has(x.toString()), true, 'W2\'s push stored it again')
     assert.deepEqual(await release.answer([x], 'W2'), [true], 'W2\'s own release deletes its copy')
     assert.equal(held.has(x.toString()), false)
+  })
+})
+
+describe('release authority: a long put keeps its own records (mend36r3, review36h)', function () {
+  this.timeout(120_000)
+  const fragment = async (n: number): Promise<CID> => {
+    const b = new Uint8Array(6)
+    new DataView(b.buffer).setUint32(0, n)
+    b[4] = 36
+    b[5] = 3
+    return CID.createV1(0x55, await sha256.digest(b))
+  }
+  /** A push of `cid` from `from` naming `origin`, as the sink makes it (held before or not). */
+  async function push (release: Release, held: Set<string>, cid: CID, from: string, origin: string): Promise<void> {
+    const had = held.has(cid.toString())
+    release.arriving(cid, from, origin, { held: had })
+    held.add(cid.toString())
+    await release.arrived(cid, from, origin, { held: had })
+  }
+
+  it('one writer abandons a put of 20,000 fragments here (5 GiB of 256 KiB), its promise round made: its release deletes all of them', async () => {
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const cids: CID[] = []
+    for (let i = 0; i < 20_000; i++) { const c = await fragment(i); cids.push(c); await push(release, held, c, 'W', 'W') }
+    release.noted(cids, 'W')
+    const out = await release.answer(cids, 'W')
+    assert.equal(out.filter(x => !x).length, 0, `kept: refusals ${JSON.stringify(release.refusals)}`)
+    assert.equal(held.size, 0)
+  })
+
+  it('two writers push 10,000 fragments each through one relay R (the sender): W1 abandons, its release deletes all of its own and none of W2\'s', async () => {
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const w1: CID[] = []
+    for (let i = 0; i < 10_000; i++) { const c = await fragment(i); w1.push(c); await push(release, held, c, 'R', 'W1') }
+    for (let i = 0; i < 10_000; i++) await push(release, held, await fragment(100_000 + i), 'R', 'W2')
+    const out = await release.answer(w1, 'W1')
+    assert.equal(out.filter(x => !x).length, 0, `kept: refusals ${JSON.stringify(release.refusals)}`)
+    assert.equal(held.size, 10_000, 'W2\'s fragments kept')
+  })
+
+  it('a put longer than the table: its early blocks, forgotten for room (kept aside), are its own to release, nobody else\'s; another peer\'s put of one makes it nobody\'s', async () => {
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const [x, y, z] = await Promise.all([fragment(1_000_000), fragment(1_000_001), fragment(1_000_002)])
+    for (const c of [x, y, z]) await push(release, held, c, 'W', 'W')
+    // W's put goes on past the table, no renewal: x, y, z forgotten for room (kept aside)
+    for (let i = 0; i < PUT_REMEMBER_MAX; i++) release.arriving(await fragment(i), 'W', 'W')
+    assert.equal((release as any).putBy.has(x.toString()), false, 'x\'s record forgotten for room')
+    // M asks the release of W's forgotten block: refused
+    assert.deepEqual(await release.answer([y], 'M'), [false], 'M refused (y)')
+    // M pushes z (held: W's), naming itself: z is nobody's now, W's release refused too
+    await push(release, held, z, 'M', 'M')
+    assert.deepEqual(await release.answer([z], 'M'), [false], 'M refused (z)')
+    assert.deepEqual(await release.answer([z], 'W'), [false], 'z nobody\'s after M\'s put')
+    // W's own release of x and y deletes them
+    assert.deepEqual(await release.answer([x, y], 'W'), [true, true], 'W\'s own forgotten blocks released')
+    assert.equal(held.has(z.toString()), true)
+  })
+
+  it('a flood of M\'s pushes while M holds more records than B forgets M\'s own: all of B\'s 1,000 records kept, B\'s release deletes them', async () => {
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const mine: CID[] = []
+    for (let i = 0; i < 1_000; i++) { const c = await fragment(2_000_000 + i); mine.push(c); await push(release, held, c, 'B', 'B') }
+    // M floods: twice the table, naming B or itself (counted against the sender)
+    for (let i = 0; i < 2 * PUT_REMEMBER_MAX; i++) release.arriving(await fragment(i), 'M', i % 2 === 0 ? 'M' : 'B')
+    assert.equal((release as any).putBy.size, PUT_REMEMBER_MAX)
+    for (const c of mine) assert.equal((release as any).putBy.has(c.toString()), true, 'B\'s records all kept')
+    const out = await release.answer(mine, 'B')
+    assert.equal(out.filter(x => !x).length, 0, 'B\'s release deletes all of its blocks')
   })
 })
