@@ -58,6 +58,20 @@ export function randomBytes (n: number, seed = 1): Uint8Array {
 let counter = 0
 
 /** Resolves when the stream has closed (for any reason). */
+/** A chunk's six 64 KiB fragments (4 data, 2 parity), fragment j stored on holders[j] only. */
+export async function chunkOn (holders: Array<{ id: string, store: { map: Map<string, Uint8Array> } }>, seed: number): Promise<{ cids: CID[], from: Map<string, string[]> }> {
+  const cids: CID[] = []
+  const from = new Map<string, string[]>()
+  for (let j = 0; j < 6; j++) {
+    const bytes = randomBytes(64 * 1024, seed + j)
+    const c = await block(bytes)
+    holders[j].store.map.set(c.toString(), bytes)
+    cids.push(c)
+    from.set(c.toString(), [holders[j].id])
+  }
+  return { cids, from }
+}
+
 export async function closed (stream: Stream): Promise<void> {
   if (stream.status === 'closed' || stream.status === 'aborted' || stream.status === 'reset') return
   await new Promise<void>(resolve => { stream.addEventListener('close', () => { resolve() }, { once: true }) })

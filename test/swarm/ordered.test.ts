@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import type { CID } from 'multiformats/cid'
 import type { PeerBook } from '../../swarm/peers.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { Net, block, randomBytes } from './net.ts'
+import { Net, block, chunkOn, randomBytes } from './net.ts'
 
 // `ordered` pulls (a chunk read's: data fragments first) must not wait on a data holder that is
 // known to be thin or that fails: these pulls each have FETCH_TIMEOUT_MS (keeper/network.ts, 20 s)
@@ -10,20 +10,6 @@ import { Net, block, randomBytes } from './net.ts'
 const FETCH_TIMEOUT_MS = 20_000
 
 interface Holder { id: string, store: { map: Map<string, Uint8Array> } }
-
-/** Six 64 KiB fragments of a chunk (4 data, 2 parity), fragment j on holder j. */
-async function chunkOn (holders: Holder[], seed: number): Promise<{ cids: CID[], from: Map<string, string[]> }> {
-  const cids: CID[] = []
-  const from = new Map<string, string[]>()
-  for (let j = 0; j < 6; j++) {
-    const bytes = randomBytes(64 * 1024, seed + j)
-    const c = await block(bytes)
-    holders[j].store.map.set(c.toString(), bytes)
-    cids.push(c)
-    from.set(c.toString(), [holders[j].id])
-  }
-  return { cids, from }
-}
 
 /** The reader's peer book (failures on record are set through it: a dropped stream does it in use). */
 function bookOf (swarm: Swarm): PeerBook {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import type { CID } from 'multiformats/cid'
 import { BlockNotFoundError } from '../../swarm/index.ts'
-import { Net, block, randomBytes } from './net.ts'
+import { Net, block, chunkOn, randomBytes } from './net.ts'
 
 describe('swarm.pull', function () {
   let net: Net
@@ -304,16 +304,3 @@ describe('swarm.pull', function () {
   })
 })
 
-/** A chunk's six 64 KiB fragments, fragment j stored on holders[j] only. */
-async function chunkOn (holders: Array<{ id: string, store: { map: Map<string, Uint8Array> } }>, seed: number): Promise<{ cids: CID[], from: Map<string, string[]> }> {
-  const cids = []
-  const from = new Map<string, string[]>()
-  for (let j = 0; j < 6; j++) {
-    const bytes = randomBytes(64 * 1024, seed + j)
-    const c = await block(bytes)
-    holders[j].store.map.set(c.toString(), bytes)
-    cids.push(c)
-    from.set(c.toString(), [holders[j].id])
-  }
-  return { cids, from }
-}
