@@ -141,3 +141,21 @@ export async function deliver (tree: Tree, blocks: Uint8Array[], seed: number): 
   while (list.length > 0) missing = (await tree.receive(list.splice(0, 1 + Math.floor(rand() * 4)))).missing.length
   assert.equal(missing, 0)
 }
+
+/**
+ * A fold a replica may make from what it reads (`foldPoint`, inline contents as the property tests
+ * write them): c, the `part`-th count of extents it may hold (the first c, c at least every one the
+ * content holds somewhere), the file's size then, the content read now cut to that size, and the
+ * file with its first c extents laid over it. Undefined when no fold is due.
+ */
+export function foldOf (fp: NonNullable<ReturnType<Tree['foldPoint']>>, part: number): { c: number, size: number, now: Uint8Array, full: Uint8Array } | undefined {
+  const can = [...new Set(fp.numbers)].filter(n => n >= fp.top && n > fp.covered)
+  if (can.length === 0) return undefined
+  const c = can[part % can.length]
+  const size = fp.sizes[c - fp.covered - 1]
+  const now = new Uint8Array(size)
+  if (fp.content !== null) now.set((fp.content as { inline: Uint8Array }).inline.subarray(0, Math.min(fp.size, size)))
+  const full = now.slice()
+  fp.extents.forEach((x, j) => { if (fp.numbers[j] <= c) full.set((x.content as { inline: Uint8Array }).inline.subarray(x.at, x.at + x.size), x.pos) })
+  return { c, size, now, full }
+}

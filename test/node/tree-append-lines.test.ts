@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { Teardown } from '../../harness/tmp.ts'
-import { replica, allOps, cidOfBytes, deliver, type Replica } from '../helpers/tree.ts'
+import { replica, allOps, cidOfBytes, deliver, foldOf, type Replica } from '../helpers/tree.ts'
 import type { OpBody, Tree } from '../../node/tree/index.ts'
 import { compareOps, decodeOp } from '../../node/tree/op.ts'
 import type { Op } from '../../node/tree/types.ts'
@@ -106,15 +106,10 @@ describe(`node/tree appended lines (seed ${PROP_SEED})`, function () {
           } else if (a.what === 'fold' || a.what === 'pfold') {
             const fp = r.tree.foldPoint(inode)
             if (fp === undefined) continue
-            const can = [...new Set(fp.numbers)].filter(n => n >= fp.top && n > fp.covered)
-            if (can.length === 0) continue
-            const c = can[a.part % can.length]
-            const size = fp.sizes[c - fp.covered - 1]
             // the file with its first c extents, built from what this replica reads (the fold point)
-            const now = new Uint8Array(size)
-            if (fp.content !== null) now.set((fp.content as { inline: Uint8Array }).inline.subarray(0, Math.min(fp.size, size)))
-            const full = now.slice()
-            fp.extents.forEach((x, j) => { if (fp.numbers[j] <= c) full.set((x.content as { inline: Uint8Array }).inline.subarray(x.at, x.at + x.size), x.pos) })
+            const fold = foldOf(fp, a.part)
+            if (fold === undefined) continue
+            const { c, size, now, full } = fold
             const body: OpBody = { type: 'fold', inode, base: fp.base, covers: c, content: { inline: full }, size, time }
             if (a.what === 'pfold' && size > 2) {
               // one range: outside it the content keeps what the content read now holds

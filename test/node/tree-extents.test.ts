@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import { Teardown } from '../../harness/tmp.ts'
-import { deliver, replica, allOps, snapshot, sync, mkfile, write, sec } from '../helpers/tree.ts'
+import { deliver, foldOf, replica, allOps, snapshot, sync, mkfile, write, sec } from '../helpers/tree.ts'
 import { InvalidOpError, extentEnd, type Tree, type OpBody } from '../../node/tree/index.ts'
 import { checkBody, compareOps, createOp, decodeOp, decodeUnverified } from '../../node/tree/op.ts'
 import type { Op } from '../../node/tree/types.ts'
@@ -203,14 +203,9 @@ describe('node/tree positioned extents', function () {
             const fp = r.tree.foldPoint(inode)
             if (fp === undefined) continue
             // the extents it may hold: the first c, c at least every one the content holds somewhere
-            const can = [...new Set(fp.numbers)].filter(n => n >= fp.top && n > fp.covered)
-            if (can.length === 0) continue
-            const c = can[a.part % can.length]
-            const size = fp.sizes[c - fp.covered - 1]
-            const now = new Uint8Array(size)
-            if (fp.content !== null) now.set((fp.content as { inline: Uint8Array }).inline.subarray(0, Math.min(fp.size, size)))
-            const full = now.slice()
-            fp.extents.forEach((x, i) => { if (fp.numbers[i] <= c) full.set((x.content as { inline: Uint8Array }).inline.subarray(x.at, x.at + x.size), x.pos) })
+            const fold = foldOf(fp, a.part)
+            if (fold === undefined) continue
+            const { c, size, now, full } = fold
             const before = read(r.tree)
             const body: OpBody = { type: 'fold', inode, base: fp.base, covers: c, content: null, size, time }
             let ranges: number[] | undefined
