@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
 import { startMesh, until } from '../../harness/cluster.ts'
-import { agreed, shared, treeOf } from '../helpers/file-pair.ts'
+import { agreed, shared, syncAbortedAtSecondLay, treeOf } from '../helpers/file-pair.ts'
 
 const enc = new TextEncoder()
 type Host = Awaited<ReturnType<typeof startMesh>>[number]
@@ -29,17 +29,7 @@ describe('catch-up: a peer\'s append a close stopped part-way through laying (re
     await fa.write(new Uint8Array(MiB + 4096).fill(0x52), 0, MiB + 4096, 0)
     await fa.close()
     await until('host 0 has the append', () => treeOf(h0, name)?.size === 3 * MiB + 4096, 60_000)
-    const id = h0.tree.lookup('root', name)?.inode as string
-    const f = (h0.volume as any).open_.get(id)
-    const writeNow = f.writeNow.bind(f)
-    const ac = new AbortController()
-    let laid = 0
-    f.writeNow = async (...args: any[]) => {
-      if (f.laying === true && ++laid === 2) { ac.abort(); throw ac.signal.reason }
-      return await writeNow(...args)
-    }
-    await assert.rejects(fh.sync({ signal: ac.signal }))
-    f.writeNow = writeNow
+    await syncAbortedAtSecondLay(h0, name, fh)
     return fh
   }
 

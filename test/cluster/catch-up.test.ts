@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
 import { startMesh, until } from '../../harness/cluster.ts'
-import { agreed, shared, treeOf } from '../helpers/file-pair.ts'
+import { agreed, shared, syncAbortedAtSecondLay, treeOf } from '../helpers/file-pair.ts'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -94,17 +94,7 @@ describe('catchUp: a whole write over a moving file (write36 mends)', function (
       await fa.close()
     }
     await until('host 0 has both appends', () => treeOf(h0, 'ab')?.size === 2 * MiB + 6, 60_000)
-    const id = h0.tree.lookup('root', 'ab')?.inode as string
-    const f = (h0.volume as any).open_.get(id)
-    const writeNow = f.writeNow.bind(f)
-    const ac = new AbortController()
-    let laid = 0
-    f.writeNow = async (...args: any[]) => {
-      if (f.laying === true && ++laid === 2) { ac.abort(); throw ac.signal.reason }
-      return await writeNow(...args)
-    }
-    await assert.rejects(fh.sync({ signal: ac.signal }))
-    f.writeNow = writeNow
+    await syncAbortedAtSecondLay(h0, 'ab', fh)
     await fh.close()
     const got = await agreed(h0, h1, 'ab')
     const tail = dec.decode(got.subarray(2 * MiB))

@@ -1,6 +1,7 @@
 // Two in-process hosts and one file between them, for the tests of a close racing a peer's ops
 // (test/cluster/write-late-op, catch-up, catch-up-resume): a file written on host 0 and read on
 // host 1, a file's committed record in a host's tree, and the bytes both hosts read once they agree.
+import assert from 'node:assert/strict'
 import { until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 
@@ -27,4 +28,25 @@ export async function agreed (h0: ClusterHost, h1: ClusterHost, name: string): P
     return Buffer.compare(a, b) === 0
   }, 60_000)
   return got
+}
+
+/**
+ * An fsync of host h's open /name (`fh`) aborted while it lays a peer's bytes over its pending
+ * writes (OpenFile.catchUp): its signal fires at the second piece laid, which then fails.
+ */
+export async function syncAbortedAtSecondLay (h: ClusterHost, name: string, fh: { sync: (o: { signal: AbortSignal }) => Promise<void> }): Promise<void> {
+  const id = h.tree.lookup('root', name)?.inode as string
+  const f = (h.volume as any).open_.get(id)
+  const writeNow = f.writeNow.bind(f)
+  const ac = new AbortController()
+  let laid = 0
+  f.writeNow = async (...args: any[]) => {
+    if (f.laying === true && ++laid === 2) { ac.abort(); throw ac.signal.reason }
+    return await writeNow(...args)
+  }
+  try {
+    await assert.rejects(fh.sync({ signal: ac.signal }))
+  } finally {
+    f.writeNow = writeNow
+  }
 }
