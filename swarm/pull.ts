@@ -243,8 +243,8 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
       // `ordered`: the hedge time is the holder's per-block time with nothing queued, not times
       // the requests queued on it (the reader's own, asked whatever the holder's load): else the
       // nth chunk queued on a silent holder waited ~n times as long, past the read's fetch
-      // timeout. A busy holder still sending gets its PATIENCE_ROUNDS.
-      // `ordered`: hedge time and patience end ORDERED_MAX_WAIT_MS after the ask at the latest
+      // timeout. A busy holder still sending gets its PATIENCE_ROUNDS; hedge time and patience
+      // end ORDERED_MAX_WAIT_MS after the ask at the latest
       const v = view(peer)
       const ordered = opts?.ordered === true
       const hedgeAfter = Math.max(ctx.hedgeMs, HEDGE_FACTOR * expectedMs(ordered ? { ...v, queued: 0 } : v))
