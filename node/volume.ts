@@ -1007,7 +1007,7 @@ export class Volume implements VolumeApi {
     // (a file's commit stamps every change held with its version)
     for (const f of writing) {
       if (!this.heldAttrs.has(f.inode) || this.closing !== undefined) continue
-      await this.commitFile(f, 'none').catch((err: Error) => { log.error('writes of an open file with times held not committed (the times stay held with them): %s', err.message) })
+      await this.commitFile(f, 'none', {}, true, 'all').catch((err: Error) => { log.error('writes of an open file with times held not committed (the times stay held with them): %s', err.message) })
     }
   }
 
@@ -1425,7 +1425,7 @@ export class Volume implements VolumeApi {
    * prepare() (reading base chunks from peers) and the wait for peers; the placement it starts
    * is the host's, not the caller's, and goes on without it.
    */
-  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}, attrs = true, by?: object): Promise<void> {
+  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}, attrs = true, by?: object | 'all'): Promise<void> {
     // an open file whose last name is gone (POSIX: it lives until its last close) makes no
     // version: its writes stay in the open file and end with it (its last close gives up what
     // it stored early), no op, nothing placed
@@ -2417,12 +2417,14 @@ export function parseFlags (flags: OpenFlags): Flags {
 /**
  * What a commit of an open file takes (OpenFile.commit): an fsync's and the last close's,
  * everything pending; a flush's or another close's (`by`, its handle), all but another open
- * handle's last appends; the host's own (held times, no handle), all but any open handle's.
- * An fsync commits a write(2) that is there in part too: POSIX asks it for every write that
- * returned, and the part kept back cannot be told from the writes of that handle before it.
+ * handle's last appends; one naming no handle, all but any open handle's. An fsync commits a
+ * write(2) that is there in part too: POSIX asks it for every write that returned, and the part
+ * kept back cannot be told from that handle's writes before it. The commit of times held with
+ * writes (`all`, commitHeld) takes them all as well: kept back, the times would stay held as
+ * long as the writer keeps its file open, and the timer fire again and again for them.
  */
-function commitFor (f: OpenFile, wait: 'none' | 'safe', by: object | undefined): CommitFor {
+function commitFor (f: OpenFile, wait: 'none' | 'safe', by: object | 'all' | undefined): CommitFor {
   if (wait === 'safe') return { sync: true, all: true }
-  if (f.handles === 0) return { all: true }
+  if (f.handles === 0 || by === 'all') return { all: true }
   return by === undefined ? {} : { by }
 }
