@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Volume, APPEND_KEEP_MAX } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { until } from '../../harness/cluster.ts'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -85,6 +86,18 @@ describe('volume: a flush keeps back another handle\'s last appends (one host)',
     await z.close()
     assert.equal(await text('c'), 'base\nx whole\ny\nz part')
     assert.equal(await committed('c'), 21)
+  })
+
+  it('times set on the file while another handle\'s run is pending: their timer\'s commit takes the run with them', async () => {
+    await volume.writeFile('/t', enc.encode('base\n'))
+    const x = await volume.open('/t', 'a')
+    const y = await volume.open('/t', 'a')
+    await put(x, 'half')
+    await volume.utimes('/t', new Date(1_000_000), new Date(2_000_000))
+    // held with the writes, then committed with them (HELD_ATTRS_MS): not held as long as X is open
+    await until('the held times and X\'s run are committed', async () => await committed('t') === 9 && (await volume.stat('/t')).mtimeMs === 2_000_000, 10_000)
+    await x.close()
+    await y.close()
   })
 
   it('O_APPEND set after open (options.append per write) is kept back as well; a positioned write commits as before', async () => {
