@@ -77,6 +77,13 @@ export const PATCH_COMMIT_BYTES = 256 << 10
 /** Most ranges (extents, one op for all: tree MAX_OP_EXTENTS) one commit records as positioned extents. */
 export const PATCH_COMMIT_RANGES = 16
 
+/**
+ * Most bytes of another handle's last appends a commit keeps back (OpenFile.commit `by`): they are
+ * copied out and written again after the version (append37). Past it, the commit takes them all,
+ * as before: a writer streaming that much since the last commit is logged, not held in memory twice.
+ */
+export const APPEND_KEEP_MAX = 8 << 20
+
 /** Most extents a commit of this host's own writes (OpenFile.ownExtents) is cut into. */
 export const MAX_OWN_EXTENTS = 4096
 
@@ -113,6 +120,14 @@ export const COMMIT_EXTENT_MAX = CHUNK_SIZE / 4
  * holds just those bytes (bytes [at, at + size) of it: an `append` op), not the whole file.
  */
 export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number }, extents?: PatchExtent[] }
+
+/**
+ * Whom a commit is for (OpenFile.commit): `by`, the handle whose flush or close it is (another
+ * open handle's last appends are kept back: `tail`); `all`, everything pending (an fsync, the last
+ * close); neither, a commit of the host's own (held times): every open handle's last appends are
+ * kept back. `sync`: an fsync's (see build()).
+ */
+export interface CommitFor { by?: object, all?: boolean, sync?: boolean }
 
 /**
  * One written range of a patch commit: bytes [at, at + size) of `content` land at `offset` (a
@@ -200,6 +215,15 @@ export class OpenFile {
   private readonly ahead: ReadAhead
   /** Set when anything changed since the last commit. */
   changed = false
+  /**
+   * The last run of O_APPEND writes since the last commit made through one handle (`by`, the
+   * writer write() was given), from `from` to the end of file. The kernel may cut one write(2)
+   * into several writes here (direct I/O: at 1 MiB, at 256 pages of the caller's memory), and
+   * holds the file's lock across them, so only this run can end in a write(2) not all here yet:
+   * every write before it was followed by another handle's. A commit for another handle (a flush,
+   * a close) keeps it back until that handle's own flush or close (letGo), or an fsync.
+   */
+  private tail?: { by: object, from: number }
   /**
    * Set while the base is the empty file a create on this host just made (open with O_CREAT):
    * the first commit fills that create, and the two are one version (a `first` write).
@@ -714,8 +738,18 @@ export class OpenFile {
    * write that starts at or past it fails with EFBIG and writes nothing; one that would cross it
    * is cut short there.
    */
-  async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number } = {}): Promise<{ position: number, bytesWritten: number }> {
-    return await this.serial(async () => await this.writeNow(data, at, opts.maxEnd, opts.signal, true, opts.deadlineMs), opts.signal)
+  async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object } = {}): Promise<{ position: number, bytesWritten: number }> {
+    return await this.serial(async () => {
+      // an append through another writer than the last one: the last one's write(2)s are whole
+      // (`tail`); one with no writer named waits on no one
+      if (at === 'end' && (opts.by === undefined || this.tail?.by !== opts.by)) this.tail = opts.by === undefined ? undefined : { by: opts.by, from: this.size }
+      return await this.writeNow(data, at, opts.maxEnd, opts.signal, true, opts.deadlineMs)
+    }, opts.signal)
+  }
+
+  /** The writer `by` is closed: its appends are whole, any commit takes them (`tail`). */
+  letGo (by: object): void {
+    if (this.tail?.by === by) this.tail = undefined
   }
 
   /**
@@ -1074,29 +1108,71 @@ export class OpenFile {
    * returns undefined when nothing changed, or when `record` returns false (it recorded no
    * version: the state stays pending).
    */
-  async commit (record: (c: Committed) => Promise<boolean | void>, opts: AbortOptions & { sync?: boolean } = {}): Promise<Committed | undefined> {
+  async commit (record: (c: Committed) => Promise<boolean | void>, opts: AbortOptions & CommitFor = {}): Promise<Committed | undefined> {
     return await this.serial(async () => {
+      const keep = this.keptBack(opts)
+      if (keep !== undefined && keep.from <= this.base.size) return undefined
+      // the run kept back, copied out: the version ends where it starts, and it is written again after
+      const rest = keep !== undefined ? await this.read(keep.from, this.size - keep.from, { signal: opts.signal }) : undefined
       this.pipelined = true
       let c: Committed | undefined
       try {
-        c = await this.build(opts.signal, opts.sync === true)
+        c = await this.build(opts.signal, opts.sync === true, keep?.from)
       } finally {
         this.pipelined = false
       }
       if (c === undefined) return undefined
       if (await record(c) === false) return undefined
+      // the chunks stored early past the version's end are in no version: released
+      if (keep !== undefined) for (const i of [...this.stored.keys()]) if ((i + 1) * CHUNK_SIZE > keep.from) this.stored.delete(i)
       c.placing = this.early.committed()
+      const mtime = this.mtime
       this.committed(c)
+      if (keep !== undefined && rest !== undefined) await this.writeBack(rest, keep.by, mtime)
       return c
     }, opts.signal)
   }
 
+  /**
+   * The appends a commit `opts` keeps back (in a turn of the queue): another open writer's last
+   * run (`tail`) while every change since the last commit is an append; none for an fsync or a
+   * last close (`all`), nor past APPEND_KEEP_MAX. Positioned writes and truncates commit as they
+   * are (a whole version or extents: nothing is kept back then).
+   */
+  private keptBack (opts: CommitFor): { by: object, from: number } | undefined {
+    const tail = this.tail
+    if (opts.all === true || tail === undefined || tail.by === opts.by || !this.changed || !this.appendOnly) return undefined
+    if (this.baseLimit < this.base.size || tail.from < this.base.size) return undefined
+    if (this.size - tail.from > APPEND_KEEP_MAX) {
+      log('%s: %d bytes appended through another handle since its last flush: committed, not kept back', this.path(), this.size - tail.from)
+      return undefined
+    }
+    return tail
+  }
+
+  /**
+   * After a version that ends where the kept-back run starts: the run's bytes at the new end of
+   * file (the tree's: the peers' appends that came are before it), still pending, still the
+   * writer's run, with the time it was written. Bytes the state holds in memory: no write here
+   * fails for want of a read (a failed store behind it leaves them in memory, logged).
+   */
+  private async writeBack (rest: Uint8Array, by: object, mtime: bigint | undefined): Promise<void> {
+    this.tail = { by, from: this.size }
+    try {
+      await this.writeNow(rest, 'end', undefined, undefined, true)
+    } catch (err: any) {
+      // (a spill past the buffer's bound that failed: the bytes are in memory, the version recorded)
+      log.error('%s: appends kept back past a commit not stored yet: %s', this.path(), err?.message)
+    }
+    if (mtime !== undefined) this.mtime = mtime
+  }
+
   /** The content of the current state (in a turn of the queue). */
-  private async build (signal?: AbortSignal, sync = false): Promise<Committed | undefined> {
+  private async build (signal?: AbortSignal, sync = false, end?: number): Promise<Committed | undefined> {
     if (!this.changed) return undefined
     // the chunks stored early are durable here before any version names them
     await raceSignal(this.early.durable(), signal)
-    const c = await this.buildContent(signal, sync)
+    const c = end !== undefined ? await this.buildAppend(signal, end) : await this.buildContent(signal, sync)
     // the chunks stored early, and those the commit stored through the same write
     // (storeVersionChunk), are durable here before any version names them
     await raceSignal(this.early.durable(), signal)
@@ -1246,25 +1322,29 @@ export class OpenFile {
    * manifest of the file as this state has it whose chunks before the first appended byte's are
    * a hole (the chunks written here are stored as they are, early ones included).
    */
-  private async buildAppend (signal?: AbortSignal): Promise<Committed> {
+  private async buildAppend (signal?: AbortSignal, end = this.size): Promise<Committed> {
     const at = this.base.size
-    const n = this.size - at
-    if (n <= INLINE_MAX) return { content: { inline: await this.read(at, n, { signal }) }, size: this.size, refs: [], append: { at: 0, size: n } }
+    const n = end - at
+    if (n <= INLINE_MAX) return { content: { inline: await this.read(at, n, { signal }) }, size: end, refs: [], append: { at: 0, size: n } }
     const first = Math.floor(at / CHUNK_SIZE)
-    const last = Math.ceil(this.size / CHUNK_SIZE)
+    const last = Math.ceil(end / CHUNK_SIZE)
     const refs: ChunkRef[] = first > 0 ? [holeChunk(0, first * CHUNK_SIZE)] : []
     const fresh: ChunkRef[] = []
     const group = new PutGroup()
     for (let i = first; i < last; i++) {
       signal?.throwIfAborted()
-      let ref = await this.localRef(i, fresh, signal, group)
-      ref ??= await this.storeVersionChunk(await this.assemble(i, signal), i * CHUNK_SIZE, fresh, signal, group)
+      const start = i * CHUNK_SIZE
+      // the chunk the version ends in, when the state goes on past it (appends kept back): its bytes up to `end`
+      let ref = end < Math.min(this.size, start + CHUNK_SIZE)
+        ? await this.storeVersionChunk(await this.read(start, end - start, { signal }), start, fresh, signal, group)
+        : await this.localRef(i, fresh, signal, group)
+      ref ??= await this.storeVersionChunk(await this.assemble(i, signal), start, fresh, signal, group)
       refs.push(ref)
     }
-    const next = manifestOf(this.size, refs)
+    const next = manifestOf(end, refs)
     const stored = await this.storeVersionManifest(next, { signal, group })
     await group.done()
-    return { content: { manifest: stored.cid, sum: contentSum(next) }, size: this.size, refs: [...fresh, stored.ref], append: { at, size: n } }
+    return { content: { manifest: stored.cid, sum: contentSum(next) }, size: end, refs: [...fresh, stored.ref], append: { at, size: n } }
   }
 
   /**
@@ -1526,6 +1606,7 @@ export class OpenFile {
     this.changed = false
     this.appendOnly = false
     this.createdEmpty = false
+    this.tail = undefined
   }
 
   /**

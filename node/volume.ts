@@ -41,7 +41,7 @@ import type { ChunkRef, WriteProgress } from './data/index.ts'
 import { nowNs, nsToMs } from './clock.ts'
 import { BlockUnavailableError, FsError, NotConflictedError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
-import { OpenFile, type Committed, type FileState, type PatchExtent } from './open-file.ts'
+import { OpenFile, type CommitFor, type Committed, type FileState, type PatchExtent } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId, CommitOptions, Durability, FileMark } from './tree/index.ts'
 import { ExtentMap, GuardError, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd, extentKey, markedExtents, sameFileMark } from './tree/index.ts'
@@ -1007,7 +1007,7 @@ export class Volume implements VolumeApi {
     // (a file's commit stamps every change held with its version)
     for (const f of writing) {
       if (!this.heldAttrs.has(f.inode) || this.closing !== undefined) continue
-      await this.commitFile(f, 'none').catch((err: Error) => { log.error('writes of an open file with times held not committed (the times stay held with them): %s', err.message) })
+      await this.commitFile(f, 'none', {}, true, 'all').catch((err: Error) => { log.error('writes of an open file with times held not committed (the times stay held with them): %s', err.message) })
     }
   }
 
@@ -1425,7 +1425,7 @@ export class Volume implements VolumeApi {
    * prepare() (reading base chunks from peers) and the wait for peers; the placement it starts
    * is the host's, not the caller's, and goes on without it.
    */
-  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}, attrs = true): Promise<void> {
+  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}, attrs = true, by?: object | 'all'): Promise<void> {
     // an open file whose last name is gone (POSIX: it lives until its last close) makes no
     // version: its writes stay in the open file and end with it (its last close gives up what
     // it stored early), no op, nothing placed
@@ -1453,7 +1453,7 @@ export class Volume implements VolumeApi {
       // one batch: one log append and fdatasync for all of a commit's extents
       const own = (await this.stamp(bodies, 'durable', { stamped, guard })).at(-1)?.cid
       newest ??= own
-    }, { ...options, sync: wait === 'safe' })
+    }, { ...options, ...commitFor(f, wait, by) })
     if (c !== undefined) this.placeCommitted(f, c)
     // a mode or owner change held for the file, with no version to go with: its own op now
     // (`attrs` false, a flush: at the close, or with this host's next op, whichever comes first)
@@ -1484,7 +1484,7 @@ export class Volume implements VolumeApi {
    * hold nothing they did not read (OpenFile.ownExtents); a state that cannot be extents (cut by a
    * truncate) is stamped as it is then, and logged.
    */
-  private async commitOpen (f: OpenFile, stampIt: (bodies: OpBody[], guard: (() => boolean) | undefined) => Promise<void>, opts: AbortOptions & { sync?: boolean }): Promise<Committed | undefined> {
+  private async commitOpen (f: OpenFile, stampIt: (bodies: OpBody[], guard: (() => boolean) | undefined) => Promise<void>, opts: AbortOptions & CommitFor): Promise<Committed | undefined> {
     let stuck = false
     for (let tries = 1; ; tries++) {
       const last = stuck || tries >= WHOLE_WRITE_TRIES
@@ -1900,6 +1900,10 @@ export class Volume implements VolumeApi {
     const vol = this
     const current = (): Inode => vol.tree.get(inode.id) ?? inode
     let closed = false
+    // this handle, as the writer of its appends (OpenFile `tail`): a flush or close of another
+    // handle keeps back this one's last appends, which may be the first part of a write(2) whose
+    // rest has not come (append37)
+    const writer = {}
     const check = (syscall: string, write: boolean): OpenFile => {
       if (closed) throw new FsError('EBADF', syscall, path)
       if (file === undefined) throw new FsError(inode.kind === 'dir' ? 'EISDIR' : 'EINVAL', syscall, path)
@@ -1932,7 +1936,7 @@ export class Volume implements VolumeApi {
         // O_APPEND (the handle's, or this write's: options.append): at the end of file when this
         // write's turn comes, whatever `position` says;
         // as POSIX: a write that starts at the limit fails, one that would cross it is cut short
-        const { bytesWritten } = await f.write(data, (options.append ?? fl.append) ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX, deadlineMs: options.deadlineMs })
+        const { bytesWritten } = await f.write(data, (options.append ?? fl.append) ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX, deadlineMs: options.deadlineMs, by: writer })
         return { bytesWritten }
       },
       async truncate (len = 0, options = {}) {
@@ -2009,7 +2013,10 @@ export class Volume implements VolumeApi {
         // Mode and owner changes held for the file go with a version it commits, else with the
         // close: a FUSE flush is what close(2) waits for, a release is not (tar's fchown and
         // fchmod before each close: no log write of their own inside its close(2))
-        if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options, false)
+        // Appends another open handle made since this one's last write stay pending (its write(2)
+        // may have come in part: one line would be two ops, a peer's append between them); its own
+        // flush or close, the last close or an fsync commits them (OpenFile.commit `by`)
+        if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options, false, writer)
       },
       async close (options = {}) {
         if (closed) return
@@ -2018,9 +2025,11 @@ export class Volume implements VolumeApi {
         closed = true
         if (file === undefined) return
         file.handles--
+        // this handle's appends are whole now: any commit takes them
+        file.letGo(writer)
         let abandoned = false
         try {
-          await vol.commitFile(file, 'none', options)
+          await vol.commitFile(file, 'none', options, true, writer)
         } catch (err: any) {
           // a release's error never reaches the app (close(2) returned at flush): said here
           log.error('inode %s: a close could not commit its writes (%d handles left): %s', file.inode, file.handles, err?.message)
@@ -2403,4 +2412,19 @@ export function parseFlags (flags: OpenFlags): Flags {
     truncate: (flags & constants.O_TRUNC) !== 0,
     append: (flags & constants.O_APPEND) !== 0
   }
+}
+
+/**
+ * What a commit of an open file takes (OpenFile.commit): an fsync's and the last close's,
+ * everything pending; a flush's or another close's (`by`, its handle), all but another open
+ * handle's last appends; one naming no handle, all but any open handle's. An fsync commits a
+ * write(2) that is there in part too: POSIX asks it for every write that returned, and the part
+ * kept back cannot be told from that handle's writes before it. The commit of times held with
+ * writes (`all`, commitHeld) takes them all as well: kept back, the times would stay held as
+ * long as the writer keeps its file open, and the timer fire again and again for them.
+ */
+function commitFor (f: OpenFile, wait: 'none' | 'safe', by: object | 'all' | undefined): CommitFor {
+  if (wait === 'safe') return { sync: true, all: true }
+  if (f.handles === 0 || by === 'all') return { all: true }
+  return by === undefined ? {} : { by }
 }

@@ -1,0 +1,154 @@
+// A flush or close of one handle keeps back another open handle's last appends (append37): the
+// kernel may deliver one O_APPEND write(2) as several writes, and a commit between them made one
+// line two ops (test/cluster/append-split-flush.test.ts shows a peer's append landing inside it).
+// What each commit takes, on one host: the tree's size of the file is what is committed.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Volume, APPEND_KEEP_MAX } from 'darkfs'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { until } from '../../harness/cluster.ts'
+
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+const MiB = 1 << 20
+
+describe('volume: a flush keeps back another handle\'s last appends (one host)', function () {
+  this.timeout(120_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  let volume: Volume
+
+  before(async () => {
+    volume = await Volume.open({ dir: await tempDir(t, 'darkfs-append-keep-') })
+    t.add(async () => { await volume.close() })
+  })
+
+  /** The committed size of /name (the tree's). */
+  const committed = async (name: string): Promise<number> => {
+    const ino = (await volume.stat(`/${name}`)).ino
+    return volume.tree.byIno(ino)!.size
+  }
+  const text = async (name: string): Promise<string> => dec.decode(await volume.readFile(`/${name}`))
+  const put = async (fh: { write: (b: Uint8Array, o: number, l: number, p: number, opts?: { append?: boolean }) => Promise<unknown> }, s: string, opts?: { append?: boolean }): Promise<void> => {
+    const b = enc.encode(s)
+    await fh.write(b, 0, b.byteLength, 0, opts)
+  }
+
+  it('a flush commits its own appends and those before them, not another open handle\'s after them; that handle\'s close commits them as one append', async () => {
+    await volume.writeFile('/a', enc.encode('base\n'))
+    const before = (await volume.log('/a')).length
+    const x = await volume.open('/a', 'a')
+    const y = await volume.open('/a', 'a')
+    await put(x, 'x1\n')
+    await put(y, 'y1\n')
+    await put(x, 'D2B2')
+    await y.flush()
+    assert.equal(await committed('a'), 11, 'base, x1 and y1 committed; X\'s last run kept back')
+    assert.equal(await text('a'), 'base\nx1\ny1\nD2B2', 'this host reads the pending bytes')
+    await put(x, '39\n')
+    await y.close()
+    assert.equal(await committed('a'), 11, 'a close that is not the last keeps them back too')
+    await x.close()
+    assert.equal(await committed('a'), 18)
+    assert.equal(await text('a'), 'base\nx1\ny1\nD2B239\n')
+    assert.deepEqual((await volume.log('/a')).slice(before).map(v => v.size), [11, 18], 'X\'s line is one append')
+  })
+
+  it('a handle with nothing of its own after the other\'s run commits nothing of it; an fsync commits everything', async () => {
+    await volume.writeFile('/s', enc.encode('base\n'))
+    const x = await volume.open('/s', 'a')
+    const r = await volume.open('/s', 'r')
+    await put(x, 'half')
+    await r.flush()
+    assert.equal(await committed('s'), 5)
+    await r.sync()
+    assert.equal(await committed('s'), 9, 'fsync: every write the file has (POSIX), a write(2) there in part included')
+    await r.close()
+    await x.close()
+  })
+
+  it('the last close commits everything, and a handle closed with its signal aborted leaves its appends to any next flush', async () => {
+    await volume.writeFile('/c', enc.encode('base\n'))
+    const x = await volume.open('/c', 'a')
+    const y = await volume.open('/c', 'a')
+    await put(x, 'x whole\n')
+    const gone = new AbortController()
+    gone.abort()
+    await x.close({ signal: gone.signal }).then(() => {}, () => {})
+    assert.equal(await committed('c'), 5, 'the aborted close committed nothing')
+    await y.flush()
+    assert.equal(await committed('c'), 13, 'X is closed: its appends are whole, the flush takes them')
+    await put(y, 'y\n')
+    const z = await volume.open('/c', 'a')
+    await put(z, 'z part')
+    await y.close()
+    assert.equal(await committed('c'), 15)
+    await z.close()
+    assert.equal(await text('c'), 'base\nx whole\ny\nz part')
+    assert.equal(await committed('c'), 21)
+  })
+
+  it('times set on the file while another handle\'s run is pending: their timer\'s commit takes the run with them', async () => {
+    await volume.writeFile('/t', enc.encode('base\n'))
+    const x = await volume.open('/t', 'a')
+    const y = await volume.open('/t', 'a')
+    await put(x, 'half')
+    await volume.utimes('/t', new Date(1_000_000), new Date(2_000_000))
+    // held with the writes, then committed with them (HELD_ATTRS_MS): not held as long as X is open
+    await until('the held times and X\'s run are committed', async () => await committed('t') === 9 && (await volume.stat('/t')).mtimeMs === 2_000_000, 10_000)
+    await x.close()
+    await y.close()
+  })
+
+  it('O_APPEND set after open (options.append per write) is kept back as well; a positioned write commits as before', async () => {
+    await volume.writeFile('/f', enc.encode('base\n'))
+    const x = await volume.open('/f', 'r+')
+    const y = await volume.open('/f', 'a')
+    await put(x, 'fcntl', { append: true })
+    await y.flush()
+    assert.equal(await committed('f'), 5)
+    // a positioned write makes the commit a whole version (or extents): nothing is kept back then
+    const z = await volume.open('/f', 'r+')
+    await put(z, 'B')
+    await y.flush()
+    assert.equal(await committed('f'), 10)
+    assert.equal(await text('f'), 'Base\nfcntl')
+    for (const h of [x, y, z]) await h.close()
+  })
+
+  it('a version that ends inside a chunk another handle\'s run goes on in (stored early): both read back whole', async () => {
+    const base = randomBytes(1000)
+    await volume.writeFile('/big', base)
+    const x = await volume.open('/big', 'a')
+    const y = await volume.open('/big', 'a')
+    const mine = randomBytes(MiB + MiB / 2 - 1000)
+    const theirs = randomBytes(MiB + 12345)
+    await y.write(mine, 0, mine.byteLength, 0)
+    // X goes on where Y ended (a sequential writer: the chunk it finishes is stored early)
+    await x.write(theirs, 0, MiB / 2, 0)
+    await x.write(theirs, MiB / 2, theirs.byteLength - MiB / 2, 0)
+    await y.close()
+    assert.equal(await committed('big'), MiB + MiB / 2)
+    assert.ok(Buffer.from(await volume.readFile('/big')).equals(Buffer.concat([base, mine, theirs])))
+    await x.close()
+    assert.equal(await committed('big'), MiB + MiB / 2 + theirs.byteLength)
+    assert.ok(Buffer.from(await volume.readFile('/big')).equals(Buffer.concat([base, mine, theirs])))
+    const fresh = await volume.open('/big', 'r')
+    const got = new Uint8Array(MiB * 4)
+    const { bytesRead } = await fresh.read(got, 0, got.byteLength, 0)
+    await fresh.close()
+    assert.ok(Buffer.from(got.subarray(0, bytesRead)).equals(Buffer.concat([base, mine, theirs])), 'the committed versions read back')
+  })
+
+  it(`past ${APPEND_KEEP_MAX} bytes in another handle's run, a flush commits them (nothing held twice in memory)`, async () => {
+    await volume.writeFile('/huge', enc.encode('base\n'))
+    const x = await volume.open('/huge', 'a')
+    const y = await volume.open('/huge', 'a')
+    const run = new Uint8Array(APPEND_KEEP_MAX + 1).fill(0x61)
+    await x.write(run, 0, run.byteLength, 0)
+    await y.flush()
+    assert.equal(await committed('huge'), 5 + run.byteLength)
+    await x.close()
+    await y.close()
+  })
+})
