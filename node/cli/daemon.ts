@@ -472,7 +472,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // a thin keeper leaves a rebuild to a live holder on a much faster uplink (keeper/repair.ts
       // rebuilderOf): the rates hosts configured (`--uplink`), which every host learns alike
       uplinkOf: (peer: string) => peer === host.peerId ? opts.uplink : uplinks.book.get(peer)?.source === 'configured' ? uplinks.book.get(peer)?.bytesPerSecond : undefined
-    }, { ...opts.keep, repairBytesPerSecond: opts.keep?.repairBytesPerSecond ?? repairRate(upload) })
+    }, { ...opts.keep, repairBytesPerSecond: opts.keep?.repairBytesPerSecond ?? repairRate(upload), dataDir: dir })
     closers.push(keep.stop)
     const signer = signerFor(privateKey)
     // the counts are summed along the tree in a network of more than FULL_MESH_PEERS members
