@@ -20,7 +20,7 @@ async function block (n: number): Promise<CID> {
 }
 
 /** A holder: blocks held until deleted, the retained versions it knows naming `named`, promises given by `promisedTo`. */
-function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relayedFreshMs?: number, relayedRecheckMs?: number, originsByAll?: () => boolean } = {}): { release: Release, held: Set<string> } {
+function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relayedFreshMs?: number, relayedRecheckMs?: number, originsByAll?: () => boolean, member?: (peer: string) => boolean } = {}): { release: Release, held: Set<string> } {
   const held = new Set<string>()
   const promisedTo = opts.promisedTo ?? new Map<string, string>()
   let release: Release | undefined
@@ -38,7 +38,8 @@ function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relaye
     retentionMs: HOUR,
     relayedFreshMs: opts.relayedFreshMs,
     relayedRecheckMs: opts.relayedRecheckMs,
-    originsByAll: opts.originsByAll
+    originsByAll: opts.originsByAll,
+    member: opts.member
   }
   release = new Release(c)
   const r: Retained = {
@@ -714,5 +715,56 @@ describe('release authority: a long put keeps its own records (mend36r3, review3
     for (const c of mine) assert.equal((release as any).putBy.has(c.toString()), true, 'B\'s records all kept')
     const out = await release.answer(mine, 'B')
     assert.equal(out.filter(x => !x).length, 0, 'B\'s release deletes all of its blocks')
+  })
+})
+
+// a push names any string as its origin: made-up ones filled the records table (~1.3 KB a record
+// listing PUT_NAMES_MAX of 128 B, ~80 MiB at PUT_REMEMBER_MAX), and let the name release the
+// block (gc37). Only members known here are taken; a push naming another makes its block nobody's.
+describe('release authority: a push\'s origin is taken only when it is a member here (gc37)', function () {
+  const members = new Set(['W', 'M', 'B'])
+  function sinkOn (held: Set<string>, release: Release): ReturnType<typeof releasingSink> {
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => { held.add(cid.toString()) }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return releasingSink(store, () => release)
+  }
+
+  it('a push naming a made-up origin lists no name, and its block is refused to every asker, the made-up name and the sender too', async () => {
+    const x = await block(201)
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    await sinkOn(held, release).put(x, new Uint8Array([201]), { from: 'M', origin: 'made-up', verified: true })
+    assert.equal(held.has(x.toString()), true, 'stored (left to GC)')
+    const r = (release as any).putBy.get(x.toString())
+    assert.deepEqual([r.named, r.pushed, r.unknown], [[], [], true], JSON.stringify(r))
+    assert.equal(release.strangeOrigins, 1)
+    assert.deepEqual(await release.answer([x], 'made-up'), [false], 'the made-up name may not release it')
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'nor its sender')
+    assert.equal(held.has(x.toString()), true)
+  })
+
+  it('a flood of pushes naming made-up origins keeps no name: the records table holds none of them', async () => {
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    const sink = sinkOn(held, release)
+    for (let i = 0; i < 2000; i++) await sink.put(await block(1000 + i), new Uint8Array([1]), { from: 'M', origin: `origin-${'x'.repeat(100)}-${i}`, verified: true })
+    let names = 0
+    for (const r of (release as any).putBy.values()) names += r.named.length + r.pushed.length + r.claimed.length
+    assert.equal(names, 0, 'no made-up name kept')
+    assert.deepEqual([...(release as any).madeBy.keys()], ['M'], 'the records count against their sender')
+  })
+
+  it('a member named as origin, or the sender itself, is taken as before: it may release its block', async () => {
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    const sink = sinkOn(held, release)
+    const x = await block(202)
+    const y = await block(203)
+    await sink.put(x, new Uint8Array([202]), { from: 'M', origin: 'W', verified: true })
+    // (a sender is connected: a member whose record has not come yet is still taken as its own origin)
+    await sink.put(y, new Uint8Array([203]), { from: 'N', origin: 'N', verified: true })
+    assert.equal(release.strangeOrigins, 0)
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M relayed W\'s block: not M\'s')
+    assert.deepEqual(await release.answer([x], 'W'), [true])
+    assert.deepEqual(await release.answer([y], 'N'), [true])
   })
 })
