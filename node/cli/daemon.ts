@@ -444,7 +444,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })
-    release = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), inUse: cid => chunks.open.hasFragment(cid), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), disown: (cids, peer) => { custody.disown(cids, peer) }, retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS, relayedRecheckMs: opts.releaseRecheckMs, originsByAll: () => features.supportedByAll(FEATURE_ORIGINS), member: peer => members.has(peer) || host.connected(peer) })
+    release = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), inUse: cid => chunks.open.hasFragment(cid), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), disown: (cids, peer) => { custody.disown(cids, peer) }, retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS, relayedRecheckMs: opts.releaseRecheckMs, originsByAll: () => features.supportedByAll(FEATURE_ORIGINS), member: peer => members.record(peer) !== undefined || host.connected(peer) })
     await release.start()
     closers.push(async () => { await release?.stop() })
     // a full host keeps its copies: handing them over would empty it, make it a member again

@@ -196,8 +196,8 @@ export interface ReleaseComponents {
    */
   originsByAll?: () => boolean
   /**
-   * Whether `peer` is a member known here (the daemon: in its member table and not declared
-   * down, or connected now): a push naming another peer as its origin that is none makes its
+   * Whether `peer` is a member known here (the daemon: in its member table, declared down or
+   * not, or connected now): a push naming another peer as its origin that is none makes its
    * block nobody's (arriving(); gc37: made-up origins, any string of 128 B, filled the records
    * table, ~80 MiB). Not given: every origin is taken.
    */
