@@ -49,9 +49,10 @@
 // version deleted here when this host has not heard of that commit (or no longer retains a
 // record of it). A promise a holder gives itself (its own fragment) is no record: another
 // writer's give-up of the same bytes is refused only while it lasts. A record goes with its
-// block when a release deletes it. Records are in memory and bounded (PUT_REMEMBER_MAX, least
+// block when a release deletes it. Records are in memory (kept across a clean restart only:
+// release-records.ts, gc37) and bounded (PUT_REMEMBER_MAX, least
 // recently put of the peer holding the most records forgotten first): a block held with no record (its record forgotten, or lost in
-// a restart, or the block pulled here) is refused to everyone and left to GC, and stays so when
+// a restart that was not clean, or the block pulled here) is refused to everyone and left to GC, and stays so when
 // it is pushed or promised again (session 36: a member pushing it again was its only putter,
 // and could have another writer's block deleted); but a record of one putter forgotten for room
 // comes back when that putter puts it again (PUT_EVICTED_MAX: a long write's renewal), and that
@@ -75,6 +76,7 @@ import { cidFlags } from './cid-flags.ts'
 import { deleteUnpromised } from './unpromised.ts'
 import type { DeleteUnpromised } from './unpromised.ts'
 import type { BlockSink } from '../../swarm/index.ts'
+import type { KeptPutRecord } from './release-records.ts'
 
 /** How long a drop on arrival waits for the tree's walk (a stuck one is aborted, not joined for ever: review32g). */
 const ARRIVED_DROP_TIMEOUT_MS = 60_000
@@ -354,6 +356,63 @@ export class Release {
       return true
     }
     return false
+  }
+
+  /**
+   * Every record, least recently put first, then the ones kept aside (oldest first): what a
+   * clean stop keeps for the next start (release-records.ts; the daemon asks once nothing puts,
+   * promises or releases here any more).
+   */
+  records (): KeptPutRecord[] {
+    const out: KeptPutRecord[] = []
+    const kept = (block: string, r: PutRecord, aside: boolean): KeptPutRecord => ({ block, by: r.by, pushed: [...r.pushed], claimed: [...r.claimed], named: [...r.named], unknown: r.unknown === true, aside })
+    for (const [k, r] of this.putBy) out.push(kept(k, r, false))
+    for (const [k, r] of this.evicted) out.push(kept(k, r, true))
+    return out
+  }
+
+  /**
+   * Takes back the records a clean stop kept (records(), release-records.ts), before this host
+   * takes a put or a release (the daemon: before its sink tells this release anything): the ones
+   * of blocks the store holds and of which no record was made since, in their order, within the
+   * table's bounds. A restored record is not fresh (its last push naming no origin is not kept).
+   * How many were taken.
+   */
+  async restore (records: readonly KeptPutRecord[], opts: AbortOptions = {}): Promise<number> {
+    let n = 0
+    const HAS_BATCH = 64
+    for (let i = 0; i < records.length; i += HAS_BATCH) {
+      opts.signal?.throwIfAborted()
+      const batch = records.slice(i, i + HAS_BATCH)
+      const held = await Promise.all(batch.map(async r => {
+        let cid: CID
+        try {
+          cid = CID.parse(r.block)
+        } catch (err) {
+          log('a kept release record names no block (%s): left out', (err as Error).message)
+          return false
+        }
+        return await this.c.store.has(cid)
+      }))
+      batch.forEach((k, j) => {
+        if (!held[j] || this.putBy.has(k.block) || this.evicted.has(k.block)) return
+        const r: PutRecord = { pushed: k.pushed.slice(0, PUT_NAMES_MAX), claimed: k.claimed.slice(0, PUT_NAMES_MAX), named: k.named.slice(0, PUT_NAMES_MAX), pushedAt: -Infinity, by: k.by }
+        // (a list longer than the bound makes the block nobody's, as listed() does)
+        if (k.unknown || [k.pushed, k.claimed, k.named].some(l => l.length > PUT_NAMES_MAX)) r.unknown = true
+        if (k.aside) {
+          this.evicted.set(k.block, r)
+          while (this.evicted.size > PUT_EVICTED_MAX) this.evicted.delete(this.evicted.keys().next().value!)
+        } else {
+          this.putBy.set(k.block, r)
+          const mine = this.madeBy.get(k.by) ?? new Set<string>()
+          mine.add(k.block)
+          this.madeBy.set(k.by, mine)
+          this.forgetForRoom(k.block)
+        }
+        n++
+      })
+    }
+    return n
   }
 
   /**

@@ -50,6 +50,7 @@ export async function readSealed (file: string, maxBytes: number): Promise<{ hea
     if (size > maxBytes) return { bad: `${size} bytes, over ${maxBytes}` }
     text = await readFile(file, 'utf8')
   } catch (err: any) {
+    // handed to the caller, which logs it (a missing file is no error: a first start)
     if (err?.code === 'ENOENT') return { missing: true }
     return { bad: (err as Error).message }
   }

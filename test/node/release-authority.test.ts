@@ -7,7 +7,11 @@
 import assert from 'node:assert/strict'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { readFile, writeFile, access } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Release, releasingSink, PUT_REMEMBER_MAX, PUT_NAMES_MAX } from '../../node/keeper/release.ts'
+import { saveReleaseRecords, takeReleaseRecords, RELEASE_RECORDS_FILE } from '../../node/keeper/release-records.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
 import type { ReleaseComponents } from '../../node/keeper/release.ts'
 import { Custody } from '../../node/keeper/custody.ts'
 import type { Retained } from '../../node/keeper/retained.ts'
@@ -766,5 +770,62 @@ describe('release authority: a push\'s origin is taken only when it is a member 
     assert.deepEqual(await release.answer([x], 'M'), [false], 'M relayed W\'s block: not M\'s')
     assert.deepEqual(await release.answer([x], 'W'), [true])
     assert.deepEqual(await release.answer([y], 'N'), [true])
+  })
+})
+
+// a restarted holder had no record of who put the blocks it held: every one was nobody's, its
+// writer's own release refused (gc37). A clean stop keeps them; a start takes them once.
+describe('release records kept across a clean restart (gc37)', function () {
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  function sinkOn (held: Set<string>, release: Release): ReturnType<typeof releasingSink> {
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => { held.add(cid.toString()) }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return releasingSink(store, () => release)
+  }
+
+  it('records restored from the file are the table as it was: the writer releases its block, another writer\'s stays claimed, a block held with no record stays nobody\'s', async () => {
+    const dir = await tempDir(t)
+    const before = holder({ relayedFreshMs: 0 })
+    const [x, y, z, gone] = await Promise.all([block(211), block(212), block(213), block(214)])
+    const sink = sinkOn(before.held, before.release)
+    await sink.put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    await sink.put(y, new Uint8Array([2]), { from: 'M', origin: 'M', verified: true })
+    before.release.noted([y], 'B')
+    // held before any record (pulled here), then pushed: nobody's
+    before.held.add(z.toString())
+    await sink.put(z, new Uint8Array([3]), { from: 'W', origin: 'W', verified: true })
+    await sink.put(gone, new Uint8Array([4]), { from: 'W', origin: 'W', verified: true })
+    await saveReleaseRecords(dir, before.release.records())
+
+    // the restart: the same blocks held (but `gone`, deleted meanwhile), a new release
+    const after = holder({ relayedFreshMs: 0 })
+    for (const c of [x, y, z]) after.held.add(c.toString())
+    const kept = await takeReleaseRecords(dir)
+    assert.equal(kept.length, 4)
+    assert.equal(await after.release.restore(kept), 3, 'the record of a block no longer held is left out')
+    await assert.rejects(access(join(dir, RELEASE_RECORDS_FILE)), 'the file is taken: removed')
+    assert.deepEqual(await takeReleaseRecords(dir), [], 'a second start reads nothing')
+    assert.deepEqual(await after.release.answer([y], 'M'), [false], 'B\'s promise record kept: M refused')
+    assert.deepEqual(await after.release.answer([z], 'W'), [false], 'nobody\'s stays nobody\'s')
+    assert.deepEqual(await after.release.answer([x], 'M'), [false], 'M never put X')
+    assert.deepEqual(await after.release.answer([x], 'W'), [true], 'W releases its own block after the restart')
+    assert.equal(after.held.has(x.toString()), false)
+  })
+
+  it('a damaged file is left out whole (every block nobody\'s) and removed', async () => {
+    const dir = await tempDir(t)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const x = await block(221)
+    await sinkOn(held, release).put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    await saveReleaseRecords(dir, release.records())
+    const file = join(dir, RELEASE_RECORDS_FILE)
+    const text = await readFile(file, 'utf8')
+    // another writer named as the pusher: the sum no longer matches
+    await writeFile(file, text.replace('"W"', '"M"'))
+    assert.deepEqual(await takeReleaseRecords(dir), [])
+    await assert.rejects(access(file), 'removed all the same')
   })
 })
