@@ -16,7 +16,7 @@
 // logged and left out whole (every block starts unreferenced afresh, as before the file): a
 // damaged time never brings a delete closer.
 import { join } from 'node:path'
-import { readSealed, writeSealed } from './sealed-file.ts'
+import { eachSliced, readSealed, writeSealed } from './sealed-file.ts'
 import { logger } from '../log.ts'
 
 const log = logger('keeper:gc')
@@ -57,15 +57,17 @@ export async function loadGcSince (dir: string, now: number): Promise<Map<string
   if (!Number.isSafeInteger(count) || count !== lines.length) return bad('entry count')
   const away = Math.max(0, now - written)
   const out = new Map<string, number>()
-  for (let i = 0; i < lines.length; i++) {
-    const sp = lines[i].indexOf(' ')
-    const k = lines[i].slice(0, sp)
-    const ms = Number(lines[i].slice(sp + 1))
+  let at = 0
+  const whole = await eachSliced(lines, (l, i) => {
+    const sp = l.indexOf(' ')
+    const k = l.slice(0, sp)
+    const ms = Number(l.slice(sp + 1))
     // (a time after the file was written is no time GC saw)
-    if (sp < 0 || !KEY.test(k) || !Number.isSafeInteger(ms) || ms < 0 || ms > written || out.has(k)) return bad(`line ${i + 2}`)
+    if (sp < 0 || !KEY.test(k) || !Number.isSafeInteger(ms) || ms < 0 || ms > written || out.has(k)) { at = i + 2; return false }
     out.set(k, ms + away)
-  }
-  return out
+    return true
+  })
+  return whole ? out : bad(`line ${at}`)
 }
 
 /**
@@ -73,11 +75,11 @@ export async function loadGcSince (dir: string, now: number): Promise<Map<string
  * `now` as its stamp: at most GC_SINCE_MAX entries, the first ones.
  */
 export async function saveGcSince (dir: string, since: ReadonlyMap<string, number>, now: number): Promise<void> {
-  // taken now, whole (gc.ts writes between rounds, one at a time: the map does not change meanwhile)
-  const lines: string[] = []
-  for (const [k, ms] of since) {
-    if (lines.length >= GC_SINCE_MAX) break
-    lines.push(`${k} ${Math.min(ms, now)}`)
+  // taken now (gc.ts writes between rounds, one at a time: the map does not change meanwhile)
+  const entries: Array<[string, number]> = []
+  for (const e of since) {
+    if (entries.length >= GC_SINCE_MAX) break
+    entries.push(e)
   }
-  await writeSealed(join(dir, GC_SINCE_FILE), `${MAGIC} ${VERSION} ${now} ${lines.length}`, lines)
+  await writeSealed(join(dir, GC_SINCE_FILE), `${MAGIC} ${VERSION} ${now} ${entries.length}`, entries.length, i => `${entries[i][0]} ${Math.min(entries[i][1], now)}`)
 }

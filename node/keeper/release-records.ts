@@ -20,7 +20,7 @@
 // large, damaged or of another kind is logged and left out whole (every block `unknown`, as
 // before the file), and removed all the same.
 import { join } from 'node:path'
-import { readSealed, removeSealed, writeSealed } from './sealed-file.ts'
+import { eachSliced, readSealed, removeSealed, writeSealed } from './sealed-file.ts'
 import { logger } from '../log.ts'
 
 const log = logger('keeper:release')
@@ -53,8 +53,10 @@ export interface KeptPutRecord {
 
 /** Writes `records` (least recently put first, the ones kept aside after) to `dir` now. */
 export async function saveReleaseRecords (dir: string, records: readonly KeptPutRecord[]): Promise<void> {
-  const lines = records.map(r => JSON.stringify([r.block, r.by, r.pushed, r.claimed, r.named, r.unknown ? 1 : 0, r.aside ? 1 : 0]))
-  await writeSealed(join(dir, RELEASE_RECORDS_FILE), `${MAGIC} ${VERSION} ${lines.length}`, lines)
+  await writeSealed(join(dir, RELEASE_RECORDS_FILE), `${MAGIC} ${VERSION} ${records.length}`, records.length, i => {
+    const r = records[i]
+    return JSON.stringify([r.block, r.by, r.pushed, r.claimed, r.named, r.unknown ? 1 : 0, r.aside ? 1 : 0])
+  })
 }
 
 /**
@@ -69,7 +71,7 @@ export async function takeReleaseRecords (dir: string): Promise<KeptPutRecord[]>
   let out: KeptPutRecord[] = []
   if ('bad' in read) log.error('release records in %s not read (%s): every block held counts as nobody\'s', file, read.bad)
   else {
-    const parsed = parse(read.head, read.lines)
+    const parsed = await parse(read.head, read.lines)
     if (typeof parsed === 'string') log.error('release records in %s damaged (%s): every block held counts as nobody\'s', file, parsed)
     else out = parsed
   }
@@ -82,8 +84,8 @@ export async function takeReleaseRecords (dir: string): Promise<KeptPutRecord[]>
   return out
 }
 
-/** The records of a file's lines, or what is wrong with them. */
-function parse (head: string, lines: string[]): KeptPutRecord[] | string {
+/** The records of a file's lines (a turn of the event loop per slice), or what is wrong with them. */
+async function parse (head: string, lines: string[]): Promise<KeptPutRecord[] | string> {
   const h = head.split(' ')
   if (h.length !== 3 || h[0] !== MAGIC || h[1] !== String(VERSION)) return 'unknown header'
   if (Number(h[2]) !== lines.length) return 'record count'
@@ -91,18 +93,21 @@ function parse (head: string, lines: string[]): KeptPutRecord[] | string {
   const name = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_NAME
   const list = (v: unknown): v is string[] => Array.isArray(v) && v.length <= MAX_LIST && v.every(name)
   const flag = (v: unknown): v is 0 | 1 => v === 0 || v === 1
-  for (let i = 0; i < lines.length; i++) {
+  let wrong = ''
+  await eachSliced(lines, (line, i) => {
     let v: unknown
     try {
-      v = JSON.parse(lines[i])
+      v = JSON.parse(line)
     } catch (err) {
       // handed on as the reason, which takeReleaseRecords() logs
-      return `line ${i + 2}: not JSON (${(err as Error).message})`
+      wrong = `line ${i + 2}: not JSON (${(err as Error).message})`
+      return false
     }
-    if (!Array.isArray(v) || v.length !== 7) return `line ${i + 2}`
+    if (!Array.isArray(v) || v.length !== 7) { wrong = `line ${i + 2}`; return false }
     const [block, by, pushed, claimed, named, unknown, aside] = v as unknown[]
-    if (!name(block) || !name(by) || !list(pushed) || !list(claimed) || !list(named) || !flag(unknown) || !flag(aside)) return `line ${i + 2}`
+    if (!name(block) || !name(by) || !list(pushed) || !list(claimed) || !list(named) || !flag(unknown) || !flag(aside)) { wrong = `line ${i + 2}`; return false }
     out.push({ block, by, pushed, claimed, named, unknown: unknown === 1, aside: aside === 1 })
-  }
-  return out
+    return true
+  })
+  return wrong !== '' ? wrong : out
 }

@@ -9,14 +9,17 @@ import { createHash } from 'node:crypto'
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 
-/** Lines written per turn of the event loop. */
+/** Lines written (or read) per turn of the event loop. */
 const SLICE = 4_096
+/** Characters hashed per turn of the event loop when a file is read. */
+const HASH_SLICE = 1 << 20
 
 /**
- * Writes `head` and `lines` (no newline in any) to `file`, sealed by their sum: whole (a
- * temporary file synced and renamed over it).
+ * Writes `head` and `count` lines (`line(i)`, no newline in any) to `file`, sealed by their sum:
+ * whole (a temporary file synced and renamed over it), the lines made and written SLICE at a
+ * time, each slice its own turn of the event loop.
  */
-export async function writeSealed (file: string, head: string, lines: readonly string[]): Promise<void> {
+export async function writeSealed (file: string, head: string, count: number, line: (i: number) => string): Promise<void> {
   const tmp = `${file}.tmp`
   const hash = createHash('sha256')
   const fh = await open(tmp, 'w')
@@ -26,8 +29,10 @@ export async function writeSealed (file: string, head: string, lines: readonly s
       await fh.write(s)
     }
     await put(`${head}\n`)
-    for (let i = 0; i < lines.length; i += SLICE) {
-      await put(lines.slice(i, i + SLICE).map(l => `${l}\n`).join(''))
+    for (let i = 0; i < count; i += SLICE) {
+      let text = ''
+      for (let j = i; j < Math.min(count, i + SLICE); j++) text += `${line(j)}\n`
+      await put(text)
       await new Promise(resolve => setImmediate(resolve))
     }
     await fh.write(`sum ${hash.digest('hex')}\n`)
@@ -37,6 +42,15 @@ export async function writeSealed (file: string, head: string, lines: readonly s
     await fh.close()
   }
   await rename(tmp, file)
+}
+
+/** Calls `f` on each of `items`, SLICE at a time, each slice its own turn of the event loop: false from `f` stops it. */
+export async function eachSliced<T> (items: readonly T[], f: (item: T, i: number) => boolean): Promise<boolean> {
+  for (let i = 0; i < items.length; i += SLICE) {
+    for (let j = i; j < Math.min(items.length, i + SLICE); j++) if (!f(items[j], j)) return false
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  return true
 }
 
 /**
@@ -57,7 +71,13 @@ export async function readSealed (file: string, maxBytes: number): Promise<{ hea
   const end = text.lastIndexOf('\nsum ')
   if (end < 0) return { bad: 'no sum line: cut short?' }
   const body = text.slice(0, end + 1)
-  if (createHash('sha256').update(body).digest('hex') !== text.slice(end + 5).trim()) return { bad: 'its sum does not match' }
+  // (hashed 1 MiB of text at a time, a turn of the event loop each)
+  const hash = createHash('sha256')
+  for (let i = 0; i < body.length; i += HASH_SLICE) {
+    hash.update(body.slice(i, i + HASH_SLICE))
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  if (hash.digest('hex') !== text.slice(end + 5).trim()) return { bad: 'its sum does not match' }
   const lines = body.split('\n')
   // (the body ends in a newline: the last piece is empty)
   lines.pop()
