@@ -16,7 +16,7 @@ import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, CUSTODY_PROMISE_MS, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, releasingSink, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, KEPT_SUM_GOSSIP_TAG, keptTreeMode, sendKeptSum, startKeptService } from '../keeper/index.ts'
+import { ChunkNetwork, CUSTODY_PROMISE_MS, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, releasingSink, saveReleaseRecords, takeReleaseRecords, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, KEPT_SUM_GOSSIP_TAG, keptTreeMode, sendKeptSum, startKeptService } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments, KeptService } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
@@ -191,6 +191,11 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const keeping = rememberingLeaves(store, localLeaves)
     // a block of an abandoned write that lands after its release goes again (release.ts)
     let release: Release | undefined
+    // who put each block, kept at a clean stop for the next start (keeper/release-records.ts):
+    // this closes after the swarm, custody, the release service, GC, pins and repair (closed
+    // first, made later), when no record changes any more; `release` is set only once the
+    // records the last stop kept were taken
+    closers.push(async () => { if (release !== undefined) await saveReleaseRecords(dir, release.records()) })
     // a block that leaves the store (GC, a handover, a pin's end, a local delete, a quarantine)
     // takes its record of who put it along: a later put of the same bytes starts afresh (review36c)
     store.onGone = cid => { release?.gone(cid) }
@@ -444,7 +449,12 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })
-    release = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), inUse: cid => chunks.open.hasFragment(cid), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), disown: (cids, peer) => { custody.disown(cids, peer) }, retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS, relayedRecheckMs: opts.releaseRecheckMs, originsByAll: () => features.supportedByAll(FEATURE_ORIGINS) })
+    const made = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), inUse: cid => chunks.open.hasFragment(cid), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), disown: (cids, peer) => { custody.disown(cids, peer) }, retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS, relayedRecheckMs: opts.releaseRecheckMs, originsByAll: () => features.supportedByAll(FEATURE_ORIGINS), member: peer => members.record(peer) !== undefined || host.connected(peer) })
+    // the records the last clean stop kept, taken (and their file removed) before this release
+    // hears of any put: a put landing meanwhile finds no release, as before it was made
+    const keptRecords = await takeReleaseRecords(dir)
+    if (keptRecords.length > 0) log('who put the blocks held here, kept at the last stop: %d of %d record(s) taken', await made.restore(keptRecords), keptRecords.length)
+    release = made
     await release.start()
     closers.push(async () => { await release?.stop() })
     // a full host keeps its copies: handing them over would empty it, make it a member again
@@ -472,7 +482,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // a thin keeper leaves a rebuild to a live holder on a much faster uplink (keeper/repair.ts
       // rebuilderOf): the rates hosts configured (`--uplink`), which every host learns alike
       uplinkOf: (peer: string) => peer === host.peerId ? opts.uplink : uplinks.book.get(peer)?.source === 'configured' ? uplinks.book.get(peer)?.bytesPerSecond : undefined
-    }, { ...opts.keep, repairBytesPerSecond: opts.keep?.repairBytesPerSecond ?? repairRate(upload) })
+    }, { ...opts.keep, repairBytesPerSecond: opts.keep?.repairBytesPerSecond ?? repairRate(upload), dataDir: dir })
     closers.push(keep.stop)
     const signer = signerFor(privateKey)
     // the counts are summed along the tree in a network of more than FULL_MESH_PEERS members

@@ -7,11 +7,15 @@
 // promised to keep (custody.ts: a writer's placement asked it, the write not committed yet) is
 // kept too, and its unreferenced time starts again once the promise is over: bytes unreferenced
 // for days and then written again were deleted under a fresh promise (review31b). A delete that
-// fails is counted as such, not as removed, and the next round tries it again.
+// fails is counted as such, not as removed, and the next round tries it again. Given the host's
+// data dir, the unreferenced times outlive a restart (gc-since.ts: written after every round, read
+// before the first; only time GC saw counts): held in memory alone, a host restarted at least
+// once a retention period never removed an unreferenced block (session 37).
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { retained } from './retained.ts'
 import { deleteUnpromised } from './unpromised.ts'
+import { loadGcSince, saveGcSince } from './gc-since.ts'
 import type { DeleteUnpromised } from './unpromised.ts'
 import type { Store } from '../data/index.ts'
 import type { Volume } from '../index.ts'
@@ -27,6 +31,8 @@ export interface GcInit {
   retentionMs: number
   /** Time between rounds (default DEFAULT_GC_INTERVAL_MS; 0 = none in the background). */
   intervalMs?: number
+  /** The host's data dir: the unreferenced times are kept there across restarts (gc-since.ts). Not given: memory only. */
+  dir?: string
 }
 
 export interface GcComponents {
@@ -51,8 +57,11 @@ export class Collector {
   private readonly c: GcComponents
   private readonly retentionMs: number
   private readonly intervalMs: number
-  /** Block multihash -> when GC first saw it unreferenced (in this process). */
-  private readonly since = new Map<string, number>()
+  /** Block multihash -> when GC first saw it unreferenced (the oldest first; kept in `dir` across restarts). */
+  private since = new Map<string, number>()
+  private readonly dir?: string
+  /** The kept times read (once, before the first round). */
+  private loaded?: Promise<void>
   private timer?: ReturnType<typeof setTimeout>
   private running?: Promise<GcReport>
   private started = false
@@ -61,12 +70,14 @@ export class Collector {
     this.c = components
     this.retentionMs = init.retentionMs
     this.intervalMs = init.intervalMs ?? DEFAULT_GC_INTERVAL_MS
+    this.dir = init.dir
     if (!(this.retentionMs >= 0)) throw new RangeError(`retention must be >= 0 ms, got ${this.retentionMs}`)
   }
 
   start (): void {
     if (this.started) return
     this.started = true
+    void this.load()
     this.arm()
   }
 
@@ -75,6 +86,33 @@ export class Collector {
     clearTimeout(this.timer)
     // ignored: a round's failure goes to collect()'s own caller (logged for the timed rounds)
     await this.running?.catch(() => {})
+    // the times as of now (a round wrote them; this moves the file's stamp on, so the time since
+    // that round counts as seen)
+    // (after the read: a stop before it ends must not write an empty file over the kept times)
+    if (this.loaded !== undefined) { await this.loaded; await this.save() }
+  }
+
+  /** Reads the kept times (once): the first round waits for them. */
+  private load (): Promise<void> {
+    const dir = this.dir
+    if (this.loaded !== undefined || dir === undefined) return this.loaded ?? Promise.resolve()
+    this.loaded = loadGcSince(dir, (this.c.now ?? Date.now)()).then(kept => {
+      if (kept.size > 0) log('%d unreferenced block time(s) read from the last run', kept.size)
+      // (a time set before the read, none today, is the newer)
+      for (const [k, ms] of this.since) kept.set(k, ms)
+      this.since = kept
+    })
+    return this.loaded
+  }
+
+  /** Writes the times to `dir` (a failure is logged: the next round writes them again). */
+  private async save (): Promise<void> {
+    if (this.dir === undefined) return
+    try {
+      await saveGcSince(this.dir, this.since, (this.c.now ?? Date.now)())
+    } catch (err) {
+      log.error('unreferenced times not written (a restart now starts them afresh): %s', (err as Error).message)
+    }
   }
 
   private arm (): void {
@@ -91,7 +129,7 @@ export class Collector {
   /** One round: mark what is unreferenced now, remove what has been so for the retention period. */
   async collect (opts: AbortOptions = {}): Promise<GcReport> {
     if (this.running !== undefined) return await this.running
-    this.running = this.run(opts)
+    this.running = this.load().then(async () => await this.run(opts)).finally(async () => { if (this.dir !== undefined) await this.save() })
     try { return await this.running } finally { this.running = undefined }
   }
 

@@ -29,6 +29,8 @@ export type { Redundancy, RedundancyOptions, HealthOptions } from './redundancy.
 export { DEFAULT_REPAIR_INTERVAL_MS, REPAIR_CHUNK_TIMEOUT_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, THIN_KEEPER_SHARE, rebuilderOf, repairDeliveries, repairRate, requeue } from './repair.ts'
 export type { RepairProgress, RepairTotals } from './repair.ts'
 export { Release, RELEASE, ReleaseProtocolError, releasingSink } from './release.ts'
+export { saveReleaseRecords, takeReleaseRecords, RELEASE_RECORDS_FILE } from './release-records.ts'
+export type { KeptPutRecord } from './release-records.ts'
 export { retained, DEFAULT_RETENTION_MS } from './retained.ts'
 export { HealthBook, CHUNK_STATES, KEEPER_RANKS, LOST_CONFIRM_MS, stateOf } from './status.ts'
 export { KEPT_DEBOUNCE_MS, KEPT_ROOT_CANDIDATES, keptRootSettleMs, KEPT_EARLY_FORWARDS, KEPT_EARLY_MAX, KEPT_GOSSIP_TAG, KEPT_RESEND_INTERVALS, KEPT_ROOT_SETTLE_INTERVALS, KEPT_SUM_GOSSIP_TAG, realKeptClock, KEPT_MESSAGE_BYTES, KEPT_MIN_INTERVAL_MS, KEPT_MS_PER_MEMBER, KEPT_ROOT_MAX_INTERVAL_MS, KEPT_ROOT_MS_PER_MEMBER, KEPT_UP_MAX_INTERVAL_MS, KEPT_UP_MS_PER_MEMBER, keptInterval, keptIntervalOf, keptTreeMode, KEPT_STATES, KeptNotices, KeptRecordError, KeptTable, MAX_KEPT_CHUNKS, emptyKept, openKept, sameKept, signKept } from './kept.ts'

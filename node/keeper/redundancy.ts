@@ -67,6 +67,8 @@ export interface RedundancyOptions {
   retentionMs?: number
   /** Time between GC rounds (default gc.ts DEFAULT_GC_INTERVAL_MS). */
   gcIntervalMs?: number
+  /** The host's data dir: GC keeps its unreferenced times there across restarts (gc-since.ts). Not given: memory only. */
+  dataDir?: string
 }
 
 export interface RedundancyComponents {
@@ -271,7 +273,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     volume: c.volume,
     store: c.store,
     ...(promises !== undefined ? { custody: { promised: cid => promises.promised(cid), deleteUnpromised: async (cid, except, del) => await promises.deleteUnpromised(cid, except, del) } } : {})
-  }, { retentionMs, intervalMs: o.gcIntervalMs })
+  }, { retentionMs, intervalMs: o.gcIntervalMs, dir: o.dataDir })
   collector.start()
   let markLeft = (): void => {}
   const left = new Promise<void>(resolve => { markLeft = resolve })

@@ -35,7 +35,8 @@
 // (referenced(): another write of the same bytes here committed, unseen yet by the peers).
 // Who may ask (review: session 34, #14 "bad input"): a release deletes only blocks the asker
 // put here (pushed them: the swarm push's origin, '/darkfs/swarm/1.2.0', which a hop of its
-// chain or a relay forwarding its blocks names, else the sink's `from`) or was promised here
+// chain or a relay forwarding its blocks names, when that origin is a member here or the
+// sender itself: a push naming any other makes its block nobody's, gc37; else the sink's `from`) or was promised here
 // (custody.ts, a record that outlives the promise and the asker's disown), or that another peer
 // pushed here a moment ago naming no origin (RELAYED_FRESH_MS: an older host's push, maybe a hop
 // of the asker's chain; only while some member does not announce FEATURE_ORIGINS, net/features.ts:
@@ -48,9 +49,10 @@
 // version deleted here when this host has not heard of that commit (or no longer retains a
 // record of it). A promise a holder gives itself (its own fragment) is no record: another
 // writer's give-up of the same bytes is refused only while it lasts. A record goes with its
-// block when a release deletes it. Records are in memory and bounded (PUT_REMEMBER_MAX, least
+// block when a release deletes it. Records are in memory (kept across a clean restart only:
+// release-records.ts, gc37) and bounded (PUT_REMEMBER_MAX, least
 // recently put of the peer holding the most records forgotten first): a block held with no record (its record forgotten, or lost in
-// a restart, or the block pulled here) is refused to everyone and left to GC, and stays so when
+// a restart that was not clean, or the block pulled here) is refused to everyone and left to GC, and stays so when
 // it is pushed or promised again (session 36: a member pushing it again was its only putter,
 // and could have another writer's block deleted); but a record of one putter forgotten for room
 // comes back when that putter puts it again (PUT_EVICTED_MAX: a long write's renewal), and that
@@ -74,6 +76,7 @@ import { cidFlags } from './cid-flags.ts'
 import { deleteUnpromised } from './unpromised.ts'
 import type { DeleteUnpromised } from './unpromised.ts'
 import type { BlockSink } from '../../swarm/index.ts'
+import type { KeptPutRecord } from './release-records.ts'
 
 /** How long a drop on arrival waits for the tree's walk (a stuck one is aborted, not joined for ever: review32g). */
 const ARRIVED_DROP_TIMEOUT_MS = 60_000
@@ -105,9 +108,11 @@ export const RELEASE_REMEMBER_MAX = 65_536
  * remembered at most, the least recently put forgotten first: 16 GiB of 256 KiB fragments, about
  * 17 MiB of heap (measured: ~260 B a record of one pusher and one promisee; session 36's named
  * list and per-peer share added ~220 B a record, ~31 MiB in all). Pushes naming made-up origins
- * (any string up to 128 B) cost more: ~1.3 KB a record listing PUT_NAMES_MAX of them (measured:
- * 16,384 records, 20 MiB; 171 MiB when a record listed 64), so a table filled with such records
- * is ~80 MiB, and the records kept aside (PUT_EVICTED_MAX) ~20 MiB more. A release comes within
+ * (any string up to 128 B) cost ~1.3 KB a record listing PUT_NAMES_MAX of them (measured:
+ * 16,384 records, 20 MiB; 171 MiB when a record listed 64), ~80 MiB for a table of them: since
+ * gc37 an origin is listed only when it is a member here or the push's sender (member(); any
+ * other makes the block nobody's and lists nothing), so a record's names are peer ids (52 B) of
+ * members, not strings a sender makes up (not measured again). A release comes within
  * minutes of the put it undoes; a block whose record was forgotten is refused to every asker,
  * pushed here again or not (GC removes what nothing needs, after its retention). When the
  * table is full, the record forgotten is the least recently put of the peer whose puts made the
@@ -192,6 +197,13 @@ export interface ReleaseComponents {
    * member may not (the rule is on).
    */
   originsByAll?: () => boolean
+  /**
+   * Whether `peer` is a member known here (the daemon: in its member table, declared down or
+   * not, or connected now): a push naming another peer as its origin that is none makes its
+   * block nobody's (arriving(); gc37: made-up origins, any string of 128 B, filled the records
+   * table, ~80 MiB). Not given: every origin is taken.
+   */
+  member?: (peer: string) => boolean
 }
 
 /**
@@ -224,6 +236,8 @@ export class Release {
    * this host knows of names it; `promised`, promised to another peer or claimed by a write here.
    */
   readonly refusals = { notPut: 0, claimed: 0, named: 0, promised: 0 }
+  /** Blocks made nobody's by a push naming as origin a peer that is no member here (arriving()). */
+  strangeOrigins = 0
   /**
    * block -> the peers that pushed it here (`pushed`) and the ones promised it here (`claimed`,
    * custody.ts: a writer placing it), least recently put first (PUT_REMEMBER_MAX). A peer leaves
@@ -342,6 +356,63 @@ export class Release {
       return true
     }
     return false
+  }
+
+  /**
+   * Every record, least recently put first, then the ones kept aside (oldest first): what a
+   * clean stop keeps for the next start (release-records.ts; the daemon asks once nothing puts,
+   * promises or releases here any more).
+   */
+  records (): KeptPutRecord[] {
+    const out: KeptPutRecord[] = []
+    const kept = (block: string, r: PutRecord, aside: boolean): KeptPutRecord => ({ block, by: r.by, pushed: [...r.pushed], claimed: [...r.claimed], named: [...r.named], unknown: r.unknown === true, aside })
+    for (const [k, r] of this.putBy) out.push(kept(k, r, false))
+    for (const [k, r] of this.evicted) out.push(kept(k, r, true))
+    return out
+  }
+
+  /**
+   * Takes back the records a clean stop kept (records(), release-records.ts), before this host
+   * takes a put or a release (the daemon: before its sink tells this release anything): the ones
+   * of blocks the store holds and of which no record was made since, in their order, within the
+   * table's bounds. A restored record is not fresh (its last push naming no origin is not kept).
+   * How many were taken.
+   */
+  async restore (records: readonly KeptPutRecord[], opts: AbortOptions = {}): Promise<number> {
+    let n = 0
+    const HAS_BATCH = 64
+    for (let i = 0; i < records.length; i += HAS_BATCH) {
+      opts.signal?.throwIfAborted()
+      const batch = records.slice(i, i + HAS_BATCH)
+      const held = await Promise.all(batch.map(async r => {
+        let cid: CID
+        try {
+          cid = CID.parse(r.block)
+        } catch (err) {
+          log('a kept release record names no block (%s): left out', (err as Error).message)
+          return false
+        }
+        return await this.c.store.has(cid)
+      }))
+      batch.forEach((k, j) => {
+        if (!held[j] || this.putBy.has(k.block) || this.evicted.has(k.block)) return
+        const r: PutRecord = { pushed: k.pushed.slice(0, PUT_NAMES_MAX), claimed: k.claimed.slice(0, PUT_NAMES_MAX), named: k.named.slice(0, PUT_NAMES_MAX), pushedAt: -Infinity, by: k.by }
+        // (a list longer than the bound makes the block nobody's, as listed() does)
+        if (k.unknown || [k.pushed, k.claimed, k.named].some(l => l.length > PUT_NAMES_MAX)) r.unknown = true
+        if (k.aside) {
+          this.evicted.set(k.block, r)
+          while (this.evicted.size > PUT_EVICTED_MAX) this.evicted.delete(this.evicted.keys().next().value!)
+        } else {
+          this.putBy.set(k.block, r)
+          const mine = this.madeBy.get(k.by) ?? new Set<string>()
+          mine.add(k.block)
+          this.madeBy.set(k.by, mine)
+          this.forgetForRoom(k.block)
+        }
+        n++
+      })
+    }
+    return n
   }
 
   /**
@@ -526,6 +597,16 @@ export class Release {
     // name anyone; a relay's own fragment, sent by no peer, against the writer)
     const by = from ?? origin
     if (by === undefined) return
+    // an origin that is no member here (made up, or a member whose record has not reached this
+    // host yet, not connected to it): not listed, and the block is nobody's (refused to every
+    // asker, left to GC), as when a record lists too many. Its sender, connected, is one.
+    if (origin !== undefined && origin !== from && this.c.member?.(origin) === false) {
+      const r = this.record(cid.toString(), by)
+      if (r.unknown === true) return
+      r.unknown = true
+      if ((++this.strangeOrigins & (this.strangeOrigins - 1)) === 0) log('%s pushed %s naming %s, no member here, as its origin: kept as nobody\'s (%d block(s) so far)', from ?? '-', cid.toString(), origin.slice(0, 64), this.strangeOrigins)
+      return
+    }
     // held here already and no record of it: whoever put it is not known, so no one may release
     // it (left to GC; a record forgotten, flushed by a flood of pushes, or lost in a restart,
     // must not make a later pusher of the same bytes its only putter)

@@ -97,6 +97,26 @@ describe('a release asked by a member that did not put the block (three hosts)',
     assert.deepEqual([...await release(b).ask(d.host.peerId, [cid])], [cid.toString()], 'B\'s own release deletes it')
   })
 
+  // gc37: a push named any string as its origin, listed and allowed to release the block; the
+  // daemon takes an origin only when it is a member (its member table) or connected
+  it('a push to D naming a member as origin is that member\'s to release; one naming a made-up origin is nobody\'s', async () => {
+    const [a, b, d] = hosts
+    const release = (peer: any): any => peer.network.c.release
+    const [x, y] = [randomBytes(64 * 1024), randomBytes(64 * 1024)]
+    const cx = CID.create(1, RAW, await sha256.digest(x))
+    const cy = CID.create(1, RAW, await sha256.digest(y))
+    // as D's sink stores B's relays of them (told first)
+    d.release.arriving(cx, b.host.peerId, a.host.peerId)
+    await d.store.put(cx, x)
+    const strange = d.release.strangeOrigins
+    d.release.arriving(cy, b.host.peerId, 'made-up-writer')
+    await d.store.put(cy, y)
+    assert.equal(d.release.strangeOrigins, strange + 1, 'the made-up origin counted')
+    assert.deepEqual([...await release(a).ask(d.host.peerId, [cx])], [cx.toString()], 'A, a member named as origin, releases its block')
+    assert.equal((await release(b).ask(d.host.peerId, [cy])).size, 0, 'a block pushed naming a made-up origin is refused, to its sender too')
+    assert.equal(await d.store.has(cy), true, 'kept (left to GC)')
+  })
+
   // session 36, gap A: a block D holds with no record of who put it (pulled here by repair or a
   // pin, or held across a restart, or its record flushed) became A's alone when A pushed it
   it('a block D holds with no record of who put it, pushed by A, is refused to A', async () => {

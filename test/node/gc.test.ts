@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Teardown } from '../../harness/tmp.ts'
-import { startCluster } from '../../harness/cluster.ts'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { startCluster, startHost } from '../../harness/cluster.ts'
 import { Collector } from '../../node/keeper/gc.ts'
+import { GC_SINCE_FILE } from '../../node/keeper/gc-since.ts'
 import { guardStore } from '../../node/keeper/index.ts'
 import { CID } from 'multiformats/cid'
 
@@ -162,5 +165,113 @@ describe('keep.collector (garbage collection)', function () {
     now += HOUR + 1000
     assert.ok((await gc.collect()).removed.includes(cid.toString()), 'a retention after, removed')
     assert.equal(await h.store.has(cid), false)
+  })
+
+  // the unreferenced times were in memory only: a host restarted at least once a retention
+  // period (7 days) never removed an unreferenced block (session 37)
+  describe('the unreferenced times kept in the data dir', function () {
+    it('a collector over the same dir after a restart removes a block unreferenced for the retention before and after it', async () => {
+      const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
+      const dir = await tempDir(t)
+      let now = Date.now()
+      const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
+      await w.stored
+      const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))]
+      const before = new Collector({ volume: h.volume, store: h.store, now: () => now }, { retentionMs: HOUR, intervalMs: 0, dir })
+      assert.equal((await before.collect()).removed.length, 0, 'first seen unreferenced: only marked')
+      now += HOUR / 2
+      assert.equal((await before.collect()).removed.length, 0, 'half the retention: kept')
+      await before.stop()
+      // the restart: a new collector, nothing in memory
+      const after = new Collector({ volume: h.volume, store: h.store, now: () => now }, { retentionMs: HOUR, intervalMs: 0, dir })
+      // (start() reads the file: intervalMs 0, no timed rounds)
+      after.start()
+      now += HOUR / 2 + 1000
+      const r = await after.collect()
+      assert.deepEqual(r.removed.filter(b => blocks.includes(b)).sort(), blocks.slice().sort(), JSON.stringify(r))
+      for (const b of blocks) assert.equal(await h.store.has(CID.parse(b)), false, `${b} removed`)
+      await after.stop()
+    })
+
+    it('the time the host was away does not count', async () => {
+      const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
+      const dir = await tempDir(t)
+      let now = Date.now()
+      const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
+      await w.stored
+      const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))]
+      // (start() reads the file: intervalMs 0, no timed rounds)
+      const gc = (): Collector => {
+        const c = new Collector({ volume: h.volume, store: h.store, now: () => now }, { retentionMs: HOUR, intervalMs: 0, dir })
+        c.start()
+        return c
+      }
+      const first = gc()
+      assert.equal((await first.collect()).removed.length, 0)
+      await first.stop()
+      // away for longer than the retention: its tree may have missed a version naming the block
+      now += 2 * HOUR
+      const second = gc()
+      assert.ok(!(await second.collect()).removed.some(b => blocks.includes(b)), 'away time is not unreferenced time seen')
+      now += HOUR - 1000
+      assert.ok(!(await second.collect()).removed.some(b => blocks.includes(b)), 'not yet the retention seen')
+      now += 2000
+      const r = await second.collect()
+      assert.deepEqual(r.removed.filter(b => blocks.includes(b)).sort(), blocks.slice().sort(), `seen unreferenced for the retention: ${JSON.stringify(r)}`)
+      await second.stop()
+    })
+
+    it('a damaged file is left out whole: nothing is removed on its strength', async () => {
+      const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
+      const dir = await tempDir(t)
+      let now = Date.now()
+      const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
+      await w.stored
+      const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))]
+      const gc = (): Collector => {
+        const c = new Collector({ volume: h.volume, store: h.store, now: () => now }, { retentionMs: HOUR, intervalMs: 0, dir })
+        c.start()
+        return c
+      }
+      const file = join(dir, GC_SINCE_FILE)
+      const damages: Array<[string, (text: string) => string]> = [
+        ['cut short', text => text.slice(0, Math.floor(text.length * 0.7))],
+        ['a time changed', text => text.replace(/ (\d)(\d*)\n(?!sum)/, (_m, d: string, rest: string) => ` ${d === '1' ? '0' : '1'}${rest}\n`)],
+        ['not ours', () => '{"some":"json"}\n'],
+        ['empty', () => '']
+      ]
+      for (const [what, damage] of damages) {
+        const marking = gc()
+        await marking.collect()
+        now += HOUR / 2
+        assert.equal((await marking.collect()).removed.length, 0)
+        await marking.stop()
+        const good = await readFile(file, 'utf8')
+        const bad = damage(good)
+        assert.notEqual(bad, good, what)
+        await writeFile(file, bad)
+        const restarted = gc()
+        now += HOUR / 2 + 1000
+        const r = await restarted.collect()
+        assert.ok(!r.removed.some(b => blocks.includes(b)), `${what}: only marked afresh: ${JSON.stringify(r)}`)
+        for (const b of blocks) assert.ok(await h.store.has(CID.parse(b)), `${what}: ${b} kept`)
+        await restarted.stop()
+        // the next file is written whole again
+        assert.ok((await readFile(file, 'utf8')).includes('\nsum '), what)
+      }
+    })
+
+    it('the daemon keeps them in its data dir: a block marked before a restart goes in the first round after it', async () => {
+      const opts = { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0, retentionMs: 0 } } }
+      const [h] = await startCluster(t, 1, opts)
+      const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
+      await w.stored
+      const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))]
+      assert.equal((await h.keep.collector.collect()).removed.length, 0, 'first seen unreferenced: only marked')
+      await h.stop()
+      const again = await startHost(t, h.dir, `${h.name}-again`, [], opts)
+      const r = await again.keep.collector.collect()
+      assert.deepEqual(r.removed.filter(b => blocks.includes(b)).sort(), blocks.slice().sort(), JSON.stringify(r))
+    })
   })
 })

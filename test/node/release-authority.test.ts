@@ -7,7 +7,11 @@
 import assert from 'node:assert/strict'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { readFile, writeFile, access } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Release, releasingSink, PUT_REMEMBER_MAX, PUT_NAMES_MAX } from '../../node/keeper/release.ts'
+import { saveReleaseRecords, takeReleaseRecords, RELEASE_RECORDS_FILE } from '../../node/keeper/release-records.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
 import type { ReleaseComponents } from '../../node/keeper/release.ts'
 import { Custody } from '../../node/keeper/custody.ts'
 import type { Retained } from '../../node/keeper/retained.ts'
@@ -20,7 +24,7 @@ async function block (n: number): Promise<CID> {
 }
 
 /** A holder: blocks held until deleted, the retained versions it knows naming `named`, promises given by `promisedTo`. */
-function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relayedFreshMs?: number, relayedRecheckMs?: number, originsByAll?: () => boolean } = {}): { release: Release, held: Set<string> } {
+function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relayedFreshMs?: number, relayedRecheckMs?: number, originsByAll?: () => boolean, member?: (peer: string) => boolean } = {}): { release: Release, held: Set<string> } {
   const held = new Set<string>()
   const promisedTo = opts.promisedTo ?? new Map<string, string>()
   let release: Release | undefined
@@ -38,7 +42,8 @@ function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relaye
     retentionMs: HOUR,
     relayedFreshMs: opts.relayedFreshMs,
     relayedRecheckMs: opts.relayedRecheckMs,
-    originsByAll: opts.originsByAll
+    originsByAll: opts.originsByAll,
+    member: opts.member
   }
   release = new Release(c)
   const r: Retained = {
@@ -714,5 +719,113 @@ describe('release authority: a long put keeps its own records (mend36r3, review3
     for (const c of mine) assert.equal((release as any).putBy.has(c.toString()), true, 'B\'s records all kept')
     const out = await release.answer(mine, 'B')
     assert.equal(out.filter(x => !x).length, 0, 'B\'s release deletes all of its blocks')
+  })
+})
+
+// a push names any string as its origin: made-up ones filled the records table (~1.3 KB a record
+// listing PUT_NAMES_MAX of 128 B, ~80 MiB at PUT_REMEMBER_MAX), and let the name release the
+// block (gc37). Only members known here are taken; a push naming another makes its block nobody's.
+describe('release authority: a push\'s origin is taken only when it is a member here (gc37)', function () {
+  const members = new Set(['W', 'M', 'B'])
+  function sinkOn (held: Set<string>, release: Release): ReturnType<typeof releasingSink> {
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => { held.add(cid.toString()) }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return releasingSink(store, () => release)
+  }
+
+  it('a push naming a made-up origin lists no name, and its block is refused to every asker, the made-up name and the sender too', async () => {
+    const x = await block(201)
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    await sinkOn(held, release).put(x, new Uint8Array([201]), { from: 'M', origin: 'made-up', verified: true })
+    assert.equal(held.has(x.toString()), true, 'stored (left to GC)')
+    const r = (release as any).putBy.get(x.toString())
+    assert.deepEqual([r.named, r.pushed, r.unknown], [[], [], true], JSON.stringify(r))
+    assert.equal(release.strangeOrigins, 1)
+    assert.deepEqual(await release.answer([x], 'made-up'), [false], 'the made-up name may not release it')
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'nor its sender')
+    assert.equal(held.has(x.toString()), true)
+  })
+
+  it('a flood of pushes naming made-up origins keeps no name: the records table holds none of them', async () => {
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    const sink = sinkOn(held, release)
+    for (let i = 0; i < 2000; i++) await sink.put(await block(1000 + i), new Uint8Array([1]), { from: 'M', origin: `origin-${'x'.repeat(100)}-${i}`, verified: true })
+    let names = 0
+    for (const r of (release as any).putBy.values()) names += r.named.length + r.pushed.length + r.claimed.length
+    assert.equal(names, 0, 'no made-up name kept')
+    assert.deepEqual([...(release as any).madeBy.keys()], ['M'], 'the records count against their sender')
+  })
+
+  it('a member named as origin, or the sender itself, is taken as before: it may release its block', async () => {
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    const sink = sinkOn(held, release)
+    const x = await block(202)
+    const y = await block(203)
+    await sink.put(x, new Uint8Array([202]), { from: 'M', origin: 'W', verified: true })
+    // (a sender is connected: a member whose record has not come yet is still taken as its own origin)
+    await sink.put(y, new Uint8Array([203]), { from: 'N', origin: 'N', verified: true })
+    assert.equal(release.strangeOrigins, 0)
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M relayed W\'s block: not M\'s')
+    assert.deepEqual(await release.answer([x], 'W'), [true])
+    assert.deepEqual(await release.answer([y], 'N'), [true])
+  })
+})
+
+// a restarted holder had no record of who put the blocks it held: every one was nobody's, its
+// writer's own release refused (gc37). A clean stop keeps them; a start takes them once.
+describe('release records kept across a clean restart (gc37)', function () {
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  function sinkOn (held: Set<string>, release: Release): ReturnType<typeof releasingSink> {
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => { held.add(cid.toString()) }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return releasingSink(store, () => release)
+  }
+
+  it('records restored from the file are the table as it was: the writer releases its block, another writer\'s stays claimed, a block held with no record stays nobody\'s', async () => {
+    const dir = await tempDir(t)
+    const before = holder({ relayedFreshMs: 0 })
+    const [x, y, z, gone] = await Promise.all([block(211), block(212), block(213), block(214)])
+    const sink = sinkOn(before.held, before.release)
+    await sink.put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    await sink.put(y, new Uint8Array([2]), { from: 'M', origin: 'M', verified: true })
+    before.release.noted([y], 'B')
+    // held before any record (pulled here), then pushed: nobody's
+    before.held.add(z.toString())
+    await sink.put(z, new Uint8Array([3]), { from: 'W', origin: 'W', verified: true })
+    await sink.put(gone, new Uint8Array([4]), { from: 'W', origin: 'W', verified: true })
+    await saveReleaseRecords(dir, before.release.records())
+
+    // the restart: the same blocks held (but `gone`, deleted meanwhile), a new release
+    const after = holder({ relayedFreshMs: 0 })
+    for (const c of [x, y, z]) after.held.add(c.toString())
+    const kept = await takeReleaseRecords(dir)
+    assert.equal(kept.length, 4)
+    assert.equal(await after.release.restore(kept), 3, 'the record of a block no longer held is left out')
+    await assert.rejects(access(join(dir, RELEASE_RECORDS_FILE)), 'the file is taken: removed')
+    assert.deepEqual(await takeReleaseRecords(dir), [], 'a second start reads nothing')
+    assert.deepEqual(await after.release.answer([y], 'M'), [false], 'B\'s promise record kept: M refused')
+    assert.deepEqual(await after.release.answer([z], 'W'), [false], 'nobody\'s stays nobody\'s')
+    assert.deepEqual(await after.release.answer([x], 'M'), [false], 'M never put X')
+    assert.deepEqual(await after.release.answer([x], 'W'), [true], 'W releases its own block after the restart')
+    assert.equal(after.held.has(x.toString()), false)
+  })
+
+  it('a damaged file is left out whole (every block nobody\'s) and removed', async () => {
+    const dir = await tempDir(t)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const x = await block(221)
+    await sinkOn(held, release).put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    await saveReleaseRecords(dir, release.records())
+    const file = join(dir, RELEASE_RECORDS_FILE)
+    const text = await readFile(file, 'utf8')
+    // another writer named as the pusher: the sum no longer matches
+    await writeFile(file, text.replace('"W"', '"M"'))
+    assert.deepEqual(await takeReleaseRecords(dir), [])
+    await assert.rejects(access(file), 'removed all the same')
   })
 })
