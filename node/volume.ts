@@ -1482,8 +1482,8 @@ export class Volume implements VolumeApi {
    * (OpenFile.catchUp) and it is built again. A version that came meanwhile (a peer's whole write)
    * is not built over: this one, built again from the same state, is stamped at the mark's cut
    * (CommitOptions.at: its parents what it read), concurrent with that version on every host
-   * (crdt.ts keeps the one that sorts first as a conflict sibling), while no op of this host was
-   * stamped since the mark; else it replaces that version as before (whole37). Past
+   * (crdt.ts keeps the one that sorts first as a conflict sibling), unless an op this host stamped
+   * since the mark saw what came (Tree.cutSees): then it replaces that version as before (whole37). Past
    * WHOLE_WRITE_TRIES (a file that keeps moving),
    * this host's written bytes go as positioned extents over the version's content instead, which
    * hold nothing they did not read (OpenFile.ownExtents); a state that cannot be extents (cut by a
@@ -1508,7 +1508,7 @@ export class Volume implements VolumeApi {
             // concurrent (crdt.ts: the one that sorts first stays as a conflict sibling), while no
             // op of this host stamped since may have seen the version that came
             const at = over
-            return await stampIt(this.writeBodies(f, c), { guard: () => !this.tree.unapplied(f.inode) && !this.tree.stampedSince(at), at })
+            return await stampIt(this.writeBodies(f, c), { guard: () => !this.tree.unapplied(f.inode) && !this.tree.cutSees(at, this.cameSince(f.inode, mark)), at })
           }
           if (last) {
             const own = f.ownExtents(c)
@@ -1526,15 +1526,15 @@ export class Volume implements VolumeApi {
         if (!(err instanceof GuardError)) throw err
         // this host's own ops on the file land first; then the peers' extents since the mark
         await raceSignal(this.tree.landedFor(f.inode), opts.signal)
-        // (refused at the cut: again at it while no op of this host was stamped since, else as below)
-        if (over !== undefined && !this.tree.stampedSince(over)) continue
+        const mark = f.mark as FileMark
+        // (refused at the cut: again at it while what came is still unseen there, else as below)
+        if (over !== undefined && !this.tree.cutSees(over, this.cameSince(f.inode, mark))) continue
         over = undefined
         const now = this.tree.get(f.inode)
         if (now === undefined) continue
         const state = this.fileState(now)
-        const mark = f.mark as FileMark
         let since = this.tree.extentsSince(f.inode, mark)
-        if (since === undefined && state.mark !== undefined && mark.cut !== undefined && !this.tree.stampedSince(mark.cut) && !f.partlyCaughtUp) {
+        if (since === undefined && state.mark !== undefined && mark.cut !== undefined && !f.partlyCaughtUp && !this.tree.cutSees(mark.cut, this.cameSince(f.inode, mark))) {
           // a version came between (a peer's whole write, acknowledged there): this one did not
           // read it, nor replaces it. Built again from the same state (nothing laid over it) and
           // stamped at the mark's cut: concurrent with that version and every op since (whole37)
@@ -1543,8 +1543,8 @@ export class Volume implements VolumeApi {
           continue
         }
         if (since === undefined && state.mark !== undefined) {
-          // a version came between, and this host stamped an op since the mark (which may have
-          // seen that version: no stamp can leave it out), or the mark has no cut: this one
+          // a version came between, and an op this host stamped since the mark saw it (no stamp
+          // can leave it out of its past then), or the mark has no cut: this one
           // replaces it as before (its history keeps it); the appends made over it land after this
           // host's bytes, as over a write that did not see them, and its positioned extents, made
           // over its bytes, go with it
@@ -1565,6 +1565,20 @@ export class Volume implements VolumeApi {
         }
       }
     }
+  }
+
+  /**
+   * The ops that made a file's state what it is now and were not in it at `mark`: the versions of
+   * its head, and its extents, that the mark does not name.
+   */
+  private cameSince (inode: InodeId, mark: FileMark): string[] {
+    const now = this.tree.fileMark(inode)
+    if (now === undefined) return []
+    const had = new Set(mark.version.split(','))
+    const out = now.version.split(',').filter(id => id !== '' && !had.has(id))
+    const held = markedExtents(mark)
+    for (let x = now.tail; x !== undefined; x = x.prev) if (!held.has(extentKey(x.ext))) out.push(x.ext.op)
+    return out
   }
 
   /**

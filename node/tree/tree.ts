@@ -64,9 +64,9 @@ export interface CommitOptions {
    * read): its first op names that cut's heads as parents, each next one the op before it, so an
    * op received since is not in the batch's causal past and the CRDT takes the two as concurrent
    * (its rules for concurrent writes, the same on every host), where the heads at the stamp would
-   * claim the batch saw it. Only while no op of this host was stamped since the cut (its ops form
-   * a chain, and a later one may have seen what came since): else the heads now, as without it
-   * (stampedSince() tells which, for a guard).
+   * claim the batch saw it. This host's ops form a chain: with ops of this host stamped since the
+   * cut, the first op names the newest of them too (what it saw is then in the batch's past:
+   * cutSees() tells, for a guard), or the heads now while that one is not applied yet.
    */
   at?: Cut
 }
@@ -614,7 +614,7 @@ export class Tree extends EventTarget {
       if (opts.guard !== undefined && !opts.guard()) throw new GuardError()
       const ops: Op[] = []
       // stamped at a cut: the first op over its heads, each next one over the op before it
-      let at = opts.at !== undefined && !this.stampedSince(opts.at) ? cutParents(opts.at, this.lastLocal) : undefined
+      let at = opts.at !== undefined ? this.cutParents(opts.at) : undefined
       for (const body of bodies) {
         const hlc = this.clock.tick()
         const op = await createOp(this.signer, body, hlc, at ?? this.parentsForStamp())
@@ -922,9 +922,50 @@ export class Tree extends EventTarget {
     return { heads: this.stampHeads.keys().map(id => this.stampHeads.get(id) as Op), last: this.lastLocal }
   }
 
-  /** True when an op of this host was stamped since `cut` was taken: a commit `at` it is stamped over the heads of its stamp. */
+  /** True when an op of this host was stamped since `cut` was taken. */
   stampedSince (cut: Cut): boolean {
     return this.lastLocal !== cut.last
+  }
+
+  /**
+   * True when a commit stamped at `cut` now (CommitOptions.at) would have one of the ops `ids`
+   * (ops applied since the cut) in its causal past: an op of this host stamped since the cut saw
+   * it, or is not applied yet (its past is not known here then: taken as seen).
+   */
+  cutSees (cut: Cut, ids: Iterable<string>): boolean {
+    if (!this.stampedSince(cut)) return false
+    const last = this.lastLocal === undefined ? undefined : this.dag.get(this.lastLocal)
+    if (last === undefined) return true
+    for (const id of ids) {
+      const n = this.dag.get(id)
+      if (n === undefined || this.dag.before(n, last)) return true
+    }
+    return false
+  }
+
+  /**
+   * The parents of an op stamped at `cut`: its heads, and this host's newest op when stamped
+   * since (the heads in that one's past left out); undefined (the heads now) while that op is not
+   * applied.
+   */
+  private cutParents (cut: Cut): CID[] | undefined {
+    let heads = cut.heads
+    const newest = this.lastLocal
+    if (this.stampedSince(cut) && newest !== undefined) {
+      const last = this.dag.get(newest)
+      if (last === undefined) return undefined
+      // (a head not in the DAG is an op of this host on its way then: below its newest)
+      heads = [...heads.filter(op => {
+        const n = this.dag.get(op.id)
+        return n !== undefined && !this.dag.before(n, last)
+      }), last.op]
+    }
+    let ops = [...heads].sort(byId)
+    if (ops.length > MAX_PARENTS) {
+      const keep = ops.filter(op => op.id === newest)
+      ops = keep.concat(ops.filter(op => op.id !== newest).slice(0, MAX_PARENTS - keep.length)).sort(byId)
+    }
+    return ops.map(op => op.cid)
   }
 
   private parentsForStamp (): CID[] {
@@ -1017,15 +1058,9 @@ export class Tree extends EventTarget {
   }
 }
 
-/** A cut's heads as parents (CIDs, sorted by id), at most MAX_PARENTS of them, this host's newest op kept. */
-function cutParents (cut: Cut, last: string | undefined): CID[] {
-  let ops = [...cut.heads].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
-  if (ops.length > MAX_PARENTS) {
-    const keep = ops.filter(op => op.id === last)
-    ops = keep.concat(ops.filter(op => op.id !== last).slice(0, MAX_PARENTS - keep.length))
-    ops.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
-  }
-  return ops.map(op => op.cid)
+/** Ops by id (parents are named sorted). */
+function byId (a: Op, b: Op): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }
 
 const NOBODY: ReadonlySet<string> = new Set()

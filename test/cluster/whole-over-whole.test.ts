@@ -17,12 +17,18 @@ const MiB = 1 << 20
 
 type Host = Awaited<ReturnType<typeof startMesh>>[number]
 
+async function inlinePeer (h1: Host, name: string): Promise<void> {
+  const fp = await h1.volume.open(`/${name}`, 'r+')
+  await fp.write(enc.encode('Y'), 0, 1, 3)
+  await fp.close()
+}
+
 /**
  * Host 0's close of its open /name (`fh`), with host 1's `peer` change of /name made, closed and
  * received by host 0 right before host 0's first stamp of its version (the close in flight).
  * Returns how many of host 0's commits named the file as a `write`.
  */
-async function closeWhilePeerWrites (h0: Host, h1: Host, name: string, fh: { close: () => Promise<void> }, peer: () => Promise<void>): Promise<number> {
+async function closeWhilePeerWrites (h0: Host, h1: Host, name: string, fh: { close: () => Promise<void> }, peer: () => Promise<void>, then?: () => Promise<void>): Promise<number> {
   const id = h0.tree.lookup('root', name)?.inode as string
   const tree = h0.tree as unknown as { commitMany: (bodies: any[], ...rest: unknown[]) => Promise<unknown> }
   const commitMany = tree.commitMany.bind(tree)
@@ -32,6 +38,7 @@ async function closeWhilePeerWrites (h0: Host, h1: Host, name: string, fh: { clo
       const before = h0.tree.fileMark(id)?.version
       await peer()
       await until('host 0 has host 1\'s version', () => h0.tree.fileMark(id)?.version !== before, 60_000)
+      await then?.()
     }
     return await commitMany(bodies, ...rest)
   }
@@ -71,17 +78,46 @@ describe('a whole version and a peer\'s whole version that arrives while it is b
     await shared(h0, h1, 'inline', enc.encode('aaaa\n'))
     const fh = await h0.volume.open('/inline', 'r+')
     await fh.write(enc.encode('X'), 0, 1, 0)
-    await closeWhilePeerWrites(h0, h1, 'inline', fh, async () => {
-      const fp = await h1.volume.open('/inline', 'r+')
-      await fp.write(enc.encode('Y'), 0, 1, 3)
-      await fp.close()
-    })
+    assert.equal(await closeWhilePeerWrites(h0, h1, 'inline', fh, async () => { await inlinePeer(h1, 'inline') }), 2)
     // host 0's version sorts last: it keeps the name; host 1's is the sibling
     assert.equal(dec.decode(await agreed(h0, h1, 'inline')), 'Xaaa\n')
     const sibs = await siblings(h0, h1, 'inline')
     assert.deepEqual(sibs.map(s => dec.decode(s)), ['aaaY\n'])
     // nothing else: the file is one version of host 0 over one of host 1, not rebuilt over it
     assert.equal(treeOf(h0, 'inline').size, 5)
+  })
+
+  it('host 0 stamped another file\'s ops after its read, before host 1\'s version came: still a conflict sibling', async () => {
+    const [h0, h1] = hosts
+    await shared(h0, h1, 'inline-busy', enc.encode('aaaa\n'))
+    const fh = await h0.volume.open('/inline-busy', 'r+')
+    await fh.write(enc.encode('X'), 0, 1, 0)
+    // host 0's ops since its read of the file: its next op names the newest of them too
+    await h0.volume.writeFile('/busy-before', enc.encode('other\n'))
+    await closeWhilePeerWrites(h0, h1, 'inline-busy', fh, async () => { await inlinePeer(h1, 'inline-busy') })
+    assert.equal(dec.decode(await agreed(h0, h1, 'inline-busy')), 'Xaaa\n')
+    const sibs = await siblings(h0, h1, 'inline-busy')
+    assert.deepEqual(sibs.map(s => dec.decode(s)), ['aaaY\n'])
+  })
+
+  it('host 0 stamped another file\'s op after host 1\'s version came (so saw it): stamped over it as before, both hosts alike', async () => {
+    const [h0, h1] = hosts
+    await shared(h0, h1, 'inline-saw', enc.encode('aaaa\n'))
+    const fh = await h0.volume.open('/inline-saw', 'r+')
+    await fh.write(enc.encode('X'), 0, 1, 0)
+    const writes = await closeWhilePeerWrites(h0, h1, 'inline-saw', fh, async () => { await inlinePeer(h1, 'inline-saw') }, async () => {
+      await h0.volume.writeFile('/busy-after', enc.encode('other\n'))
+    })
+    // no stamp can leave host 1's version out of the close's past: built again over it
+    assert.equal(writes, 2)
+    assert.equal(dec.decode(await agreed(h0, h1, 'inline-saw')), 'Xaaa\n')
+    assert.equal(h0.tree.conflicts().filter(c => c.path.startsWith('/inline-saw.conflict-')).length, 0)
+    // (host 1's version stays in the file's history on both hosts)
+    for (const h of [h0, h1]) {
+      const id = h.tree.lookup('root', 'inline-saw')?.inode as string
+      const kept = h.tree.history(id).some(v => v.content !== null && 'inline' in v.content && dec.decode(v.content.inline) === 'aaaY\n')
+      assert.ok(kept, 'host 1\'s version in history')
+    }
   })
 
   it('a large file: host 1\'s whole chunk, closed, stays as a conflict sibling on both hosts', async () => {
