@@ -311,6 +311,11 @@ export class OpenFile {
    */
   private readonly laid = new Map<string, { at: number, done: number, cut?: number }>() // cut: the least length a truncate here set since
 
+  /** True while a catchUp() stopped part-way left peers' bytes laid over the state beyond its mark. */
+  get partlyCaughtUp (): boolean {
+    return this.laid.size > 0
+  }
+
   /** Note [from, to) in `mine`. */
   private own (from: number, to: number): void {
     if (to <= from || this.laying) return

@@ -43,7 +43,7 @@ import { BlockUnavailableError, FsError, NotConflictedError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile, type CommitFor, type Committed, type FileState, type PatchExtent } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
-import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId, CommitOptions, Durability, FileMark } from './tree/index.ts'
+import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId, CommitOptions, Cut, Durability, FileMark } from './tree/index.ts'
 import { ExtentMap, GuardError, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd, extentKey, markedExtents, sameFileMark } from './tree/index.ts'
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
@@ -1125,8 +1125,8 @@ export class Volume implements VolumeApi {
     // the write and the times in one turn of the file's queue (no write slips in between)
     let together = false
     const c = open !== undefined && open.changed && !this.unlinked(inode.id)
-      ? await this.commitOpen(open, async (bodies, guard) => {
-        await this.stamp([...bodies, body], 'durable', { guard })
+      ? await this.commitOpen(open, async (bodies, guarded) => {
+        await this.stamp([...bodies, body], 'durable', guarded)
         together = true
       }, options)
       : undefined
@@ -1449,9 +1449,9 @@ export class Volume implements VolumeApi {
           }
         }
       : undefined
-    const c = await this.commitOpen(f, async (bodies, guard) => {
+    const c = await this.commitOpen(f, async (bodies, guarded) => {
       // one batch: one log append and fdatasync for all of a commit's extents
-      const own = (await this.stamp(bodies, 'durable', { stamped, guard })).at(-1)?.cid
+      const own = (await this.stamp(bodies, 'durable', { stamped, ...guarded })).at(-1)?.cid
       newest ??= own
     }, { ...options, ...commitFor(f, wait, by) })
     if (c !== undefined) this.placeCommitted(f, c)
@@ -1479,13 +1479,21 @@ export class Volume implements VolumeApi {
    * it on every host (write36). So it is stamped only while the tree's state of the file is the
    * one the open state holds (its mark), with no op of this host on the file stamped and not yet
    * applied; else nothing is stamped, the peers' extents since are laid over the pending writes
-   * (OpenFile.catchUp) and it is built again. Past WHOLE_WRITE_TRIES (a file that keeps moving),
+   * (OpenFile.catchUp) and it is built again. A version that came meanwhile (a peer's whole write)
+   * is not built over: this one, built again from the same state, is stamped at the mark's cut
+   * (CommitOptions.at: its parents what it read), concurrent with that version on every host
+   * (crdt.ts keeps the one that sorts first as a conflict sibling), unless an op this host stamped
+   * since the mark saw what came (Tree.cutSees): then it replaces that version as before (whole37). Past
+   * WHOLE_WRITE_TRIES (a file that keeps moving),
    * this host's written bytes go as positioned extents over the version's content instead, which
    * hold nothing they did not read (OpenFile.ownExtents); a state that cannot be extents (cut by a
    * truncate) is stamped as it is then, and logged.
    */
-  private async commitOpen (f: OpenFile, stampIt: (bodies: OpBody[], guard: (() => boolean) | undefined) => Promise<void>, opts: AbortOptions & CommitFor): Promise<Committed | undefined> {
+  private async commitOpen (f: OpenFile, stampIt: (bodies: OpBody[], guarded: Pick<CommitOptions, 'guard' | 'at'>) => Promise<void>, opts: AbortOptions & CommitFor): Promise<Committed | undefined> {
     let stuck = false
+    // the cut of the mark a version came after (a peer's whole version arrived while this one was
+    // built): the next build is stamped at it, concurrent with what came since
+    let over: Cut | undefined
     for (let tries = 1; ; tries++) {
       const last = stuck || tries >= WHOLE_WRITE_TRIES
       try {
@@ -1493,7 +1501,15 @@ export class Volume implements VolumeApi {
           if (this.unlinked(f.inode)) return false
           const whole = c.extents === undefined && c.append === undefined
           const mark = f.mark
-          if (!whole || mark === undefined) return await stampIt(this.writeBodies(f, c), undefined)
+          if (!whole || mark === undefined) return await stampIt(this.writeBodies(f, c), {})
+          if (over !== undefined && !last) {
+            // made over the mark's version, not the one that came since: stamped as made at the
+            // mark (its parents what it read), so every host's CRDT takes the two versions as
+            // concurrent (crdt.ts: the one that sorts first stays as a conflict sibling), while no
+            // op of this host stamped since may have seen the version that came
+            const at = over
+            return await stampIt(this.writeBodies(f, c), { guard: () => !this.tree.unapplied(f.inode) && !this.tree.cutSees(at, this.cameSince(f.inode, mark)), at })
+          }
           if (last) {
             const own = f.ownExtents(c)
             if (own !== undefined) {
@@ -1502,23 +1518,36 @@ export class Volume implements VolumeApi {
             } else if (!sameFileMark(this.tree.fileMark(f.inode), mark)) {
               log.error('inode %s: moved under %d builds of its cut version: committed over what it did not read', f.inode, tries - 1)
             }
-            return await stampIt(this.writeBodies(f, c), undefined)
+            return await stampIt(this.writeBodies(f, c), {})
           }
-          await stampIt(this.writeBodies(f, c), () => !this.tree.unapplied(f.inode) && sameFileMark(this.tree.fileMark(f.inode), mark))
+          await stampIt(this.writeBodies(f, c), { guard: () => !this.tree.unapplied(f.inode) && sameFileMark(this.tree.fileMark(f.inode), mark) })
         }, opts)
       } catch (err) {
         if (!(err instanceof GuardError)) throw err
         // this host's own ops on the file land first; then the peers' extents since the mark
         await raceSignal(this.tree.landedFor(f.inode), opts.signal)
+        const mark = f.mark as FileMark
+        // (refused at the cut: again at it while what came is still unseen there, else as below)
+        if (over !== undefined && !this.tree.cutSees(over, this.cameSince(f.inode, mark))) continue
+        over = undefined
         const now = this.tree.get(f.inode)
         if (now === undefined) continue
         const state = this.fileState(now)
-        const mark = f.mark as FileMark
         let since = this.tree.extentsSince(f.inode, mark)
+        if (since === undefined && state.mark !== undefined && mark.cut !== undefined && !f.partlyCaughtUp && !this.tree.cutSees(mark.cut, this.cameSince(f.inode, mark))) {
+          // a version came between (a peer's whole write, acknowledged there): this one did not
+          // read it, nor replaces it. Built again from the same state (nothing laid over it) and
+          // stamped at the mark's cut: concurrent with that version and every op since (whole37)
+          log('inode %s: a version came while its version was built: stamped as concurrent with it', f.inode)
+          over = mark.cut
+          continue
+        }
         if (since === undefined && state.mark !== undefined) {
-          // a version came between (a peer's whole write): this one replaces it as before (its
-          // history keeps it); the appends made over it land after this host's bytes, as over a
-          // write that did not see them, and its positioned extents, made over its bytes, go with it
+          // a version came between, and an op this host stamped since the mark saw it (no stamp
+          // can leave it out of its past then), or the mark has no cut: this one
+          // replaces it as before (its history keeps it); the appends made over it land after this
+          // host's bytes, as over a write that did not see them, and its positioned extents, made
+          // over its bytes, go with it
           log('inode %s: a version came while its version was built: stamped over it', f.inode)
           // (but not those this state holds already: the appends of its mark, kept after that
           // version as they were made over a version that did not see them)
@@ -1536,6 +1565,20 @@ export class Volume implements VolumeApi {
         }
       }
     }
+  }
+
+  /**
+   * The ops that made a file's state what it is now and were not in it at `mark`: the versions of
+   * its head, and its extents, that the mark does not name.
+   */
+  private cameSince (inode: InodeId, mark: FileMark): string[] {
+    const now = this.tree.fileMark(inode)
+    if (now === undefined) return []
+    const had = new Set(mark.version.split(','))
+    const out = now.version.split(',').filter(id => id !== '' && !had.has(id))
+    const held = markedExtents(mark)
+    for (let x = now.tail; x !== undefined; x = x.prev) if (!held.has(extentKey(x.ext))) out.push(x.ext.op)
+    return out
   }
 
   /**
@@ -2349,7 +2392,8 @@ export class Volume implements VolumeApi {
   private fileState (inode: Inode): FileState {
     const state = stateOf(inode)
     const mark = this.tree.fileMark(inode.id)
-    if (mark !== undefined) state.mark = mark
+    // (with the tree's cut: a version built from this state is stamped at it when the file moved)
+    if (mark !== undefined) state.mark = { ...mark, cut: this.tree.cut() }
     return state
   }
 

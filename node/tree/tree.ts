@@ -59,7 +59,23 @@ export interface CommitOptions {
    * (a fold's content: node/volume.ts) needs, as its op counts every op applied by then as seen.
    */
   guard?: () => boolean
+  /**
+   * Stamp the batch as made at `at` (a Tree.cut() taken when the state it was built from was
+   * read): its first op names that cut's heads as parents, each next one the op before it, so an
+   * op received since is not in the batch's causal past and the CRDT takes the two as concurrent
+   * (its rules for concurrent writes, the same on every host), where the heads at the stamp would
+   * claim the batch saw it. This host's ops form a chain: with ops of this host stamped since the
+   * cut, the first op names the newest of them too (what it saw is then in the batch's past:
+   * cutSees() tells, for a guard), or the heads now while that one is not applied yet.
+   */
+  at?: Cut
 }
+
+/**
+ * The heads a local op would name at one moment (Tree.cut), and this host's newest op then:
+ * what a commit built from a state read then names as parents (CommitOptions.at).
+ */
+export interface Cut { readonly heads: readonly Op[], readonly last: string | undefined }
 
 /** A commit whose `guard` (CommitOptions) said no: nothing was stamped. */
 export class GuardError extends Error {
@@ -75,7 +91,12 @@ export class GuardError extends Error {
  * are alike (sameFileMark) while no version and no extent came between them (a fold may: it
  * changes no byte).
  */
-export interface FileMark { readonly version: string, readonly tail: ExtNode | undefined }
+export interface FileMark {
+  readonly version: string
+  readonly tail: ExtNode | undefined
+  /** The tree's cut when the mark was taken (Tree.cut), where the taker keeps one: not compared. */
+  readonly cut?: Cut
+}
 
 /** An extent's name among a file's extents: its op, and its part of a multi-extent op. */
 export function extentKey (x: Extent): string {
@@ -592,9 +613,12 @@ export class Tree extends EventTarget {
       for (const body of bodies) checkBody(body)
       if (opts.guard !== undefined && !opts.guard()) throw new GuardError()
       const ops: Op[] = []
+      // stamped at a cut: the first op over its heads, each next one over the op before it
+      let at = opts.at !== undefined ? this.cutParents(opts.at) : undefined
       for (const body of bodies) {
         const hlc = this.clock.tick()
-        const op = await createOp(this.signer, body, hlc, this.parentsForStamp())
+        const op = await createOp(this.signer, body, hlc, at ?? this.parentsForStamp())
+        if (at !== undefined) at = [op.cid]
         const id = op.id
         this.stampHeads.add(op.parentIds, id, op)
         this.lastLocal = id
@@ -890,6 +914,60 @@ export class Tree extends EventTarget {
     return await run
   }
 
+  /**
+   * The heads a local op would name now, and this host's newest op: a commit built from what is
+   * read now and stamped later names these (CommitOptions.at), not the heads at its stamp.
+   */
+  cut (): Cut {
+    return { heads: this.stampHeads.keys().map(id => this.stampHeads.get(id) as Op), last: this.lastLocal }
+  }
+
+  /** True when an op of this host was stamped since `cut` was taken. */
+  stampedSince (cut: Cut): boolean {
+    return this.lastLocal !== cut.last
+  }
+
+  /**
+   * True when a commit stamped at `cut` now (CommitOptions.at) would have one of the ops `ids`
+   * (ops applied since the cut) in its causal past: an op of this host stamped since the cut saw
+   * it, or is not applied yet (its past is not known here then: taken as seen).
+   */
+  cutSees (cut: Cut, ids: Iterable<string>): boolean {
+    if (!this.stampedSince(cut)) return false
+    const last = this.lastLocal === undefined ? undefined : this.dag.get(this.lastLocal)
+    if (last === undefined) return true
+    for (const id of ids) {
+      const n = this.dag.get(id)
+      if (n === undefined || this.dag.before(n, last)) return true
+    }
+    return false
+  }
+
+  /**
+   * The parents of an op stamped at `cut`: its heads, and this host's newest op when stamped
+   * since (the heads in that one's past left out); undefined (the heads now) while that op is not
+   * applied.
+   */
+  private cutParents (cut: Cut): CID[] | undefined {
+    let heads = cut.heads
+    const newest = this.lastLocal
+    if (this.stampedSince(cut) && newest !== undefined) {
+      const last = this.dag.get(newest)
+      if (last === undefined) return undefined
+      // (a head not in the DAG is an op of this host on its way then: below its newest)
+      heads = [...heads.filter(op => {
+        const n = this.dag.get(op.id)
+        return n !== undefined && !this.dag.before(n, last)
+      }), last.op]
+    }
+    let ops = [...heads].sort(byId)
+    if (ops.length > MAX_PARENTS) {
+      const keep = ops.filter(op => op.id === newest)
+      ops = keep.concat(ops.filter(op => op.id !== newest).slice(0, MAX_PARENTS - keep.length)).sort(byId)
+    }
+    return ops.map(op => op.cid)
+  }
+
   private parentsForStamp (): CID[] {
     let ids = this.stampHeads.keys().sort()
     if (ids.length > MAX_PARENTS) {
@@ -978,6 +1056,11 @@ export class Tree extends EventTarget {
     // the ops below the floor are never undone: their records go
     this.state.j.forget(this.undoAt[this.floor])
   }
+}
+
+/** Ops by id (parents are named sorted). */
+function byId (a: Op, b: Op): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }
 
 const NOBODY: ReadonlySet<string> = new Set()

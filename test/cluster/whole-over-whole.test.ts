@@ -1,0 +1,144 @@
+// A whole version built while a peer's whole version of the same file arrives (whole37, found by
+// review36g finding 3): host 0 has writes pending on /f, host 1 writes /f at a position and closes
+// (its close, acknowledged, is a whole version too: an inline file, or a whole chunk rewritten),
+// and that version reaches host 0 while host 0's close is being built. The close was built again
+// over the peer's version, keeping only its appends, and stamped with it as a parent: the CRDT took
+// host 0's version as having seen host 1's, whose bytes were gone from the tree on both hosts
+// (history kept them). The two versions are concurrent (neither read the other): crdt.ts keeps the
+// one that sorts first as a conflict sibling, on every host alike.
+import assert from 'node:assert/strict'
+import { Teardown } from '../../harness/tmp.ts'
+import { startMesh, until } from '../../harness/cluster.ts'
+import { agreed, shared, treeOf } from '../helpers/file-pair.ts'
+
+const dec = new TextDecoder()
+const enc = new TextEncoder()
+const MiB = 1 << 20
+
+type Host = Awaited<ReturnType<typeof startMesh>>[number]
+
+async function inlinePeer (h1: Host, name: string): Promise<void> {
+  const fp = await h1.volume.open(`/${name}`, 'r+')
+  await fp.write(enc.encode('Y'), 0, 1, 3)
+  await fp.close()
+}
+
+/**
+ * Host 0's close of its open /name (`fh`), with host 1's `peer` change of /name made, closed and
+ * received by host 0 right before host 0's first stamp of its version (the close in flight).
+ * Returns how many of host 0's commits named the file as a `write`.
+ */
+async function closeWhilePeerWrites (h0: Host, h1: Host, name: string, fh: { close: () => Promise<void> }, peer: () => Promise<void>, then?: () => Promise<void>): Promise<number> {
+  const id = h0.tree.lookup('root', name)?.inode as string
+  const tree = h0.tree as unknown as { commitMany: (bodies: any[], ...rest: unknown[]) => Promise<unknown> }
+  const commitMany = tree.commitMany.bind(tree)
+  let writes = 0
+  tree.commitMany = async (bodies, ...rest) => {
+    if (bodies.some(b => b.inode === id && b.type === 'write') && writes++ === 0) {
+      const before = h0.tree.fileMark(id)?.version
+      await peer()
+      await until('host 0 has host 1\'s version', () => h0.tree.fileMark(id)?.version !== before, 60_000)
+      await then?.()
+    }
+    return await commitMany(bodies, ...rest)
+  }
+  try {
+    await fh.close()
+  } finally {
+    tree.commitMany = commitMany
+  }
+  return writes
+}
+
+/** The bytes of /name's conflict siblings, once both hosts have the same ones and read them alike. */
+async function siblings (h0: Host, h1: Host, name: string): Promise<Uint8Array[]> {
+  const of = (h: Host): string[] => h.tree.conflicts().filter(c => c.path.startsWith(`/${name}.conflict-`)).map(c => c.path).sort()
+  let out: Uint8Array[] = []
+  await until(`both hosts have /${name}'s siblings alike`, async () => {
+    const a = of(h0)
+    const b = of(h1)
+    if (a.length === 0 || a.join() !== b.join()) return false
+    const bytes = await Promise.all(a.map(async p => await Promise.all([h0.volume.readFile(p), h1.volume.readFile(p)])))
+    if (!bytes.every(([x, y]) => Buffer.compare(x, y) === 0)) return false
+    out = bytes.map(([x]) => x)
+    return true
+  }, 60_000)
+  return out
+}
+
+describe('a whole version and a peer\'s whole version that arrives while it is built', function () {
+  this.timeout(180_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  let hosts: Host[]
+  before(async () => { hosts = await startMesh(t, 2) })
+
+  it('an inline file: host 1\'s positioned write, closed, stays as a conflict sibling on both hosts', async () => {
+    const [h0, h1] = hosts
+    await shared(h0, h1, 'inline', enc.encode('aaaa\n'))
+    const fh = await h0.volume.open('/inline', 'r+')
+    await fh.write(enc.encode('X'), 0, 1, 0)
+    assert.equal(await closeWhilePeerWrites(h0, h1, 'inline', fh, async () => { await inlinePeer(h1, 'inline') }), 2)
+    // host 0's version sorts last: it keeps the name; host 1's is the sibling
+    assert.equal(dec.decode(await agreed(h0, h1, 'inline')), 'Xaaa\n')
+    const sibs = await siblings(h0, h1, 'inline')
+    assert.deepEqual(sibs.map(s => dec.decode(s)), ['aaaY\n'])
+    // nothing else: the file is one version of host 0 over one of host 1, not rebuilt over it
+    assert.equal(treeOf(h0, 'inline').size, 5)
+  })
+
+  it('host 0 stamped another file\'s ops after its read, before host 1\'s version came: still a conflict sibling', async () => {
+    const [h0, h1] = hosts
+    await shared(h0, h1, 'inline-busy', enc.encode('aaaa\n'))
+    const fh = await h0.volume.open('/inline-busy', 'r+')
+    await fh.write(enc.encode('X'), 0, 1, 0)
+    // host 0's ops since its read of the file: its next op names the newest of them too
+    await h0.volume.writeFile('/busy-before', enc.encode('other\n'))
+    await closeWhilePeerWrites(h0, h1, 'inline-busy', fh, async () => { await inlinePeer(h1, 'inline-busy') })
+    assert.equal(dec.decode(await agreed(h0, h1, 'inline-busy')), 'Xaaa\n')
+    const sibs = await siblings(h0, h1, 'inline-busy')
+    assert.deepEqual(sibs.map(s => dec.decode(s)), ['aaaY\n'])
+  })
+
+  it('host 0 stamped another file\'s op after host 1\'s version came (so saw it): stamped over it as before, both hosts alike', async () => {
+    const [h0, h1] = hosts
+    await shared(h0, h1, 'inline-saw', enc.encode('aaaa\n'))
+    const fh = await h0.volume.open('/inline-saw', 'r+')
+    await fh.write(enc.encode('X'), 0, 1, 0)
+    const writes = await closeWhilePeerWrites(h0, h1, 'inline-saw', fh, async () => { await inlinePeer(h1, 'inline-saw') }, async () => {
+      await h0.volume.writeFile('/busy-after', enc.encode('other\n'))
+    })
+    // no stamp can leave host 1's version out of the close's past: built again over it
+    assert.equal(writes, 2)
+    assert.equal(dec.decode(await agreed(h0, h1, 'inline-saw')), 'Xaaa\n')
+    assert.equal(h0.tree.conflicts().filter(c => c.path.startsWith('/inline-saw.conflict-')).length, 0)
+    // (host 1's version stays in the file's history on both hosts)
+    for (const h of [h0, h1]) {
+      const id = h.tree.lookup('root', 'inline-saw')?.inode as string
+      const kept = h.tree.history(id).some(v => v.content !== null && 'inline' in v.content && dec.decode(v.content.inline) === 'aaaY\n')
+      assert.ok(kept, 'host 1\'s version in history')
+    }
+  })
+
+  it('a large file: host 1\'s whole chunk, closed, stays as a conflict sibling on both hosts', async () => {
+    const [h0, h1] = hosts
+    await shared(h0, h1, 'dense', new Uint8Array(2 * MiB).fill(0x61))
+    const fh = await h0.volume.open('/dense', 'r+')
+    // a whole chunk rewritten on each host: past the patch bounds, a whole version each
+    await fh.write(new Uint8Array(MiB).fill(0x62), 0, MiB, 0)
+    await closeWhilePeerWrites(h0, h1, 'dense', fh, async () => {
+      const fp = await h1.volume.open('/dense', 'r+')
+      await fp.write(new Uint8Array(MiB).fill(0x63), 0, MiB, MiB)
+      await fp.close()
+    })
+    const got = await agreed(h0, h1, 'dense')
+    assert.equal(got.byteLength, 2 * MiB)
+    assert.ok(got.subarray(0, MiB).every(b => b === 0x62), 'host 0\'s chunk')
+    assert.ok(got.subarray(MiB).every(b => b === 0x61), 'the old second chunk')
+    const sibs = await siblings(h0, h1, 'dense')
+    assert.equal(sibs.length, 1)
+    assert.equal(sibs[0].byteLength, 2 * MiB)
+    assert.ok(sibs[0].subarray(0, MiB).every(b => b === 0x61), 'the old first chunk in host 1\'s version')
+    assert.ok(sibs[0].subarray(MiB).every(b => b === 0x63), 'host 1\'s chunk')
+  })
+})
