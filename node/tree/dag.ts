@@ -36,9 +36,17 @@ export interface DagNode {
 }
 
 export class Dag {
-  readonly nodes = new Map<string, DagNode>()
-  /** Every op's id string, found by its characters (ids.ts): decoded ops name known ops by these. */
+  /**
+   * Every op's id string, found by its characters (ids.ts): decoded ops name known ops by these.
+   * The ops are found through it too (`byNumber`), not through a Map keyed by their ids: a Map
+   * internalizes a string the first time it is its key or looked up in it (IdTable.indexOf), and
+   * most ops' ids (every op's but a create's or link's, which the tree's state keys by) were
+   * keys of no other Map.
+   */
   readonly ids = new IdTable()
+  /** The node of the id `ids` numbers k, at k (undefined for ids that are no op's: ROOT). */
+  private readonly byNumber: Array<DagNode | undefined> = []
+  private count = 0
   private readonly tips = new Heads<null>()
   /**
    * Each author's number (its index in vector clocks) and its string, kept once: an op decoded
@@ -47,15 +55,27 @@ export class Dag {
   private readonly authors = new Map<string, { n: number, author: string }>()
 
   has (id: string): boolean {
-    return this.nodes.has(id)
+    return this.get(id) !== undefined
   }
 
   get (id: string): DagNode | undefined {
-    return this.nodes.get(id)
+    const k = this.ids.indexOf(id)
+    return k < 0 ? undefined : this.byNumber[k]
   }
 
   get size (): number {
-    return this.nodes.size
+    return this.count
+  }
+
+  /** Every node, in the order they were added. */
+  nodes (): DagNode[] {
+    const out: DagNode[] = []
+    const all = this.byNumber
+    for (let k = 0; k < all.length; k++) {
+      const n = all[k]
+      if (n !== undefined) out.push(n)
+    }
+    return out
   }
 
   /**
@@ -82,7 +102,7 @@ export class Dag {
     let c1 = 0
     for (let i = 0; i < ids.length; i++) {
       const p = ids[i]
-      const parent = this.nodes.get(p)
+      const parent = this.get(p)
       if (parent === undefined) throw new Error(`parent ${p} of ${id} is unknown`)
       ids[i] = parent.id
       if (parent.c0 > c0) c0 = parent.c0
@@ -100,7 +120,7 @@ export class Dag {
       const copied = first !== undefined && first.length === length
       more = copied ? (first as number[]).slice() : new Array(length).fill(0)
       for (let i = 0; i < ids.length; i++) {
-        const pm = (this.nodes.get(ids[i]) as DagNode).more
+        const pm = (this.get(ids[i]) as DagNode).more
         if (pm === undefined || (copied && pm === first)) continue
         for (let a = 0; a < pm.length; a++) if (more[a] < pm[a]) more[a] = pm[a]
       }
@@ -120,8 +140,12 @@ export class Dag {
     } else {
       node = { op, id, seq, c0, c1, more, ino: 0 }
     }
-    this.nodes.set(id, node)
-    this.ids.add(id)
+    const k = this.ids.add(id)
+    const all = this.byNumber
+    // (ids kept without a node, ROOT, before this one: their slots hold undefined, not holes)
+    while (all.length <= k) all.push(undefined)
+    if (all[k] === undefined) this.count++
+    all[k] = node
     this.tips.add(ids, id, null)
     return node
   }
