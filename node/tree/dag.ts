@@ -190,54 +190,119 @@ export function nextHeads<V> (heads: Map<string, V>, parents: readonly string[],
   return heads
 }
 
+/** Most heads Heads keeps in arrays; past them, in a Map. */
+export const FEW_HEADS = 32
+
 /**
  * The heads of a DAG as ops join it (nextHeads()'s rule: the parents out, then the new op in, in
  * that order), each with a value. One head (an author's chain, nearly always: every op names the
  * one head there is) is kept in two fields, not a map: nextHeads() made a new map of one per op,
- * ~180 bytes of garbage for each op applied (and Dag's tips the same again). A map from a second
- * head on, and back to the fields once one is left.
+ * ~180 bytes of garbage for each op applied (and Dag's tips the same again). Two to `few` heads
+ * (two replicas' chains, as a merge applies them) are kept in two arrays, found with `===`: a
+ * Map keyed by each new op's id internalized every id as it joined (IdTable.indexOf), ~1.2 us
+ * an op for the DAG's tips and the tree's stamp heads in a merge's receive. A map past `few`
+ * heads, and back to the fields once one is left.
  */
 export class Heads<V> {
   private oneId: string | undefined = undefined
   private oneValue: V | undefined = undefined
+  private fewIds: string[] | undefined = undefined
+  private fewValues: V[] | undefined = undefined
   private many: Map<string, V> | undefined = undefined
+  private readonly few: number
+
+  /** `few`: most heads kept in arrays (tests make it small). */
+  constructor (few = FEW_HEADS) {
+    this.few = few
+  }
 
   /** `id` (with `value`) joins; its `parents` are heads no longer. */
   add (parents: readonly string[], id: string, value: V): void {
     const many = this.many
-    if (many === undefined) {
-      if (this.oneId !== undefined && !parents.includes(this.oneId)) {
-        this.many = new Map<string, V>().set(this.oneId, this.oneValue as V).set(id, value)
-        this.oneId = undefined
-        this.oneValue = undefined
-        return
+    if (many !== undefined) {
+      const next = nextHeads(many, parents, id, value)
+      if (next.size === 1) {
+        this.many = undefined
+        this.one(id, value)
+      } else {
+        this.many = next
       }
-      this.oneId = id
-      this.oneValue = value
       return
     }
-    const next = nextHeads(many, parents, id, value)
-    if (next.size === 1) {
-      this.many = undefined
-      this.oneId = id
-      this.oneValue = value
-    } else {
-      this.many = next
+    const ids = this.fewIds
+    if (ids !== undefined) {
+      const values = this.fewValues as V[]
+      if (parents.length === ids.length && allInList(ids, parents)) {
+        this.one(id, value)
+        return
+      }
+      // nextHeads()'s order: the op in (in place when it is a head already, as Map.set), then its parents out
+      const at = ids.indexOf(id)
+      if (at >= 0) values[at] = value
+      else {
+        ids.push(id)
+        values.push(value)
+      }
+      for (let i = 0; i < parents.length; i++) {
+        const k = ids.indexOf(parents[i])
+        if (k < 0) continue
+        ids.splice(k, 1)
+        values.splice(k, 1)
+      }
+      if (ids.length === 1) this.one(ids[0], values[0])
+      else if (ids.length > this.few) {
+        const m = new Map<string, V>()
+        for (let i = 0; i < ids.length; i++) m.set(ids[i], values[i])
+        this.many = m
+        this.fewIds = undefined
+        this.fewValues = undefined
+      }
+      return
     }
+    if (this.oneId !== undefined && !parents.includes(this.oneId)) {
+      if (id === this.oneId) {
+        this.oneValue = value
+        return
+      }
+      if (this.few >= 2) {
+        this.fewIds = [this.oneId, id]
+        this.fewValues = [this.oneValue as V, value]
+      } else {
+        this.many = new Map<string, V>().set(this.oneId, this.oneValue as V).set(id, value)
+      }
+      this.oneId = undefined
+      this.oneValue = undefined
+      return
+    }
+    this.oneId = id
+    this.oneValue = value
+  }
+
+  /** One head left: the fields. */
+  private one (id: string, value: V): void {
+    this.fewIds = undefined
+    this.fewValues = undefined
+    this.oneId = id
+    this.oneValue = value
   }
 
   get size (): number {
-    return this.many !== undefined ? this.many.size : this.oneId !== undefined ? 1 : 0
+    return this.many !== undefined ? this.many.size : this.fewIds !== undefined ? this.fewIds.length : this.oneId !== undefined ? 1 : 0
   }
 
   /** The heads' ids, oldest joined first. */
   keys (): string[] {
     if (this.many !== undefined) return [...this.many.keys()]
+    if (this.fewIds !== undefined) return this.fewIds.slice()
     return this.oneId !== undefined ? [this.oneId] : []
   }
 
   get (id: string): V | undefined {
     if (this.many !== undefined) return this.many.get(id)
+    if (this.fewIds !== undefined) {
+      const k = this.fewIds.indexOf(id)
+      return k < 0 ? undefined : (this.fewValues as V[])[k]
+    }
     return id === this.oneId ? this.oneValue : undefined
   }
 }
@@ -249,6 +314,15 @@ export class Heads<V> {
 function allIn (set: { has: (k: string) => boolean }, keys: readonly string[]): boolean {
   for (let i = 0; i < keys.length; i++) {
     if (!set.has(keys[i])) return false
+    for (let j = 0; j < i; j++) if (keys[j] === keys[i]) return false
+  }
+  return true
+}
+
+/** allIn() of a list of heads (Heads' arrays). */
+function allInList (list: readonly string[], keys: readonly string[]): boolean {
+  for (let i = 0; i < keys.length; i++) {
+    if (!list.includes(keys[i])) return false
     for (let j = 0; j < i; j++) if (keys[j] === keys[i]) return false
   }
   return true
