@@ -36,9 +36,17 @@ export interface DagNode {
 }
 
 export class Dag {
-  readonly nodes = new Map<string, DagNode>()
-  /** Every op's id string, found by its characters (ids.ts): decoded ops name known ops by these. */
+  /**
+   * Every op's id string, found by its characters (ids.ts): decoded ops name known ops by these.
+   * The ops are found through it too (`byNumber`), not through a Map keyed by their ids: a Map
+   * internalizes a string the first time it is its key or looked up in it (IdTable.indexOf), and
+   * most ops' ids (every op's but a create's or link's, which the tree's state keys by) were
+   * keys of no other Map.
+   */
   readonly ids = new IdTable()
+  /** The node of the id `ids` numbers k, at k (undefined for ids that are no op's: ROOT). */
+  private readonly byNumber: Array<DagNode | undefined> = []
+  private count = 0
   private readonly tips = new Heads<null>()
   /**
    * Each author's number (its index in vector clocks) and its string, kept once: an op decoded
@@ -47,15 +55,27 @@ export class Dag {
   private readonly authors = new Map<string, { n: number, author: string }>()
 
   has (id: string): boolean {
-    return this.nodes.has(id)
+    return this.get(id) !== undefined
   }
 
   get (id: string): DagNode | undefined {
-    return this.nodes.get(id)
+    const k = this.ids.indexOf(id)
+    return k < 0 ? undefined : this.byNumber[k]
   }
 
   get size (): number {
-    return this.nodes.size
+    return this.count
+  }
+
+  /** Every node, in the order they were added. */
+  nodes (): DagNode[] {
+    const out: DagNode[] = []
+    const all = this.byNumber
+    for (let k = 0; k < all.length; k++) {
+      const n = all[k]
+      if (n !== undefined) out.push(n)
+    }
+    return out
   }
 
   /**
@@ -82,7 +102,7 @@ export class Dag {
     let c1 = 0
     for (let i = 0; i < ids.length; i++) {
       const p = ids[i]
-      const parent = this.nodes.get(p)
+      const parent = this.get(p)
       if (parent === undefined) throw new Error(`parent ${p} of ${id} is unknown`)
       ids[i] = parent.id
       if (parent.c0 > c0) c0 = parent.c0
@@ -100,7 +120,7 @@ export class Dag {
       const copied = first !== undefined && first.length === length
       more = copied ? (first as number[]).slice() : new Array(length).fill(0)
       for (let i = 0; i < ids.length; i++) {
-        const pm = (this.nodes.get(ids[i]) as DagNode).more
+        const pm = (this.get(ids[i]) as DagNode).more
         if (pm === undefined || (copied && pm === first)) continue
         for (let a = 0; a < pm.length; a++) if (more[a] < pm[a]) more[a] = pm[a]
       }
@@ -120,8 +140,12 @@ export class Dag {
     } else {
       node = { op, id, seq, c0, c1, more, ino: 0 }
     }
-    this.nodes.set(id, node)
-    this.ids.add(id)
+    const k = this.ids.add(id)
+    const all = this.byNumber
+    // (ids kept without a node, ROOT, before this one: their slots hold undefined, not holes)
+    while (all.length <= k) all.push(undefined)
+    if (all[k] === undefined) this.count++
+    all[k] = node
     this.tips.add(ids, id, null)
     return node
   }
@@ -166,54 +190,119 @@ export function nextHeads<V> (heads: Map<string, V>, parents: readonly string[],
   return heads
 }
 
+/** Most heads Heads keeps in arrays; past them, in a Map. */
+export const FEW_HEADS = 32
+
 /**
  * The heads of a DAG as ops join it (nextHeads()'s rule: the parents out, then the new op in, in
  * that order), each with a value. One head (an author's chain, nearly always: every op names the
  * one head there is) is kept in two fields, not a map: nextHeads() made a new map of one per op,
- * ~180 bytes of garbage for each op applied (and Dag's tips the same again). A map from a second
- * head on, and back to the fields once one is left.
+ * ~180 bytes of garbage for each op applied (and Dag's tips the same again). Two to `few` heads
+ * (two replicas' chains, as a merge applies them) are kept in two arrays, found with `===`: a
+ * Map keyed by each new op's id internalized every id as it joined (IdTable.indexOf), ~1.2 us
+ * an op for the DAG's tips and the tree's stamp heads in a merge's receive. A map past `few`
+ * heads, and back to the fields once one is left.
  */
 export class Heads<V> {
   private oneId: string | undefined = undefined
   private oneValue: V | undefined = undefined
+  private fewIds: string[] | undefined = undefined
+  private fewValues: V[] | undefined = undefined
   private many: Map<string, V> | undefined = undefined
+  private readonly few: number
+
+  /** `few`: most heads kept in arrays (tests make it small). */
+  constructor (few = FEW_HEADS) {
+    this.few = few
+  }
 
   /** `id` (with `value`) joins; its `parents` are heads no longer. */
   add (parents: readonly string[], id: string, value: V): void {
     const many = this.many
-    if (many === undefined) {
-      if (this.oneId !== undefined && !parents.includes(this.oneId)) {
-        this.many = new Map<string, V>().set(this.oneId, this.oneValue as V).set(id, value)
-        this.oneId = undefined
-        this.oneValue = undefined
-        return
+    if (many !== undefined) {
+      const next = nextHeads(many, parents, id, value)
+      if (next.size === 1) {
+        this.many = undefined
+        this.one(id, value)
+      } else {
+        this.many = next
       }
-      this.oneId = id
-      this.oneValue = value
       return
     }
-    const next = nextHeads(many, parents, id, value)
-    if (next.size === 1) {
-      this.many = undefined
-      this.oneId = id
-      this.oneValue = value
-    } else {
-      this.many = next
+    const ids = this.fewIds
+    if (ids !== undefined) {
+      const values = this.fewValues as V[]
+      if (parents.length === ids.length && allInList(ids, parents)) {
+        this.one(id, value)
+        return
+      }
+      // nextHeads()'s order: the op in (in place when it is a head already, as Map.set), then its parents out
+      const at = ids.indexOf(id)
+      if (at >= 0) values[at] = value
+      else {
+        ids.push(id)
+        values.push(value)
+      }
+      for (let i = 0; i < parents.length; i++) {
+        const k = ids.indexOf(parents[i])
+        if (k < 0) continue
+        ids.splice(k, 1)
+        values.splice(k, 1)
+      }
+      if (ids.length === 1) this.one(ids[0], values[0])
+      else if (ids.length > this.few) {
+        const m = new Map<string, V>()
+        for (let i = 0; i < ids.length; i++) m.set(ids[i], values[i])
+        this.many = m
+        this.fewIds = undefined
+        this.fewValues = undefined
+      }
+      return
     }
+    if (this.oneId !== undefined && !parents.includes(this.oneId)) {
+      if (id === this.oneId) {
+        this.oneValue = value
+        return
+      }
+      if (this.few >= 2) {
+        this.fewIds = [this.oneId, id]
+        this.fewValues = [this.oneValue as V, value]
+      } else {
+        this.many = new Map<string, V>().set(this.oneId, this.oneValue as V).set(id, value)
+      }
+      this.oneId = undefined
+      this.oneValue = undefined
+      return
+    }
+    this.oneId = id
+    this.oneValue = value
+  }
+
+  /** One head left: the fields. */
+  private one (id: string, value: V): void {
+    this.fewIds = undefined
+    this.fewValues = undefined
+    this.oneId = id
+    this.oneValue = value
   }
 
   get size (): number {
-    return this.many !== undefined ? this.many.size : this.oneId !== undefined ? 1 : 0
+    return this.many !== undefined ? this.many.size : this.fewIds !== undefined ? this.fewIds.length : this.oneId !== undefined ? 1 : 0
   }
 
   /** The heads' ids, oldest joined first. */
   keys (): string[] {
     if (this.many !== undefined) return [...this.many.keys()]
+    if (this.fewIds !== undefined) return this.fewIds.slice()
     return this.oneId !== undefined ? [this.oneId] : []
   }
 
   get (id: string): V | undefined {
     if (this.many !== undefined) return this.many.get(id)
+    if (this.fewIds !== undefined) {
+      const k = this.fewIds.indexOf(id)
+      return k < 0 ? undefined : (this.fewValues as V[])[k]
+    }
     return id === this.oneId ? this.oneValue : undefined
   }
 }
@@ -225,6 +314,15 @@ export class Heads<V> {
 function allIn (set: { has: (k: string) => boolean }, keys: readonly string[]): boolean {
   for (let i = 0; i < keys.length; i++) {
     if (!set.has(keys[i])) return false
+    for (let j = 0; j < i; j++) if (keys[j] === keys[i]) return false
+  }
+  return true
+}
+
+/** allIn() of a list of heads (Heads' arrays). */
+function allInList (list: readonly string[], keys: readonly string[]): boolean {
+  for (let i = 0; i < keys.length; i++) {
+    if (!list.includes(keys[i])) return false
     for (let j = 0; j < i; j++) if (keys[j] === keys[i]) return false
   }
   return true

@@ -108,7 +108,9 @@ describe('node/tree DAG vector clocks', () => {
     // head, and maybe one parent twice (Dag.add does not refuse it: the decoders do)
     const steps = fc.array(fc.record({ all: fc.boolean(), dup: fc.boolean(), pick: fc.array(fc.nat(20), { maxLength: 4 }), gone: fc.array(fc.nat(200), { maxLength: 2 }) }), { minLength: 1, maxLength: 80 })
     fc.assert(fc.property(steps, ss => {
+      // arrays up to the default FEW_HEADS, and a small `few` that goes to its Map and back
       const tips = new Heads<number>()
+      const small = new Heads<number>(2)
       let heads = new Map<string, number>()
       const want = new Map<string, number>()
       for (let i = 0; i < ss.length; i++) {
@@ -121,11 +123,15 @@ describe('node/tree DAG vector clocks', () => {
         for (const p of ps) want.delete(p)
         want.set(id, i)
         tips.add(ps, id, i)
+        small.add(ps, id, i)
         heads = nextHeads(heads, ps, id, i)
         assert.deepEqual(tips.keys(), [...want.keys()])
         assert.equal(tips.size, want.size)
         for (const [k, v] of want) assert.equal(tips.get(k), v)
         assert.equal(tips.get(`op${i + 1}`), undefined)
+        assert.deepEqual(small.keys(), [...want.keys()])
+        assert.equal(small.size, want.size)
+        for (const [k, v] of want) assert.equal(small.get(k), v)
         assert.deepEqual([...heads], [...want])
       }
     }), { seed: PROP_SEED, numRuns: 200 * RUNS })

@@ -29,6 +29,9 @@ describe('node/tree ids (id strings by their characters)', () => {
       for (const s of added) t.add(s)
       for (const s of added) t.add(s) // twice: kept once
       assert.equal(t.size, added.length)
+      // numbered as they were kept, through growth; a string never kept is -1
+      added.forEach((s, i) => { assert.equal(t.indexOf(s), i) })
+      for (const s of others) assert.equal(t.indexOf(s), added.includes(s) ? added.indexOf(s) : -1)
       for (const s of added) {
         const { bytes, start, end } = at(s, pad)
         assert.equal(t.find(bytes, start, end), s)
