@@ -118,8 +118,10 @@ export const COMMIT_EXTENT_MAX = CHUNK_SIZE / 4
  * `placing`, the placement of the chunks placed before the commit (early-chunks.ts), once committed.
  * `append`: the state differs from its base only by O_APPEND writes past its end, and `content`
  * holds just those bytes (bytes [at, at + size) of it: an `append` op), not the whole file.
+ * `kept`: another handle's last appends were kept back (OpenFile.commit `by`): writes stay pending
+ * after this version, and the times held for the file stay held with them (Volume stamp()).
  */
-export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number }, extents?: PatchExtent[] }
+export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number }, extents?: PatchExtent[], kept?: boolean }
 
 /**
  * Whom a commit is for (OpenFile.commit): `by`, the handle whose flush or close it is (another
@@ -1127,11 +1129,13 @@ export class OpenFile {
         this.pipelined = false
       }
       if (c === undefined) return undefined
+      if (keep !== undefined) c.kept = true
+      // the kept run's time, the last write's: it stays pending with the bytes
+      const mtime = this.mtime
       if (await record(c) === false) return undefined
       // the chunks stored early past the version's end are in no version: released
       if (keep !== undefined) for (const i of [...this.stored.keys()]) if ((i + 1) * CHUNK_SIZE > keep.from) this.stored.delete(i)
       c.placing = this.early.committed()
-      const mtime = this.mtime
       this.committed(c)
       if (keep !== undefined && rest !== undefined) await this.writeBack(rest, keep.by, mtime)
       return c

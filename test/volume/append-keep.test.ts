@@ -100,6 +100,23 @@ describe('volume: a flush keeps back another handle\'s last appends (one host)',
     await y.close()
   })
 
+  it('times set after another handle\'s kept-back append stay held with its run: a flush that keeps the run back does not stamp them under the run\'s version (review37a)', async () => {
+    await volume.writeFile('/u', enc.encode('base\n'))
+    const x = await volume.open('/u', 'a')
+    const y = await volume.open('/u', 'a')
+    await put(y, 'y1\n')
+    await put(x, 'half')
+    await volume.utimes('/u', new Date(1_000_000), new Date(2_000_000))
+    await y.flush()
+    assert.equal(await committed('u'), 8, 'X\'s run kept back')
+    assert.equal((await volume.stat('/u')).mtimeMs, 2_000_000, 'the utimes came after every write: its mtime is shown')
+    await x.close()
+    assert.equal(await committed('u'), 12)
+    assert.equal((await volume.stat('/u')).mtimeMs, 2_000_000, 'stamped after the run\'s version')
+    await y.close()
+    assert.equal((await volume.stat('/u')).mtimeMs, 2_000_000)
+  })
+
   it('O_APPEND set after open (options.append per write) is kept back as well; a positioned write commits as before', async () => {
     await volume.writeFile('/f', enc.encode('base\n'))
     const x = await volume.open('/f', 'r+')
