@@ -84,6 +84,14 @@ export const PATCH_COMMIT_RANGES = 16
  */
 export const APPEND_KEEP_MAX = 8 << 20
 
+/**
+ * Longest since its handle's last write that another handle's commit keeps a run of appends back
+ * (OpenFile.commit `by`). The kernel sends the next piece of a write(2) as soon as the one before
+ * is answered: a run idle longer is whole, and is committed with the rest (a log writer keeping
+ * its fd open has its lines published by the other handles' flushes, not only at its close).
+ */
+export const APPEND_KEEP_IDLE_MS = 1000
+
 /** Most extents a commit of this host's own writes (OpenFile.ownExtents) is cut into. */
 export const MAX_OWN_EXTENTS = 4096
 
@@ -223,9 +231,10 @@ export class OpenFile {
    * into several writes here (direct I/O: at 1 MiB, at 256 pages of the caller's memory), and
    * holds the file's lock across them, so only this run can end in a write(2) not all here yet:
    * every write before it was followed by another handle's. A commit for another handle (a flush,
-   * a close) keeps it back until that handle's own flush or close (letGo), or an fsync.
+   * a close) keeps it back until that handle's own flush or close (letGo), or an fsync, while
+   * that handle wrote less than APPEND_KEEP_IDLE_MS ago (`last`, by `now`).
    */
-  private tail?: { by: object, from: number }
+  private tail?: { by: object, from: number, last: number }
   /**
    * Set while the base is the empty file a create on this host just made (open with O_CREAT):
    * the first commit fills that create, and the two are one version (a `first` write).
@@ -234,6 +243,8 @@ export class OpenFile {
   mtime?: bigint
   handles = 0
   private queue: Promise<unknown> = Promise.resolve()
+  /** The clock (ms) of a run's last write and of the commits that may keep it back (`tail`; tests set their own). */
+  now: () => number = () => performance.now()
   /** Longest a store behind a write (storeBehind) that named no deadline takes before it gives up (STORE_BEHIND_TIMEOUT_MS; tests set less). */
   storeBehindTimeoutMs = STORE_BEHIND_TIMEOUT_MS
   /** Stops the stores behind writes scheduled so far: abandon() aborts it (and makes another). */
@@ -749,8 +760,11 @@ export class OpenFile {
     return await this.serial(async () => {
       // an append through another writer than the last one: the last one's write(2)s are whole
       // (`tail`); one with no writer named waits on no one
-      if (at === 'end' && (opts.by === undefined || this.tail?.by !== opts.by)) this.tail = opts.by === undefined ? undefined : { by: opts.by, from: this.size }
-      return await this.writeNow(data, at, opts.maxEnd, opts.signal, true, opts.deadlineMs)
+      if (at === 'end' && (opts.by === undefined || this.tail?.by !== opts.by)) this.tail = opts.by === undefined ? undefined : { by: opts.by, from: this.size, last: this.now() }
+      const done = await this.writeNow(data, at, opts.maxEnd, opts.signal, true, opts.deadlineMs)
+      // (answered now: the kernel sends the next piece of the write(2) from here)
+      if (at === 'end' && data.byteLength > 0 && this.tail !== undefined && this.tail.by === opts.by) this.tail.last = this.now()
+      return done
     }, opts.signal)
   }
 
@@ -1137,7 +1151,7 @@ export class OpenFile {
       if (keep !== undefined) for (const i of [...this.stored.keys()]) if ((i + 1) * CHUNK_SIZE > keep.from) this.stored.delete(i)
       c.placing = this.early.committed()
       this.committed(c)
-      if (keep !== undefined && rest !== undefined) await this.writeBack(rest, keep.by, mtime)
+      if (keep !== undefined && rest !== undefined) await this.writeBack(rest, keep, mtime)
       return c
     }, opts.signal)
   }
@@ -1145,13 +1159,16 @@ export class OpenFile {
   /**
    * The appends a commit `opts` keeps back (in a turn of the queue): another open writer's last
    * run (`tail`) while every change since the last commit is an append; none for an fsync or a
-   * last close (`all`), nor past APPEND_KEEP_MAX. Positioned writes and truncates commit as they
-   * are (a whole version or extents: nothing is kept back then).
+   * last close (`all`), nor past APPEND_KEEP_MAX, nor for a run whose handle wrote nothing for
+   * APPEND_KEEP_IDLE_MS (its write(2)s are whole: the next piece comes as soon as one is
+   * answered). Positioned writes and truncates commit as they are (a whole version or extents:
+   * nothing is kept back then).
    */
-  private keptBack (opts: CommitFor): { by: object, from: number } | undefined {
+  private keptBack (opts: CommitFor): { by: object, from: number, last: number } | undefined {
     const tail = this.tail
     if (opts.all === true || tail === undefined || tail.by === opts.by || !this.changed || !this.appendOnly) return undefined
     if (this.baseLimit < this.base.size || tail.from < this.base.size) return undefined
+    if (this.now() - tail.last > APPEND_KEEP_IDLE_MS) return undefined
     if (this.size - tail.from > APPEND_KEEP_MAX) {
       log('%s: %d bytes appended through another handle since its last flush: committed, not kept back', this.path(), this.size - tail.from)
       return undefined
@@ -1165,8 +1182,8 @@ export class OpenFile {
    * writer's run, with the time it was written. Bytes the state holds in memory: no write here
    * fails for want of a read (a failed store behind it leaves them in memory, logged).
    */
-  private async writeBack (rest: Uint8Array, by: object, mtime: bigint | undefined): Promise<void> {
-    this.tail = { by, from: this.size }
+  private async writeBack (rest: Uint8Array, keep: { by: object, last: number }, mtime: bigint | undefined): Promise<void> {
+    this.tail = { by: keep.by, from: this.size, last: keep.last }
     try {
       await this.writeNow(rest, 'end', undefined, undefined, true)
     } catch (err: any) {
