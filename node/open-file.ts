@@ -759,8 +759,8 @@ export class OpenFile {
   async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object } = {}): Promise<{ position: number, bytesWritten: number }> {
     return await this.serial(async () => {
       // an append through another writer than the last one: the last one's write(2)s are whole
-      // (`tail`); one with no writer named waits on no one
-      if (at === 'end' && (opts.by === undefined || this.tail?.by !== opts.by)) this.tail = opts.by === undefined ? undefined : { by: opts.by, from: this.size, last: this.now() }
+      // (`tail`); one with no writer named waits on no one. An empty one moves nothing
+      if (at === 'end' && data.byteLength > 0 && (opts.by === undefined || this.tail?.by !== opts.by)) this.tail = opts.by === undefined ? undefined : { by: opts.by, from: this.size, last: this.now() }
       const done = await this.writeNow(data, at, opts.maxEnd, opts.signal, true, opts.deadlineMs)
       // (answered now: the kernel sends the next piece of the write(2) from here)
       if (at === 'end' && data.byteLength > 0 && this.tail !== undefined && this.tail.by === opts.by) this.tail.last = this.now()

@@ -159,6 +159,20 @@ describe('volume: a flush keeps back another handle\'s last appends (one host)',
     await x.close()
   })
 
+  it('an empty append through another handle does not take the run over: its flush keeps the run back (review37a)', async () => {
+    await volume.writeFile('/e', enc.encode('base\n'))
+    const x = await volume.open('/e', 'a')
+    const y = await volume.open('/e', 'a')
+    await steady('e')
+    await put(x, 'half')
+    await put(y, '')
+    await y.flush()
+    assert.equal(await committed('e'), 5, 'X\'s run kept back')
+    await x.close()
+    assert.equal(await committed('e'), 9)
+    await y.close()
+  })
+
   it('O_APPEND set after open (options.append per write) is kept back as well; a positioned write commits as before', async () => {
     await volume.writeFile('/f', enc.encode('base\n'))
     const x = await volume.open('/f', 'r+')
