@@ -132,12 +132,13 @@ export const COMMIT_EXTENT_MAX = CHUNK_SIZE / 4
 export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number }, extents?: PatchExtent[], kept?: boolean }
 
 /**
- * Whom a commit is for (OpenFile.commit): `by`, the handle whose flush or close it is (another
- * open handle's last appends are kept back: `tail`); `all`, everything pending (an fsync, the last
+ * Whom a commit is for (OpenFile.commit): `by`, the handle whose flush or close it is, `owner`,
+ * the lock owner closing (another open handle's last appends are kept back, and another owner's
+ * through the same handle: `tail`); `all`, everything pending (an fsync, the last
  * close); neither, a commit of the host's own (held times): every open handle's last appends are
  * kept back. `sync`: an fsync's (see build()).
  */
-export interface CommitFor { by?: object, all?: boolean, sync?: boolean }
+export interface CommitFor { by?: object, owner?: number, all?: boolean, sync?: boolean }
 
 /**
  * One written range of a patch commit: bytes [at, at + size) of `content` land at `offset` (a
@@ -232,9 +233,12 @@ export class OpenFile {
    * holds the file's lock across them, so only this run can end in a write(2) not all here yet:
    * every write before it was followed by another handle's. A commit for another handle (a flush,
    * a close) keeps it back until that handle's own flush or close (letGo), or an fsync, while
-   * that handle wrote less than APPEND_KEEP_IDLE_MS ago (`last`, by `now`).
+   * that handle wrote less than APPEND_KEEP_IDLE_MS ago (`last`, by `now`). `owner`: the lock owner
+   * of its writes, when named (processes sharing one handle: a forked child's close of its copy
+   * comes as a flush of that handle, between the pieces of its parent's write(2)); a flush naming
+   * another owner keeps the run back too.
    */
-  private tail?: { by: object, from: number, last: number }
+  private tail?: { by: object, owner?: number, from: number, last: number }
   /**
    * Set while the base is the empty file a create on this host just made (open with O_CREAT):
    * the first commit fills that create, and the two are one version (a `first` write).
@@ -756,19 +760,32 @@ export class OpenFile {
    * write that starts at or past it fails with EFBIG and writes nothing; one that would cross it
    * is cut short there.
    */
-  async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object } = {}): Promise<{ position: number, bytesWritten: number }> {
+  async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object, owner?: number } = {}): Promise<{ position: number, bytesWritten: number }> {
     return await this.serial(async () => {
       // an append through another writer than the last one: the last one's write(2)s are whole
       // (`tail`); one with no writer named waits on no one. An empty one moves nothing
-      if (at === 'end' && data.byteLength > 0 && (opts.by === undefined || this.tail?.by !== opts.by)) this.tail = opts.by === undefined ? undefined : { by: opts.by, from: this.size, last: this.now() }
+      if (at === 'end' && data.byteLength > 0 && (opts.by === undefined || !this.sameWriter(opts.by, opts.owner))) this.tail = opts.by === undefined ? undefined : { by: opts.by, owner: opts.owner, from: this.size, last: this.now() }
       const done = await this.writeNow(data, at, opts.maxEnd, opts.signal, true, opts.deadlineMs)
       // (answered now: the kernel sends the next piece of the write(2) from here)
-      if (at === 'end' && data.byteLength > 0 && this.tail !== undefined && this.tail.by === opts.by) this.tail.last = this.now()
+      if (at === 'end' && data.byteLength > 0 && this.tail !== undefined && opts.by !== undefined && this.sameWriter(opts.by, opts.owner)) {
+        this.tail.last = this.now()
+        this.tail.owner ??= opts.owner
+      }
       return done
     }, opts.signal)
   }
 
-  /** The writer `by` is closed: its appends are whole, any commit takes them (`tail`). */
+  /**
+   * Whether handle `by` with lock owner `owner` is the writer of the last run (`tail`): its handle,
+   * and its owner when both are named (a handle's writes or flushes that name none, the Volume's
+   * own callers', are its run's).
+   */
+  private sameWriter (by: object | undefined, owner: number | undefined): boolean {
+    const tail = this.tail
+    return tail !== undefined && tail.by === by && (tail.owner === undefined || owner === undefined || tail.owner === owner)
+  }
+
+  /** The writer `by` is closed (every owner of it): its appends are whole, any commit takes them (`tail`). */
   letGo (by: object): void {
     if (this.tail?.by === by) this.tail = undefined
   }
@@ -1164,9 +1181,9 @@ export class OpenFile {
    * answered). Positioned writes and truncates commit as they are (a whole version or extents:
    * nothing is kept back then).
    */
-  private keptBack (opts: CommitFor): { by: object, from: number, last: number } | undefined {
+  private keptBack (opts: CommitFor): { by: object, owner?: number, from: number, last: number } | undefined {
     const tail = this.tail
-    if (opts.all === true || tail === undefined || tail.by === opts.by || !this.changed || !this.appendOnly) return undefined
+    if (opts.all === true || tail === undefined || this.sameWriter(opts.by, opts.owner) || !this.changed || !this.appendOnly) return undefined
     if (this.baseLimit < this.base.size || tail.from < this.base.size) return undefined
     if (this.now() - tail.last > APPEND_KEEP_IDLE_MS) return undefined
     if (this.size - tail.from > APPEND_KEEP_MAX) {
@@ -1182,8 +1199,8 @@ export class OpenFile {
    * writer's run, with the time it was written. Bytes the state holds in memory: no write here
    * fails for want of a read (a failed store behind it leaves them in memory, logged).
    */
-  private async writeBack (rest: Uint8Array, keep: { by: object, last: number }, mtime: bigint | undefined): Promise<void> {
-    this.tail = { by: keep.by, from: this.size, last: keep.last }
+  private async writeBack (rest: Uint8Array, keep: { by: object, owner?: number, last: number }, mtime: bigint | undefined): Promise<void> {
+    this.tail = { by: keep.by, owner: keep.owner, from: this.size, last: keep.last }
     try {
       await this.writeNow(rest, 'end', undefined, undefined, true)
     } catch (err: any) {

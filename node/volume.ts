@@ -1428,7 +1428,7 @@ export class Volume implements VolumeApi {
    * prepare() (reading base chunks from peers) and the wait for peers; the placement it starts
    * is the host's, not the caller's, and goes on without it.
    */
-  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}, attrs = true, by?: object | 'all'): Promise<void> {
+  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}, attrs = true, by?: Pick<CommitFor, 'by' | 'owner'> | 'all'): Promise<void> {
     // an open file whose last name is gone (POSIX: it lives until its last close) makes no
     // version: its writes stay in the open file and end with it (its last close gives up what
     // it stored early), no op, nothing placed
@@ -1983,7 +1983,7 @@ export class Volume implements VolumeApi {
         // O_APPEND (the handle's, or this write's: options.append): at the end of file when this
         // write's turn comes, whatever `position` says;
         // as POSIX: a write that starts at the limit fails, one that would cross it is cut short
-        const { bytesWritten } = await f.write(data, (options.append ?? fl.append) ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX, deadlineMs: options.deadlineMs, by: writer })
+        const { bytesWritten } = await f.write(data, (options.append ?? fl.append) ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX, deadlineMs: options.deadlineMs, by: writer, owner: options.owner })
         return { bytesWritten }
       },
       async truncate (len = 0, options = {}) {
@@ -2063,7 +2063,8 @@ export class Volume implements VolumeApi {
         // Appends another open handle made since this one's last write stay pending (its write(2)
         // may have come in part: one line would be two ops, a peer's append between them); its own
         // flush or close, the last close or an fsync commits them (OpenFile.commit `by`)
-        if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options, false, writer)
+        // (and another lock owner's through this handle: a forked child's close, `owner`)
+        if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options, false, { by: writer, owner: options.owner })
       },
       async close (options = {}) {
         if (closed) return
@@ -2076,7 +2077,7 @@ export class Volume implements VolumeApi {
         file.letGo(writer)
         let abandoned = false
         try {
-          await vol.commitFile(file, 'none', options, true, writer)
+          await vol.commitFile(file, 'none', options, true, { by: writer })
         } catch (err: any) {
           // a release's error never reaches the app (close(2) returned at flush): said here
           log.error('inode %s: a close could not commit its writes (%d handles left): %s', file.inode, file.handles, err?.message)
@@ -2471,8 +2472,8 @@ export function parseFlags (flags: OpenFlags): Flags {
  * writes (`all`, commitHeld) takes them all as well: kept back, the times would stay held as
  * long as the writer keeps its file open, and the timer fire again and again for them.
  */
-function commitFor (f: OpenFile, wait: 'none' | 'safe', by: object | 'all' | undefined): CommitFor {
+function commitFor (f: OpenFile, wait: 'none' | 'safe', by: Pick<CommitFor, 'by' | 'owner'> | 'all' | undefined): CommitFor {
   if (wait === 'safe') return { sync: true, all: true }
   if (f.handles === 0 || by === 'all') return { all: true }
-  return by === undefined ? {} : { by }
+  return by === undefined ? {} : { by: by.by, owner: by.owner }
 }
