@@ -240,6 +240,11 @@ export class OpenFile {
    */
   private tail?: { by: object, owner?: number, from: number, last: number }
   /**
+   * The appends waiting for their turn of the queue, by handle: a commit ahead of them does not
+   * take their handle's run for idle (the next piece of its write(2) is here already).
+   */
+  private readonly queued = new Map<object, number>()
+  /**
    * Set while the base is the empty file a create on this host just made (open with O_CREAT):
    * the first commit fills that create, and the two are one version (a `first` write).
    */
@@ -761,7 +766,28 @@ export class OpenFile {
    * is cut short there.
    */
   async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object, owner?: number } = {}): Promise<{ position: number, bytesWritten: number }> {
+    // (an append waiting for its turn is its handle's writing now: `queued`)
+    const by = at === 'end' && data.byteLength > 0 ? opts.by : undefined
+    if (by !== undefined) this.queued.set(by, (this.queued.get(by) ?? 0) + 1)
+    let waiting = by !== undefined
+    const turned = (): void => {
+      if (!waiting || by === undefined) return
+      waiting = false
+      const n = (this.queued.get(by) ?? 1) - 1
+      if (n > 0) this.queued.set(by, n)
+      else this.queued.delete(by)
+    }
+    try {
+      return await this.appendTurn(data, at, opts, turned)
+    } finally {
+      turned()
+    }
+  }
+
+  /** write()'s turn of the queue (`turned` called as it starts). */
+  private async appendTurn (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object, owner?: number }, turned: () => void): Promise<{ position: number, bytesWritten: number }> {
     return await this.serial(async () => {
+      turned()
       // an append through another writer than the last one: the last one's write(2)s are whole
       // (`tail`); one with no writer named waits on no one. An empty one moves nothing
       if (at === 'end' && data.byteLength > 0 && (opts.by === undefined || !this.sameWriter(opts.by, opts.owner))) this.tail = opts.by === undefined ? undefined : { by: opts.by, owner: opts.owner, from: this.size, last: this.now() }
@@ -1185,7 +1211,7 @@ export class OpenFile {
     const tail = this.tail
     if (opts.all === true || tail === undefined || this.sameWriter(opts.by, opts.owner) || !this.changed || !this.appendOnly) return undefined
     if (this.baseLimit < this.base.size || tail.from < this.base.size) return undefined
-    if (this.now() - tail.last > APPEND_KEEP_IDLE_MS) return undefined
+    if (this.now() - tail.last > APPEND_KEEP_IDLE_MS && !this.queued.has(tail.by)) return undefined
     if (this.size - tail.from > APPEND_KEEP_MAX) {
       log('%s: %d bytes appended through another handle since its last flush: committed, not kept back', this.path(), this.size - tail.from)
       return undefined

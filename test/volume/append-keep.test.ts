@@ -159,6 +159,37 @@ describe('volume: a flush keeps back another handle\'s last appends (one host)',
     await x.close()
   })
 
+  it('a run whose next piece waits for its turn behind the commit is not idle, however long the queue held it (review37a)', async () => {
+    await volume.writeFile('/q', enc.encode('base\n'))
+    const x = await volume.open('/q', 'a')
+    const y = await volume.open('/q', 'a')
+    const f = openFileOf(volume, (await x.stat()).ino) as any
+    let now = 1_000_000
+    f.now = () => now
+    await put(x, 'D2B2')
+    // the file's queue held (a slow turn before the commit), the clock past the bound meanwhile
+    let open!: () => void
+    const gate = new Promise<void>(resolve => { open = resolve })
+    const held = f.serial(async () => await gate)
+    let queued!: () => void
+    const commitQueued = new Promise<void>(resolve => { queued = resolve })
+    const commit = f.commit.bind(f)
+    f.commit = (...args: any[]) => { const p = commit(...args); queued(); return p }
+    const flushing = y.flush()
+    await commitQueued
+    // the rest of X's write(2) came, behind the commit
+    const rest = put(x, '39\n')
+    now += 2 * APPEND_KEEP_IDLE_MS
+    open()
+    await Promise.all([held, flushing, rest])
+    f.commit = commit
+    assert.equal(await committed('q'), 5, 'kept back: its next piece was waiting')
+    await x.close()
+    assert.deepEqual(await text('q'), 'base\nD2B239\n')
+    assert.equal(await committed('q'), 12)
+    await y.close()
+  })
+
   it('an empty append through another handle does not take the run over: its flush keeps the run back (review37a)', async () => {
     await volume.writeFile('/e', enc.encode('base\n'))
     const x = await volume.open('/e', 'a')
