@@ -719,6 +719,16 @@ static int finish_refresh (req_t *r, int res) {
   return finish(r, res);
 }
 
+// A lock owner for JS (n[3] of OP_WRITE, n[1] of OP_FLUSH): the kernel's id of the caller's file
+// table (a process, its threads alike; a forked child has its own), 64 bits folded into the 53 a
+// double holds whole (it only tells owners apart). A FLUSH always names the closing one; a WRITE
+// sent direct names its writer (FUSE_WRITE_LOCKOWNER), one through the page cache none (-1).
+// fuse/ops.ts hands both to the Volume: a flush of one owner keeps back another owner's last
+// appends through the same handle (a forked child closing its copy of the fd between the pieces
+// of its parent's write(2): node/open-file.ts `tail`)
+static double owner_num (uint64_t owner) {
+  return (double)((owner ^ (owner >> 53)) & ((1ULL << 53) - 1));
+}
 static double fh_of (struct fuse_file_info *fi) {
   return fi != NULL ? (double)fi->fh : -1;
 }
@@ -761,7 +771,7 @@ static int op_chown (const char *path, uid_t uid, gid_t gid, struct fuse_file_in
   return simple(OP_CHOWN, path, NULL, uid == (uid_t)-1 ? -1.0 : (double)uid, gid == (gid_t)-1 ? -1.0 : (double)gid, fh_of(fi));
 }
 static int op_truncate (const char *path, off_t size, struct fuse_file_info *fi) { return simple(OP_TRUNCATE, path, NULL, (double)size, fh_of(fi), -1); }
-static int op_flush (const char *path, struct fuse_file_info *fi) { return simple(OP_FLUSH, path, NULL, fh_of(fi), -1, -1); }
+static int op_flush (const char *path, struct fuse_file_info *fi) { return simple(OP_FLUSH, path, NULL, fh_of(fi), owner_num(fi->lock_owner), -1); }
 static int op_release (const char *path, struct fuse_file_info *fi) {
   opener_drop(current_mount(), fh_of(fi));
   return simple(OP_RELEASE, path, NULL, fh_of(fi), -1, -1);
@@ -838,9 +848,15 @@ static double write_bits (const struct fuse_write_in *arg) {
   return ((arg->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0 ? WRITE_KILL_SUIDGID : 0) + ((arg->flags & O_APPEND) != 0 ? WRITE_APPEND : 0);
 }
 
+static double write_owner (const struct fuse_write_in *arg) {
+  return (arg->write_flags & FUSE_WRITE_LOCKOWNER) != 0 ? owner_num(arg->lock_owner) : -1;
+}
+
 // libfuse's high-level write gives op_write no write_flags: the loop that hands a WRITE to
-// libfuse (write_direct declined it) keeps its bits here, read by op_write on the same thread
+// libfuse (write_direct declined it) keeps its bits and its owner here, read by op_write on the
+// same thread
 static __thread double libfuse_write_bits;
+static __thread double libfuse_write_owner;
 
 static int op_write (const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
   req_t *r = req_new(OP_WRITE, path, NULL);
@@ -853,6 +869,7 @@ static int op_write (const char *path, const char *buf, size_t size, off_t off, 
   r->n[0] = fh_of(fi);
   r->n[1] = (double)off;
   r->n[2] = libfuse_write_bits;
+  r->n[3] = libfuse_write_owner;
   return finish(r, dispatch(r));
 }
 
@@ -1307,6 +1324,7 @@ static int write_direct (loop_t *l, struct fuse_buf *buf) {
   r->n[0] = (double)arg->fh;
   r->n[1] = (double)arg->offset;
   r->n[2] = write_bits(arg);
+  r->n[3] = write_owner(arg);
   r->inlen = size;
   // an O_DIRECT write is sent in the background (async_dio), never interrupted: its caller is
   // watched as a read's is (reap_thread)
@@ -1547,12 +1565,16 @@ static void *loop_worker (void *arg) {
     }
     int forget = 0;
     libfuse_write_bits = 0;
+    libfuse_write_owner = -1;
     if ((w->buf.flags & FUSE_BUF_IS_FD) == 0 && w->buf.size >= sizeof(struct fuse_in_header)) {
       uint32_t opcode = ((struct fuse_in_header *)w->buf.mem)->opcode;
       if (opcode == FUSE_READ && read_direct(l, &w->buf)) continue;
       if (opcode == FUSE_WRITE && write_direct(l, &w->buf)) continue;
-      if (opcode == FUSE_WRITE && w->buf.size >= sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in))
-        libfuse_write_bits = write_bits((const struct fuse_write_in *)((struct fuse_in_header *)w->buf.mem + 1));
+      if (opcode == FUSE_WRITE && w->buf.size >= sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in)) {
+        const struct fuse_write_in *arg = (const struct fuse_write_in *)((struct fuse_in_header *)w->buf.mem + 1);
+        libfuse_write_bits = write_bits(arg);
+        libfuse_write_owner = write_owner(arg);
+      }
       if (opcode == FUSE_INTERRUPT && direct_interrupt(l, &w->buf)) continue;
       forget = opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET;
       rmdir_as_rename(l, &w->buf);

@@ -528,14 +528,18 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const fh = handles.get(n[0])
         if ((n[2] & WRITE_KILL_SUIDGID) !== 0) await killSuidGid(fh, o)
         const append = (n[2] & WRITE_APPEND) !== 0
-        const { bytesWritten } = await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append })
+        // the writing process's lock owner, when the kernel names it (fuse/binding.c write_owner)
+        const owner = n[3] >= 0 ? n[3] : undefined
+        const { bytesWritten } = await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append, owner })
         return { result: bytesWritten }
       }
       case Op.statfs:
         return { result: 0, a: encodeStatFs(await volume.statfs(o)) }
       case Op.flush: {
         const fh = handles.get(n[0])
-        await fh.flush(o)
+        // the closing process's lock owner: another one's last appends through this handle are
+        // kept back (a forked child closing its copy between the pieces of its parent's write(2))
+        await fh.flush(n[1] >= 0 ? { ...o, owner: n[1] } : o)
         return { result: 0, a: links.others(fh.path) }
       }
       case Op.release: {

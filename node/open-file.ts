@@ -84,6 +84,14 @@ export const PATCH_COMMIT_RANGES = 16
  */
 export const APPEND_KEEP_MAX = 8 << 20
 
+/**
+ * Longest since its handle's last write that another handle's commit keeps a run of appends back
+ * (OpenFile.commit `by`). The kernel sends the next piece of a write(2) as soon as the one before
+ * is answered: a run idle longer is whole, and is committed with the rest (a log writer keeping
+ * its fd open has its lines published by the other handles' flushes, not only at its close).
+ */
+export const APPEND_KEEP_IDLE_MS = 1000
+
 /** Most extents a commit of this host's own writes (OpenFile.ownExtents) is cut into. */
 export const MAX_OWN_EXTENTS = 4096
 
@@ -118,16 +126,19 @@ export const COMMIT_EXTENT_MAX = CHUNK_SIZE / 4
  * `placing`, the placement of the chunks placed before the commit (early-chunks.ts), once committed.
  * `append`: the state differs from its base only by O_APPEND writes past its end, and `content`
  * holds just those bytes (bytes [at, at + size) of it: an `append` op), not the whole file.
+ * `kept`: another handle's last appends were kept back (OpenFile.commit `by`): writes stay pending
+ * after this version, and the times held for the file stay held with them (Volume stamp()).
  */
-export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number }, extents?: PatchExtent[] }
+export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number }, extents?: PatchExtent[], kept?: boolean }
 
 /**
- * Whom a commit is for (OpenFile.commit): `by`, the handle whose flush or close it is (another
- * open handle's last appends are kept back: `tail`); `all`, everything pending (an fsync, the last
+ * Whom a commit is for (OpenFile.commit): `by`, the handle whose flush or close it is, `owner`,
+ * the lock owner closing (another open handle's last appends are kept back, and another owner's
+ * through the same handle: `tail`); `all`, everything pending (an fsync, the last
  * close); neither, a commit of the host's own (held times): every open handle's last appends are
  * kept back. `sync`: an fsync's (see build()).
  */
-export interface CommitFor { by?: object, all?: boolean, sync?: boolean }
+export interface CommitFor { by?: object, owner?: number, all?: boolean, sync?: boolean }
 
 /**
  * One written range of a patch commit: bytes [at, at + size) of `content` land at `offset` (a
@@ -221,9 +232,18 @@ export class OpenFile {
    * into several writes here (direct I/O: at 1 MiB, at 256 pages of the caller's memory), and
    * holds the file's lock across them, so only this run can end in a write(2) not all here yet:
    * every write before it was followed by another handle's. A commit for another handle (a flush,
-   * a close) keeps it back until that handle's own flush or close (letGo), or an fsync.
+   * a close) keeps it back until that handle's own flush or close (letGo), or an fsync, while
+   * that handle wrote less than APPEND_KEEP_IDLE_MS ago (`last`, by `now`). `owner`: the lock owner
+   * of its writes, when named (processes sharing one handle: a forked child's close of its copy
+   * comes as a flush of that handle, between the pieces of its parent's write(2)); a flush naming
+   * another owner keeps the run back too.
    */
-  private tail?: { by: object, from: number }
+  private tail?: { by: object, owner?: number, from: number, last: number }
+  /**
+   * The appends waiting for their turn of the queue, by handle: a commit ahead of them does not
+   * take their handle's run for idle (the next piece of its write(2) is here already).
+   */
+  private readonly queued = new Map<object, number>()
   /**
    * Set while the base is the empty file a create on this host just made (open with O_CREAT):
    * the first commit fills that create, and the two are one version (a `first` write).
@@ -232,6 +252,8 @@ export class OpenFile {
   mtime?: bigint
   handles = 0
   private queue: Promise<unknown> = Promise.resolve()
+  /** The clock (ms) of a run's last write and of the commits that may keep it back (`tail`; tests set their own). */
+  now: () => number = () => performance.now()
   /** Longest a store behind a write (storeBehind) that named no deadline takes before it gives up (STORE_BEHIND_TIMEOUT_MS; tests set less). */
   storeBehindTimeoutMs = STORE_BEHIND_TIMEOUT_MS
   /** Stops the stores behind writes scheduled so far: abandon() aborts it (and makes another). */
@@ -743,16 +765,53 @@ export class OpenFile {
    * write that starts at or past it fails with EFBIG and writes nothing; one that would cross it
    * is cut short there.
    */
-  async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object } = {}): Promise<{ position: number, bytesWritten: number }> {
+  async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object, owner?: number } = {}): Promise<{ position: number, bytesWritten: number }> {
+    // (an append waiting for its turn is its handle's writing now: `queued`)
+    const by = at === 'end' && data.byteLength > 0 ? opts.by : undefined
+    if (by !== undefined) this.queued.set(by, (this.queued.get(by) ?? 0) + 1)
+    let waiting = by !== undefined
+    const turned = (): void => {
+      if (!waiting || by === undefined) return
+      waiting = false
+      const n = (this.queued.get(by) ?? 1) - 1
+      if (n > 0) this.queued.set(by, n)
+      else this.queued.delete(by)
+    }
+    try {
+      return await this.appendTurn(data, at, opts, turned)
+    } finally {
+      turned()
+    }
+  }
+
+  /** write()'s turn of the queue (`turned` called as it starts). */
+  private async appendTurn (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object, owner?: number }, turned: () => void): Promise<{ position: number, bytesWritten: number }> {
     return await this.serial(async () => {
+      turned()
       // an append through another writer than the last one: the last one's write(2)s are whole
-      // (`tail`); one with no writer named waits on no one
-      if (at === 'end' && (opts.by === undefined || this.tail?.by !== opts.by)) this.tail = opts.by === undefined ? undefined : { by: opts.by, from: this.size }
-      return await this.writeNow(data, at, opts.maxEnd, opts.signal, true, opts.deadlineMs)
+      // (`tail`); one with no writer named waits on no one. An empty one moves nothing
+      if (at === 'end' && data.byteLength > 0 && (opts.by === undefined || !this.sameWriter(opts.by, opts.owner))) this.tail = opts.by === undefined ? undefined : { by: opts.by, owner: opts.owner, from: this.size, last: this.now() }
+      const done = await this.writeNow(data, at, opts.maxEnd, opts.signal, true, opts.deadlineMs)
+      // (answered now: the kernel sends the next piece of the write(2) from here)
+      if (at === 'end' && data.byteLength > 0 && this.tail !== undefined && opts.by !== undefined && this.sameWriter(opts.by, opts.owner)) {
+        this.tail.last = this.now()
+        this.tail.owner ??= opts.owner
+      }
+      return done
     }, opts.signal)
   }
 
-  /** The writer `by` is closed: its appends are whole, any commit takes them (`tail`). */
+  /**
+   * Whether handle `by` with lock owner `owner` is the writer of the last run (`tail`): its handle,
+   * and its owner when both are named (a handle's writes or flushes that name none, the Volume's
+   * own callers', are its run's).
+   */
+  private sameWriter (by: object | undefined, owner: number | undefined): boolean {
+    const tail = this.tail
+    return tail !== undefined && tail.by === by && (tail.owner === undefined || owner === undefined || tail.owner === owner)
+  }
+
+  /** The writer `by` is closed (every owner of it): its appends are whole, any commit takes them (`tail`). */
   letGo (by: object): void {
     if (this.tail?.by === by) this.tail = undefined
   }
@@ -1127,13 +1186,15 @@ export class OpenFile {
         this.pipelined = false
       }
       if (c === undefined) return undefined
+      if (keep !== undefined) c.kept = true
+      // the kept run's time, the last write's: it stays pending with the bytes
+      const mtime = this.mtime
       if (await record(c) === false) return undefined
       // the chunks stored early past the version's end are in no version: released
       if (keep !== undefined) for (const i of [...this.stored.keys()]) if ((i + 1) * CHUNK_SIZE > keep.from) this.stored.delete(i)
       c.placing = this.early.committed()
-      const mtime = this.mtime
       this.committed(c)
-      if (keep !== undefined && rest !== undefined) await this.writeBack(rest, keep.by, mtime)
+      if (keep !== undefined && rest !== undefined) await this.writeBack(rest, keep, mtime)
       return c
     }, opts.signal)
   }
@@ -1141,13 +1202,16 @@ export class OpenFile {
   /**
    * The appends a commit `opts` keeps back (in a turn of the queue): another open writer's last
    * run (`tail`) while every change since the last commit is an append; none for an fsync or a
-   * last close (`all`), nor past APPEND_KEEP_MAX. Positioned writes and truncates commit as they
-   * are (a whole version or extents: nothing is kept back then).
+   * last close (`all`), nor past APPEND_KEEP_MAX, nor for a run whose handle wrote nothing for
+   * APPEND_KEEP_IDLE_MS (its write(2)s are whole: the next piece comes as soon as one is
+   * answered). Positioned writes and truncates commit as they are (a whole version or extents:
+   * nothing is kept back then).
    */
-  private keptBack (opts: CommitFor): { by: object, from: number } | undefined {
+  private keptBack (opts: CommitFor): { by: object, owner?: number, from: number, last: number } | undefined {
     const tail = this.tail
-    if (opts.all === true || tail === undefined || tail.by === opts.by || !this.changed || !this.appendOnly) return undefined
+    if (opts.all === true || tail === undefined || this.sameWriter(opts.by, opts.owner) || !this.changed || !this.appendOnly) return undefined
     if (this.baseLimit < this.base.size || tail.from < this.base.size) return undefined
+    if (this.now() - tail.last > APPEND_KEEP_IDLE_MS && !this.queued.has(tail.by)) return undefined
     if (this.size - tail.from > APPEND_KEEP_MAX) {
       log('%s: %d bytes appended through another handle since its last flush: committed, not kept back', this.path(), this.size - tail.from)
       return undefined
@@ -1161,8 +1225,8 @@ export class OpenFile {
    * writer's run, with the time it was written. Bytes the state holds in memory: no write here
    * fails for want of a read (a failed store behind it leaves them in memory, logged).
    */
-  private async writeBack (rest: Uint8Array, by: object, mtime: bigint | undefined): Promise<void> {
-    this.tail = { by, from: this.size }
+  private async writeBack (rest: Uint8Array, keep: { by: object, owner?: number, last: number }, mtime: bigint | undefined): Promise<void> {
+    this.tail = { by: keep.by, owner: keep.owner, from: this.size, last: keep.last }
     try {
       await this.writeNow(rest, 'end', undefined, undefined, true)
     } catch (err: any) {

@@ -86,8 +86,10 @@ export interface FileHandle {
    * `append`: whether this write is an O_APPEND one (at the end of file when its turn comes,
    * whatever `position` says), over the handle's open flags: the FUSE edge's file flags at the
    * write (fcntl F_SETFL sets and clears O_APPEND after open).
+   * `owner`: the lock owner of the write (the FUSE edge's: the writing process's file table), told
+   * apart from the one of a flush of the same handle (`flush`).
    */
-  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions & { handOver?: boolean, deadlineMs?: number, append?: boolean }) => Promise<{ bytesWritten: number }>
+  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions & { handOver?: boolean, deadlineMs?: number, append?: boolean, owner?: number }) => Promise<{ bytesWritten: number }>
   truncate: (len?: number, options?: AbortOptions) => Promise<void>
   /**
    * fallocate(2): `mode` is the kernel's flags (FALLOC_FL_KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE
@@ -116,8 +118,12 @@ export interface FileHandle {
    * An abort ends the wait for peers, not the placement, which goes on in the background.
    */
   sync: (options?: AbortOptions) => Promise<void>
-  /** Commit like sync without waiting for peers (close-to-open). */
-  flush: (options?: AbortOptions) => Promise<void>
+  /**
+   * Commit like sync without waiting for peers (close-to-open). `owner`: the lock owner closing
+   * (the FUSE edge's FLUSH: processes sharing one open file description, a forked child's close):
+   * the last appends another owner made through this handle are kept back as another handle's are.
+   */
+  flush: (options?: AbortOptions & { owner?: number }) => Promise<void>
   close: (options?: AbortOptions) => Promise<void>
 }
 

@@ -775,9 +775,11 @@ export class Volume implements VolumeApi {
   /**
    * Tree.commitMany of `bodies`, after the attribute changes held for open files (heldAttrs: no
    * change of this host is stamped before them), in one batch; the results are `bodies`' own.
-   * A batch that fails holds its attribute changes again (under any held since).
+   * A batch that fails holds its attribute changes again (under any held since). `keeping`: the
+   * inode whose version in `bodies` leaves writes pending (another handle's appends kept back,
+   * Committed `kept`): its times stay held as for a file with no version in the batch.
    */
-  private async stamp (bodies: OpBody[], durability: Durability, opts?: CommitOptions): Promise<Array<{ cid: CID, id: InodeId }>> {
+  private async stamp (bodies: OpBody[], durability: Durability, opts?: CommitOptions, keeping?: InodeId): Promise<Array<{ cid: CID, id: InodeId }>> {
     if (this.heldAttrs.size === 0) {
       const done = await this.tree.commitMany(bodies, durability, opts)
       this.cleanCommitted(bodies)
@@ -789,16 +791,17 @@ export class Volume implements VolumeApi {
     this.heldSame.clear()
     // a change that changes nothing but ctime, with a version of its file at or after it here: left out
     let stamped = same.size === 0 ? held : held.filter(h => !(same.has(h.inode) && bodies.some(b => versionAfter(b, h))))
-    // times held for a file whose pending writes go in no version of this batch stay held with
-    // those writes (their version's time would hide an explicit mtime), at most until the hold's
-    // timer commits the writes with them (heldTimer, left running for them): the rest goes now.
+    // times held for a file whose pending writes go in no version of this batch (or only in part:
+    // `keeping`, a run kept back after it) stay held with those writes (their version's time would
+    // hide an explicit mtime), at most until the hold's timer commits the writes with them
+    // (heldTimer, left running for them): the rest goes now.
     // A Volume closing commits no writes: their times are dropped (another host would see them
     // on the old bytes: `cp -u` and `tar --keep-newer-files` would skip the file)
     const kept: Array<OpBody & { type: 'setattr' }> = []
     stamped = stamped.flatMap(h => {
       // (times set before the writes, heldClean, count too: a chmod after the write took them
       // out of the held change, heldMerged, and a closing Volume commits them: review34a)
-      if ((!hasTimes(h) && !this.heldClean.has(h.inode)) || !this.pendingVersion(h.inode) || bodies.some(b => isVersionOf(b, h.inode))) return [h]
+      if ((!hasTimes(h) && !this.heldClean.has(h.inode)) || !this.pendingVersion(h.inode) || (h.inode !== keeping && bodies.some(b => isVersionOf(b, h.inode)))) return [h]
       const { atime, mtime, ...rest } = h
       if (this.closing === undefined) {
         if (hasTimes(h)) {
@@ -1125,7 +1128,7 @@ export class Volume implements VolumeApi {
     // the write and the times in one turn of the file's queue (no write slips in between)
     let together = false
     const c = open !== undefined && open.changed && !this.unlinked(inode.id)
-      ? await this.commitOpen(open, async (bodies, guarded) => {
+      ? await this.commitOpen(open, async (bodies, _kept, guarded) => {
         await this.stamp([...bodies, body], 'durable', guarded)
         together = true
       }, options)
@@ -1425,7 +1428,7 @@ export class Volume implements VolumeApi {
    * prepare() (reading base chunks from peers) and the wait for peers; the placement it starts
    * is the host's, not the caller's, and goes on without it.
    */
-  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}, attrs = true, by?: object | 'all'): Promise<void> {
+  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}, attrs = true, by?: Pick<CommitFor, 'by' | 'owner'> | 'all'): Promise<void> {
     // an open file whose last name is gone (POSIX: it lives until its last close) makes no
     // version: its writes stay in the open file and end with it (its last close gives up what
     // it stored early), no op, nothing placed
@@ -1449,9 +1452,10 @@ export class Volume implements VolumeApi {
           }
         }
       : undefined
-    const c = await this.commitOpen(f, async (bodies, guarded) => {
-      // one batch: one log append and fdatasync for all of a commit's extents
-      const own = (await this.stamp(bodies, 'durable', { stamped, ...guarded })).at(-1)?.cid
+    const c = await this.commitOpen(f, async (bodies, kept, guarded) => {
+      // one batch: one log append and fdatasync for all of a commit's extents (a version that
+      // keeps another handle's appends back: the times held for the file stay held with them)
+      const own = (await this.stamp(bodies, 'durable', { stamped, ...guarded }, kept ? f.inode : undefined)).at(-1)?.cid
       newest ??= own
     }, { ...options, ...commitFor(f, wait, by) })
     if (c !== undefined) this.placeCommitted(f, c)
@@ -1489,7 +1493,7 @@ export class Volume implements VolumeApi {
    * hold nothing they did not read (OpenFile.ownExtents); a state that cannot be extents (cut by a
    * truncate) is stamped as it is then, and logged.
    */
-  private async commitOpen (f: OpenFile, stampIt: (bodies: OpBody[], guarded: Pick<CommitOptions, 'guard' | 'at'>) => Promise<void>, opts: AbortOptions & CommitFor): Promise<Committed | undefined> {
+  private async commitOpen (f: OpenFile, stampIt: (bodies: OpBody[], kept: boolean, guarded: Pick<CommitOptions, 'guard' | 'at'>) => Promise<void>, opts: AbortOptions & CommitFor): Promise<Committed | undefined> {
     let stuck = false
     // the cut of the mark a version came after (a peer's whole version arrived while this one was
     // built): the next build is stamped at it, concurrent with what came since
@@ -1501,14 +1505,14 @@ export class Volume implements VolumeApi {
           if (this.unlinked(f.inode)) return false
           const whole = c.extents === undefined && c.append === undefined
           const mark = f.mark
-          if (!whole || mark === undefined) return await stampIt(this.writeBodies(f, c), {})
+          if (!whole || mark === undefined) return await stampIt(this.writeBodies(f, c), c.kept === true, {})
           if (over !== undefined && !last) {
             // made over the mark's version, not the one that came since: stamped as made at the
             // mark (its parents what it read), so every host's CRDT takes the two versions as
             // concurrent (crdt.ts: the one that sorts first stays as a conflict sibling), while no
             // op of this host stamped since may have seen the version that came
             const at = over
-            return await stampIt(this.writeBodies(f, c), { guard: () => !this.tree.unapplied(f.inode) && !this.tree.cutSees(at, this.cameSince(f.inode, mark)), at })
+            return await stampIt(this.writeBodies(f, c), c.kept === true, { guard: () => !this.tree.unapplied(f.inode) && !this.tree.cutSees(at, this.cameSince(f.inode, mark)), at })
           }
           if (last) {
             const own = f.ownExtents(c)
@@ -1518,9 +1522,9 @@ export class Volume implements VolumeApi {
             } else if (!sameFileMark(this.tree.fileMark(f.inode), mark)) {
               log.error('inode %s: moved under %d builds of its cut version: committed over what it did not read', f.inode, tries - 1)
             }
-            return await stampIt(this.writeBodies(f, c), {})
+            return await stampIt(this.writeBodies(f, c), c.kept === true, {})
           }
-          await stampIt(this.writeBodies(f, c), { guard: () => !this.tree.unapplied(f.inode) && sameFileMark(this.tree.fileMark(f.inode), mark) })
+          await stampIt(this.writeBodies(f, c), c.kept === true, { guard: () => !this.tree.unapplied(f.inode) && sameFileMark(this.tree.fileMark(f.inode), mark) })
         }, opts)
       } catch (err) {
         if (!(err instanceof GuardError)) throw err
@@ -1979,7 +1983,7 @@ export class Volume implements VolumeApi {
         // O_APPEND (the handle's, or this write's: options.append): at the end of file when this
         // write's turn comes, whatever `position` says;
         // as POSIX: a write that starts at the limit fails, one that would cross it is cut short
-        const { bytesWritten } = await f.write(data, (options.append ?? fl.append) ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX, deadlineMs: options.deadlineMs, by: writer })
+        const { bytesWritten } = await f.write(data, (options.append ?? fl.append) ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX, deadlineMs: options.deadlineMs, by: writer, owner: options.owner })
         return { bytesWritten }
       },
       async truncate (len = 0, options = {}) {
@@ -2059,7 +2063,8 @@ export class Volume implements VolumeApi {
         // Appends another open handle made since this one's last write stay pending (its write(2)
         // may have come in part: one line would be two ops, a peer's append between them); its own
         // flush or close, the last close or an fsync commits them (OpenFile.commit `by`)
-        if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options, false, writer)
+        // (and another lock owner's through this handle: a forked child's close, `owner`)
+        if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options, false, { by: writer, owner: options.owner })
       },
       async close (options = {}) {
         if (closed) return
@@ -2072,7 +2077,7 @@ export class Volume implements VolumeApi {
         file.letGo(writer)
         let abandoned = false
         try {
-          await vol.commitFile(file, 'none', options, true, writer)
+          await vol.commitFile(file, 'none', options, true, { by: writer })
         } catch (err: any) {
           // a release's error never reaches the app (close(2) returned at flush): said here
           log.error('inode %s: a close could not commit its writes (%d handles left): %s', file.inode, file.handles, err?.message)
@@ -2467,8 +2472,8 @@ export function parseFlags (flags: OpenFlags): Flags {
  * writes (`all`, commitHeld) takes them all as well: kept back, the times would stay held as
  * long as the writer keeps its file open, and the timer fire again and again for them.
  */
-function commitFor (f: OpenFile, wait: 'none' | 'safe', by: object | 'all' | undefined): CommitFor {
+function commitFor (f: OpenFile, wait: 'none' | 'safe', by: Pick<CommitFor, 'by' | 'owner'> | 'all' | undefined): CommitFor {
   if (wait === 'safe') return { sync: true, all: true }
   if (f.handles === 0 || by === 'all') return { all: true }
-  return by === undefined ? {} : { by }
+  return by === undefined ? {} : { by: by.by, owner: by.owner }
 }

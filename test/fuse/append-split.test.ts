@@ -7,6 +7,7 @@
 // then "46". An O_APPEND handle is opened with direct I/O (fuse/binding.c), so its write comes whole.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
+import { writeFile } from 'node:fs/promises'
 import { Volume } from '../../node/index.ts'
 import { mount } from '../../fuse/index.ts'
 import { teardown, tempDir, ok, checkUnmounted } from '../helpers/fuse-mount.ts'
@@ -47,6 +48,62 @@ describe('fuse: an O_APPEND write(2) is one write at the Volume', function () {
     assert.deepEqual(writes, [5], 'the Volume got the line in one write')
     assert.equal(new TextDecoder().decode(await vol.readFile('/f')).slice(4090), 'xxx\nC246\n')
   })
+
+  // `make -j >> log`, `(a & b) >> f`: processes share one open file description (one FUSE handle);
+  // one closing its copy sends a FLUSH on that handle between the pieces of another's write(2)
+  // (the kernel cuts a direct write at 1 MiB). The FLUSH names the closing process's lock owner,
+  // a piece its writer's: another owner's flush keeps the run back (review37a)
+  for (const directWrites of [undefined, 0]) {
+    it(`a forked child's close of the shared fd between the pieces of the parent's write(2) commits none of it${directWrites === 0 ? ' (writes through libfuse)' : ''}`, async () => {
+      const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-') })
+      t.add(async () => { await vol.close() })
+      await vol.writeFile('/k', enc.encode('base\n'))
+      const side = await tempDir(t, 'darkfs-side-')
+      const marker = join(side, 'go')
+      let flushed = false
+      let seen!: () => void
+      const flushSeen = new Promise<void>(resolve => { seen = resolve })
+      let pieces = 0
+      wrapHandles(vol, path => path === '/k', fh => ({
+        write: async (buffer, offset, length, position, options) => {
+          // (the open file's clock stopped: the piece is kept back however slow the machine: APPEND_KEEP_IDLE_MS)
+          ;(vol as any).open_.get(vol.tree.lookup('root', 'k')?.inode).now = () => 0
+          const r = await fh.write(buffer, offset, length, position, options)
+          if (++pieces === 1) {
+            // the child closes its copy now; the next piece is sent once this one is answered
+            await writeFile(marker, 'go')
+            await Promise.race([flushSeen, new Promise(resolve => setTimeout(resolve, 10_000))])
+          }
+          return r
+        },
+        flush: async (options) => {
+          await fh.flush(options)
+          flushed = true
+          seen()
+        }
+      }))
+      const dir = await tempDir(t, 'darkfs-mnt-')
+      const m = await mount(vol, dir, { directWrites })
+      t.add(async () => { await m.unmount(); await checkUnmounted(dir, 'unmount()') })
+      const before = (await vol.log('/k')).length
+      const n = 3 * 1024 * 1024 + 7
+      await ok(`python3 -c 'import os, time
+fd = os.open("${join(dir, 'k')}", os.O_WRONLY | os.O_APPEND)
+pid = os.fork()
+if pid == 0:
+    while not os.path.exists("${marker}"): time.sleep(0.01)
+    os.close(fd)
+    os._exit(0)
+assert os.write(fd, b"z" * ${n}) == ${n}
+os.waitpid(pid, 0)
+os.close(fd)'`)
+      assert.ok(flushed, 'the child\'s close came as a FLUSH')
+      assert.ok(pieces > 1, 'the write(2) came in pieces')
+      const versions = (await vol.log('/k')).slice(before).map(v => v.size)
+      assert.deepEqual(versions, [5 + n], 'one version: the write(2) whole')
+      assert.equal((await vol.stat('/k')).size, 5 + n)
+    })
+  }
 
   it('an O_RDONLY|O_APPEND handle is not direct I/O: it maps shared', async () => {
     const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-') })

@@ -4,13 +4,20 @@
 // What each commit takes, on one host: the tree's size of the file is what is committed.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Volume, APPEND_KEEP_MAX } from 'darkfs'
+import { Volume, APPEND_KEEP_MAX, APPEND_KEEP_IDLE_MS } from 'darkfs'
+import type { OpenFile } from '../../node/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
 const MiB = 1 << 20
+
+/** The open file behind a handle (Volume keeps them by inode id). */
+function openFileOf (volume: Volume, ino: bigint | number): OpenFile {
+  const id = volume.tree.byIno(Number(ino))!.id
+  return (volume as unknown as { open_: Map<string, OpenFile> }).open_.get(id)!
+}
 
 describe('volume: a flush keeps back another handle\'s last appends (one host)', function () {
   this.timeout(120_000)
@@ -28,6 +35,8 @@ describe('volume: a flush keeps back another handle\'s last appends (one host)',
     const ino = (await volume.stat(`/${name}`)).ino
     return volume.tree.byIno(ino)!.size
   }
+  /** Stops the clock of /name's open file: runs are kept back however slow the machine (APPEND_KEEP_IDLE_MS). */
+  const steady = async (name: string): Promise<void> => { openFileOf(volume, (await volume.stat(`/${name}`)).ino).now = () => 0 }
   const text = async (name: string): Promise<string> => dec.decode(await volume.readFile(`/${name}`))
   const put = async (fh: { write: (b: Uint8Array, o: number, l: number, p: number, opts?: { append?: boolean }) => Promise<unknown> }, s: string, opts?: { append?: boolean }): Promise<void> => {
     const b = enc.encode(s)
@@ -39,6 +48,7 @@ describe('volume: a flush keeps back another handle\'s last appends (one host)',
     const before = (await volume.log('/a')).length
     const x = await volume.open('/a', 'a')
     const y = await volume.open('/a', 'a')
+    await steady('a')
     await put(x, 'x1\n')
     await put(y, 'y1\n')
     await put(x, 'D2B2')
@@ -58,6 +68,7 @@ describe('volume: a flush keeps back another handle\'s last appends (one host)',
     await volume.writeFile('/s', enc.encode('base\n'))
     const x = await volume.open('/s', 'a')
     const r = await volume.open('/s', 'r')
+    await steady('s')
     await put(x, 'half')
     await r.flush()
     assert.equal(await committed('s'), 5)
@@ -71,6 +82,7 @@ describe('volume: a flush keeps back another handle\'s last appends (one host)',
     await volume.writeFile('/c', enc.encode('base\n'))
     const x = await volume.open('/c', 'a')
     const y = await volume.open('/c', 'a')
+    await steady('c')
     await put(x, 'x whole\n')
     const gone = new AbortController()
     gone.abort()
@@ -92,6 +104,7 @@ describe('volume: a flush keeps back another handle\'s last appends (one host)',
     await volume.writeFile('/t', enc.encode('base\n'))
     const x = await volume.open('/t', 'a')
     const y = await volume.open('/t', 'a')
+    await steady('t')
     await put(x, 'half')
     await volume.utimes('/t', new Date(1_000_000), new Date(2_000_000))
     // held with the writes, then committed with them (HELD_ATTRS_MS): not held as long as X is open
@@ -100,10 +113,102 @@ describe('volume: a flush keeps back another handle\'s last appends (one host)',
     await y.close()
   })
 
+  it('times set after another handle\'s kept-back append stay held with its run: a flush that keeps the run back does not stamp them under the run\'s version (review37a)', async () => {
+    await volume.writeFile('/u', enc.encode('base\n'))
+    const x = await volume.open('/u', 'a')
+    const y = await volume.open('/u', 'a')
+    await steady('u')
+    await put(y, 'y1\n')
+    await put(x, 'half')
+    await volume.utimes('/u', new Date(1_000_000), new Date(2_000_000))
+    await y.flush()
+    assert.equal(await committed('u'), 8, 'X\'s run kept back')
+    assert.equal((await volume.stat('/u')).mtimeMs, 2_000_000, 'the utimes came after every write: its mtime is shown')
+    await x.close()
+    assert.equal(await committed('u'), 12)
+    assert.equal((await volume.stat('/u')).mtimeMs, 2_000_000, 'stamped after the run\'s version')
+    await y.close()
+    assert.equal((await volume.stat('/u')).mtimeMs, 2_000_000)
+  })
+
+  it(`a run whose handle wrote nothing for ${APPEND_KEEP_IDLE_MS} ms is committed by another handle's flush; one written within it is kept back (review37a: a log writer keeping its fd open)`, async () => {
+    await volume.writeFile('/i', enc.encode('base\n'))
+    const x = await volume.open('/i', 'a')
+    const y = await volume.open('/i', 'a')
+    const f = openFileOf(volume, (await x.stat()).ino)
+    let now = 1_000_000
+    f.now = () => now
+    await put(x, 'line 1\n')
+    now += APPEND_KEEP_IDLE_MS - 1
+    await y.flush()
+    assert.equal(await committed('i'), 5, 'written within the bound: the rest of its write(2) may come')
+    now += 2
+    await y.flush()
+    assert.equal(await committed('i'), 12, 'idle past the bound: its write(2)s are whole, published by another handle\'s flush')
+    await put(x, 'line 2\n')
+    now += APPEND_KEEP_IDLE_MS - 1
+    await put(x, 'li')
+    now += APPEND_KEEP_IDLE_MS - 1
+    await y.close()
+    assert.equal(await committed('i'), 12, 'the bound counts from the run\'s last write')
+    now += 2
+    const z = await volume.open('/i', 'r')
+    await z.flush()
+    assert.equal(await committed('i'), 21)
+    await z.close()
+    await x.close()
+  })
+
+  it('a run whose next piece waits for its turn behind the commit is not idle, however long the queue held it (review37a)', async () => {
+    await volume.writeFile('/q', enc.encode('base\n'))
+    const x = await volume.open('/q', 'a')
+    const y = await volume.open('/q', 'a')
+    const f = openFileOf(volume, (await x.stat()).ino) as any
+    let now = 1_000_000
+    f.now = () => now
+    await put(x, 'D2B2')
+    // the file's queue held (a slow turn before the commit), the clock past the bound meanwhile
+    let open!: () => void
+    const gate = new Promise<void>(resolve => { open = resolve })
+    const held = f.serial(async () => await gate)
+    let queued!: () => void
+    const commitQueued = new Promise<void>(resolve => { queued = resolve })
+    const commit = f.commit.bind(f)
+    f.commit = (...args: any[]) => { const p = commit(...args); queued(); return p }
+    const flushing = y.flush()
+    await commitQueued
+    // the rest of X's write(2) came, behind the commit
+    const rest = put(x, '39\n')
+    now += 2 * APPEND_KEEP_IDLE_MS
+    open()
+    await Promise.all([held, flushing, rest])
+    f.commit = commit
+    assert.equal(await committed('q'), 5, 'kept back: its next piece was waiting')
+    await x.close()
+    assert.deepEqual(await text('q'), 'base\nD2B239\n')
+    assert.equal(await committed('q'), 12)
+    await y.close()
+  })
+
+  it('an empty append through another handle does not take the run over: its flush keeps the run back (review37a)', async () => {
+    await volume.writeFile('/e', enc.encode('base\n'))
+    const x = await volume.open('/e', 'a')
+    const y = await volume.open('/e', 'a')
+    await steady('e')
+    await put(x, 'half')
+    await put(y, '')
+    await y.flush()
+    assert.equal(await committed('e'), 5, 'X\'s run kept back')
+    await x.close()
+    assert.equal(await committed('e'), 9)
+    await y.close()
+  })
+
   it('O_APPEND set after open (options.append per write) is kept back as well; a positioned write commits as before', async () => {
     await volume.writeFile('/f', enc.encode('base\n'))
     const x = await volume.open('/f', 'r+')
     const y = await volume.open('/f', 'a')
+    await steady('f')
     await put(x, 'fcntl', { append: true })
     await y.flush()
     assert.equal(await committed('f'), 5)
@@ -121,6 +226,7 @@ describe('volume: a flush keeps back another handle\'s last appends (one host)',
     await volume.writeFile('/big', base)
     const x = await volume.open('/big', 'a')
     const y = await volume.open('/big', 'a')
+    await steady('big')
     const mine = randomBytes(MiB + MiB / 2 - 1000)
     const theirs = randomBytes(MiB + 12345)
     await y.write(mine, 0, mine.byteLength, 0)
