@@ -111,3 +111,4 @@ async function parse (head: string, lines: string[]): Promise<KeptPutRecord[] | 
   })
   return wrong !== '' ? wrong : out
 }
+

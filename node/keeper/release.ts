@@ -810,7 +810,10 @@ function neededBy (r: Retained): Set<string> {
  * moment ago by its pusher is dropped again on arrival and not acknowledged (the swarm
  * acknowledges a put that returns). `verified`: the swarm hashed the bytes on arrival.
  */
-export function releasingSink (store: Pick<Store, 'put' | 'has'>, release: () => Release | undefined): BlockSink {
+/** What the daemon tells the release of (the sink's puts, custody's promises, the store's removals): the release, or ReleaseOpening while it is made. */
+export type ReleaseTeller = Pick<Release, 'landingOf' | 'arriving' | 'arrived' | 'noted' | 'gone'>
+
+export function releasingSink (store: Pick<Store, 'put' | 'has'>, release: () => ReleaseTeller | undefined): BlockSink {
   return {
     put: async (cid, bytes, o) => {
       // its record is kept (not forgotten for room) from the stat to arrived(): an `unknown` one

@@ -11,6 +11,7 @@ import { readFile, writeFile, access } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Release, releasingSink, PUT_REMEMBER_MAX, PUT_NAMES_MAX } from '../../node/keeper/release.ts'
 import { saveReleaseRecords, takeReleaseRecords, RELEASE_RECORDS_FILE } from '../../node/keeper/release-records.ts'
+import { ReleaseOpening, OPENING_CALLS_MAX } from '../../node/keeper/release-opening.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import type { ReleaseComponents } from '../../node/keeper/release.ts'
 import { Custody } from '../../node/keeper/custody.ts'
@@ -813,6 +814,54 @@ describe('release records kept across a clean restart (gc37)', function () {
     assert.deepEqual(await after.release.answer([x], 'M'), [false], 'M never put X')
     assert.deepEqual(await after.release.answer([x], 'W'), [true], 'W releases its own block after the restart')
     assert.equal(after.held.has(x.toString()), false)
+  })
+
+  it('a push and a promise of B landing while the daemon starts (before its release is made) are not erased by the restored records: W\'s release keeps B\'s block (review37b P1)', async () => {
+    const dir = await tempDir(t)
+    const x = await block(231)
+    // before the stop: W pushed X here
+    const before = holder({ relayedFreshMs: 0 })
+    await sinkOn(before.held, before.release).put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    await saveReleaseRecords(dir, before.release.records())
+    // the start, as the daemon runs it: the records taken before the swarm starts, the sink,
+    // custody and the store telling the opening until the release is made
+    const promisedTo = new Map<string, string>()
+    const after = holder({ relayedFreshMs: 0, promisedTo })
+    after.held.add(x.toString())
+    const opening = new ReleaseOpening()
+    await opening.take(dir)
+    const store = { has: async (cid: CID) => after.held.has(cid.toString()), put: async (cid: CID) => { after.held.add(cid.toString()) } } as unknown as Parameters<typeof releasingSink>[0]
+    const sink = releasingSink(store, () => opening.teller())
+    // B's write places X here: custody promises it to B, and B pushes it naming itself
+    promisedTo.set(x.toString(), 'B')
+    opening.teller().noted([x], 'B')
+    await sink.put(x, new Uint8Array([1]), { from: 'B', origin: 'B', verified: true })
+    assert.equal(await opening.open(after.release), 1, 'W\'s record restored')
+    assert.equal(opening.teller(), after.release, 'the release is told from now on')
+    // B's promise ends (B's commit not heard of here yet): W gives up its old write
+    promisedTo.delete(x.toString())
+    assert.deepEqual(await after.release.answer([x], 'W'), [false], 'B pushed X too: W may not have it deleted')
+    assert.equal(after.held.has(x.toString()), true)
+    // (W gave it up: B's own release then deletes it, as for two writers of the same bytes)
+    assert.deepEqual(await after.release.answer([x], 'B'), [true], 'B\'s own release deletes it')
+    assert.equal(after.held.has(x.toString()), false)
+  })
+
+  it('past OPENING_CALLS_MAX calls while the daemon starts, no record is restored: every block held is nobody\'s, as before gc37', async () => {
+    const dir = await tempDir(t)
+    const x = await block(232)
+    const before = holder({ relayedFreshMs: 0 })
+    await sinkOn(before.held, before.release).put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    await saveReleaseRecords(dir, before.release.records())
+    const after = holder({ relayedFreshMs: 0 })
+    after.held.add(x.toString())
+    const opening = new ReleaseOpening()
+    await opening.take(dir)
+    const other = await block(233)
+    for (let i = 0; i <= OPENING_CALLS_MAX; i++) opening.teller().gone(other)
+    assert.equal(await opening.open(after.release), 0)
+    assert.deepEqual(await after.release.answer([x], 'W'), [false], 'W\'s record left out')
+    assert.equal(after.held.has(x.toString()), true)
   })
 
   it('a damaged file is left out whole (every block nobody\'s) and removed', async () => {
