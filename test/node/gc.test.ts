@@ -221,6 +221,44 @@ describe('keep.collector (garbage collection)', function () {
       await second.stop()
     })
 
+    it('a clock behind at boot (no RTC, fake-hwclock) then stepped forward does not count the time away: only time GC saw, on a monotonic clock (review37b P2)', async () => {
+      const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
+      const dir = await tempDir(t)
+      // the wall clock, and each process's monotonic one (from 0 at its start)
+      let now = Date.now()
+      let mono = 0
+      const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
+      await w.stored
+      const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))]
+      const gc = (): Collector => {
+        const c = new Collector({ volume: h.volume, store: h.store, now: () => now, clock: () => mono }, { retentionMs: HOUR, intervalMs: 0, dir })
+        c.start()
+        return c
+      }
+      const first = gc()
+      await first.collect()
+      now += HOUR / 2
+      mono += HOUR / 2
+      await first.collect()
+      await first.stop()
+      // down 2 h; the host boots with its wall clock at the shutdown time and reads the file
+      const stoppedAt = now
+      mono = 0
+      const second = gc()
+      await second.collect()
+      // NTP steps the wall clock to the real time; a minute of running later, a round
+      now = stoppedAt + 2 * HOUR
+      mono += 60_000
+      const r = await second.collect()
+      assert.ok(!r.removed.some(b => blocks.includes(b)), `half an hour and a minute seen of an hour: kept (${JSON.stringify(r)})`)
+      // and a wall clock stepped back does not hold it for longer than the retention seen
+      now -= 5 * HOUR
+      mono += HOUR / 2
+      const gone = await second.collect()
+      assert.deepEqual(gone.removed.filter(b => blocks.includes(b)).sort(), blocks.slice().sort(), JSON.stringify(gone))
+      await second.stop()
+    })
+
     it('a damaged file is left out whole: nothing is removed on its strength', async () => {
       const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
       const dir = await tempDir(t)
