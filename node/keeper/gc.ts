@@ -12,7 +12,9 @@
 // before the first; only time GC saw counts): held in memory alone, a host restarted at least
 // once a retention period never removed an unreferenced block (session 37). That time is measured
 // on a monotonic clock (`clock`), not the wall clock: a wall clock stepped at boot or later
-// (fake-hwclock, NTP) neither adds nor takes any (review37b).
+// (fake-hwclock, NTP) neither adds nor takes any (review37b). A time read back is held an hour
+// short of the retention (GC_LOADED_GRACE_MS): no block goes on the file's strength before the
+// restarted host's tree could catch up with its peers'.
 import { performance } from 'node:perf_hooks'
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -28,6 +30,16 @@ const log = logger('keeper:gc')
 
 /** Default time between GC rounds: 1 hour. */
 export const DEFAULT_GC_INTERVAL_MS = 3600_000
+/**
+ * A time read from the data dir is held at least this much short of the retention (or the GC
+ * interval, when longer; none past the retention itself): a host down a while may have missed
+ * versions naming the block (or lost ops a power loss took), and its tree catches up with its
+ * peers' in the minutes after it starts (sync.ts reconciles with each peer on connect); a block
+ * near the retention at the stop went in the first round after the start (review37b). An hour
+ * leaves that catch-up room to spare, and with the default interval the first timed round after a
+ * restart removes no block on the strength of the file alone.
+ */
+export const GC_LOADED_GRACE_MS = 3600_000
 
 export interface GcInit {
   /** Retention period of old versions and of unreferenced blocks (default retained.ts DEFAULT_RETENTION_MS). */
@@ -108,10 +120,12 @@ export class Collector {
     if (this.loaded !== undefined || dir === undefined) return this.loaded ?? Promise.resolve()
     // (the ages are as of the start: the read's time counts as seen)
     const at = this.clock()
+    // (held short of the retention: the tree catches up first, GC_LOADED_GRACE_MS)
+    const most = Math.max(0, this.retentionMs - Math.max(GC_LOADED_GRACE_MS, this.intervalMs))
     this.loaded = loadGcSince(dir).then(ages => {
       if (ages.size > 0) log('%d unreferenced block time(s) read from the last run', ages.size)
       const since = new Map<string, number>()
-      for (const [k, age] of ages) since.set(k, at - age)
+      for (const [k, age] of ages) since.set(k, at - Math.min(age, most))
       // (a time set before the read, none today, is the newer)
       for (const [k, ms] of this.since) since.set(k, ms)
       this.since = since
