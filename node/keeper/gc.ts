@@ -84,6 +84,8 @@ export class Collector {
   private readonly dir?: string
   /** The kept times read (once, before the first round). */
   private loaded?: Promise<void>
+  /** The last save asked for (they take turns: save()). */
+  private saving: Promise<void> = Promise.resolve()
   private timer?: ReturnType<typeof setTimeout>
   private running?: Promise<GcReport>
   private started = false
@@ -133,14 +135,23 @@ export class Collector {
     return this.loaded
   }
 
-  /** Writes the times to `dir` (a failure is logged: the next round writes them again). */
+  /**
+   * Writes the times to `dir` (a failure is logged: the next round writes them again), one save
+   * at a time: a round asked for (`gc`) while stop() saved wrote the same temporary file at once,
+   * and left a file failing its sum (review37b).
+   */
   private async save (): Promise<void> {
-    if (this.dir === undefined) return
-    try {
-      await saveGcSince(this.dir, this.since, this.clock())
-    } catch (err) {
-      log.error('unreferenced times not written (a restart now starts them afresh): %s', (err as Error).message)
-    }
+    const dir = this.dir
+    if (dir === undefined) return
+    const turn = this.saving.then(async () => {
+      try {
+        await saveGcSince(dir, this.since, this.clock())
+      } catch (err) {
+        log.error('unreferenced times not written (a restart now starts them afresh): %s', (err as Error).message)
+      }
+    })
+    this.saving = turn
+    await turn
   }
 
   private arm (): void {

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { startCluster, startHost } from '../../harness/cluster.ts'
 import { Collector } from '../../node/keeper/gc.ts'
 import { GC_SINCE_FILE } from '../../node/keeper/gc-since.ts'
+import { readSealed } from '../../node/keeper/sealed-file.ts'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { guardStore } from '../../node/keeper/index.ts'
 import { CID } from 'multiformats/cid'
 
@@ -287,6 +289,29 @@ describe('keep.collector (garbage collection)', function () {
       const r = await second.collect()
       assert.deepEqual(r.removed.filter(b => blocks.includes(b)).sort(), blocks.slice().sort(), JSON.stringify(r))
       await second.stop()
+    })
+
+    it('a round asked for (`gc`) while the collector stops does not write the file over the stop\'s save: the saves take turns', async () => {
+      const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
+      const dir = await tempDir(t)
+      // 20,000 unreferenced blocks held: the stop's save writes the file in several turns of the
+      // event loop; then none (the round the `gc` asks for meets none: its save is short)
+      const many = await Promise.all(Array.from({ length: 20_000 }, async (_, i) => CID.createV1(0x55, await sha256.digest(new Uint8Array([i & 255, i >> 8, 41])))))
+      let held = many
+      const store = { cids: async function * () { yield * held }, has: async () => true, delete: async () => {} }
+      for (let i = 0; i < 3; i++) {
+        held = many
+        const c = new Collector({ volume: h.volume, store }, { retentionMs: 3 * HOUR, intervalMs: 0, dir })
+        c.start()
+        await c.collect()
+        held = []
+        const stopped = c.stop()
+        const round = c.collect()
+        await Promise.all([stopped, round])
+        const read = await readSealed(join(dir, GC_SINCE_FILE), 1 << 30)
+        assert.ok('head' in read, `the file is whole: ${JSON.stringify(read).slice(0, 200)}`)
+        assert.equal((await readdir(dir)).filter(f => f.endsWith('.tmp')).length, 0, 'no temporary file left')
+      }
     })
 
     it('a damaged file is left out whole: nothing is removed on its strength', async () => {
