@@ -195,14 +195,14 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // this closes after the swarm, custody, the release service, GC, pins and repair (closed
     // first, made later), when no record changes any more; `release` is set only once the
     // records the last stop kept were restored into it
-    closers.push(async () => { if (release !== undefined) await saveReleaseRecords(dir, release.records()) })
+    closers.push(async () => { if (release !== undefined) await saveReleaseRecords(dir, release.records(), host.peerId) })
     // those records are taken now, before any put can land (a crash after this re-reads a file
     // no put came after), and the puts, promises and removals told before the release is made
     // (below: it needs the volume, custody, pins) are kept and told to it after the records
     // (review37b: restored over them, they let the last stop's putter delete a block another
     // writer pushed or was promised during the start)
     const opening = new ReleaseOpening()
-    await opening.take(dir)
+    await opening.take(dir, host.peerId)
     // a block that leaves the store (GC, a handover, a pin's end, a local delete, a quarantine)
     // takes its record of who put it along: a later put of the same bytes starts afresh (review36c)
     store.onGone = cid => { opening.teller().gone(cid) }

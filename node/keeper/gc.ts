@@ -48,6 +48,8 @@ export interface GcInit {
   intervalMs?: number
   /** The host's data dir: the unreferenced times are kept there across restarts (gc-since.ts). Not given: memory only. */
   dir?: string
+  /** The host's peer id, written in the file and checked when it is read (default '-'). */
+  self?: string
 }
 
 export interface GcComponents {
@@ -82,6 +84,7 @@ export class Collector {
   /** Block multihash -> when GC first saw it unreferenced, on `clock` (the oldest first; its age kept in `dir` across restarts). */
   private since = new Map<string, number>()
   private readonly dir?: string
+  private readonly self: string
   /** The kept times read (once, before the first round). */
   private loaded?: Promise<void>
   /** The last save asked for (they take turns: save()). */
@@ -95,6 +98,7 @@ export class Collector {
     this.retentionMs = init.retentionMs
     this.intervalMs = init.intervalMs ?? DEFAULT_GC_INTERVAL_MS
     this.dir = init.dir
+    this.self = init.self ?? '-'
     this.clock = components.clock ?? components.now ?? (() => performance.now())
     if (!(this.retentionMs >= 0)) throw new RangeError(`retention must be >= 0 ms, got ${this.retentionMs}`)
   }
@@ -124,7 +128,7 @@ export class Collector {
     const at = this.clock()
     // (held short of the retention: the tree catches up first, GC_LOADED_GRACE_MS)
     const most = Math.max(0, this.retentionMs - Math.max(GC_LOADED_GRACE_MS, this.intervalMs))
-    this.loaded = loadGcSince(dir).then(ages => {
+    this.loaded = loadGcSince(dir, this.self).then(ages => {
       if (ages.size > 0) log('%d unreferenced block time(s) read from the last run', ages.size)
       const since = new Map<string, number>()
       for (const [k, age] of ages) since.set(k, at - Math.min(age, most))
@@ -145,7 +149,7 @@ export class Collector {
     if (dir === undefined) return
     const turn = this.saving.then(async () => {
       try {
-        await saveGcSince(dir, this.since, this.clock())
+        await saveGcSince(dir, this.since, this.clock(), this.self)
       } catch (err) {
         log.error('unreferenced times not written (a restart now starts them afresh): %s', (err as Error).message)
       }

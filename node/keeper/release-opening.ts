@@ -32,9 +32,9 @@ export class ReleaseOpening implements ReleaseTeller {
   private opening = false
   private opened?: Release
 
-  /** Takes the records the last clean stop kept (before any put can land here). */
-  async take (dir: string): Promise<void> {
-    this.kept = await takeReleaseRecords(dir)
+  /** Takes the records the last clean stop of host `self` kept in `dir` (before any put can land here). */
+  async take (dir: string, self: string): Promise<void> {
+    this.kept = await takeReleaseRecords(dir, self)
   }
 
   /** Who to tell now: the release once open() made it so, else this. */

@@ -314,6 +314,33 @@ describe('keep.collector (garbage collection)', function () {
       }
     })
 
+    it('a file written by another host (copied from another data dir) is left out: nothing is removed on its strength', async () => {
+      const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
+      const dir = await tempDir(t)
+      let mono = 0
+      const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
+      await w.stored
+      const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))]
+      const gc = (self: string): Collector => {
+        const c = new Collector({ volume: h.volume, store: h.store, clock: () => mono }, { retentionMs: 3 * HOUR, intervalMs: 0, dir, self })
+        c.start()
+        return c
+      }
+      const other = gc('another-host')
+      await other.collect()
+      mono += 2 * HOUR
+      await other.collect()
+      await other.stop()
+      mono = 0
+      const here = gc('this-host')
+      await here.collect()
+      mono += HOUR + 1000
+      const r = await here.collect()
+      assert.ok(!r.removed.some(b => blocks.includes(b)), `another host's times left out: only an hour seen here (${JSON.stringify(r)})`)
+      await here.stop()
+      assert.match(await readFile(join(dir, GC_SINCE_FILE), 'utf8'), /^darkfs-gc-since \d+ \d+ this-host\n/, 'written again as this host\'s')
+    })
+
     it('a damaged file is left out whole: nothing is removed on its strength', async () => {
       const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
       const dir = await tempDir(t)
@@ -329,7 +356,7 @@ describe('keep.collector (garbage collection)', function () {
       const file = join(dir, GC_SINCE_FILE)
       const damages: Array<[string, (text: string) => string]> = [
         ['cut short', text => text.slice(0, Math.floor(text.length * 0.7))],
-        ['a time changed', text => text.replace(/ (\d)(\d*)\n(?!sum)/, (_m, d: string, rest: string) => ` ${d === '1' ? '0' : '1'}${rest}\n`)],
+        ['a time changed', text => text.replace(/^([A-Za-z0-9+/=]+) (\d)(\d*)$/m, (_m, k: string, d: string, rest: string) => `${k} ${d === '9' ? '8' : '9'}${rest}`)],
         ['not ours', () => '{"some":"json"}\n'],
         ['empty', () => '']
       ]

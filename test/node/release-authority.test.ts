@@ -799,16 +799,16 @@ describe('release records kept across a clean restart (gc37)', function () {
     before.held.add(z.toString())
     await sink.put(z, new Uint8Array([3]), { from: 'W', origin: 'W', verified: true })
     await sink.put(gone, new Uint8Array([4]), { from: 'W', origin: 'W', verified: true })
-    await saveReleaseRecords(dir, before.release.records())
+    await saveReleaseRecords(dir, before.release.records(), 'H')
 
     // the restart: the same blocks held (but `gone`, deleted meanwhile), a new release
     const after = holder({ relayedFreshMs: 0 })
     for (const c of [x, y, z]) after.held.add(c.toString())
-    const kept = await takeReleaseRecords(dir)
+    const kept = await takeReleaseRecords(dir, 'H')
     assert.equal(kept.length, 4)
     assert.equal(await after.release.restore(kept), 3, 'the record of a block no longer held is left out')
     await assert.rejects(access(join(dir, RELEASE_RECORDS_FILE)), 'the file is taken: removed')
-    assert.deepEqual(await takeReleaseRecords(dir), [], 'a second start reads nothing')
+    assert.deepEqual(await takeReleaseRecords(dir, 'H'), [], 'a second start reads nothing')
     assert.deepEqual(await after.release.answer([y], 'M'), [false], 'B\'s promise record kept: M refused')
     assert.deepEqual(await after.release.answer([z], 'W'), [false], 'nobody\'s stays nobody\'s')
     assert.deepEqual(await after.release.answer([x], 'M'), [false], 'M never put X')
@@ -822,14 +822,14 @@ describe('release records kept across a clean restart (gc37)', function () {
     // before the stop: W pushed X here
     const before = holder({ relayedFreshMs: 0 })
     await sinkOn(before.held, before.release).put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
-    await saveReleaseRecords(dir, before.release.records())
+    await saveReleaseRecords(dir, before.release.records(), 'H')
     // the start, as the daemon runs it: the records taken before the swarm starts, the sink,
     // custody and the store telling the opening until the release is made
     const promisedTo = new Map<string, string>()
     const after = holder({ relayedFreshMs: 0, promisedTo })
     after.held.add(x.toString())
     const opening = new ReleaseOpening()
-    await opening.take(dir)
+    await opening.take(dir, 'H')
     const store = { has: async (cid: CID) => after.held.has(cid.toString()), put: async (cid: CID) => { after.held.add(cid.toString()) } } as unknown as Parameters<typeof releasingSink>[0]
     const sink = releasingSink(store, () => opening.teller())
     // B's write places X here: custody promises it to B, and B pushes it naming itself
@@ -852,11 +852,11 @@ describe('release records kept across a clean restart (gc37)', function () {
     const x = await block(232)
     const before = holder({ relayedFreshMs: 0 })
     await sinkOn(before.held, before.release).put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
-    await saveReleaseRecords(dir, before.release.records())
+    await saveReleaseRecords(dir, before.release.records(), 'H')
     const after = holder({ relayedFreshMs: 0 })
     after.held.add(x.toString())
     const opening = new ReleaseOpening()
-    await opening.take(dir)
+    await opening.take(dir, 'H')
     const other = await block(233)
     for (let i = 0; i <= OPENING_CALLS_MAX; i++) opening.teller().gone(other)
     assert.equal(await opening.open(after.release), 0)
@@ -864,17 +864,27 @@ describe('release records kept across a clean restart (gc37)', function () {
     assert.equal(after.held.has(x.toString()), true)
   })
 
+  it('a file written by another host (copied from another data dir) is left out and removed', async () => {
+    const dir = await tempDir(t)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const x = await block(224)
+    await sinkOn(held, release).put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    await saveReleaseRecords(dir, release.records(), 'another-host')
+    assert.deepEqual(await takeReleaseRecords(dir, 'H'), [])
+    await assert.rejects(access(join(dir, RELEASE_RECORDS_FILE)), 'removed all the same')
+  })
+
   it('a damaged file is left out whole (every block nobody\'s) and removed', async () => {
     const dir = await tempDir(t)
     const { release, held } = holder({ relayedFreshMs: 0 })
     const x = await block(221)
     await sinkOn(held, release).put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
-    await saveReleaseRecords(dir, release.records())
+    await saveReleaseRecords(dir, release.records(), 'H')
     const file = join(dir, RELEASE_RECORDS_FILE)
     const text = await readFile(file, 'utf8')
     // another writer named as the pusher: the sum no longer matches
     await writeFile(file, text.replace('"W"', '"M"'))
-    assert.deepEqual(await takeReleaseRecords(dir), [])
+    assert.deepEqual(await takeReleaseRecords(dir, 'H'), [])
     await assert.rejects(access(file), 'removed all the same')
   })
 })
