@@ -736,13 +736,14 @@ describe('release authority: a push\'s origin is taken only when it is a member 
     return releasingSink(store, () => release)
   }
 
-  it('a push naming a made-up origin lists no name, and its block is refused to every asker, the made-up name and the sender too', async () => {
+  it('a push naming a made-up origin lists no name (only pending), and its block is refused to every asker, the made-up name and the sender too', async () => {
     const x = await block(201)
     const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
     await sinkOn(held, release).put(x, new Uint8Array([201]), { from: 'M', origin: 'made-up', verified: true })
     assert.equal(held.has(x.toString()), true, 'stored (left to GC)')
     const r = (release as any).putBy.get(x.toString())
-    assert.deepEqual([r.named, r.pushed, r.unknown], [[], [], true], JSON.stringify(r))
+    // (kept pending a while in case it becomes a member, mend37g: refused to all meanwhile)
+    assert.deepEqual([r.named, r.pushed, r.pending?.origin], [[], [], 'made-up'], JSON.stringify(r))
     assert.equal(release.strangeOrigins, 1)
     assert.deepEqual(await release.answer([x], 'made-up'), [false], 'the made-up name may not release it')
     assert.deepEqual(await release.answer([x], 'M'), [false], 'nor its sender')
@@ -771,6 +772,49 @@ describe('release authority: a push\'s origin is taken only when it is a member 
     assert.deepEqual(await release.answer([x], 'M'), [false], 'M relayed W\'s block: not M\'s')
     assert.deepEqual(await release.answer([x], 'W'), [true])
     assert.deepEqual(await release.answer([y], 'N'), [true])
+  })
+})
+
+// a new member writing through a relay before its record reached the holder: its blocks were
+// nobody's for ever, its own release refused once it joined (review37b P4)
+describe('release authority: an origin not yet a member here is kept pending a while (mend37g)', function () {
+  function sinkOn (held: Set<string>, release: Release): ReturnType<typeof releasingSink> {
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => { held.add(cid.toString()) }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return releasingSink(store, () => release)
+  }
+
+  it('C, not yet a member, writes through relay R: refused to all while C is none; once C is a member (within PENDING_ORIGIN_MS) C\'s release deletes it', async () => {
+    const members = new Set(['R', 'W'])
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    const sink = sinkOn(held, release)
+    const x = await block(241)
+    await sink.put(x, new Uint8Array([1]), { from: 'R', origin: 'C', verified: true })
+    assert.deepEqual(await release.answer([x], 'C'), [false], 'C is no member yet')
+    assert.deepEqual(await release.answer([x], 'R'), [false], 'nor is it R\'s, the relay')
+    members.add('C')
+    assert.deepEqual(await release.answer([x], 'W'), [false], 'another member may not')
+    assert.deepEqual(await release.answer([x], 'C'), [true], 'C, a member now, releases its own block')
+    assert.equal(held.has(x.toString()), false)
+  })
+
+  it('a pending origin that is still no member after PENDING_ORIGIN_MS, or a second one, makes the block nobody\'s', async () => {
+    const members = new Set(['R'])
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    // (none: a pending origin is past its time at once)
+    ;(release as any).c.pendingOriginMs = 0
+    const sink = sinkOn(held, release)
+    const [x, y] = await Promise.all([block(242), block(243)])
+    await sink.put(x, new Uint8Array([1]), { from: 'R', origin: 'C', verified: true })
+    members.add('C')
+    assert.deepEqual(await release.answer([x], 'C'), [false], 'C joined too late: nobody\'s')
+    await sink.put(y, new Uint8Array([2]), { from: 'R', origin: 'D', verified: true })
+    await sink.put(y, new Uint8Array([2]), { from: 'R', origin: 'E', verified: true })
+    members.add('D')
+    assert.deepEqual(await release.answer([y], 'D'), [false], 'two strangers named: nobody\'s')
+    assert.equal(held.has(x.toString()) && held.has(y.toString()), true)
   })
 })
 
