@@ -736,14 +736,14 @@ describe('release authority: a push\'s origin is taken only when it is a member 
     return releasingSink(store, () => release)
   }
 
-  it('a push naming a made-up origin lists no name (only pending), and its block is refused to every asker, the made-up name and the sender too', async () => {
+  it('a push naming a made-up origin lists no name, and its block is refused to every asker, the made-up name and the sender too', async () => {
     const x = await block(201)
     const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
     await sinkOn(held, release).put(x, new Uint8Array([201]), { from: 'M', origin: 'made-up', verified: true })
     assert.equal(held.has(x.toString()), true, 'stored (left to GC)')
     const r = (release as any).putBy.get(x.toString())
-    // (kept pending a while in case it becomes a member, mend37g: refused to all meanwhile)
-    assert.deepEqual([r.named, r.pushed, r.pending?.origin], [[], [], 'made-up'], JSON.stringify(r))
+    // (no peer id: not even kept pending, mend37g)
+    assert.deepEqual([r.named, r.pushed, r.unknown, r.pending], [[], [], true, undefined], JSON.stringify(r))
     assert.equal(release.strangeOrigins, 1)
     assert.deepEqual(await release.answer([x], 'made-up'), [false], 'the made-up name may not release it')
     assert.deepEqual(await release.answer([x], 'M'), [false], 'nor its sender')
