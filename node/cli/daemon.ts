@@ -16,7 +16,7 @@ import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, CUSTODY_PROMISE_MS, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, releasingSink, saveReleaseRecords, takeReleaseRecords, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, KEPT_SUM_GOSSIP_TAG, keptTreeMode, sendKeptSum, startKeptService } from '../keeper/index.ts'
+import { ChunkNetwork, CUSTODY_PROMISE_MS, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, releasingSink, saveReleaseRecords, ReleaseOpening, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, KEPT_SUM_GOSSIP_TAG, keptTreeMode, sendKeptSum, startKeptService } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments, KeptService } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
@@ -194,16 +194,23 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // who put each block, kept at a clean stop for the next start (keeper/release-records.ts):
     // this closes after the swarm, custody, the release service, GC, pins and repair (closed
     // first, made later), when no record changes any more; `release` is set only once the
-    // records the last stop kept were taken
-    closers.push(async () => { if (release !== undefined) await saveReleaseRecords(dir, release.records()) })
+    // records the last stop kept were restored into it
+    closers.push(async () => { if (release !== undefined) await saveReleaseRecords(dir, release.records(), host.peerId) })
+    // those records are taken now, before any put can land (a crash after this re-reads a file
+    // no put came after), and the puts, promises and removals told before the release is made
+    // (below: it needs the volume, custody, pins) are kept and told to it after the records
+    // (review37b: restored over them, they let the last stop's putter delete a block another
+    // writer pushed or was promised during the start)
+    const opening = new ReleaseOpening()
+    await opening.take(dir, host.peerId)
     // a block that leaves the store (GC, a handover, a pin's end, a local delete, a quarantine)
     // takes its record of who put it along: a later put of the same bytes starts afresh (review36c)
-    store.onGone = cid => { release?.gone(cid) }
+    store.onGone = cid => { opening.teller().gone(cid) }
     // what peers push here, kept with its leaf hashes (`keeping`), told to the release as put by
     // its writer (releasingSink). `check`: a pushed block's sha256 and its leaf hashes in one
     // threadpool job, off the event loop (LocalLeaves.check), the leaves then kept by the put of
     // those bytes without hashing them again
-    const sink = { ...releasingSink(keeping, () => release), check: async (cid: CID, bytes: Uint8Array) => await localLeaves.check(cid, bytes) }
+    const sink = { ...releasingSink(keeping, () => opening.teller()), check: async (cid: CID, bytes: Uint8Array) => await localLeaves.check(cid, bytes) }
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {
@@ -432,7 +439,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // GC, rebalance and repair delete through a store that spares pinned copies
     const guarded = guardStore(keeping, async cid => await pins.keeps(cid))
     // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
-    const custody = new Custody({ host, store: guarded, keep: f => aside?.hasFragment(f) === true, promisedTo: (cids, peer) => { release?.noted(cids, peer) } }, { promiseMs: opts.custodyPromiseMs })
+    const custody = new Custody({ host, store: guarded, keep: f => aside?.hasFragment(f) === true, promisedTo: (cids, peer) => { opening.teller().noted(cids, peer) } }, { promiseMs: opts.custodyPromiseMs })
     await custody.start()
     // (closers run last first: the placement retries stop before custody does, so a retry's
     // promise round never runs against a stopped custody)
@@ -450,10 +457,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })
     const made = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), inUse: cid => chunks.open.hasFragment(cid), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), disown: (cids, peer) => { custody.disown(cids, peer) }, retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS, relayedRecheckMs: opts.releaseRecheckMs, originsByAll: () => features.supportedByAll(FEATURE_ORIGINS), member: peer => members.record(peer) !== undefined || host.connected(peer) })
-    // the records the last clean stop kept, taken (and their file removed) before this release
-    // hears of any put: a put landing meanwhile finds no release, as before it was made
-    const keptRecords = await takeReleaseRecords(dir)
-    if (keptRecords.length > 0) log('who put the blocks held here, kept at the last stop: %d of %d record(s) taken', await made.restore(keptRecords), keptRecords.length)
+    // the records the last clean stop kept (taken above), then what was told since (ReleaseOpening)
+    const keptRecords = opening.taken
+    const restored = await opening.open(made)
+    if (keptRecords > 0) log('who put the blocks held here, kept at the last stop: %d of %d record(s) taken', restored, keptRecords)
     release = made
     await release.start()
     closers.push(async () => { await release?.stop() })

@@ -10,7 +10,12 @@
 // fails is counted as such, not as removed, and the next round tries it again. Given the host's
 // data dir, the unreferenced times outlive a restart (gc-since.ts: written after every round, read
 // before the first; only time GC saw counts): held in memory alone, a host restarted at least
-// once a retention period never removed an unreferenced block (session 37).
+// once a retention period never removed an unreferenced block (session 37). That time is measured
+// on a monotonic clock (`clock`), not the wall clock: a wall clock stepped at boot or later
+// (fake-hwclock, NTP) neither adds nor takes any (review37b). A time read back is held an hour
+// short of the retention (GC_LOADED_GRACE_MS): no block goes on the file's strength before the
+// restarted host's tree could catch up with its peers'.
+import { performance } from 'node:perf_hooks'
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { retained } from './retained.ts'
@@ -25,6 +30,16 @@ const log = logger('keeper:gc')
 
 /** Default time between GC rounds: 1 hour. */
 export const DEFAULT_GC_INTERVAL_MS = 3600_000
+/**
+ * A time read from the data dir is held at least this much short of the retention (or the GC
+ * interval, when longer; none past the retention itself): a host down a while may have missed
+ * versions naming the block (or lost ops a power loss took), and its tree catches up with its
+ * peers' in the minutes after it starts (sync.ts reconciles with each peer on connect); a block
+ * near the retention at the stop went in the first round after the start (review37b). An hour
+ * leaves that catch-up room to spare, and with the default interval the first timed round after a
+ * restart removes no block on the strength of the file alone.
+ */
+export const GC_LOADED_GRACE_MS = 3600_000
 
 export interface GcInit {
   /** Retention period of old versions and of unreferenced blocks (default retained.ts DEFAULT_RETENTION_MS). */
@@ -33,13 +48,21 @@ export interface GcInit {
   intervalMs?: number
   /** The host's data dir: the unreferenced times are kept there across restarts (gc-since.ts). Not given: memory only. */
   dir?: string
+  /** The host's peer id, written in the file and checked when it is read (default '-'). */
+  self?: string
 }
 
 export interface GcComponents {
   volume: Pick<Volume, 'tree' | 'chunks'>
   /** isClaimed: a block a write on this host is storing or placing now is never deleted (the store's claim). */
   store: Pick<Store, 'cids' | 'delete' | 'has'> & Partial<Pick<Store, 'isClaimed'>>
+  /** The wall clock (ms): the retention of old versions (retained.ts). */
   now?: () => number
+  /**
+   * A monotonic clock (ms) the unreferenced time is measured on. Not given: `now` when given (a
+   * test's clock, moving both), else performance.now().
+   */
+  clock?: () => number
   /**
    * This host's promises (custody.ts): a promised block is not deleted, and a delete excludes a
    * promise given meanwhile (deleteUnpromised, with no peer excepted). Not given: none.
@@ -57,11 +80,15 @@ export class Collector {
   private readonly c: GcComponents
   private readonly retentionMs: number
   private readonly intervalMs: number
-  /** Block multihash -> when GC first saw it unreferenced (the oldest first; kept in `dir` across restarts). */
+  private readonly clock: () => number
+  /** Block multihash -> when GC first saw it unreferenced, on `clock` (the oldest first; its age kept in `dir` across restarts). */
   private since = new Map<string, number>()
   private readonly dir?: string
+  private readonly self: string
   /** The kept times read (once, before the first round). */
   private loaded?: Promise<void>
+  /** The last save asked for (they take turns: save()). */
+  private saving: Promise<void> = Promise.resolve()
   private timer?: ReturnType<typeof setTimeout>
   private running?: Promise<GcReport>
   private started = false
@@ -71,6 +98,8 @@ export class Collector {
     this.retentionMs = init.retentionMs
     this.intervalMs = init.intervalMs ?? DEFAULT_GC_INTERVAL_MS
     this.dir = init.dir
+    this.self = init.self ?? '-'
+    this.clock = components.clock ?? components.now ?? (() => performance.now())
     if (!(this.retentionMs >= 0)) throw new RangeError(`retention must be >= 0 ms, got ${this.retentionMs}`)
   }
 
@@ -86,8 +115,7 @@ export class Collector {
     clearTimeout(this.timer)
     // ignored: a round's failure goes to collect()'s own caller (logged for the timed rounds)
     await this.running?.catch(() => {})
-    // the times as of now (a round wrote them; this moves the file's stamp on, so the time since
-    // that round counts as seen)
+    // the ages as of now (a round wrote them; the time since that round counts as seen)
     // (after the read: a stop before it ends must not write an empty file over the kept times)
     if (this.loaded !== undefined) { await this.loaded; await this.save() }
   }
@@ -96,23 +124,38 @@ export class Collector {
   private load (): Promise<void> {
     const dir = this.dir
     if (this.loaded !== undefined || dir === undefined) return this.loaded ?? Promise.resolve()
-    this.loaded = loadGcSince(dir, (this.c.now ?? Date.now)()).then(kept => {
-      if (kept.size > 0) log('%d unreferenced block time(s) read from the last run', kept.size)
+    // (the ages are as of the start: the read's time counts as seen)
+    const at = this.clock()
+    // (held short of the retention: the tree catches up first, GC_LOADED_GRACE_MS)
+    const most = Math.max(0, this.retentionMs - Math.max(GC_LOADED_GRACE_MS, this.intervalMs))
+    this.loaded = loadGcSince(dir, this.self).then(ages => {
+      if (ages.size > 0) log('%d unreferenced block time(s) read from the last run', ages.size)
+      const since = new Map<string, number>()
+      for (const [k, age] of ages) since.set(k, at - Math.min(age, most))
       // (a time set before the read, none today, is the newer)
-      for (const [k, ms] of this.since) kept.set(k, ms)
-      this.since = kept
+      for (const [k, ms] of this.since) since.set(k, ms)
+      this.since = since
     })
     return this.loaded
   }
 
-  /** Writes the times to `dir` (a failure is logged: the next round writes them again). */
+  /**
+   * Writes the times to `dir` (a failure is logged: the next round writes them again), one save
+   * at a time: a round asked for (`gc`) while stop() saved wrote the same temporary file at once,
+   * and left a file failing its sum (review37b).
+   */
   private async save (): Promise<void> {
-    if (this.dir === undefined) return
-    try {
-      await saveGcSince(this.dir, this.since, (this.c.now ?? Date.now)())
-    } catch (err) {
-      log.error('unreferenced times not written (a restart now starts them afresh): %s', (err as Error).message)
-    }
+    const dir = this.dir
+    if (dir === undefined) return
+    const turn = this.saving.then(async () => {
+      try {
+        await saveGcSince(dir, this.since, this.clock(), this.self)
+      } catch (err) {
+        log.error('unreferenced times not written (a restart now starts them afresh): %s', (err as Error).message)
+      }
+    })
+    this.saving = turn
+    await turn
   }
 
   private arm (): void {
@@ -153,8 +196,8 @@ export class Collector {
       // promised: a write in flight placed it here; unreferenced from the promise's end on
       if (this.c.custody?.promised(cid) === true || this.c.store.isClaimed?.(cid) === true) { this.since.delete(k); continue }
       const first = this.since.get(k)
-      if (first === undefined) { this.since.set(k, now()); continue }
-      if (now() - first < this.retentionMs) continue
+      if (first === undefined) { this.since.set(k, this.clock()); continue }
+      if (this.clock() - first < this.retentionMs) continue
       let gone = false
       try {
         gone = await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.custody?.deleteUnpromised.bind(this.c.custody), may: () => this.c.store.isClaimed?.(cid) !== true })

@@ -273,7 +273,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     volume: c.volume,
     store: c.store,
     ...(promises !== undefined ? { custody: { promised: cid => promises.promised(cid), deleteUnpromised: async (cid, except, del) => await promises.deleteUnpromised(cid, except, del) } } : {})
-  }, { retentionMs, intervalMs: o.gcIntervalMs, dir: o.dataDir })
+  }, { retentionMs, intervalMs: o.gcIntervalMs, dir: o.dataDir, self: c.host.peerId })
   collector.start()
   let markLeft = (): void => {}
   const left = new Promise<void>(resolve => { markLeft = resolve })

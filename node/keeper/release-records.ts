@@ -14,11 +14,11 @@
 // themselves (custody.ts, 10 minutes, in memory: a writer's placement asks again). Records of
 // blocks the store no longer holds are left out (Release.restore()).
 //
-// The file, `release-records` (sealed-file.ts): a header `darkfs-release-records 1 <count>`, then
+// The file, `release-records` (sealed-file.ts): a header `darkfs-release-records 1 <count> <host peer id>`, then
 // one JSON array per record, least recently put first, the records kept aside (Release's
 // `evicted`) after: [block, by, pushed, claimed, named, unknown (0|1), aside (0|1)]. A file too
-// large, damaged or of another kind is logged and left out whole (every block `unknown`, as
-// before the file), and removed all the same.
+// large, damaged, of another kind, or written by another host (copied from another data dir) is
+// logged and left out whole (every block `unknown`, as before the file), and removed all the same.
 import { join } from 'node:path'
 import { eachSliced, readSealed, removeSealed, writeSealed } from './sealed-file.ts'
 import { logger } from '../log.ts'
@@ -51,28 +51,28 @@ export interface KeptPutRecord {
   aside: boolean
 }
 
-/** Writes `records` (least recently put first, the ones kept aside after) to `dir` now. */
-export async function saveReleaseRecords (dir: string, records: readonly KeptPutRecord[]): Promise<void> {
-  await writeSealed(join(dir, RELEASE_RECORDS_FILE), `${MAGIC} ${VERSION} ${records.length}`, records.length, i => {
+/** Writes `records` (least recently put first, the ones kept aside after) to `dir` now, as host `self`'s. */
+export async function saveReleaseRecords (dir: string, records: readonly KeptPutRecord[], self: string): Promise<void> {
+  await writeSealed(join(dir, RELEASE_RECORDS_FILE), `${MAGIC} ${VERSION} ${records.length} ${self}`, records.length, i => {
     const r = records[i]
     return JSON.stringify([r.block, r.by, r.pushed, r.claimed, r.named, r.unknown ? 1 : 0, r.aside ? 1 : 0])
   })
 }
 
 /**
- * The records the last clean stop wrote to `dir`, and the file removed for good: none (logged)
- * for a damaged file, and none when it cannot be removed (a later start would read it again,
- * after puts it does not know of).
+ * The records the last clean stop of host `self` wrote to `dir`, and the file removed for good:
+ * none (logged) for a damaged file or another host's, and none when it cannot be removed (a
+ * later start would read it again, after puts it does not know of).
  */
-export async function takeReleaseRecords (dir: string): Promise<KeptPutRecord[]> {
+export async function takeReleaseRecords (dir: string, self: string): Promise<KeptPutRecord[]> {
   const file = join(dir, RELEASE_RECORDS_FILE)
   const read = await readSealed(file, RELEASE_RECORDS_MAX_BYTES)
   if ('missing' in read) return []
   let out: KeptPutRecord[] = []
   if ('bad' in read) log.error('release records in %s not read (%s): every block held counts as nobody\'s', file, read.bad)
   else {
-    const parsed = await parse(read.head, read.lines)
-    if (typeof parsed === 'string') log.error('release records in %s damaged (%s): every block held counts as nobody\'s', file, parsed)
+    const parsed = await parse(read.head, read.lines, self)
+    if (typeof parsed === 'string') log.error('release records in %s left out (%s): every block held counts as nobody\'s', file, parsed)
     else out = parsed
   }
   try {
@@ -85,9 +85,10 @@ export async function takeReleaseRecords (dir: string): Promise<KeptPutRecord[]>
 }
 
 /** The records of a file's lines (a turn of the event loop per slice), or what is wrong with them. */
-async function parse (head: string, lines: string[]): Promise<KeptPutRecord[] | string> {
+async function parse (head: string, lines: string[], self: string): Promise<KeptPutRecord[] | string> {
   const h = head.split(' ')
-  if (h.length !== 3 || h[0] !== MAGIC || h[1] !== String(VERSION)) return 'unknown header'
+  if (h.length !== 4 || h[0] !== MAGIC || h[1] !== String(VERSION)) return 'unknown header'
+  if (h[3] !== self) return `written by ${h[3].slice(0, 64)}, not this host: copied from another data dir?`
   if (Number(h[2]) !== lines.length) return 'record count'
   const out: KeptPutRecord[] = []
   const name = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_NAME
@@ -111,3 +112,4 @@ async function parse (head: string, lines: string[]): Promise<KeptPutRecord[] | 
   })
   return wrong !== '' ? wrong : out
 }
+

@@ -36,7 +36,8 @@
 // Who may ask (review: session 34, #14 "bad input"): a release deletes only blocks the asker
 // put here (pushed them: the swarm push's origin, '/darkfs/swarm/1.2.0', which a hop of its
 // chain or a relay forwarding its blocks names, when that origin is a member here or the
-// sender itself: a push naming any other makes its block nobody's, gc37; else the sink's `from`) or was promised here
+// sender itself: a push naming any other keeps it pending a while, PENDING_ORIGIN_MS, and makes
+// its block nobody's meanwhile, gc37 and mend37g; else the sink's `from`) or was promised here
 // (custody.ts, a record that outlives the promise and the asker's disown), or that another peer
 // pushed here a moment ago naming no origin (RELAYED_FRESH_MS: an older host's push, maybe a hop
 // of the asker's chain; only while some member does not announce FEATURE_ORIGINS, net/features.ts:
@@ -144,6 +145,21 @@ export const PUT_EVICTED_MAX = 16_384
  */
 export const PUT_NAMES_MAX = 4
 /**
+ * How long a push's origin that is no member here (nor its sender) is kept pending on its block's
+ * record: taken as the block's writer if it is a member by the time a release is asked within
+ * it, and the block nobody's after it (review37b: a new member writing through a relay before its
+ * record reached the holder had its blocks nobody's for ever, its own release refused once it
+ * joined). A record keeps one (a second stranger named makes the block nobody's at once), only
+ * a string a peer id could be (PEER_NAME), against its sender's share: a table of such records,
+ * each naming another made-up id, is ~5 MiB more than gc37's (measured: 65,536 records of one
+ * sender naming a new 52-character id each, 42.7 MiB of heap against 37.3, the blocks held and
+ * their CIDs included). A writer's release comes within minutes of its put
+ * (a promise is CUSTODY_PROMISE_MS, 10 minutes).
+ */
+export const PENDING_ORIGIN_MS = 10 * 60_000
+/** What a pending origin may be: a peer id as libp2p writes it (base58btc, 52 characters for an Ed25519 key), not any string of 128 B. */
+const PEER_NAME = /^[1-9A-HJ-NP-Za-km-z]{1,64}$/
+/**
  * How long after a block was pushed here by a peer other than the asker a release may still
  * delete it, when the push named no origin (an older host's, swarm 1.1.0 or 1.0.0): it may be a
  * hop of the asker's own push chain, landed before the writer's promise round named it. A writer of those bytes that
@@ -200,10 +216,13 @@ export interface ReleaseComponents {
   /**
    * Whether `peer` is a member known here (the daemon: in its member table, declared down or
    * not, or connected now): a push naming another peer as its origin that is none makes its
-   * block nobody's (arriving(); gc37: made-up origins, any string of 128 B, filled the records
-   * table, ~80 MiB). Not given: every origin is taken.
+   * block nobody's, that origin pending a while (arriving(), PENDING_ORIGIN_MS; gc37: made-up
+   * origins, any string of 128 B, filled the records table, ~80 MiB). Not given: every origin is
+   * taken.
    */
   member?: (peer: string) => boolean
+  /** PENDING_ORIGIN_MS (tests shorten it). */
+  pendingOriginMs?: number
 }
 
 /**
@@ -212,7 +231,16 @@ export interface ReleaseComponents {
  * PROTOCOL_ORIGINS); `unknown`, held here before any record of it (a restart, a record forgotten
  * for room, a block pulled here): whoever pushes or is promised it later, no release deletes it.
  */
-interface PutRecord { pushed: string[], claimed: string[], named: string[], pushedAt: number, unknown?: true, by: string }
+interface PutRecord {
+  pushed: string[]
+  claimed: string[]
+  named: string[]
+  pushedAt: number
+  unknown?: true
+  by: string
+  /** A push's origin that was no member here (arriving()), until when it may become one (PENDING_ORIGIN_MS): refused to all meanwhile. */
+  pending?: { origin: string, until: number }
+}
 
 export class Release {
   private readonly c: ReleaseComponents
@@ -236,7 +264,7 @@ export class Release {
    * this host knows of names it; `promised`, promised to another peer or claimed by a write here.
    */
   readonly refusals = { notPut: 0, claimed: 0, named: 0, promised: 0 }
-  /** Blocks made nobody's by a push naming as origin a peer that is no member here (arriving()). */
+  /** Blocks made nobody's, or pending (PENDING_ORIGIN_MS), by a push naming as origin a peer that is no member here (arriving()). */
   strangeOrigins = 0
   /**
    * block -> the peers that pushed it here (`pushed`) and the ones promised it here (`claimed`,
@@ -365,7 +393,7 @@ export class Release {
    */
   records (): KeptPutRecord[] {
     const out: KeptPutRecord[] = []
-    const kept = (block: string, r: PutRecord, aside: boolean): KeptPutRecord => ({ block, by: r.by, pushed: [...r.pushed], claimed: [...r.claimed], named: [...r.named], unknown: r.unknown === true, aside })
+    const kept = (block: string, r: PutRecord, aside: boolean): KeptPutRecord => ({ block, by: r.by, pushed: [...r.pushed], claimed: [...r.claimed], named: [...r.named], unknown: r.unknown === true || r.pending !== undefined, aside })
     for (const [k, r] of this.putBy) out.push(kept(k, r, false))
     for (const [k, r] of this.evicted) out.push(kept(k, r, true))
     return out
@@ -491,6 +519,16 @@ export class Release {
       return old !== undefined && soleOf(old) === asker && (old.pushed.includes(asker) || old.claimed.includes(asker)) ? 'yes' : 'notPut'
     }
     if (r.claimed.some(p => p !== asker)) return 'claimed'
+    // a push's origin that was no member here: taken once it is one, the block nobody's once
+    // its time is past (PENDING_ORIGIN_MS)
+    if (r.pending !== undefined && r.unknown !== true) {
+      if (Date.now() >= r.pending.until) r.unknown = true
+      else if (this.c.member?.(r.pending.origin) !== false) {
+        listed(r, r.pushed, r.pending.origin)
+        listed(r, r.named, r.pending.origin)
+      } else return 'notPut'
+      r.pending = undefined
+    }
     // held before anything was recorded here: maybe another writer's, whose record is gone; a
     // push or promise since does not make it the asker's
     if (r.unknown === true) return 'notPut'
@@ -600,11 +638,21 @@ export class Release {
     // an origin that is no member here (made up, or a member whose record has not reached this
     // host yet, not connected to it): not listed, and the block is nobody's (refused to every
     // asker, left to GC), as when a record lists too many. Its sender, connected, is one.
+    // Kept pending a while (PENDING_ORIGIN_MS, one a record: a new member writing through a
+    // relay, its record still on its way), refused to all meanwhile; a second stranger makes it
+    // nobody's at once, as does a block held before any record of it
     if (origin !== undefined && origin !== from && this.c.member?.(origin) === false) {
-      const r = this.record(cid.toString(), by)
+      const key = cid.toString()
+      const had = this.putBy.has(key)
+      const r = this.record(key, by)
       if (r.unknown === true) return
-      r.unknown = true
-      if ((++this.strangeOrigins & (this.strangeOrigins - 1)) === 0) log('%s pushed %s naming %s, no member here, as its origin: kept as nobody\'s (%d block(s) so far)', from ?? '-', cid.toString(), origin.slice(0, 64), this.strangeOrigins)
+      if ((opts.held === true && !had) || (r.pending !== undefined && r.pending.origin !== origin) || !PEER_NAME.test(origin)) {
+        r.unknown = true
+        r.pending = undefined
+      } else if (r.pending === undefined) r.pending = { origin, until: Date.now() + (this.c.pendingOriginMs ?? PENDING_ORIGIN_MS) }
+      // (the same push told again: arrived())
+      else return
+      if ((++this.strangeOrigins & (this.strangeOrigins - 1)) === 0) log('%s pushed %s naming %s, no member here, as its origin: kept pending, nobody\'s meanwhile (%d block(s) so far)', from ?? '-', key, origin.slice(0, 64), this.strangeOrigins)
       return
     }
     // held here already and no record of it: whoever put it is not known, so no one may release
@@ -769,7 +817,7 @@ export class Release {
 
 /** The one peer record `r` lists (pushed, promised, named), if one only and it was not held before any record. */
 function soleOf (r: PutRecord | undefined): string | undefined {
-  if (r === undefined || r.unknown === true) return undefined
+  if (r === undefined || r.unknown === true || r.pending !== undefined) return undefined
   let sole: string | undefined
   for (const p of [...r.pushed, ...r.claimed, ...r.named]) {
     if (sole === undefined) sole = p
@@ -810,7 +858,10 @@ function neededBy (r: Retained): Set<string> {
  * moment ago by its pusher is dropped again on arrival and not acknowledged (the swarm
  * acknowledges a put that returns). `verified`: the swarm hashed the bytes on arrival.
  */
-export function releasingSink (store: Pick<Store, 'put' | 'has'>, release: () => Release | undefined): BlockSink {
+/** What the daemon tells the release of (the sink's puts, custody's promises, the store's removals): the release, or ReleaseOpening while it is made. */
+export type ReleaseTeller = Pick<Release, 'landingOf' | 'arriving' | 'arrived' | 'noted' | 'gone'>
+
+export function releasingSink (store: Pick<Store, 'put' | 'has'>, release: () => ReleaseTeller | undefined): BlockSink {
   return {
     put: async (cid, bytes, o) => {
       // its record is kept (not forgotten for room) from the stat to arrived(): an `unknown` one

@@ -11,6 +11,7 @@ import { readFile, writeFile, access } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Release, releasingSink, PUT_REMEMBER_MAX, PUT_NAMES_MAX } from '../../node/keeper/release.ts'
 import { saveReleaseRecords, takeReleaseRecords, RELEASE_RECORDS_FILE } from '../../node/keeper/release-records.ts'
+import { ReleaseOpening, OPENING_CALLS_MAX } from '../../node/keeper/release-opening.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import type { ReleaseComponents } from '../../node/keeper/release.ts'
 import { Custody } from '../../node/keeper/custody.ts'
@@ -741,7 +742,8 @@ describe('release authority: a push\'s origin is taken only when it is a member 
     await sinkOn(held, release).put(x, new Uint8Array([201]), { from: 'M', origin: 'made-up', verified: true })
     assert.equal(held.has(x.toString()), true, 'stored (left to GC)')
     const r = (release as any).putBy.get(x.toString())
-    assert.deepEqual([r.named, r.pushed, r.unknown], [[], [], true], JSON.stringify(r))
+    // (no peer id: not even kept pending, mend37g)
+    assert.deepEqual([r.named, r.pushed, r.unknown, r.pending], [[], [], true, undefined], JSON.stringify(r))
     assert.equal(release.strangeOrigins, 1)
     assert.deepEqual(await release.answer([x], 'made-up'), [false], 'the made-up name may not release it')
     assert.deepEqual(await release.answer([x], 'M'), [false], 'nor its sender')
@@ -773,6 +775,49 @@ describe('release authority: a push\'s origin is taken only when it is a member 
   })
 })
 
+// a new member writing through a relay before its record reached the holder: its blocks were
+// nobody's for ever, its own release refused once it joined (review37b P4)
+describe('release authority: an origin not yet a member here is kept pending a while (mend37g)', function () {
+  function sinkOn (held: Set<string>, release: Release): ReturnType<typeof releasingSink> {
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => { held.add(cid.toString()) }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return releasingSink(store, () => release)
+  }
+
+  it('C, not yet a member, writes through relay R: refused to all while C is none; once C is a member (within PENDING_ORIGIN_MS) C\'s release deletes it', async () => {
+    const members = new Set(['R', 'W'])
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    const sink = sinkOn(held, release)
+    const x = await block(241)
+    await sink.put(x, new Uint8Array([1]), { from: 'R', origin: 'C', verified: true })
+    assert.deepEqual(await release.answer([x], 'C'), [false], 'C is no member yet')
+    assert.deepEqual(await release.answer([x], 'R'), [false], 'nor is it R\'s, the relay')
+    members.add('C')
+    assert.deepEqual(await release.answer([x], 'W'), [false], 'another member may not')
+    assert.deepEqual(await release.answer([x], 'C'), [true], 'C, a member now, releases its own block')
+    assert.equal(held.has(x.toString()), false)
+  })
+
+  it('a pending origin that is still no member after PENDING_ORIGIN_MS, or a second one, makes the block nobody\'s', async () => {
+    const members = new Set(['R'])
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    // (none: a pending origin is past its time at once)
+    ;(release as any).c.pendingOriginMs = 0
+    const sink = sinkOn(held, release)
+    const [x, y] = await Promise.all([block(242), block(243)])
+    await sink.put(x, new Uint8Array([1]), { from: 'R', origin: 'C', verified: true })
+    members.add('C')
+    assert.deepEqual(await release.answer([x], 'C'), [false], 'C joined too late: nobody\'s')
+    await sink.put(y, new Uint8Array([2]), { from: 'R', origin: 'D', verified: true })
+    await sink.put(y, new Uint8Array([2]), { from: 'R', origin: 'E', verified: true })
+    members.add('D')
+    assert.deepEqual(await release.answer([y], 'D'), [false], 'two strangers named: nobody\'s')
+    assert.equal(held.has(x.toString()) && held.has(y.toString()), true)
+  })
+})
+
 // a restarted holder had no record of who put the blocks it held: every one was nobody's, its
 // writer's own release refused (gc37). A clean stop keeps them; a start takes them once.
 describe('release records kept across a clean restart (gc37)', function () {
@@ -798,16 +843,16 @@ describe('release records kept across a clean restart (gc37)', function () {
     before.held.add(z.toString())
     await sink.put(z, new Uint8Array([3]), { from: 'W', origin: 'W', verified: true })
     await sink.put(gone, new Uint8Array([4]), { from: 'W', origin: 'W', verified: true })
-    await saveReleaseRecords(dir, before.release.records())
+    await saveReleaseRecords(dir, before.release.records(), 'H')
 
     // the restart: the same blocks held (but `gone`, deleted meanwhile), a new release
     const after = holder({ relayedFreshMs: 0 })
     for (const c of [x, y, z]) after.held.add(c.toString())
-    const kept = await takeReleaseRecords(dir)
+    const kept = await takeReleaseRecords(dir, 'H')
     assert.equal(kept.length, 4)
     assert.equal(await after.release.restore(kept), 3, 'the record of a block no longer held is left out')
     await assert.rejects(access(join(dir, RELEASE_RECORDS_FILE)), 'the file is taken: removed')
-    assert.deepEqual(await takeReleaseRecords(dir), [], 'a second start reads nothing')
+    assert.deepEqual(await takeReleaseRecords(dir, 'H'), [], 'a second start reads nothing')
     assert.deepEqual(await after.release.answer([y], 'M'), [false], 'B\'s promise record kept: M refused')
     assert.deepEqual(await after.release.answer([z], 'W'), [false], 'nobody\'s stays nobody\'s')
     assert.deepEqual(await after.release.answer([x], 'M'), [false], 'M never put X')
@@ -815,17 +860,75 @@ describe('release records kept across a clean restart (gc37)', function () {
     assert.equal(after.held.has(x.toString()), false)
   })
 
+  it('a push and a promise of B landing while the daemon starts (before its release is made) are not erased by the restored records: W\'s release keeps B\'s block (review37b P1)', async () => {
+    const dir = await tempDir(t)
+    const x = await block(231)
+    // before the stop: W pushed X here
+    const before = holder({ relayedFreshMs: 0 })
+    await sinkOn(before.held, before.release).put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    await saveReleaseRecords(dir, before.release.records(), 'H')
+    // the start, as the daemon runs it: the records taken before the swarm starts, the sink,
+    // custody and the store telling the opening until the release is made
+    const promisedTo = new Map<string, string>()
+    const after = holder({ relayedFreshMs: 0, promisedTo })
+    after.held.add(x.toString())
+    const opening = new ReleaseOpening()
+    await opening.take(dir, 'H')
+    const store = { has: async (cid: CID) => after.held.has(cid.toString()), put: async (cid: CID) => { after.held.add(cid.toString()) } } as unknown as Parameters<typeof releasingSink>[0]
+    const sink = releasingSink(store, () => opening.teller())
+    // B's write places X here: custody promises it to B, and B pushes it naming itself
+    promisedTo.set(x.toString(), 'B')
+    opening.teller().noted([x], 'B')
+    await sink.put(x, new Uint8Array([1]), { from: 'B', origin: 'B', verified: true })
+    assert.equal(await opening.open(after.release), 1, 'W\'s record restored')
+    assert.equal(opening.teller(), after.release, 'the release is told from now on')
+    // B's promise ends (B's commit not heard of here yet): W gives up its old write
+    promisedTo.delete(x.toString())
+    assert.deepEqual(await after.release.answer([x], 'W'), [false], 'B pushed X too: W may not have it deleted')
+    assert.equal(after.held.has(x.toString()), true)
+    // (W gave it up: B's own release then deletes it, as for two writers of the same bytes)
+    assert.deepEqual(await after.release.answer([x], 'B'), [true], 'B\'s own release deletes it')
+    assert.equal(after.held.has(x.toString()), false)
+  })
+
+  it('past OPENING_CALLS_MAX calls while the daemon starts, no record is restored: every block held is nobody\'s, as before gc37', async () => {
+    const dir = await tempDir(t)
+    const x = await block(232)
+    const before = holder({ relayedFreshMs: 0 })
+    await sinkOn(before.held, before.release).put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    await saveReleaseRecords(dir, before.release.records(), 'H')
+    const after = holder({ relayedFreshMs: 0 })
+    after.held.add(x.toString())
+    const opening = new ReleaseOpening()
+    await opening.take(dir, 'H')
+    const other = await block(233)
+    for (let i = 0; i <= OPENING_CALLS_MAX; i++) opening.teller().gone(other)
+    assert.equal(await opening.open(after.release), 0)
+    assert.deepEqual(await after.release.answer([x], 'W'), [false], 'W\'s record left out')
+    assert.equal(after.held.has(x.toString()), true)
+  })
+
+  it('a file written by another host (copied from another data dir) is left out and removed', async () => {
+    const dir = await tempDir(t)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const x = await block(224)
+    await sinkOn(held, release).put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    await saveReleaseRecords(dir, release.records(), 'another-host')
+    assert.deepEqual(await takeReleaseRecords(dir, 'H'), [])
+    await assert.rejects(access(join(dir, RELEASE_RECORDS_FILE)), 'removed all the same')
+  })
+
   it('a damaged file is left out whole (every block nobody\'s) and removed', async () => {
     const dir = await tempDir(t)
     const { release, held } = holder({ relayedFreshMs: 0 })
     const x = await block(221)
     await sinkOn(held, release).put(x, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
-    await saveReleaseRecords(dir, release.records())
+    await saveReleaseRecords(dir, release.records(), 'H')
     const file = join(dir, RELEASE_RECORDS_FILE)
     const text = await readFile(file, 'utf8')
     // another writer named as the pusher: the sum no longer matches
     await writeFile(file, text.replace('"W"', '"M"'))
-    assert.deepEqual(await takeReleaseRecords(dir), [])
+    assert.deepEqual(await takeReleaseRecords(dir, 'H'), [])
     await assert.rejects(access(file), 'removed all the same')
   })
 })

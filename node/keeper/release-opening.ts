@@ -1,0 +1,95 @@
+// The daemon's release from its first put on (review37b). The daemon starts the swarm and custody
+// before it can make its release (which needs the volume, custody and pins): a put, a promise or a
+// removal told meanwhile went nowhere, and the records the last clean stop kept
+// (release-records.ts), restored afterwards over those blocks, named only the putters before the
+// stop (W pushed X before the stop; B, during the start, was promised X and pushed it; once B's
+// promise ended, W's release deleted B's block). Now the daemon takes the records before its swarm
+// starts (a crash after that re-reads a file no put came after), keeps here, in order, what it is
+// told until the release is made, and open() restores the records into the release and then tells
+// it those calls, as if it had been there from the start.
+import type { CID } from 'multiformats/cid'
+import { takeReleaseRecords } from './release-records.ts'
+import type { KeptPutRecord } from './release-records.ts'
+import type { Release, ReleaseTeller } from './release.ts'
+import { logger } from '../log.ts'
+
+const log = logger('keeper:release')
+
+/**
+ * Calls told while the daemon starts (puts, promises, removals; see ReleaseOpening) kept at most:
+ * 16,384 pushes of 256 KiB fragments are 4 GiB landing before the release is made, ~3 MiB here.
+ * Past it every one is dropped and no record restored (every block held is nobody's, as before
+ * gc37).
+ */
+export const OPENING_CALLS_MAX = 16_384
+
+/** What the daemon tells its release until it is made (see the top of this file). */
+export class ReleaseOpening implements ReleaseTeller {
+  private kept: KeptPutRecord[] = []
+  private calls: Array<(r: Release) => void> = []
+  private over = false
+  /** open() is restoring: every call is kept (the bound is for the start's window, restore() is short). */
+  private opening = false
+  private opened?: Release
+
+  /** Takes the records the last clean stop of host `self` kept in `dir` (before any put can land here). */
+  async take (dir: string, self: string): Promise<void> {
+    this.kept = await takeReleaseRecords(dir, self)
+  }
+
+  /** Who to tell now: the release once open() made it so, else this. */
+  teller (): ReleaseTeller {
+    return this.opened ?? this
+  }
+
+  private keep (call: (r: Release) => void): void {
+    if (this.over) return
+    if (!this.opening && this.calls.length >= OPENING_CALLS_MAX) {
+      this.over = true
+      this.calls = []
+      log.error('over %d puts, promises or removals while the release was made: the records the last stop kept are left out (every block held is nobody\'s)', OPENING_CALLS_MAX)
+      return
+    }
+    this.calls.push(call)
+  }
+
+  landingOf (_cid: CID): () => void { return () => {} }
+  arriving (...a: Parameters<Release['arriving']>): void { this.keep(r => { r.arriving(...a) }) }
+  // (nothing was released before the release was made: nothing to drop on arrival)
+  async arrived (...a: Parameters<Release['arrived']>): Promise<boolean> {
+    const [cid, from, origin, opts] = a
+    this.arriving(cid, from, origin, opts)
+    return false
+  }
+
+  noted (cids: Iterable<CID>, peer: string): void {
+    const list = [...cids]
+    this.keep(r => { r.noted(list, peer) })
+  }
+
+  gone (cid: CID): void { this.keep(r => { r.gone(cid) }) }
+
+  /**
+   * Makes `release` the one told from now on: the kept records restored into it, then the calls
+   * told meanwhile (in order, none past the bound). How many records were taken.
+   */
+  async open (release: Release): Promise<number> {
+    // (calls told while restore() runs are kept too: this is still the teller)
+    this.opening = true
+    let n = 0
+    try {
+      if (!this.over) n = await release.restore(this.kept)
+    } finally {
+      this.opening = false
+    }
+    const calls = this.over ? [] : this.calls
+    this.kept = []
+    this.calls = []
+    for (const call of calls) call(release)
+    this.opened = release
+    return n
+  }
+
+  /** Records taken from the file (before open()). */
+  get taken (): number { return this.kept.length }
+}
