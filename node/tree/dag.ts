@@ -194,7 +194,7 @@ export function nextHeads<V> (heads: Map<string, V>, parents: readonly string[],
 export const FEW_HEADS = 32
 
 /**
- * The heads of a DAG as ops join it (nextHeads()'s rule: the parents out, then the new op in, in
+ * The heads of a DAG as ops join it (nextHeads()'s rule: the new op in, then its parents out, in
  * that order), each with a value. One head (an author's chain, nearly always: every op names the
  * one head there is) is kept in two fields, not a map: nextHeads() made a new map of one per op,
  * ~180 bytes of garbage for each op applied (and Dag's tips the same again). Two to `few` heads
