@@ -3,16 +3,21 @@
 // machines on one core, which no deployment does. The parent gives a fresh data dir, the
 // network key and one member's address (workerData); the worker inits the dir, starts the host
 // on loopback TCP, posts { address } once it is up, and stops it (then exits) on 'stop'.
-// Errors are posted as { error }. { prof: 'start' } starts a CPU profile of this thread (V8's,
-// through the inspector), { prof: 'stop', file } writes it to `file` and posts { profiled: file }.
+// workerData.gc (optional): a shared counter array this thread's collections are added into
+// (_gc-count.ts). Errors are posted as { error }. { prof: 'start' } starts a CPU profile of
+// this thread (V8's, through the inspector), { prof: 'stop', file } writes it to `file` and
+// posts { profiled: file }.
 import { parentPort, workerData } from 'node:worker_threads'
 import { Session } from 'node:inspector/promises'
 import { writeFile } from 'node:fs/promises'
 import { init, startDaemon } from '../../node/cli/index.ts'
+import { countGc } from './_gc-count.ts'
 
-interface HostWorkerData { dir: string, networkKey: string, join: string }
+interface HostWorkerData { dir: string, networkKey: string, join: string, gc?: Float64Array }
 
-const { dir, networkKey, join } = workerData as HostWorkerData
+const { dir, networkKey, join, gc } = workerData as HostWorkerData
+// this isolate's collections, into the parent's shared counters (_gc-count.ts)
+if (gc !== undefined) countGc(gc)
 const port = parentPort!
 try {
   await init(dir, { networkKey })

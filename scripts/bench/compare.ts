@@ -54,6 +54,7 @@ import { ensureTools } from './_tools.ts'
 import { glusterReady, glusterVolume } from './_gluster.ts'
 import type { GlusterLayout } from './_gluster.ts'
 import { runCommand } from './_proc.ts'
+import { GC_INCREMENTAL, GC_MAJOR, GC_MINOR, GC_MS, countGc, sharedGcCounters, sumGc } from './_gc-count.ts'
 import { WORKLOADS, FIO_FILE, fioOverhead, smallFilesOverhead, makeTarball, makeGitSource, clean } from './_compare-work.ts'
 import type { Target, Work, Workload } from './_compare-work.ts'
 
@@ -161,6 +162,13 @@ const PROF_WORKLOADS = new Set(['sqlite-delete.s', 'sqlite-wal.s'])
 
 /** The host worker threads running now (DARKFS_COMPARE_THREADS): profiled with the main thread. */
 const hostWorkers = new Set<Worker>()
+/**
+ * The collections of this process's isolates (_gc-count.ts): the main thread's, then each host
+ * worker's (in shared memory, added as the worker starts and kept after it stops, so a sum never
+ * goes back). A cell's figures are the difference of the sums around it.
+ */
+const gcCounters: Float64Array[] = [sharedGcCounters()]
+countGc(gcCounters[0])
 
 /**
  * A CPU profile of this process's main thread (the darkfs hosts run in it, or the writer and the
@@ -215,7 +223,9 @@ async function untilSize (file: string, bytes: number, timeoutMs: number): Promi
 async function workerHosts (t: Teardown, first: ClusterHost, count: number): Promise<void> {
   const root = dirname(first.dir)
   await Promise.all(Array.from({ length: count }, async (_, i) => {
-    const worker = new Worker(new URL('./_host-worker.ts', import.meta.url), { workerData: { dir: join(root, `w${i}`), networkKey: join(first.dir, 'network.key'), join: first.address } })
+    const gc = sharedGcCounters()
+    gcCounters.push(gc)
+    const worker = new Worker(new URL('./_host-worker.ts', import.meta.url), { workerData: { dir: join(root, `w${i}`), networkKey: join(first.dir, 'network.key'), join: first.address, gc } })
     const stopped = new Promise<void>(resolve => { worker.once('exit', () => { hostWorkers.delete(worker); resolve() }) })
     hostWorkers.add(worker)
     t.add(async () => {
@@ -372,6 +382,7 @@ export async function run (): Promise<Record<string, number | string>> {
             // this process's CPU (the darkfs hosts run in it; fio and the kernel's FUSE side do not count)
             const cpu0 = process.cpuUsage()
             const threads0 = system.startsWith('darkfs') ? await threadCpu() : undefined
+            const gc0 = sumGc(gcCounters)
             const wait0 = await runQueueWait()
             const profDir = process.env.DARKFS_COMPARE_PROF
             const streams0 = target.streams?.()
@@ -392,6 +403,7 @@ export async function run (): Promise<Record<string, number | string>> {
             const cpu = process.cpuUsage(cpu0)
             const cellMs = performance.now() - t0
             const threads1 = threads0 !== undefined ? await threadCpu() : undefined
+            const gc1 = sumGc(gcCounters)
             await stopProfile()
             if (perfOn) { await writeFile(process.env.DARKFS_PERF_CTL!, 'disable\n'); perfOn = false }
             const cpuS = (cpu.user + cpu.system) / 1e6
@@ -417,6 +429,15 @@ export async function run (): Promise<Record<string, number | string>> {
               const parts = [...THREAD_GROUPS.map(([g]) => g), 'other'].map(g => [g, (threads1.get(g) ?? 0) - (threads0.get(g) ?? 0)] as const)
               for (const [g, s] of parts) if (unit !== undefined) figures[`compare.${key}.cpu.threads.${g}.${unit}`] = s * 1000 / (perMiB ? mib : ops!)
               process.stdout.write(`  compare: ${key} CPU by thread: ${parts.map(([g, s]) => `${g} ${s.toFixed(2)} s`).join(', ')}${unit !== undefined ? ` (${parts.map(([g, s]) => `${g} ${(s * 1000 / (perMiB ? mib : ops!)).toFixed(unit === 'ms_per_op' ? 3 : 2)}`).join(', ')} ${unit})` : ''}\n`)
+            }
+            if (system.startsWith('darkfs') && CPU_WORKLOADS.has(wl.key)) {
+              // every isolate's collections in the cell (perf_hooks 'gc' entries; a pause's ms are
+              // the collecting thread's alone, V8's helper threads work besides): per MiB
+              const [major, minor, incremental, ms] = [GC_MAJOR, GC_MINOR, GC_INCREMENTAL, GC_MS].map(i => gc1[i] - gc0[i])
+              figures[`compare.${key}.gc.major_per_MiB`] = major / mib
+              figures[`compare.${key}.gc.minor_per_MiB`] = minor / mib
+              figures[`compare.${key}.gc.pause_ms_per_MiB`] = ms / mib
+              process.stdout.write(`  compare: ${key} GCs in ${gcCounters.length} isolates: ${major} major (mark-compact), ${minor} minor, ${incremental} incremental steps, ${ms.toFixed(0)} ms of pauses (${(major / mib).toFixed(3)} major, ${(ms / mib).toFixed(2)} ms per MiB)\n`)
             }
             const files = FILE_CPU_WORKLOADS.get(wl.key)
             if (system.startsWith('darkfs') && files !== undefined) figures[`compare.${key}.cpu.ms_per_file`] = cpuS * 1000 / files
