@@ -64,6 +64,9 @@ describe('fuse: an O_APPEND write(2) is one write at the Volume', function () {
       let seen!: () => void
       const flushSeen = new Promise<void>(resolve => { seen = resolve })
       let pieces = 0
+      // the pieces answered when the first FLUSH (the child's) came: between two of them, or the
+      // test shows nothing (a kernel whose flush waited for the write(2) would pass it anyway)
+      let piecesAtFlush: number | undefined
       wrapHandles(vol, path => path === '/k', fh => ({
         write: async (buffer, offset, length, position, options) => {
           // (the open file's clock stopped: the piece is kept back however slow the machine: APPEND_KEEP_IDLE_MS)
@@ -72,11 +75,14 @@ describe('fuse: an O_APPEND write(2) is one write at the Volume', function () {
           if (++pieces === 1) {
             // the child closes its copy now; the next piece is sent once this one is answered
             await writeFile(marker, 'go')
-            await Promise.race([flushSeen, new Promise(resolve => setTimeout(resolve, 10_000))])
+            let timer: NodeJS.Timeout | undefined
+            await Promise.race([flushSeen, new Promise(resolve => { timer = setTimeout(resolve, 10_000) })])
+            clearTimeout(timer)
           }
           return r
         },
         flush: async (options) => {
+          piecesAtFlush ??= pieces
           await fh.flush(options)
           flushed = true
           seen()
@@ -99,6 +105,7 @@ os.waitpid(pid, 0)
 os.close(fd)'`)
       assert.ok(flushed, 'the child\'s close came as a FLUSH')
       assert.ok(pieces > 1, 'the write(2) came in pieces')
+      assert.ok(piecesAtFlush !== undefined && piecesAtFlush >= 1 && piecesAtFlush < pieces, `the child's FLUSH came between the pieces (after ${String(piecesAtFlush)} of ${pieces})`)
       const versions = (await vol.log('/k')).slice(before).map(v => v.size)
       assert.deepEqual(versions, [5 + n], 'one version: the write(2) whole')
       assert.equal((await vol.stat('/k')).size, 5 + n)
