@@ -841,11 +841,21 @@ static int op_read (const char *path, char *buf, size_t size, off_t off, struct 
 // the kernel first (file_remove_privs); a direct I/O one (an O_APPEND handle, below, or O_DIRECT)
 // does not: the kernel sets FUSE_WRITE_KILL_SUIDGID instead, unless the writer has CAP_FSETID.
 // WRITE_APPEND: the file is O_APPEND at this write (the kernel sends the file's flags with each
-// WRITE: fcntl F_SETFL sets and clears O_APPEND after open)
+// WRITE: fcntl F_SETFL sets and clears O_APPEND after open). WRITE_PIECE: a direct write large
+// enough to be a piece of a write(2) with more to come (below)
 #define WRITE_KILL_SUIDGID 1
 #define WRITE_APPEND 2
+#define WRITE_PIECE 4
+// A direct write(2) comes in pieces: the kernel cuts at max_write (MAX_WRITE) bytes and at
+// max_pages pages of the caller's memory, and each iovec takes a page of its own there (a writev
+// of 300 iovecs of 4 bytes came as 1,024 + 176: review36e). A piece cut at max_pages holds at
+// least a byte a page: max_pages bytes, libfuse asking MAX_WRITE / 4096 (256, the kernel's
+// default fs.fuse.max_pages_limit). A write shorter than that is the last piece of its
+// write(2): node/open-file.ts `tail` keeps back only a run whose last piece may go on
+#define PIECE_MIN (MAX_WRITE / 4096)
 static double write_bits (const struct fuse_write_in *arg) {
-  return ((arg->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0 ? WRITE_KILL_SUIDGID : 0) + ((arg->flags & O_APPEND) != 0 ? WRITE_APPEND : 0);
+  return ((arg->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0 ? WRITE_KILL_SUIDGID : 0) + ((arg->flags & O_APPEND) != 0 ? WRITE_APPEND : 0) +
+    (arg->size >= PIECE_MIN ? WRITE_PIECE : 0);
 }
 
 static double write_owner (const struct fuse_write_in *arg) {

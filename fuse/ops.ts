@@ -74,6 +74,11 @@ const S_IXGRP = 0o10
 const WRITE_KILL_SUIDGID = 1
 /** n[2] of a write: the file is O_APPEND at this write (fcntl F_SETFL may change it after open). */
 const WRITE_APPEND = 2
+/**
+ * n[2] of a write: as long as a piece of a write(2) the kernel cut with more to come (fuse/binding.c
+ * PIECE_MIN); a shorter one is the last of its write(2).
+ */
+const WRITE_PIECE = 4
 const RENAME_NOREPLACE = 1
 const RENAME_EXCHANGE = 2
 /**
@@ -530,7 +535,10 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const append = (n[2] & WRITE_APPEND) !== 0
         // the writing process's lock owner, when the kernel names it (fuse/binding.c write_owner)
         const owner = n[3] >= 0 ? n[3] : undefined
-        const { bytesWritten } = await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append, owner })
+        // a direct write too short to be a piece cut with more to come ends its write(2): the
+        // run of appends it ends is whole (a log writer's line, published by another handle's flush)
+        const ends = owner !== undefined && (n[2] & WRITE_PIECE) === 0 ? true : undefined
+        const { bytesWritten } = await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append, owner, ends })
         return { result: bytesWritten }
       }
       case Op.statfs:

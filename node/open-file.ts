@@ -88,7 +88,8 @@ export const APPEND_KEEP_MAX = 8 << 20
  * Longest since its handle's last write that another handle's commit keeps a run of appends back
  * (OpenFile.commit `by`). The kernel sends the next piece of a write(2) as soon as the one before
  * is answered: a run idle longer is whole, and is committed with the rest (a log writer keeping
- * its fd open has its lines published by the other handles' flushes, not only at its close).
+ * its fd open has its lines published by the other handles' flushes, not only at its close). A
+ * run whose last write ends its write(2) (write() `ends`) is whole at once.
  */
 export const APPEND_KEEP_IDLE_MS = 1000
 
@@ -236,7 +237,10 @@ export class OpenFile {
    * that handle wrote less than APPEND_KEEP_IDLE_MS ago (`last`, by `now`). `owner`: the lock owner
    * of its writes, when named (processes sharing one handle: a forked child's close of its copy
    * comes as a flush of that handle, between the pieces of its parent's write(2)); a flush naming
-   * another owner keeps the run back too.
+   * another owner keeps the run back too. A write that says it ends its write(2) (`ends`: the
+   * FUSE edge's, a piece too short to be cut with more to come) ends the run: nothing is kept
+   * back for it (a log writer appending a line every 0.2 s has each published by the other
+   * handles' flushes, not only at its close).
    */
   private tail?: { by: object, owner?: number, from: number, last: number }
   /**
@@ -765,7 +769,7 @@ export class OpenFile {
    * write that starts at or past it fails with EFBIG and writes nothing; one that would cross it
    * is cut short there.
    */
-  async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object, owner?: number } = {}): Promise<{ position: number, bytesWritten: number }> {
+  async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object, owner?: number, ends?: boolean } = {}): Promise<{ position: number, bytesWritten: number }> {
     // (an append waiting for its turn is its handle's writing now: `queued`)
     const by = at === 'end' && data.byteLength > 0 ? opts.by : undefined
     if (by !== undefined) this.queued.set(by, (this.queued.get(by) ?? 0) + 1)
@@ -785,7 +789,7 @@ export class OpenFile {
   }
 
   /** write()'s turn of the queue (`turned` called as it starts). */
-  private async appendTurn (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object, owner?: number }, turned: () => void): Promise<{ position: number, bytesWritten: number }> {
+  private async appendTurn (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number, by?: object, owner?: number, ends?: boolean }, turned: () => void): Promise<{ position: number, bytesWritten: number }> {
     return await this.serial(async () => {
       turned()
       // an append through another writer than the last one: the last one's write(2)s are whole
@@ -794,8 +798,13 @@ export class OpenFile {
       const done = await this.writeNow(data, at, opts.maxEnd, opts.signal, true, opts.deadlineMs)
       // (answered now: the kernel sends the next piece of the write(2) from here)
       if (at === 'end' && data.byteLength > 0 && this.tail !== undefined && opts.by !== undefined && this.sameWriter(opts.by, opts.owner)) {
-        this.tail.last = this.now()
-        this.tail.owner ??= opts.owner
+        // the last piece of its write(2) (`ends`): the run is whole, any commit takes it, and the
+        // writer's next append starts a run of its own
+        if (opts.ends === true) this.tail = undefined
+        else {
+          this.tail.last = this.now()
+          this.tail.owner ??= opts.owner
+        }
       }
       return done
     }, opts.signal)

@@ -88,8 +88,11 @@ export interface FileHandle {
    * write (fcntl F_SETFL sets and clears O_APPEND after open).
    * `owner`: the lock owner of the write (the FUSE edge's: the writing process's file table), told
    * apart from the one of a flush of the same handle (`flush`).
+   * `ends`: this write is the last piece of its write(2) (the FUSE edge's: too short to be a piece
+   * the kernel cut with more to come), so the run of appends it ends is whole: another handle's
+   * flush commits it. Left out, a run of appends is kept back while its handle wrote lately.
    */
-  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions & { handOver?: boolean, deadlineMs?: number, append?: boolean, owner?: number }) => Promise<{ bytesWritten: number }>
+  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions & { handOver?: boolean, deadlineMs?: number, append?: boolean, owner?: number, ends?: boolean }) => Promise<{ bytesWritten: number }>
   truncate: (len?: number, options?: AbortOptions) => Promise<void>
   /**
    * fallocate(2): `mode` is the kernel's flags (FALLOC_FL_KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE

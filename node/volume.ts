@@ -1983,7 +1983,7 @@ export class Volume implements VolumeApi {
         // O_APPEND (the handle's, or this write's: options.append): at the end of file when this
         // write's turn comes, whatever `position` says;
         // as POSIX: a write that starts at the limit fails, one that would cross it is cut short
-        const { bytesWritten } = await f.write(data, (options.append ?? fl.append) ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX, deadlineMs: options.deadlineMs, by: writer, owner: options.owner })
+        const { bytesWritten } = await f.write(data, (options.append ?? fl.append) ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX, deadlineMs: options.deadlineMs, by: writer, owner: options.owner, ends: options.ends })
         return { bytesWritten }
       },
       async truncate (len = 0, options = {}) {

@@ -64,6 +64,9 @@ describe('fuse: an O_APPEND write(2) is one write at the Volume', function () {
       let seen!: () => void
       const flushSeen = new Promise<void>(resolve => { seen = resolve })
       let pieces = 0
+      // the pieces answered when the first FLUSH (the child's) came: between two of them, or the
+      // test shows nothing (a kernel whose flush waited for the write(2) would pass it anyway)
+      let piecesAtFlush: number | undefined
       wrapHandles(vol, path => path === '/k', fh => ({
         write: async (buffer, offset, length, position, options) => {
           // (the open file's clock stopped: the piece is kept back however slow the machine: APPEND_KEEP_IDLE_MS)
@@ -72,11 +75,14 @@ describe('fuse: an O_APPEND write(2) is one write at the Volume', function () {
           if (++pieces === 1) {
             // the child closes its copy now; the next piece is sent once this one is answered
             await writeFile(marker, 'go')
-            await Promise.race([flushSeen, new Promise(resolve => setTimeout(resolve, 10_000))])
+            let timer: NodeJS.Timeout | undefined
+            await Promise.race([flushSeen, new Promise(resolve => { timer = setTimeout(resolve, 10_000) })])
+            clearTimeout(timer)
           }
           return r
         },
         flush: async (options) => {
+          piecesAtFlush ??= pieces
           await fh.flush(options)
           flushed = true
           seen()
@@ -99,9 +105,54 @@ os.waitpid(pid, 0)
 os.close(fd)'`)
       assert.ok(flushed, 'the child\'s close came as a FLUSH')
       assert.ok(pieces > 1, 'the write(2) came in pieces')
+      assert.ok(piecesAtFlush !== undefined && piecesAtFlush >= 1 && piecesAtFlush < pieces, `the child's FLUSH came between the pieces (after ${String(piecesAtFlush)} of ${pieces})`)
       const versions = (await vol.log('/k')).slice(before).map(v => v.size)
       assert.deepEqual(versions, [5 + n], 'one version: the write(2) whole')
       assert.equal((await vol.stat('/k')).size, 5 + n)
+    })
+  }
+
+  // A log writer keeping its fd open (mend37a2): a WRITE shorter than a piece the kernel cuts with
+  // more to come (fuse/binding.c PIECE_MIN) ends its write(2), so another handle's flush commits
+  // it at once, however lately its writer wrote; a writev of many small iovecs, cut at 256 pages
+  // of the caller's memory into pieces of a few bytes a page, is still one append
+  for (const directWrites of [undefined, 0]) {
+    it(`a writer of short lines keeping its fd open has each committed by another handle's flush; a writev cut in pieces is one append${directWrites === 0 ? ' (writes through libfuse)' : ''}`, async () => {
+      const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-') })
+      t.add(async () => { await vol.close() })
+      await vol.writeFile('/l', enc.encode('base\n'))
+      const other = await vol.open('/l', 'a')
+      const committed = (): number => vol.tree.byIno(Number(other.ino))!.size
+      const writes: number[] = []
+      const seen: number[] = []
+      wrapHandles(vol, path => path === '/l', fh => ({
+        write: async (buffer, offset, length, position, options) => {
+          // (the open file's clock stopped: its runs are as fresh as can be, APPEND_KEEP_IDLE_MS never passes)
+          ;(vol as any).open_.get(vol.tree.lookup('root', 'l')?.inode).now = () => 0
+          const r = await fh.write(buffer, offset, length, position, options)
+          writes.push(length)
+          // another handle of the file closes here (a reader opening and closing it): its flush
+          // commits what is whole
+          await other.flush()
+          seen.push(committed())
+          return r
+        }
+      }))
+      const dir = await tempDir(t, 'darkfs-mnt-')
+      const m = await mount(vol, dir, { directWrites })
+      t.add(async () => { await m.unmount(); await checkUnmounted(dir, 'unmount()') })
+      const before = (await vol.log('/l')).length
+      await ok(`python3 -c 'import os
+fd = os.open("${join(dir, 'l')}", os.O_WRONLY | os.O_APPEND)
+for line in (b"l1\\n", b"line 2\\n", b"l3\\n"):
+    assert os.write(fd, line) == len(line)
+assert os.writev(fd, [b"abc\\n"] * 300) == 1200
+os.close(fd)'`)
+      await other.close()
+      assert.deepEqual(writes, [3, 7, 3, 1024, 176], 'the lines whole, the writev in two pieces')
+      assert.deepEqual(seen, [8, 15, 18, 18, 1218], 'each line committed by the flush after it; the writev\'s first piece kept back')
+      assert.deepEqual((await vol.log('/l')).slice(before).map(v => v.size), [8, 15, 18, 1218], 'one append op a write(2)')
+      assert.equal(new TextDecoder().decode(await vol.readFile('/l')), 'base\nl1\nline 2\nl3\n' + 'abc\n'.repeat(300))
     })
   }
 

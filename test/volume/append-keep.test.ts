@@ -159,6 +159,33 @@ describe('volume: a flush keeps back another handle\'s last appends (one host)',
     await x.close()
   })
 
+  it('a write that ends its write(2) (`ends`, a short piece through the mount) ends its run: a writer of a line every moment has each committed by another handle\'s flush; pieces with more to come are still kept back (mend37a2)', async () => {
+    await volume.writeFile('/w', enc.encode('base\n'))
+    const before = (await volume.log('/w')).length
+    const x = await volume.open('/w', 'a')
+    const y = await volume.open('/w', 'a')
+    // the clock stopped: every run is as fresh as can be (APPEND_KEEP_IDLE_MS never passes)
+    await steady('w')
+    let size = 5
+    for (const line of ['l1\n', 'line 2\n', 'l3\n']) {
+      await put(x, line, { owner: 7, ends: true } as any)
+      size += line.length
+      await y.flush()
+      assert.equal(await committed('w'), size, `"${line.trim()}" committed by Y's flush while X writes on`)
+    }
+    // a piece with more to come (no `ends`): kept back until the last piece of its write(2)
+    await put(x, 'D2B2', { owner: 7 } as any)
+    await y.flush()
+    assert.equal(await committed('w'), size, 'a piece with more to come is kept back')
+    await put(x, '39\n', { owner: 7, ends: true } as any)
+    await y.flush()
+    assert.equal(await committed('w'), size + 7, 'its last piece ends the run: committed whole')
+    assert.deepEqual((await volume.log('/w')).slice(before).map(v => v.size), [8, 15, 18, 25], 'each write(2) one append')
+    assert.equal(await text('w'), 'base\nl1\nline 2\nl3\nD2B239\n')
+    await x.close()
+    await y.close()
+  })
+
   it('a run whose next piece waits for its turn behind the commit is not idle, however long the queue held it (review37a)', async () => {
     await volume.writeFile('/q', enc.encode('base\n'))
     const x = await volume.open('/q', 'a')
