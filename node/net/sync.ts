@@ -187,6 +187,20 @@ export const GOSSIP_GATHER_MS = 25
  */
 export const GOSSIP_PUBLISH_GATHER_MS = 100
 
+/**
+ * Time markers of reconciles (issue 15 item 8), off unless a benchmark turns them on: per phase,
+ * the wall ms summed over its runs, the runs, their ops or items, and their bytes.
+ */
+export interface SyncPhase { ms: number, runs: number, items: number, bytes: number }
+export const syncTrace: { on: boolean, phases: Record<string, SyncPhase> } = { on: false, phases: {} }
+function traceMark (phase: string, t0: number, items = 0, bytes = 0): void {
+  const p = (syncTrace.phases[phase] ??= { ms: 0, runs: 0, items: 0, bytes: 0 })
+  p.ms += performance.now() - t0
+  p.runs++
+  p.items += items
+  p.bytes += bytes
+}
+
 /** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
 export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'written' | 'opSet' | 'addEventListener' | 'removeEventListener'>
 
@@ -392,7 +406,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         const fresh = await freshOps(reply.t === 'ops' ? reply.ops : [])
         if (fresh.length === 0) return // the peer has none of what is wanted
         for (const { id } of fresh) { remember(id, peer); opts?.mark?.(id) }
+        const t0 = performance.now()
         const result = await tree.receive(fresh.map(f => f.bytes), fresh)
+        if (syncTrace.on) traceMark('walk.receive', t0, fresh.length)
         stats.receivedOps += result.applied
         const next = uniq(result.missing.filter(c => !tree.hasOp(c)))
         if (result.applied === 0 && sameCids(next, wanted)) return // no progress
@@ -415,12 +431,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * version closes the stream on an unknown request), or the run took MAX_RBSR_ROUNDS.
      */
     const reconcileRanges = async (peer: string, opts?: AbortOptions): Promise<boolean> => {
+      const t00 = performance.now()
       const set = tree.opSet()
       const need: Uint8Array[] = []
       let msg: Uint8Array | null = rbsrInitiate(set, { frameLimit: RBSR_FRAME_BYTES })
       for (let round = 0; msg !== null; round++) {
         if (round >= MAX_RBSR_ROUNDS || !running) return false
         let reply: OpsReply
+        const t0 = performance.now()
         try {
           reply = await request(peer, { t: 'rbsr', m: msg }, opts)
         } catch (err) {
@@ -431,16 +449,20 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         const answer = reply.t === 'rbsr' ? reply.m : new Uint8Array(0)
         stats.rbsrRounds++
         stats.rbsrBytes += msg.byteLength + answer.byteLength
+        if (syncTrace.on) traceMark('rbsr.round', t0, 0, msg.byteLength + answer.byteLength)
         try {
+          const t1 = performance.now()
           const step = rbsrContinue(set, answer, { frameLimit: RBSR_FRAME_BYTES })
           for (const id of step.need) need.push(id)
           msg = step.next
+          if (syncTrace.on) traceMark('rbsr.client', t1, step.need.length)
         } catch (err) {
           if (!(err instanceof RbsrError)) throw err
           stats.badMessages++
           throw new SyncProtocolError(`bad rbsr answer from ${peer}: ${err.message}`)
         }
       }
+      if (syncTrace.on) traceMark('rbsr.total', t00, need.length)
       await fetchIds(peer, need, opts)
       return true
     }
@@ -455,6 +477,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * given together, where batches in digest order had most ops checked on their own.
      */
     const fetchIds = async (peer: string, digests: Uint8Array[], opts?: AbortOptions): Promise<void> => {
+      const t00 = performance.now()
       const wanted = digests.map(opCid).filter(c => !tree.hasOp(c))
       const per = Math.min(maxBatch, MAX_CIDS)
       let missing: CID[] = []
@@ -470,14 +493,20 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         heldNames = []
         heldBytes = 0
         // the CIDs freshOps() derived: the tree does not hash the ops again
+        const t0 = performance.now()
         const result = await tree.receive(blocks, names)
+        if (syncTrace.on) traceMark('fetch.receive', t0, blocks.length)
         stats.receivedOps += result.applied
         missing = result.missing
       }
       try {
         for (let i = 0; i < wanted.length && running; i += per) {
+          const t0 = performance.now()
           const reply = await request(peer, { t: 'byid', ids: wanted.slice(i, i + per) }, opts)
+          if (syncTrace.on) traceMark('fetch.byid', t0, reply.t === 'ops' ? reply.ops.length : 0, reply.t === 'ops' ? reply.ops.reduce((n, b) => n + b.byteLength, 0) : 0)
+          const t1 = performance.now()
           const fresh = await freshOps(reply.t === 'ops' ? reply.ops : [])
+          if (syncTrace.on) traceMark('fetch.hash', t1, fresh.length)
           if (fresh.length === 0) continue
           for (const f of fresh) {
             remember(f.id, peer)
@@ -493,6 +522,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       // ops held back for parents the peer's set did not show (it grew meanwhile): walk for them
       const left = uniq(missing.filter(c => !tree.hasOp(c)))
+      if (syncTrace.on) traceMark('fetch.total', t00, wanted.length)
       if (left.length > 0) await fetchFrom(peer, left, opts)
     }
 
@@ -541,13 +571,21 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (req.t === 'hold') return await holdFor(peer, req)
       if (req.t === 'rbsr') {
         try {
-          return { t: 'rbsr', m: rbsrRespond(tree.opSet(), req.m, { frameLimit: RBSR_FRAME_BYTES }) }
+          const t0 = performance.now()
+          const m = rbsrRespond(tree.opSet(), req.m, { frameLimit: RBSR_FRAME_BYTES })
+          if (syncTrace.on) traceMark('rbsr.server', t0, 0, m.byteLength)
+          return { t: 'rbsr', m }
         } catch (err) {
           if (err instanceof RbsrError) throw new SyncProtocolError(`bad rbsr message: ${err.message}`)
           throw err
         }
       }
-      if (req.t === 'byid') return { t: 'ops', ops: exactly(req.ids) }
+      if (req.t === 'byid') {
+        const t0 = performance.now()
+        const ops = exactly(req.ids)
+        if (syncTrace.on) traceMark('byid.server', t0, ops.length)
+        return { t: 'ops', ops }
+      }
       return { t: 'ops', ops: collect(req.want, req.have) }
     }
 
@@ -627,7 +665,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const fresh = await freshOps(ops)
       if (fresh.length === 0) return false
       for (const { id } of fresh) { remember(id, peer); mark?.(id) }
+      const t0 = performance.now()
       const result = await tree.receive(fresh.map(f => f.bytes), fresh)
+      if (syncTrace.on) traceMark('push.receive', t0, fresh.length)
       stats.receivedOps += result.applied
       // parents the push did not bring: fetch them from the pusher
       if (result.missing.length > 0) {
