@@ -132,6 +132,15 @@ export const OPS_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 export const MAX_OPS_PER_MESSAGE = 4096
 /** Most CIDs in a heads answer or a get request's want/have lists. */
 export const MAX_CIDS = 1024
+/**
+ * Ids asked for in one byid request, and such requests in flight at once (a reconcile's fetch):
+ * ten requests for a 10,000-op merge, not forty one after the other. A host of an older version
+ * answers at most its maxBatch (DEFAULT_MAX_BATCH) of them: the rest are asked for again.
+ */
+export const FETCH_IDS_PER_REQUEST = 1024
+export const FETCH_IN_FLIGHT = 4
+/** Most ops in a byid answer unless SyncInit.maxBatch is given (an asker of an older version asks for at most its maxBatch). */
+export const BYID_MAX_OPS = 1024
 /** Fetched ops given to the tree in one receive() at most (reconcile by ids), and their bytes. */
 export const FETCH_RECEIVE_OPS = 20_000
 export const FETCH_RECEIVE_BYTES = 32 * 1024 * 1024
@@ -245,6 +254,8 @@ export interface SyncStats {
   /** Rbsr rounds this host ran as the asker, and the bytes of their messages both ways. */
   rbsrRounds: number
   rbsrBytes: number
+  /** Byid requests this host made to fetch what its reconciles found missing. */
+  fetchRequests: number
   /** Reconciliations that fell back to the heads walk (no ops here yet, an older peer, too many rounds). */
   headsReconciles: number
 }
@@ -295,12 +306,14 @@ export type HoldReply = Extract<OpsReply, { t: 'held' }>
 export function createSync (init: SyncInit = {}): (components: SyncComponents) => Sync {
   const maxBatch = Math.min(init.maxBatch ?? DEFAULT_MAX_BATCH, MAX_OPS_PER_MESSAGE)
   const requestTimeoutMs = init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
+  // a maxBatch given bounds byid answers too (as in older versions, whose answers held maxBatch ops at most)
+  const byidMax = Math.min(init.maxBatch ?? BYID_MAX_OPS, MAX_CIDS)
   if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`createSync: maxBatch must be an integer >= 1, got ${String(maxBatch)}`)
 
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, headsReconciles: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, headsReconciles: 0 }
     const gossip = host.gossip
     /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
     const gossiped = new Set<string>()
@@ -479,7 +492,6 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const fetchIds = async (peer: string, digests: Uint8Array[], opts?: AbortOptions): Promise<void> => {
       const t00 = performance.now()
       const wanted = digests.map(opCid).filter(c => !tree.hasOp(c))
-      const per = Math.min(maxBatch, MAX_CIDS)
       let missing: CID[] = []
       let held: Uint8Array[] = []
       let heldNames: Array<{ cid: CID, id: string }> = []
@@ -499,15 +511,38 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         stats.receivedOps += result.applied
         missing = result.missing
       }
-      try {
-        for (let i = 0; i < wanted.length && running; i += per) {
+      // FETCH_IN_FLIGHT requests at once, each for up to FETCH_IDS_PER_REQUEST ids: a peer
+      // answers what fits its bounds (a host of an older version at most its maxBatch), and what
+      // an answer that brought some ops left out is asked for again; an answer with none of a
+      // request's ops ends those (the peer does not hold them)
+      let next = 0
+      let again: CID[] = []
+      let failure: { err: unknown } | undefined
+      const worker = async (): Promise<void> => {
+        while (running && failure === undefined) {
+          let ask: CID[]
+          if (again.length > 0) {
+            ask = again.slice(0, FETCH_IDS_PER_REQUEST)
+            again = again.slice(ask.length)
+          } else if (next < wanted.length) {
+            ask = wanted.slice(next, next + FETCH_IDS_PER_REQUEST)
+            next += ask.length
+          } else {
+            return
+          }
           const t0 = performance.now()
-          const reply = await request(peer, { t: 'byid', ids: wanted.slice(i, i + per) }, opts)
-          if (syncTrace.on) traceMark('fetch.byid', t0, reply.t === 'ops' ? reply.ops.length : 0, reply.t === 'ops' ? reply.ops.reduce((n, b) => n + b.byteLength, 0) : 0)
+          stats.fetchRequests++
+          const reply = await request(peer, { t: 'byid', ids: ask }, opts)
+          const got = reply.t === 'ops' ? reply.ops : []
+          if (syncTrace.on) traceMark('fetch.byid', t0, got.length, got.reduce((n, b) => n + b.byteLength, 0))
           const t1 = performance.now()
-          const fresh = await freshOps(reply.t === 'ops' ? reply.ops : [])
+          const cids = got.map(cidOf)
+          if (got.length > 0 && got.length < ask.length) {
+            const came = new Set(cids.map(idOf))
+            for (const c of ask) if (!came.has(idOf(c))) again.push(c)
+          }
+          const fresh = await freshOps(got, cids)
           if (syncTrace.on) traceMark('fetch.hash', t1, fresh.length)
-          if (fresh.length === 0) continue
           for (const f of fresh) {
             remember(f.id, peer)
             held.push(f.bytes)
@@ -516,6 +551,13 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           }
           if (held.length >= FETCH_RECEIVE_OPS || heldBytes >= FETCH_RECEIVE_BYTES) await take()
         }
+      }
+      try {
+        const workers = Array.from({ length: FETCH_IN_FLIGHT }, async () => {
+          await worker().catch((err: unknown) => { failure ??= { err } })
+        })
+        await Promise.all(workers)
+        if (failure !== undefined) throw failure.err
       } finally {
         // what came before a failed request is kept, as when each batch was received at once
         await take()
@@ -647,7 +689,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const out: Uint8Array[] = []
       let bytes = 0
       for (const cid of ids) {
-        if (out.length >= maxBatch) break
+        if (out.length >= byidMax) break
         const block = tree.getOp(cid)
         if (block === undefined) continue
         if (bytes + block.byteLength > OPS_MAX_MESSAGE_BYTES - 1024) break
