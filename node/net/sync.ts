@@ -513,8 +513,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       // FETCH_IN_FLIGHT requests at once, each for up to FETCH_IDS_PER_REQUEST ids: a peer
       // answers what fits its bounds (a host of an older version at most its maxBatch), and what
-      // an answer that brought some ops left out is asked for again; an answer with none of a
-      // request's ops ends those (the peer does not hold them)
+      // an answer that brought some of the ops asked left out is asked for again; an answer with
+      // none of them ends those (the peer does not hold them)
       let next = 0
       let again: CID[] = []
       let failure: { err: unknown } | undefined
@@ -538,8 +538,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           const t1 = performance.now()
           const cids = got.map(cidOf)
           if (got.length > 0 && got.length < ask.length) {
+            // asked again only after an answer that brought some of those asked (progress: a
+            // peer answering with other ops gets no request after request for the same ids)
             const came = new Set(cids.map(idOf))
-            for (const c of ask) if (!came.has(idOf(c))) again.push(c)
+            const left = ask.filter(c => !came.has(idOf(c)))
+            if (left.length < ask.length) for (const c of left) again.push(c)
           }
           const fresh = await freshOps(got, cids)
           if (syncTrace.on) traceMark('fetch.hash', t1, fresh.length)
