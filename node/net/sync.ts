@@ -557,6 +557,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       try {
         const workers = Array.from({ length: FETCH_IN_FLIGHT }, async () => {
+          // kept, not ignored: the others stop asking, and it is thrown below once they are done
           await worker().catch((err: unknown) => { failure ??= { err } })
         })
         await Promise.all(workers)

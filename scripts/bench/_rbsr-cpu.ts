@@ -4,7 +4,7 @@
 // (the leading _ keeps it out of `npm run bench`).
 //   npx node scripts/bench/_rbsr-cpu.ts      N=n ids per side (10,000), REPS=n (3)
 import { randomBytes } from 'node:crypto'
-import { OpSet, rbsrReconcileInMemory } from '../../node/tree/rbsr.ts'
+import { OpSet, rbsrReconcileInMemory } from '../../node/tree/index.ts'
 
 const N = Number(process.env.N ?? 10_000)
 const REPS = Number(process.env.REPS ?? 3)

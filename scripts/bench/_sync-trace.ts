@@ -9,7 +9,7 @@ import { startCluster, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { isolate } from '../../harness/partition.ts'
 import type { OpBody } from '../../node/tree/index.ts'
-import { syncTrace } from '../../node/net/sync.ts'
+import { syncTrace } from '../../node/net/index.ts'
 import { Session } from 'node:inspector/promises'
 import { writeFile } from 'node:fs/promises'
 
