@@ -517,15 +517,17 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       // none of them ends those (the peer does not hold them)
       let next = 0
       let again: CID[] = []
+      /** Ids per request: down to what a short answer brought (an older peer's maxBatch, large ops), not asked again and again. */
+      let per = FETCH_IDS_PER_REQUEST
       let failure: { err: unknown } | undefined
       const worker = async (): Promise<void> => {
         while (running && failure === undefined) {
           let ask: CID[]
           if (again.length > 0) {
-            ask = again.slice(0, FETCH_IDS_PER_REQUEST)
+            ask = again.slice(0, per)
             again = again.slice(ask.length)
           } else if (next < wanted.length) {
-            ask = wanted.slice(next, next + FETCH_IDS_PER_REQUEST)
+            ask = wanted.slice(next, next + per)
             next += ask.length
           } else {
             return
@@ -542,7 +544,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             // peer answering with other ops gets no request after request for the same ids)
             const came = new Set(cids.map(idOf))
             const left = ask.filter(c => !came.has(idOf(c)))
-            if (left.length < ask.length) for (const c of left) again.push(c)
+            if (left.length < ask.length) {
+              for (const c of left) again.push(c)
+              per = Math.min(per, ask.length - left.length)
+            }
           }
           const fresh = await freshOps(got, cids)
           if (syncTrace.on) traceMark('fetch.hash', t1, fresh.length)
