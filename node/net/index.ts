@@ -41,8 +41,8 @@ export type { Invite } from './invite.ts'
 export { Presence } from './presence.ts'
 export { signerFor, verify } from './signing.ts'
 export { SPACE, SPACE_PROTOCOL, SpaceNoticeError, SpaceNotices } from './space-notice.ts'
-export { HOLD, HOLD_PROTOCOL, OPS, OPS_MAX_MESSAGE_BYTES, OPS_PROTOCOL, RBSR_FRAME_BYTES, SyncProtocolError, createSync } from './sync.ts'
-export type { OpsPush, OpsReply, OpsRequest, Sync, SyncHost } from './sync.ts'
+export { HOLD, HOLD_PROTOCOL, OPS, OPS_MAX_MESSAGE_BYTES, OPS_PROTOCOL, RBSR_FRAME_BYTES, SyncProtocolError, createSync, syncTrace } from './sync.ts'
+export type { OpsPush, OpsReply, OpsRequest, Sync, SyncHost, SyncPhase } from './sync.ts'
 export { UPLINK, UPLINK_PROTOCOL, UplinkProtocolError, startUplinks, uploadCap, parseRate } from './uplink.ts'
 export {
   RPC_ERROR_REPLY_TIMEOUT_MS, RPC_KEPT_CALLER_IDLE_MS, RPC_KEPT_IDLE_MS, RPC_MAX_ERROR_MESSAGE_CHARS, RPC_MAX_ERROR_NAME_CHARS, RPC_MAX_MESSAGE_BYTES, RPC_MIN_MESSAGE_BYTES,

@@ -132,6 +132,15 @@ export const OPS_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 export const MAX_OPS_PER_MESSAGE = 4096
 /** Most CIDs in a heads answer or a get request's want/have lists. */
 export const MAX_CIDS = 1024
+/**
+ * Ids asked for in one byid request, and such requests in flight at once (a reconcile's fetch):
+ * ten requests for a 10,000-op merge, not forty one after the other. A host of an older version
+ * answers at most its maxBatch (DEFAULT_MAX_BATCH) of them: the rest are asked for again.
+ */
+export const FETCH_IDS_PER_REQUEST = 1024
+export const FETCH_IN_FLIGHT = 4
+/** Most ops in a byid answer unless SyncInit.maxBatch is given (an asker of an older version asks for at most its maxBatch). */
+export const BYID_MAX_OPS = 1024
 /** Fetched ops given to the tree in one receive() at most (reconcile by ids), and their bytes. */
 export const FETCH_RECEIVE_OPS = 20_000
 export const FETCH_RECEIVE_BYTES = 32 * 1024 * 1024
@@ -187,6 +196,20 @@ export const GOSSIP_GATHER_MS = 25
  */
 export const GOSSIP_PUBLISH_GATHER_MS = 100
 
+/**
+ * Time markers of reconciles (issue 15 item 8), off unless a benchmark turns them on: per phase,
+ * the wall ms summed over its runs, the runs, their ops or items, and their bytes.
+ */
+export interface SyncPhase { ms: number, runs: number, items: number, bytes: number }
+export const syncTrace: { on: boolean, phases: Record<string, SyncPhase> } = { on: false, phases: {} }
+function traceMark (phase: string, t0: number, items = 0, bytes = 0): void {
+  const p = (syncTrace.phases[phase] ??= { ms: 0, runs: 0, items: 0, bytes: 0 })
+  p.ms += performance.now() - t0
+  p.runs++
+  p.items += items
+  p.bytes += bytes
+}
+
 /** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
 export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'written' | 'opSet' | 'addEventListener' | 'removeEventListener'>
 
@@ -231,6 +254,8 @@ export interface SyncStats {
   /** Rbsr rounds this host ran as the asker, and the bytes of their messages both ways. */
   rbsrRounds: number
   rbsrBytes: number
+  /** Byid requests this host made to fetch what its reconciles found missing. */
+  fetchRequests: number
   /** Reconciliations that fell back to the heads walk (no ops here yet, an older peer, too many rounds). */
   headsReconciles: number
 }
@@ -281,12 +306,14 @@ export type HoldReply = Extract<OpsReply, { t: 'held' }>
 export function createSync (init: SyncInit = {}): (components: SyncComponents) => Sync {
   const maxBatch = Math.min(init.maxBatch ?? DEFAULT_MAX_BATCH, MAX_OPS_PER_MESSAGE)
   const requestTimeoutMs = init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
+  // a maxBatch given bounds byid answers too (as in older versions, whose answers held maxBatch ops at most)
+  const byidMax = Math.min(init.maxBatch ?? BYID_MAX_OPS, MAX_CIDS)
   if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`createSync: maxBatch must be an integer >= 1, got ${String(maxBatch)}`)
 
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, headsReconciles: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, headsReconciles: 0 }
     const gossip = host.gossip
     /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
     const gossiped = new Set<string>()
@@ -392,7 +419,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         const fresh = await freshOps(reply.t === 'ops' ? reply.ops : [])
         if (fresh.length === 0) return // the peer has none of what is wanted
         for (const { id } of fresh) { remember(id, peer); opts?.mark?.(id) }
+        const t0 = performance.now()
         const result = await tree.receive(fresh.map(f => f.bytes), fresh)
+        if (syncTrace.on) traceMark('walk.receive', t0, fresh.length)
         stats.receivedOps += result.applied
         const next = uniq(result.missing.filter(c => !tree.hasOp(c)))
         if (result.applied === 0 && sameCids(next, wanted)) return // no progress
@@ -415,12 +444,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * version closes the stream on an unknown request), or the run took MAX_RBSR_ROUNDS.
      */
     const reconcileRanges = async (peer: string, opts?: AbortOptions): Promise<boolean> => {
+      const t00 = performance.now()
       const set = tree.opSet()
       const need: Uint8Array[] = []
       let msg: Uint8Array | null = rbsrInitiate(set, { frameLimit: RBSR_FRAME_BYTES })
       for (let round = 0; msg !== null; round++) {
         if (round >= MAX_RBSR_ROUNDS || !running) return false
         let reply: OpsReply
+        const t0 = performance.now()
         try {
           reply = await request(peer, { t: 'rbsr', m: msg }, opts)
         } catch (err) {
@@ -431,16 +462,20 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         const answer = reply.t === 'rbsr' ? reply.m : new Uint8Array(0)
         stats.rbsrRounds++
         stats.rbsrBytes += msg.byteLength + answer.byteLength
+        if (syncTrace.on) traceMark('rbsr.round', t0, 0, msg.byteLength + answer.byteLength)
         try {
+          const t1 = performance.now()
           const step = rbsrContinue(set, answer, { frameLimit: RBSR_FRAME_BYTES })
           for (const id of step.need) need.push(id)
           msg = step.next
+          if (syncTrace.on) traceMark('rbsr.client', t1, step.need.length)
         } catch (err) {
           if (!(err instanceof RbsrError)) throw err
           stats.badMessages++
           throw new SyncProtocolError(`bad rbsr answer from ${peer}: ${err.message}`)
         }
       }
+      if (syncTrace.on) traceMark('rbsr.total', t00, need.length)
       await fetchIds(peer, need, opts)
       return true
     }
@@ -455,8 +490,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * given together, where batches in digest order had most ops checked on their own.
      */
     const fetchIds = async (peer: string, digests: Uint8Array[], opts?: AbortOptions): Promise<void> => {
+      const t00 = performance.now()
       const wanted = digests.map(opCid).filter(c => !tree.hasOp(c))
-      const per = Math.min(maxBatch, MAX_CIDS)
       let missing: CID[] = []
       let held: Uint8Array[] = []
       let heldNames: Array<{ cid: CID, id: string }> = []
@@ -470,15 +505,52 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         heldNames = []
         heldBytes = 0
         // the CIDs freshOps() derived: the tree does not hash the ops again
+        const t0 = performance.now()
         const result = await tree.receive(blocks, names)
+        if (syncTrace.on) traceMark('fetch.receive', t0, blocks.length)
         stats.receivedOps += result.applied
         missing = result.missing
       }
-      try {
-        for (let i = 0; i < wanted.length && running; i += per) {
-          const reply = await request(peer, { t: 'byid', ids: wanted.slice(i, i + per) }, opts)
-          const fresh = await freshOps(reply.t === 'ops' ? reply.ops : [])
-          if (fresh.length === 0) continue
+      // FETCH_IN_FLIGHT requests at once, each for up to FETCH_IDS_PER_REQUEST ids: a peer
+      // answers what fits its bounds (a host of an older version at most its maxBatch), and what
+      // an answer that brought some of the ops asked left out is asked for again; an answer with
+      // none of them ends those (the peer does not hold them)
+      let next = 0
+      let again: CID[] = []
+      /** Ids per request: down to what a short answer brought (an older peer's maxBatch, large ops), not asked again and again. */
+      let per = FETCH_IDS_PER_REQUEST
+      let failure: { err: unknown } | undefined
+      const worker = async (): Promise<void> => {
+        while (running && failure === undefined) {
+          let ask: CID[]
+          if (again.length > 0) {
+            ask = again.slice(0, per)
+            again = again.slice(ask.length)
+          } else if (next < wanted.length) {
+            ask = wanted.slice(next, next + per)
+            next += ask.length
+          } else {
+            return
+          }
+          const t0 = performance.now()
+          stats.fetchRequests++
+          const reply = await request(peer, { t: 'byid', ids: ask }, opts)
+          const got = reply.t === 'ops' ? reply.ops : []
+          if (syncTrace.on) traceMark('fetch.byid', t0, got.length, got.reduce((n, b) => n + b.byteLength, 0))
+          const t1 = performance.now()
+          const cids = got.map(cidOf)
+          if (got.length > 0 && got.length < ask.length) {
+            // asked again only after an answer that brought some of those asked (progress: a
+            // peer answering with other ops gets no request after request for the same ids)
+            const came = new Set(cids.map(idOf))
+            const left = ask.filter(c => !came.has(idOf(c)))
+            if (left.length < ask.length) {
+              for (const c of left) again.push(c)
+              per = Math.min(per, ask.length - left.length)
+            }
+          }
+          const fresh = await freshOps(got, cids)
+          if (syncTrace.on) traceMark('fetch.hash', t1, fresh.length)
           for (const f of fresh) {
             remember(f.id, peer)
             held.push(f.bytes)
@@ -487,12 +559,21 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           }
           if (held.length >= FETCH_RECEIVE_OPS || heldBytes >= FETCH_RECEIVE_BYTES) await take()
         }
+      }
+      try {
+        const workers = Array.from({ length: FETCH_IN_FLIGHT }, async () => {
+          // kept, not ignored: the others stop asking, and it is thrown below once they are done
+          await worker().catch((err: unknown) => { failure ??= { err } })
+        })
+        await Promise.all(workers)
+        if (failure !== undefined) throw failure.err
       } finally {
         // what came before a failed request is kept, as when each batch was received at once
         await take()
       }
       // ops held back for parents the peer's set did not show (it grew meanwhile): walk for them
       const left = uniq(missing.filter(c => !tree.hasOp(c)))
+      if (syncTrace.on) traceMark('fetch.total', t00, wanted.length)
       if (left.length > 0) await fetchFrom(peer, left, opts)
     }
 
@@ -541,13 +622,21 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (req.t === 'hold') return await holdFor(peer, req)
       if (req.t === 'rbsr') {
         try {
-          return { t: 'rbsr', m: rbsrRespond(tree.opSet(), req.m, { frameLimit: RBSR_FRAME_BYTES }) }
+          const t0 = performance.now()
+          const m = rbsrRespond(tree.opSet(), req.m, { frameLimit: RBSR_FRAME_BYTES })
+          if (syncTrace.on) traceMark('rbsr.server', t0, 0, m.byteLength)
+          return { t: 'rbsr', m }
         } catch (err) {
           if (err instanceof RbsrError) throw new SyncProtocolError(`bad rbsr message: ${err.message}`)
           throw err
         }
       }
-      if (req.t === 'byid') return { t: 'ops', ops: exactly(req.ids) }
+      if (req.t === 'byid') {
+        const t0 = performance.now()
+        const ops = exactly(req.ids)
+        if (syncTrace.on) traceMark('byid.server', t0, ops.length)
+        return { t: 'ops', ops }
+      }
       return { t: 'ops', ops: collect(req.want, req.have) }
     }
 
@@ -609,7 +698,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const out: Uint8Array[] = []
       let bytes = 0
       for (const cid of ids) {
-        if (out.length >= maxBatch) break
+        if (out.length >= byidMax) break
         const block = tree.getOp(cid)
         if (block === undefined) continue
         if (bytes + block.byteLength > OPS_MAX_MESSAGE_BYTES - 1024) break
@@ -627,7 +716,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const fresh = await freshOps(ops)
       if (fresh.length === 0) return false
       for (const { id } of fresh) { remember(id, peer); mark?.(id) }
+      const t0 = performance.now()
       const result = await tree.receive(fresh.map(f => f.bytes), fresh)
+      if (syncTrace.on) traceMark('push.receive', t0, fresh.length)
       stats.receivedOps += result.applied
       // parents the push did not bring: fetch them from the pusher
       if (result.missing.length > 0) {

@@ -510,6 +510,43 @@ describe('node/sync (cluster)', function () {
     assert.ok(sent < 32 * 1024 && sent < logBytes / 16, `${sent} bytes on the ops protocol (log: ${logBytes} bytes)`)
   })
 
+  it('sync fetches what a reconcile found missing in few byid requests of up to FETCH_IDS_PER_REQUEST ids, several at once; from a peer answering fewer (an older version\'s maxBatch), the rest asked again', async function () {
+    const key = createNetworkKey()
+    const mkdirs = async (t: Tree, prefix: string, n: number): Promise<void> => {
+      for (let i = 0; i < n; i += 250) {
+        await t.commitMany(Array.from({ length: Math.min(250, n - i) }, (_, k) => ({ type: 'create' as const, parent: ROOT, name: `${prefix}${i + k}`, kind: 'dir' as const, mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n })))
+      }
+    }
+    // a: 2,500 ops the others lack; `old` answers at most 100 ops a byid request, as a host of
+    // the version before did (its maxBatch)
+    const a = await node(key)
+    const old = await node(key, [], { maxBatch: 100 })
+    await mkdirs(a.tree, 'a-', 2500)
+    await mkdirs(old.tree, 'a-', 2500)
+    for (const [from, n] of [[a, 3], [old, 25]] as const) {
+      // b holds one op of its own (so it reconciles by rbsr, not by the heads walk)
+      const b = await node(key)
+      await mkdir(b.tree, 'b-only')
+      await b.host.dial(from.host.addresses()[0])
+      await until('b holds every op', () => b.tree.size === 2501)
+      await until('b\'s reconcile ended', () => b.sync.stats().reconciles >= 1)
+      const s = b.sync.stats()
+      assert.equal(s.headsReconciles, 0)
+      assert.equal(s.receivedOps, 2500)
+      // 2,500 ids in requests of 1,024 (the version before asked 256 at a time: 10); from
+      // `old`, 100 per answer, the rest asked again, and 100 a request after the first
+      if (from === a) assert.equal(s.fetchRequests, n, `${s.fetchRequests} byid requests`)
+      else {
+        assert.ok(s.fetchRequests >= n && s.fetchRequests <= n + 1, `${s.fetchRequests} byid requests`)
+        // after a short answer the requests shrink to what it brought: each id is sent about once
+        // (41 bytes in a request), not again with every answer of 100
+        const sent = b.host.traffic().protocols[OPS_PROTOCOL]?.sent ?? 0
+        assert.ok(sent < 2500 * 41 * 2.5, `${sent} bytes of requests`)
+      }
+      assert.equal(s.badMessages, 0)
+    }
+  })
+
   it('sync reconciles by heads with a peer that does not answer rbsr (an older version)', async function () {
     const key = createNetworkKey()
     // the older peer: heads and get as before, and an unknown request closes the stream with

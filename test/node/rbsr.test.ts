@@ -147,6 +147,36 @@ describe('rbsr: range-based set reconciliation', function () {
     assert.equal(s.size, 0)
   })
 
+  it('a range\'s fingerprint is Negentropy\'s: sha-256 of the ids\' sum mod 2^256 (little-endian) and the varint count, for ranges cut anywhere in a chunk', function () {
+    // ids near 2^256 (carries through every lane, and past the top) and random ones, in chunks
+    // of several hundred (bulk build): bounds in the first and the second half of a chunk
+    const set = new OpSet()
+    const items: Array<{ ts: number, id: Uint8Array }> = []
+    for (let n = 0; n < 3000; n++) {
+      const { ts, id } = item(n, 500)
+      if (n % 3 === 0) id.fill(0xff, 2)
+      items.push({ ts, id })
+    }
+    set.addMany(items)
+    const order = items.slice().sort((a, b) => a.ts - b.ts || Buffer.compare(a.id, b.id)).filter((x, i, all) => i === 0 || x.ts !== all[i - 1].ts || Buffer.compare(x.id, all[i - 1].id) !== 0)
+    assert.equal(order.length, set.size)
+    const varint = (n: number): number[] => {
+      const out = [n % 128]
+      for (n = Math.floor(n / 128); n > 0; n = Math.floor(n / 128)) out.unshift((n % 128) | 0x80)
+      return out
+    }
+    const reference = (begin: number, end: number): string => {
+      let sum = 0n
+      for (let i = begin; i < end; i++) sum += BigInt('0x' + Buffer.from(order[i].id).reverse().toString('hex'))
+      sum %= 1n << 256n
+      const le = Buffer.from(sum.toString(16).padStart(64, '0'), 'hex').reverse()
+      return createHash('sha256').update(Buffer.concat([le, Buffer.from(varint(end - begin))])).digest().subarray(0, 16).toString('hex')
+    }
+    for (const [begin, end] of [[0, set.size], [0, 1], [5, 130], [7, 250], [100, 2900], [255, 257], [1, set.size - 1], [1234, 2345], [set.size, set.size]]) {
+      assert.equal(hex(set.fingerprint(begin, end)), reference(begin, end), `[${begin}, ${end})`)
+    }
+  })
+
   it('equal sets end in one round, a missing range costs bytes for what differs', function () {
     const items = Array.from({ length: 20_000 }, (_, i) => item(i, 1_000_000))
     const a = new OpSet()
