@@ -31,6 +31,15 @@ export class ReleaseOpening implements ReleaseTeller {
   /** open() is restoring: every call is kept (the bound is for the start's window, restore() is short). */
   private opening = false
   private opened?: Release
+  /**
+   * block -> the puts of it under way that began here (releasingSink's landingOf), not bounded by
+   * OPENING_CALLS_MAX (there are as many as puts in flight): open() begins one landing on the
+   * release for each still under way, its record then not forgotten for room before the put's
+   * arrived() (review37f: a record replayed at open() and forgotten for room before the put
+   * landed was rebuilt clean by arrived(), naming its pusher alone, the review36c hole).
+   * `ends`: the release's own landings, ended one by one as these puts end.
+   */
+  private readonly landings = new Map<string, { cid: CID, n: number, ends: Array<() => void> }>()
 
   /** Takes the records the last clean stop of host `self` kept in `dir` (before any put can land here). */
   async take (dir: string, self: string): Promise<void> {
@@ -53,7 +62,31 @@ export class ReleaseOpening implements ReleaseTeller {
     this.calls.push(call)
   }
 
-  landingOf (_cid: CID): () => void { return () => {} }
+  landingOf (cid: CID): () => void {
+    const key = cid.toString()
+    let l = this.landings.get(key)
+    if (l === undefined) {
+      l = { cid, n: 0, ends: [] }
+      this.landings.set(key, l)
+    }
+    const landing = l
+    landing.n++
+    let ended = false
+    return () => {
+      if (ended) return
+      ended = true
+      // (one of the release's landings of it, once open() began them)
+      landing.ends.pop()?.()
+      if (--landing.n === 0 && this.landings.get(key) === landing) this.landings.delete(key)
+    }
+  }
+
+  /** Begins a landing on `release` for every put begun here and still under way (see `landings`). */
+  private handLandings (release: Release): void {
+    for (const l of this.landings.values()) {
+      while (l.ends.length < l.n) l.ends.push(release.landingOf(l.cid))
+    }
+  }
   arriving (...a: Parameters<Release['arriving']>): void { this.keep(r => { r.arriving(...a) }) }
   // (nothing was released before the release was made: nothing to drop on arrival)
   async arrived (...a: Parameters<Release['arrived']>): Promise<boolean> {
@@ -76,6 +109,8 @@ export class ReleaseOpening implements ReleaseTeller {
   async open (release: Release): Promise<number> {
     // (calls told while restore() runs are kept too: this is still the teller)
     this.opening = true
+    // the puts under way keep their records from now on (restore() may fill the table)
+    this.handLandings(release)
     let n = 0
     try {
       if (!this.over) n = await release.restore(this.kept)
@@ -85,6 +120,8 @@ export class ReleaseOpening implements ReleaseTeller {
     const calls = this.over ? [] : this.calls
     this.kept = []
     this.calls = []
+    // (and those begun while restore() ran)
+    this.handLandings(release)
     for (const call of calls) call(release)
     this.opened = release
     return n

@@ -932,3 +932,72 @@ describe('release records kept across a clean restart (gc37)', function () {
     await assert.rejects(access(file), 'removed all the same')
   })
 })
+
+describe('release opening: puts spanning open() (mend37g2, review37f)', function () {
+  /** A sink over `held` whose first put waits in the store until `unblock()`; `entered` resolves once it waits there. */
+  function gatedSink (held: Set<string>, teller: () => ReturnType<ReleaseOpening['teller']>): { sink: ReturnType<typeof releasingSink>, entered: Promise<void>, unblock: () => void } {
+    let unblock!: () => void
+    const gate = new Promise<void>(resolve => { unblock = resolve })
+    let enter!: () => void
+    const entered = new Promise<void>(resolve => { enter = resolve })
+    let first = true
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => {
+        if (first) { first = false; enter(); await gate }
+        held.add(cid.toString())
+      }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return { sink: releasingSink(store, teller), entered, unblock }
+  }
+
+  for (const overflow of [false]) {
+    it(`B's put of Y spans open(), C's put of Y lands before open()${overflow ? ', the opening past its bound' : ''}: B may not have C's copy deleted`, async () => {
+      const { release, held } = holder({ relayedFreshMs: 0 })
+      const opening = new ReleaseOpening()
+      const y = await block(250)
+      if (overflow) {
+        const other = await block(251)
+        for (let i = 0; i <= OPENING_CALLS_MAX; i++) opening.teller().gone(other)
+      }
+      const { sink, entered, unblock } = gatedSink(held, () => opening.teller())
+      // B's put asked the store (not held) and waits in its put
+      const bPut = sink.put(y, new Uint8Array([1]), { from: 'B', origin: 'B', verified: true })
+      await entered
+      await sink.put(y, new Uint8Array([1]), { from: 'C', origin: 'C', verified: true })
+      await opening.open(release)
+      unblock()
+      await bPut
+      assert.deepEqual(await release.answer([y], 'B'), [false], 'C pushed Y too: B may not have it deleted')
+      assert.equal(held.has(y.toString()), true)
+    })
+  }
+
+  it('a put begun before open() keeps its block\'s record from being forgotten for room until it lands (the opening hands its landing on)', async function () {
+    this.timeout(120_000)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const opening = new ReleaseOpening()
+    const y = await block(252)
+    const { sink, entered, unblock } = gatedSink(held, () => opening.teller())
+    const bPut = sink.put(y, new Uint8Array([1]), { from: 'B', origin: 'B', verified: true })
+    await entered
+    await sink.put(y, new Uint8Array([1]), { from: 'C', origin: 'C', verified: true })
+    await opening.open(release)
+    // the table filled by other peers' records (PUT_REMEMBER_MAX of them, 64 a peer), then B's
+    // write goes on: its newer blocks land, and the peer with the most records is B
+    for (let i = 0; i < PUT_REMEMBER_MAX; i++) {
+      const c = CID.createV1(0x55, await sha256.digest(new Uint8Array([i & 255, (i >> 8) & 255, (i >> 16) & 255, 7, 7])))
+      held.add(c.toString())
+      release.arriving(c, `F${i >> 6}`, `F${i >> 6}`)
+    }
+    for (let i = 0; i < 100; i++) {
+      const c = CID.createV1(0x55, await sha256.digest(new Uint8Array([i, 9, 9, 9])))
+      held.add(c.toString())
+      release.arriving(c, 'B', 'B')
+    }
+    unblock()
+    await bPut
+    assert.deepEqual(await release.answer([y], 'B'), [false], 'C pushed Y too: B may not have it deleted')
+    assert.equal(held.has(y.toString()), true)
+  })
+})
