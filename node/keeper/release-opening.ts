@@ -81,10 +81,14 @@ export class ReleaseOpening implements ReleaseTeller {
     }
   }
 
-  /** Begins a landing on `release` for every put begun here and still under way (see `landings`). */
+  /** Begins a landing on `release` for every put begun here and still under way (see `landings`; past the bound, each counted as of a block held). */
   private handLandings (release: Release): void {
     for (const l of this.landings.values()) {
-      while (l.ends.length < l.n) l.ends.push(release.landingOf(l.cid))
+      // past the bound, a put begun here counts as of a block held before it: its store stat may
+      // predate another writer's put of the same bytes, dropped here (review37f: B's put saw Y
+      // not held, C's put of Y landed and was dropped, B's arrived() after open() made Y B's
+      // alone, and B's release deleted the copy C needs)
+      while (l.ends.length < l.n) l.ends.push(release.landingOf(l.cid, { held: this.over }))
     }
   }
   arriving (...a: Parameters<Release['arriving']>): void { this.keep(r => { r.arriving(...a) }) }

@@ -281,6 +281,13 @@ export class Release {
    * was rebuilt clean by arrived(), making the pusher its only putter).
    */
   private readonly landing = new Map<string, number>()
+  /**
+   * block -> puts of it under way that count as of a block held before them (landingOf `held`):
+   * ReleaseOpening past its bound dropped every call told before open(), so a put begun then
+   * that found the block not held may have had another writer's put of it land meanwhile, never
+   * told here; its arrived() makes the block nobody's rather than its pusher's alone (review37f).
+   */
+  private readonly heldLanding = new Map<string, number>()
   /** block -> its record forgotten for room, of one putter (PUT_EVICTED_MAX), oldest first. */
   private readonly evicted = new Map<string, PutRecord>()
 
@@ -462,18 +469,26 @@ export class Release {
 
   /**
    * A put of `cid` is under way here (releasingSink): its record is not forgotten for room until
-   * the returned function is called (once its arrived() ran, or the put failed).
+   * the returned function is called (once its arrived() ran, or the put failed). `held`: whatever
+   * it says, the put counts as of a block held before it (ReleaseOpening past its bound: a put
+   * begun before the release was made, whose store stat may predate another writer's put that
+   * was never told; see heldLanding).
    */
-  landingOf (cid: CID): () => void {
+  landingOf (cid: CID, opts: { held?: boolean } = {}): () => void {
     const key = cid.toString()
-    this.landing.set(key, (this.landing.get(key) ?? 0) + 1)
+    const count = (m: Map<string, number>, d: number): void => {
+      const n = (m.get(key) ?? 0) + d
+      if (n > 0) m.set(key, n)
+      else m.delete(key)
+    }
+    count(this.landing, 1)
+    if (opts.held === true) count(this.heldLanding, 1)
     let ended = false
     return () => {
       if (ended) return
       ended = true
-      const n = (this.landing.get(key) ?? 1) - 1
-      if (n > 0) this.landing.set(key, n)
-      else this.landing.delete(key)
+      count(this.landing, -1)
+      if (opts.held === true) count(this.heldLanding, -1)
     }
   }
 
@@ -635,6 +650,7 @@ export class Release {
     // name anyone; a relay's own fragment, sent by no peer, against the writer)
     const by = from ?? origin
     if (by === undefined) return
+    const held = opts.held === true || this.heldLanding.has(cid.toString())
     // an origin that is no member here (made up, or a member whose record has not reached this
     // host yet, not connected to it): not listed, and the block is nobody's (refused to every
     // asker, left to GC), as when a record lists too many. Its sender, connected, is one.
@@ -646,7 +662,7 @@ export class Release {
       const had = this.putBy.has(key)
       const r = this.record(key, by)
       if (r.unknown === true) return
-      if ((opts.held === true && !had) || (r.pending !== undefined && r.pending.origin !== origin) || !PEER_NAME.test(origin)) {
+      if ((held && !had) || (r.pending !== undefined && r.pending.origin !== origin) || !PEER_NAME.test(origin)) {
         r.unknown = true
         r.pending = undefined
       } else if (r.pending === undefined) r.pending = { origin, until: Date.now() + (this.c.pendingOriginMs ?? PENDING_ORIGIN_MS) }
@@ -659,7 +675,7 @@ export class Release {
     // it (left to GC; a record forgotten, flushed by a flood of pushes, or lost in a restart,
     // must not make a later pusher of the same bytes its only putter)
     // (a record of one putter forgotten for room comes back when that putter puts it again)
-    if (opts.held === true && !this.putBy.has(cid.toString()) && !this.revive(cid.toString(), origin ?? by)) this.record(cid.toString(), by).unknown = true
+    if (held && !this.putBy.has(cid.toString()) && !this.revive(cid.toString(), origin ?? by)) this.record(cid.toString(), by).unknown = true
     if (origin !== undefined) {
       this.pushed(cid, origin, by)
       const r = this.putBy.get(cid.toString())!

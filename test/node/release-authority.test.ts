@@ -951,7 +951,7 @@ describe('release opening: puts spanning open() (mend37g2, review37f)', function
     return { sink: releasingSink(store, teller), entered, unblock }
   }
 
-  for (const overflow of [false]) {
+  for (const overflow of [false, true]) {
     it(`B's put of Y spans open(), C's put of Y lands before open()${overflow ? ', the opening past its bound' : ''}: B may not have C's copy deleted`, async () => {
       const { release, held } = holder({ relayedFreshMs: 0 })
       const opening = new ReleaseOpening()
