@@ -203,6 +203,13 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // writer pushed or was promised during the start)
     const opening = new ReleaseOpening()
     await opening.take(dir, host.peerId)
+    // a start failing before the release is made (bad options, a swarm or sync start error, a
+    // stop meanwhile) writes them back if nothing was told since (review37f: they were lost);
+    // runs once the swarm, custody and the rest made after it are closed
+    closers.push(async () => {
+      const back = opening.untold
+      if (release === undefined && back.length > 0) await saveReleaseRecords(dir, back, host.peerId)
+    })
     // a block that leaves the store (GC, a handover, a pin's end, a local delete, a quarantine)
     // takes its record of who put it along: a later put of the same bytes starts afresh (review36c)
     store.onGone = cid => { opening.teller().gone(cid) }

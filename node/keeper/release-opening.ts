@@ -31,6 +31,8 @@ export class ReleaseOpening implements ReleaseTeller {
   /** open() is restoring: every call is kept (the bound is for the start's window, restore() is short). */
   private opening = false
   private opened?: Release
+  /** Told anything (a put, a promise, a removal, a put begun) or open() begun: the records taken may be stale since (see untold). */
+  private told = false
   /**
    * block -> the puts of it under way that began here (releasingSink's landingOf), not bounded by
    * OPENING_CALLS_MAX (there are as many as puts in flight): open() begins one landing on the
@@ -52,6 +54,7 @@ export class ReleaseOpening implements ReleaseTeller {
   }
 
   private keep (call: (r: Release) => void): void {
+    this.told = true
     if (this.over) return
     if (!this.opening && this.calls.length >= OPENING_CALLS_MAX) {
       this.over = true
@@ -63,6 +66,7 @@ export class ReleaseOpening implements ReleaseTeller {
   }
 
   landingOf (cid: CID): () => void {
+    this.told = true
     const key = cid.toString()
     let l = this.landings.get(key)
     if (l === undefined) {
@@ -113,6 +117,7 @@ export class ReleaseOpening implements ReleaseTeller {
   async open (release: Release): Promise<number> {
     // (calls told while restore() runs are kept too: this is still the teller)
     this.opening = true
+    this.told = true
     // the puts under way keep their records from now on (restore() may fill the table)
     this.handLandings(release)
     let n = 0
@@ -133,4 +138,12 @@ export class ReleaseOpening implements ReleaseTeller {
 
   /** Records taken from the file (before open()). */
   get taken (): number { return this.kept.length }
+
+  /**
+   * The records taken, as they were, while this was told nothing and open() never began: a start
+   * failing before its release is made writes them back (review37f: they were lost, every block
+   * nobody's after the next start). None once anything was told: the file would then name the
+   * last stop's putters over what happened since (review37b), so they stay lost (safe: nobody's).
+   */
+  get untold (): readonly KeptPutRecord[] { return this.told ? [] : this.kept }
 }

@@ -1001,3 +1001,24 @@ describe('release opening: puts spanning open() (mend37g2, review37f)', function
     assert.equal(held.has(y.toString()), true)
   })
 })
+
+describe('release opening: the records taken, given back only while untold (mend37g2)', function () {
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  it('untold gives the records taken until anything is told (then they may be stale: none)', async () => {
+    const dir = await tempDir(t)
+    const x = await block(253)
+    const kept = { block: x.toString(), by: 'W', pushed: ['W'], claimed: [], named: ['W'], unknown: false, aside: false }
+    for (const tell of ['gone', 'noted', 'landing', 'open'] as const) {
+      await saveReleaseRecords(dir, [kept], 'H')
+      const opening = new ReleaseOpening()
+      await opening.take(dir, 'H')
+      assert.deepEqual(opening.untold, [kept])
+      if (tell === 'gone') opening.teller().gone(x)
+      else if (tell === 'noted') opening.teller().noted([x], 'B')
+      else if (tell === 'landing') opening.teller().landingOf(x)
+      else await opening.open(holder().release)
+      assert.deepEqual(opening.untold, [], `told (${tell}): none given back`)
+    }
+  })
+})
