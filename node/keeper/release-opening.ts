@@ -7,6 +7,7 @@
 // starts (a crash after that re-reads a file no put came after), keeps here, in order, what it is
 // told until the release is made, and open() restores the records into the release and then tells
 // it those calls, as if it had been there from the start.
+import { performance } from 'node:perf_hooks'
 import type { CID } from 'multiformats/cid'
 import { takeReleaseRecords } from './release-records.ts'
 import type { KeptPutRecord } from './release-records.ts'
@@ -41,7 +42,13 @@ export class ReleaseOpening implements ReleaseTeller {
    * landed was rebuilt clean by arrived(), naming its pusher alone, the review36c hole).
    * `ends`: the release's own landings, ended one by one as these puts end.
    */
+  /** The release's monotonic clock (ReleaseComponents `clock`): a put told here is stamped when told. */
+  private readonly clock: () => number
   private readonly landings = new Map<string, { cid: CID, n: number, ends: Array<() => void> }>()
+
+  constructor (opts: { clock?: () => number } = {}) {
+    this.clock = opts.clock ?? (() => performance.now())
+  }
 
   /** Takes the records the last clean stop of host `self` kept in `dir` (before any put can land here). */
   async take (dir: string, self: string): Promise<void> {
@@ -95,7 +102,12 @@ export class ReleaseOpening implements ReleaseTeller {
       while (l.ends.length < l.n) l.ends.push(release.landingOf(l.cid, { held: this.over }))
     }
   }
-  arriving (...a: Parameters<Release['arriving']>): void { this.keep(r => { r.arriving(...a) }) }
+  arriving (...a: Parameters<Release['arriving']>): void {
+    const [cid, from, origin, opts] = a
+    // timed from now, not from open() (a pending origin's window, a push's freshness: mend37g2)
+    const told = { ...opts, at: opts?.at ?? this.clock() }
+    this.keep(r => { r.arriving(cid, from, origin, told) })
+  }
   // (nothing was released before the release was made: nothing to drop on arrival)
   async arrived (...a: Parameters<Release['arrived']>): Promise<boolean> {
     const [cid, from, origin, opts] = a

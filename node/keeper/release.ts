@@ -64,6 +64,7 @@
 // when it began whose record went before it landed (the block's removal told, a release made
 // only after the put's stat at startup) makes the block nobody's, not its pusher's alone.
 // Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
+import { performance } from 'node:perf_hooks'
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import { RpcProtocolError, call, defineProtocol, serve } from '../net/index.ts'
@@ -223,6 +224,12 @@ export interface ReleaseComponents {
   member?: (peer: string) => boolean
   /** PENDING_ORIGIN_MS (tests shorten it). */
   pendingOriginMs?: number
+  /**
+   * The monotonic clock (ms) the pending-origin window and a push's freshness (RELAYED_FRESH_MS)
+   * are timed on (default performance.now): a wall clock stepped (NTP, fake-hwclock at boot)
+   * neither ends nor stretches them (mend37g2, as GC's ages: gc.ts).
+   */
+  clock?: () => number
 }
 
 /**
@@ -291,8 +298,12 @@ export class Release {
   /** block -> its record forgotten for room, of one putter (PUT_EVICTED_MAX), oldest first. */
   private readonly evicted = new Map<string, PutRecord>()
 
+  /** See ReleaseComponents `clock`. */
+  private readonly clock: () => number
+
   constructor (c: ReleaseComponents) {
     this.c = c
+    this.clock = c.clock ?? (() => performance.now())
     this.walks = new RetainedWalks(c.volume, c.retentionMs)
     this.relayedRecheckMs = c.relayedRecheckMs ?? RELAYED_RECHECK_MS
   }
@@ -537,7 +548,7 @@ export class Release {
     // a push's origin that was no member here: taken once it is one, the block nobody's once
     // its time is past (PENDING_ORIGIN_MS)
     if (r.pending !== undefined && r.unknown !== true) {
-      if (Date.now() >= r.pending.until) r.unknown = true
+      if (this.clock() >= r.pending.until) r.unknown = true
       else if (this.c.member?.(r.pending.origin) !== false) {
         listed(r, r.pushed, r.pending.origin)
         listed(r, r.named, r.pending.origin)
@@ -560,7 +571,7 @@ export class Release {
    * one let any member release the block for a minute, another writer's pushed naming itself too).
    */
   private fresh (r: PutRecord): boolean {
-    return Date.now() - r.pushedAt < (this.c.relayedFreshMs ?? RELAYED_FRESH_MS) && this.c.originsByAll?.() !== true
+    return this.clock() - r.pushedAt < (this.c.relayedFreshMs ?? RELAYED_FRESH_MS) && this.c.originsByAll?.() !== true
   }
 
   /**
@@ -644,13 +655,16 @@ export class Release {
    * put flake: the block stayed). A push naming no origin (an older host's) is recorded as
    * `from`'s, fresh (RELAYED_FRESH_MS: it may be a hop of anyone's chain). `held`: the store had
    * the block before this put (releasingSink asks): with no record of it here, it is nobody's.
+   * `at`: when it was told, on `clock` (ReleaseOpening's replayed calls; default now).
    */
-  arriving (cid: CID, from: string | undefined, origin: string | undefined, opts: { held?: boolean } = {}): void {
+  arriving (cid: CID, from: string | undefined, origin: string | undefined, opts: { held?: boolean, at?: number } = {}): void {
     // (a record counts against the peer that sent the push, not the origin it names: anyone may
     // name anyone; a relay's own fragment, sent by no peer, against the writer)
     const by = from ?? origin
     if (by === undefined) return
     const held = opts.held === true || this.heldLanding.has(cid.toString())
+    // (when it was told: a call kept while the release was made is replayed later, ReleaseOpening)
+    const at = opts.at ?? this.clock()
     // an origin that is no member here (made up, or a member whose record has not reached this
     // host yet, not connected to it): not listed, and the block is nobody's (refused to every
     // asker, left to GC), as when a record lists too many. Its sender, connected, is one.
@@ -665,7 +679,7 @@ export class Release {
       if ((held && !had) || (r.pending !== undefined && r.pending.origin !== origin) || !PEER_NAME.test(origin)) {
         r.unknown = true
         r.pending = undefined
-      } else if (r.pending === undefined) r.pending = { origin, until: Date.now() + (this.c.pendingOriginMs ?? PENDING_ORIGIN_MS) }
+      } else if (r.pending === undefined) r.pending = { origin, until: at + (this.c.pendingOriginMs ?? PENDING_ORIGIN_MS) }
       // (the same push told again: arrived())
       else return
       if ((++this.strangeOrigins & (this.strangeOrigins - 1)) === 0) log('%s pushed %s naming %s, no member here, as its origin: kept pending, nobody\'s meanwhile (%d block(s) so far)', from ?? '-', key, origin.slice(0, 64), this.strangeOrigins)
@@ -683,7 +697,7 @@ export class Release {
     } else if (from !== undefined) {
       this.pushed(cid, from)
       // (pushed() just made its record the most recently put: never the one forgotten for room)
-      this.putBy.get(cid.toString())!.pushedAt = Date.now()
+      this.putBy.get(cid.toString())!.pushedAt = at
     }
   }
 
@@ -695,11 +709,11 @@ export class Release {
    * acknowledge it (a writer counting it held would call its chunk placed with this fragment
    * nowhere). Never throws.
    */
-  async arrived (cid: CID, from: string, origin?: string, opts: { held?: boolean } = {}): Promise<boolean> {
+  async arrived (cid: CID, from: string, origin?: string, opts: { held?: boolean, at?: number } = {}): Promise<boolean> {
     // (the sink told arriving() before storing it; a caller that did not is told here). `held`:
     // the store had the block when the put began: a record gone meanwhile (the block's removal
     // told, a restart's release made only now) is not rebuilt as this pusher's alone (review36f)
-    this.arriving(cid, from, origin, { held: opts.held })
+    this.arriving(cid, from, origin, { held: opts.held, at: opts.at })
     const key = `${cid.toString()}/${from}`
     const until = this.released.get(key)
     if (until === undefined) {

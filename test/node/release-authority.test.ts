@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { readFile, writeFile, access } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Release, releasingSink, PUT_REMEMBER_MAX, PUT_NAMES_MAX } from '../../node/keeper/release.ts'
+import { Release, releasingSink, PUT_REMEMBER_MAX, PUT_NAMES_MAX, PENDING_ORIGIN_MS } from '../../node/keeper/release.ts'
 import { saveReleaseRecords, takeReleaseRecords, RELEASE_RECORDS_FILE } from '../../node/keeper/release-records.ts'
 import { ReleaseOpening, OPENING_CALLS_MAX } from '../../node/keeper/release-opening.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -1020,5 +1020,48 @@ describe('release opening: the records taken, given back only while untold (mend
       else await opening.open(holder().release)
       assert.deepEqual(opening.untold, [], `told (${tell}): none given back`)
     }
+  })
+})
+
+describe('release authority: the pending-origin window on a monotonic clock (mend37g2)', function () {
+  function sinkOn (held: Set<string>, teller: () => ReturnType<ReleaseOpening['teller']>): ReturnType<typeof releasingSink> {
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => { held.add(cid.toString()) }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return releasingSink(store, teller)
+  }
+
+  it('a wall clock stepped forward past PENDING_ORIGIN_MS does not end the window: C, a member a moment later, releases its block', async () => {
+    const members = new Set(['R'])
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    const x = await block(254)
+    await sinkOn(held, () => release).put(x, new Uint8Array([1]), { from: 'R', origin: 'C', verified: true })
+    const wall = Date.now
+    // (NTP or fake-hwclock steps the wall clock an hour on)
+    Date.now = () => wall() + 3600_000
+    try {
+      members.add('C')
+      assert.deepEqual(await release.answer([x], 'C'), [true], 'no time passed: C, a member now, releases it')
+    } finally {
+      Date.now = wall
+    }
+    assert.equal(held.has(x.toString()), false)
+  })
+
+  it('a push told while the daemon starts is timed from when it was told, not from open()', async () => {
+    const members = new Set(['R'])
+    let now = 1000
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    ;(release as any).clock = () => now
+    const opening = new ReleaseOpening({ clock: () => now })
+    const x = await block(255)
+    await sinkOn(held, () => opening.teller()).put(x, new Uint8Array([1]), { from: 'R', origin: 'C', verified: true })
+    // the release made past the window's end
+    now += PENDING_ORIGIN_MS + 1
+    await opening.open(release)
+    members.add('C')
+    assert.deepEqual(await release.answer([x], 'C'), [false], 'C joined after its window: nobody\'s')
+    assert.equal(held.has(x.toString()), true)
   })
 })
