@@ -71,6 +71,8 @@ export interface DaemonOptions {
   custodyPromiseMs?: number
   /** How long after a released block arrives relayed its second look runs (release.ts RELAYED_RECHECK_MS; tests shorten it). */
   releaseRecheckMs?: number
+  /** Tests: awaited just before the release is made (a put, a promise landing during the start: ReleaseOpening). */
+  beforeRelease?: () => Promise<void>
   /** Bytes of fragments a write may hold here ahead of their placement (data/blocks.ts PLACE_WINDOW_BYTES). */
   placeWindowBytes?: number
   /**
@@ -203,6 +205,13 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // writer pushed or was promised during the start)
     const opening = new ReleaseOpening()
     await opening.take(dir, host.peerId)
+    // a start failing before the release is made (bad options, a swarm or sync start error, a
+    // stop meanwhile) writes them back if nothing was told since (review37f: they were lost);
+    // runs once the swarm, custody and the rest made after it are closed
+    closers.push(async () => {
+      const back = opening.untold
+      if (release === undefined && back.length > 0) await saveReleaseRecords(dir, back, host.peerId)
+    })
     // a block that leaves the store (GC, a handover, a pin's end, a local delete, a quarantine)
     // takes its record of who put it along: a later put of the same bytes starts afresh (review36c)
     store.onGone = cid => { opening.teller().gone(cid) }
@@ -456,6 +465,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })
+    // (tests: what lands while the daemon starts, before its release is made)
+    await opts.beforeRelease?.()
     const made = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), inUse: cid => chunks.open.hasFragment(cid), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), disown: (cids, peer) => { custody.disown(cids, peer) }, retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS, relayedRecheckMs: opts.releaseRecheckMs, originsByAll: () => features.supportedByAll(FEATURE_ORIGINS), member: peer => members.record(peer) !== undefined || host.connected(peer) })
     // the records the last clean stop kept (taken above), then what was told since (ReleaseOpening)
     const keptRecords = opening.taken

@@ -36,8 +36,13 @@ export const DEFAULT_GC_INTERVAL_MS = 3600_000
  * versions naming the block (or lost ops a power loss took), and its tree catches up with its
  * peers' in the minutes after it starts (sync.ts reconciles with each peer on connect); a block
  * near the retention at the stop went in the first round after the start (review37b). An hour
- * leaves that catch-up room to spare, and with the default interval the first timed round after a
- * restart removes no block on the strength of the file alone.
+ * leaves that catch-up room to spare. No round removes a block on the strength of the file alone
+ * earlier than that after the start: a time held at the cap reaches the retention max(grace,
+ * interval) after it, which is the first timed round (one interval after the start) when the
+ * interval is the longer or equal, as by default; a block held at the cap may go then
+ * (mend37g2: an earlier comment said that round removed none). A retention no longer than this
+ * makes every time read back 0: such a host, restarted within its retention, never collects (as
+ * before gc37).
  */
 export const GC_LOADED_GRACE_MS = 3600_000
 

@@ -64,6 +64,7 @@
 // when it began whose record went before it landed (the block's removal told, a release made
 // only after the put's stat at startup) makes the block nobody's, not its pusher's alone.
 // Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
+import { performance } from 'node:perf_hooks'
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import { RpcProtocolError, call, defineProtocol, serve } from '../net/index.ts'
@@ -223,6 +224,12 @@ export interface ReleaseComponents {
   member?: (peer: string) => boolean
   /** PENDING_ORIGIN_MS (tests shorten it). */
   pendingOriginMs?: number
+  /**
+   * The monotonic clock (ms) the pending-origin window and a push's freshness (RELAYED_FRESH_MS)
+   * are timed on (default performance.now): a wall clock stepped (NTP, fake-hwclock at boot)
+   * neither ends nor stretches them (mend37g2, as GC's ages: gc.ts).
+   */
+  clock?: () => number
 }
 
 /**
@@ -281,11 +288,22 @@ export class Release {
    * was rebuilt clean by arrived(), making the pusher its only putter).
    */
   private readonly landing = new Map<string, number>()
+  /**
+   * block -> puts of it under way that count as of a block held before them (landingOf `held`):
+   * ReleaseOpening past its bound dropped every call told before open(), so a put begun then
+   * that found the block not held may have had another writer's put of it land meanwhile, never
+   * told here; its arrived() makes the block nobody's rather than its pusher's alone (review37f).
+   */
+  private readonly heldLanding = new Map<string, number>()
   /** block -> its record forgotten for room, of one putter (PUT_EVICTED_MAX), oldest first. */
   private readonly evicted = new Map<string, PutRecord>()
 
+  /** See ReleaseComponents `clock`. */
+  private readonly clock: () => number
+
   constructor (c: ReleaseComponents) {
     this.c = c
+    this.clock = c.clock ?? (() => performance.now())
     this.walks = new RetainedWalks(c.volume, c.retentionMs)
     this.relayedRecheckMs = c.relayedRecheckMs ?? RELAYED_RECHECK_MS
   }
@@ -462,18 +480,26 @@ export class Release {
 
   /**
    * A put of `cid` is under way here (releasingSink): its record is not forgotten for room until
-   * the returned function is called (once its arrived() ran, or the put failed).
+   * the returned function is called (once its arrived() ran, or the put failed). `held`: whatever
+   * it says, the put counts as of a block held before it (ReleaseOpening past its bound: a put
+   * begun before the release was made, whose store stat may predate another writer's put that
+   * was never told; see heldLanding).
    */
-  landingOf (cid: CID): () => void {
+  landingOf (cid: CID, opts: { held?: boolean } = {}): () => void {
     const key = cid.toString()
-    this.landing.set(key, (this.landing.get(key) ?? 0) + 1)
+    const count = (m: Map<string, number>, d: number): void => {
+      const n = (m.get(key) ?? 0) + d
+      if (n > 0) m.set(key, n)
+      else m.delete(key)
+    }
+    count(this.landing, 1)
+    if (opts.held === true) count(this.heldLanding, 1)
     let ended = false
     return () => {
       if (ended) return
       ended = true
-      const n = (this.landing.get(key) ?? 1) - 1
-      if (n > 0) this.landing.set(key, n)
-      else this.landing.delete(key)
+      count(this.landing, -1)
+      if (opts.held === true) count(this.heldLanding, -1)
     }
   }
 
@@ -522,7 +548,7 @@ export class Release {
     // a push's origin that was no member here: taken once it is one, the block nobody's once
     // its time is past (PENDING_ORIGIN_MS)
     if (r.pending !== undefined && r.unknown !== true) {
-      if (Date.now() >= r.pending.until) r.unknown = true
+      if (this.clock() >= r.pending.until) r.unknown = true
       else if (this.c.member?.(r.pending.origin) !== false) {
         listed(r, r.pushed, r.pending.origin)
         listed(r, r.named, r.pending.origin)
@@ -545,7 +571,7 @@ export class Release {
    * one let any member release the block for a minute, another writer's pushed naming itself too).
    */
   private fresh (r: PutRecord): boolean {
-    return Date.now() - r.pushedAt < (this.c.relayedFreshMs ?? RELAYED_FRESH_MS) && this.c.originsByAll?.() !== true
+    return this.clock() - r.pushedAt < (this.c.relayedFreshMs ?? RELAYED_FRESH_MS) && this.c.originsByAll?.() !== true
   }
 
   /**
@@ -629,12 +655,16 @@ export class Release {
    * put flake: the block stayed). A push naming no origin (an older host's) is recorded as
    * `from`'s, fresh (RELAYED_FRESH_MS: it may be a hop of anyone's chain). `held`: the store had
    * the block before this put (releasingSink asks): with no record of it here, it is nobody's.
+   * `at`: when it was told, on `clock` (ReleaseOpening's replayed calls; default now).
    */
-  arriving (cid: CID, from: string | undefined, origin: string | undefined, opts: { held?: boolean } = {}): void {
+  arriving (cid: CID, from: string | undefined, origin: string | undefined, opts: { held?: boolean, at?: number } = {}): void {
     // (a record counts against the peer that sent the push, not the origin it names: anyone may
     // name anyone; a relay's own fragment, sent by no peer, against the writer)
     const by = from ?? origin
     if (by === undefined) return
+    const held = opts.held === true || this.heldLanding.has(cid.toString())
+    // (when it was told: a call kept while the release was made is replayed later, ReleaseOpening)
+    const at = opts.at ?? this.clock()
     // an origin that is no member here (made up, or a member whose record has not reached this
     // host yet, not connected to it): not listed, and the block is nobody's (refused to every
     // asker, left to GC), as when a record lists too many. Its sender, connected, is one.
@@ -646,10 +676,10 @@ export class Release {
       const had = this.putBy.has(key)
       const r = this.record(key, by)
       if (r.unknown === true) return
-      if ((opts.held === true && !had) || (r.pending !== undefined && r.pending.origin !== origin) || !PEER_NAME.test(origin)) {
+      if ((held && !had) || (r.pending !== undefined && r.pending.origin !== origin) || !PEER_NAME.test(origin)) {
         r.unknown = true
         r.pending = undefined
-      } else if (r.pending === undefined) r.pending = { origin, until: Date.now() + (this.c.pendingOriginMs ?? PENDING_ORIGIN_MS) }
+      } else if (r.pending === undefined) r.pending = { origin, until: at + (this.c.pendingOriginMs ?? PENDING_ORIGIN_MS) }
       // (the same push told again: arrived())
       else return
       if ((++this.strangeOrigins & (this.strangeOrigins - 1)) === 0) log('%s pushed %s naming %s, no member here, as its origin: kept pending, nobody\'s meanwhile (%d block(s) so far)', from ?? '-', key, origin.slice(0, 64), this.strangeOrigins)
@@ -659,7 +689,7 @@ export class Release {
     // it (left to GC; a record forgotten, flushed by a flood of pushes, or lost in a restart,
     // must not make a later pusher of the same bytes its only putter)
     // (a record of one putter forgotten for room comes back when that putter puts it again)
-    if (opts.held === true && !this.putBy.has(cid.toString()) && !this.revive(cid.toString(), origin ?? by)) this.record(cid.toString(), by).unknown = true
+    if (held && !this.putBy.has(cid.toString()) && !this.revive(cid.toString(), origin ?? by)) this.record(cid.toString(), by).unknown = true
     if (origin !== undefined) {
       this.pushed(cid, origin, by)
       const r = this.putBy.get(cid.toString())!
@@ -667,7 +697,7 @@ export class Release {
     } else if (from !== undefined) {
       this.pushed(cid, from)
       // (pushed() just made its record the most recently put: never the one forgotten for room)
-      this.putBy.get(cid.toString())!.pushedAt = Date.now()
+      this.putBy.get(cid.toString())!.pushedAt = at
     }
   }
 
@@ -679,11 +709,11 @@ export class Release {
    * acknowledge it (a writer counting it held would call its chunk placed with this fragment
    * nowhere). Never throws.
    */
-  async arrived (cid: CID, from: string, origin?: string, opts: { held?: boolean } = {}): Promise<boolean> {
+  async arrived (cid: CID, from: string, origin?: string, opts: { held?: boolean, at?: number } = {}): Promise<boolean> {
     // (the sink told arriving() before storing it; a caller that did not is told here). `held`:
     // the store had the block when the put began: a record gone meanwhile (the block's removal
     // told, a restart's release made only now) is not rebuilt as this pusher's alone (review36f)
-    this.arriving(cid, from, origin, { held: opts.held })
+    this.arriving(cid, from, origin, { held: opts.held, at: opts.at })
     const key = `${cid.toString()}/${from}`
     const until = this.released.get(key)
     if (until === undefined) {

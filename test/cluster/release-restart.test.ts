@@ -38,4 +38,29 @@ describe('release records across a holder\'s clean restart (two hosts)', functio
     assert.deepEqual([...await release(b).ask(again.host.peerId, [cid])], [cid.toString()], 'B\'s own release deletes it')
     assert.equal(await again.store.has(cid), false)
   })
+
+  it('B pushes a block to D while D starts, before D\'s release is made: B\'s release of it deletes it after the start, another member\'s is refused (mend37g2)', async () => {
+    const [b, d] = await startCluster(t, 2)
+    const dPeer = d.host.peerId
+    await d.stop()
+    let entered!: () => void
+    const inStart = new Promise<void>(resolve => { entered = resolve })
+    let go!: () => void
+    const gate = new Promise<void>(resolve => { go = resolve })
+    // D's start waits just before its release is made, until B pushed
+    const starting = startHost(t, d.dir, `${d.name}-again`, [b.address], { daemon: { beforeRelease: async () => { entered(); await gate } } })
+    // (a start failing before the hook ends the test)
+    await Promise.race([inStart, starting.then(() => { throw new Error('D started without waiting before its release') })])
+    await until('B and D connected again', () => b.host.connected(dPeer))
+    const bytes = randomBytes(64 * 1024)
+    const cid = CID.create(1, RAW, await sha256.digest(bytes))
+    assert.deepEqual((await b.swarm.push([{ cid, bytes, to: [dPeer] }])).get(cid.toString()), [dPeer], 'D stored B\'s block during its start')
+    go()
+    const again = await starting
+    assert.equal(await again.store.has(cid), true)
+    assert.deepEqual(await again.release.answer([cid], 'some-member'), [false], 'a member that did not put it is refused')
+    const release = (peer: any): any => peer.network.c.release
+    assert.deepEqual([...await release(b).ask(dPeer, [cid])], [cid.toString()], 'B\'s own release deletes it')
+    assert.equal(await again.store.has(cid), false)
+  })
 })

@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { readFile, writeFile, access } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Release, releasingSink, PUT_REMEMBER_MAX, PUT_NAMES_MAX } from '../../node/keeper/release.ts'
+import { Release, releasingSink, PUT_REMEMBER_MAX, PUT_NAMES_MAX, PENDING_ORIGIN_MS } from '../../node/keeper/release.ts'
 import { saveReleaseRecords, takeReleaseRecords, RELEASE_RECORDS_FILE } from '../../node/keeper/release-records.ts'
 import { ReleaseOpening, OPENING_CALLS_MAX } from '../../node/keeper/release-opening.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -930,5 +930,138 @@ describe('release records kept across a clean restart (gc37)', function () {
     await writeFile(file, text.replace('"W"', '"M"'))
     assert.deepEqual(await takeReleaseRecords(dir, 'H'), [])
     await assert.rejects(access(file), 'removed all the same')
+  })
+})
+
+describe('release opening: puts spanning open() (mend37g2, review37f)', function () {
+  /** A sink over `held` whose first put waits in the store until `unblock()`; `entered` resolves once it waits there. */
+  function gatedSink (held: Set<string>, teller: () => ReturnType<ReleaseOpening['teller']>): { sink: ReturnType<typeof releasingSink>, entered: Promise<void>, unblock: () => void } {
+    let unblock!: () => void
+    const gate = new Promise<void>(resolve => { unblock = resolve })
+    let enter!: () => void
+    const entered = new Promise<void>(resolve => { enter = resolve })
+    let first = true
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => {
+        if (first) { first = false; enter(); await gate }
+        held.add(cid.toString())
+      }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return { sink: releasingSink(store, teller), entered, unblock }
+  }
+
+  for (const overflow of [false, true]) {
+    it(`B's put of Y spans open(), C's put of Y lands before open()${overflow ? ', the opening past its bound' : ''}: B may not have C's copy deleted`, async () => {
+      const { release, held } = holder({ relayedFreshMs: 0 })
+      const opening = new ReleaseOpening()
+      const y = await block(250)
+      if (overflow) {
+        const other = await block(251)
+        for (let i = 0; i <= OPENING_CALLS_MAX; i++) opening.teller().gone(other)
+      }
+      const { sink, entered, unblock } = gatedSink(held, () => opening.teller())
+      // B's put asked the store (not held) and waits in its put
+      const bPut = sink.put(y, new Uint8Array([1]), { from: 'B', origin: 'B', verified: true })
+      await entered
+      await sink.put(y, new Uint8Array([1]), { from: 'C', origin: 'C', verified: true })
+      await opening.open(release)
+      unblock()
+      await bPut
+      assert.deepEqual(await release.answer([y], 'B'), [false], 'C pushed Y too: B may not have it deleted')
+      assert.equal(held.has(y.toString()), true)
+    })
+  }
+
+  it('a put begun before open() keeps its block\'s record from being forgotten for room until it lands (the opening hands its landing on)', async function () {
+    this.timeout(120_000)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const opening = new ReleaseOpening()
+    const y = await block(252)
+    const { sink, entered, unblock } = gatedSink(held, () => opening.teller())
+    const bPut = sink.put(y, new Uint8Array([1]), { from: 'B', origin: 'B', verified: true })
+    await entered
+    await sink.put(y, new Uint8Array([1]), { from: 'C', origin: 'C', verified: true })
+    await opening.open(release)
+    // the table filled by other peers' records (PUT_REMEMBER_MAX of them, 64 a peer), then B's
+    // write goes on: its newer blocks land, and the peer with the most records is B
+    for (let i = 0; i < PUT_REMEMBER_MAX; i++) {
+      const c = CID.createV1(0x55, await sha256.digest(new Uint8Array([i & 255, (i >> 8) & 255, (i >> 16) & 255, 7, 7])))
+      held.add(c.toString())
+      release.arriving(c, `F${i >> 6}`, `F${i >> 6}`)
+    }
+    for (let i = 0; i < 100; i++) {
+      const c = CID.createV1(0x55, await sha256.digest(new Uint8Array([i, 9, 9, 9])))
+      held.add(c.toString())
+      release.arriving(c, 'B', 'B')
+    }
+    unblock()
+    await bPut
+    assert.deepEqual(await release.answer([y], 'B'), [false], 'C pushed Y too: B may not have it deleted')
+    assert.equal(held.has(y.toString()), true)
+  })
+})
+
+describe('release opening: the records taken, given back only while untold (mend37g2)', function () {
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  it('untold gives the records taken until anything is told (then they may be stale: none)', async () => {
+    const dir = await tempDir(t)
+    const x = await block(253)
+    const kept = { block: x.toString(), by: 'W', pushed: ['W'], claimed: [], named: ['W'], unknown: false, aside: false }
+    for (const tell of ['gone', 'noted', 'landing', 'open'] as const) {
+      await saveReleaseRecords(dir, [kept], 'H')
+      const opening = new ReleaseOpening()
+      await opening.take(dir, 'H')
+      assert.deepEqual(opening.untold, [kept])
+      if (tell === 'gone') opening.teller().gone(x)
+      else if (tell === 'noted') opening.teller().noted([x], 'B')
+      else if (tell === 'landing') opening.teller().landingOf(x)
+      else await opening.open(holder().release)
+      assert.deepEqual(opening.untold, [], `told (${tell}): none given back`)
+    }
+  })
+})
+
+describe('release authority: the pending-origin window on a monotonic clock (mend37g2)', function () {
+  function sinkOn (held: Set<string>, teller: () => ReturnType<ReleaseOpening['teller']>): ReturnType<typeof releasingSink> {
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => { held.add(cid.toString()) }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return releasingSink(store, teller)
+  }
+
+  it('a wall clock stepped forward past PENDING_ORIGIN_MS does not end the window: C, a member a moment later, releases its block', async () => {
+    const members = new Set(['R'])
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    const x = await block(254)
+    await sinkOn(held, () => release).put(x, new Uint8Array([1]), { from: 'R', origin: 'C', verified: true })
+    const wall = Date.now
+    // (NTP or fake-hwclock steps the wall clock an hour on)
+    Date.now = () => wall() + 3600_000
+    try {
+      members.add('C')
+      assert.deepEqual(await release.answer([x], 'C'), [true], 'no time passed: C, a member now, releases it')
+    } finally {
+      Date.now = wall
+    }
+    assert.equal(held.has(x.toString()), false)
+  })
+
+  it('a push told while the daemon starts is timed from when it was told, not from open()', async () => {
+    const members = new Set(['R'])
+    let now = 1000
+    const { release, held } = holder({ relayedFreshMs: 0, member: p => members.has(p) })
+    ;(release as any).clock = () => now
+    const opening = new ReleaseOpening({ clock: () => now })
+    const x = await block(255)
+    await sinkOn(held, () => opening.teller()).put(x, new Uint8Array([1]), { from: 'R', origin: 'C', verified: true })
+    // the release made past the window's end
+    now += PENDING_ORIGIN_MS + 1
+    await opening.open(release)
+    members.add('C')
+    assert.deepEqual(await release.answer([x], 'C'), [false], 'C joined after its window: nobody\'s')
+    assert.equal(held.has(x.toString()), true)
   })
 })
