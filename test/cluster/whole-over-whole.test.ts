@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
 import { startMesh, until } from '../../harness/cluster.ts'
 import { agreed, shared, treeOf } from '../helpers/file-pair.ts'
+import { mkdir } from '../helpers/tree.ts'
 
 const dec = new TextDecoder()
 const enc = new TextEncoder()
@@ -120,6 +121,30 @@ describe('a whole version and a peer\'s whole version that arrives while it is b
     assert.equal(dec.decode(await agreed(h0, h1, 'inline-saw')), 'XaaY\n')
     assert.equal(h0.tree.conflicts().filter(c => c.path.startsWith('/inline-saw.conflict-')).length, 0)
     assert.equal(h1.tree.conflicts().filter(c => c.path.startsWith('/inline-saw.conflict-')).length, 0)
+  })
+
+  it('host 0 stamps an op that sees host 1\'s version after the close chose to stamp at its cut, before its stamp: refused there, its writes go over as extents', async () => {
+    const [h0, h1] = hosts
+    await shared(h0, h1, 'inline-between', enc.encode('aaaa\n'))
+    const fh = await h0.volume.open('/inline-between', 'r+')
+    await fh.write(enc.encode('X'), 0, 1, 0)
+    let between: Promise<unknown> | undefined
+    let atCut = false
+    const writes = await closeWhilePeerWrites(h0, h1, 'inline-between', fh, async () => { await inlinePeer(h1, 'inline-between') }, {
+      again: opts => {
+        if (between !== undefined) return
+        atCut = opts?.at !== undefined
+        // the close's build at the cut is about to be stamped: an op of host 0 that sees host 1's
+        // version (applied here) takes the tree's queue first
+        between = h0.tree.commitMany([mkdir(h0.tree.root, 'between-dir')], 'durable')
+      }
+    })
+    await between
+    assert.equal(atCut, true, 'the close chose to stamp at its cut')
+    // the stamp at the cut refused (it would have named the op that saw host 1's version)
+    assert.equal(writes, 2)
+    assert.equal(dec.decode(await agreed(h0, h1, 'inline-between')), 'XaaY\n')
+    assert.equal(h0.tree.conflicts().filter(c => c.path.startsWith('/inline-between.conflict-')).length, 0)
   })
 
   it('host 0\'s op on another file stamped before host 1\'s version came, its fsync not back when the close decides: still a conflict sibling', async () => {
