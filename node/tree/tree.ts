@@ -938,14 +938,18 @@ export class Tree extends EventTarget {
 
   /**
    * True when a commit stamped at `cut` now (CommitOptions.at) would have one of the ops `ids`
-   * (ops applied since the cut) in its causal past: an op of this host stamped since the cut saw
-   * it. An op of this host not applied yet saw what its parents saw (an op stamped before one of
-   * `ids` arrived did not see it, its fsync back or not).
+   * (ops applied since the state the cut goes with was read) in its causal past: one of the cut's
+   * heads is it or saw it (an op of this host stamped, not applied, when the cut was taken), or
+   * this host's newest op, stamped since the cut, is it or saw it. An op of this host not applied
+   * yet saw what its parents saw (an op stamped before one of `ids` arrived did not see it, its
+   * fsync back or not).
    */
   cutSees (cut: Cut, ids: Iterable<string>): boolean {
-    if (!this.stampedSince(cut)) return false
-    const newest = this.lastLocal as string
-    for (const id of ids) if (this.below(id, newest)) return true
+    const newest = this.stampedSince(cut) ? this.lastLocal as string : undefined
+    for (const id of ids) {
+      if (newest !== undefined && (id === newest || this.below(id, newest))) return true
+      for (const head of cut.heads) if (head.id === id || this.below(id, head.id)) return true
+    }
     return false
   }
 

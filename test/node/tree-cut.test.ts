@@ -145,4 +145,23 @@ describe('node/tree commits stamped at a cut', function () {
     await g
     assert.equal(a.cutSees(cut, [peer]), true)
   })
+
+  it('a cut taken while an op of this host on the file is stamped, not applied: that op, applied since, is seen at the cut (its heads name it)', async () => {
+    const { a, id } = await pair()
+    const hold = holdNextSync(a)
+    const x = a.commitMany([write(id, 'x')], 'durable')
+    await hold.held
+    const cut = a.cut()
+    hold.release()
+    const [{ cid }] = await x
+    assert.equal(a.stampedSince(cut), false)
+    assert.equal(a.cutSees(cut, [cid.toString()]), true)
+  })
+
+  it('this host\'s newest op, stamped since the cut: seen at the cut (a write at it names that op)', async () => {
+    const { a, id } = await pair()
+    const cut = a.cut()
+    const [{ cid }] = await a.commitMany([write(id, 'x')], 'durable')
+    assert.equal(a.cutSees(cut, [cid.toString()]), true)
+  })
 })
