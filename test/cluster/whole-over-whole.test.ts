@@ -123,6 +123,24 @@ describe('a whole version and a peer\'s whole version that arrives while it is b
     assert.equal(h1.tree.conflicts().filter(c => c.path.startsWith('/inline-saw.conflict-')).length, 0)
   })
 
+  it('the same with host 0\'s file truncated (no extents can hold that): built again over host 1\'s version, which history keeps', async () => {
+    const [h0, h1] = hosts
+    await shared(h0, h1, 'inline-saw-cut', enc.encode('aaaa\n'))
+    const fh = await h0.volume.open('/inline-saw-cut', 'r+')
+    await fh.truncate(2)
+    await fh.write(enc.encode('X'), 0, 1, 0)
+    const writes = await closeWhilePeerWrites(h0, h1, 'inline-saw-cut', fh, async () => { await inlinePeer(h1, 'inline-saw-cut') }, {
+      then: async () => { await h0.volume.writeFile('/busy-after-cut', enc.encode('other\n')) }
+    })
+    assert.equal(writes, 2)
+    assert.equal(dec.decode(await agreed(h0, h1, 'inline-saw-cut')), 'Xa')
+    for (const h of [h0, h1]) {
+      const id = h.tree.lookup('root', 'inline-saw-cut')?.inode as string
+      const kept = h.tree.history(id).some(v => v.content !== null && 'inline' in v.content && dec.decode(v.content.inline) === 'aaaY\n')
+      assert.ok(kept, 'host 1\'s version in history')
+    }
+  })
+
   it('host 0 stamps an op that sees host 1\'s version after the close chose to stamp at its cut, before its stamp: refused there, its writes go over as extents', async () => {
     const [h0, h1] = hosts
     await shared(h0, h1, 'inline-between', enc.encode('aaaa\n'))
