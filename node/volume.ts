@@ -1487,17 +1487,24 @@ export class Volume implements VolumeApi {
    * is not built over: this one, built again from the same state, is stamped at the mark's cut
    * (CommitOptions.at: its parents what it read), concurrent with that version on every host
    * (crdt.ts keeps the one that sorts first as a conflict sibling), unless an op this host stamped
-   * since the mark saw what came (Tree.cutSees): then it replaces that version as before (whole37). Past
-   * WHOLE_WRITE_TRIES (a file that keeps moving),
-   * this host's written bytes go as positioned extents over the version's content instead, which
-   * hold nothing they did not read (OpenFile.ownExtents); a state that cannot be extents (cut by a
-   * truncate) is stamped as it is then, and logged.
+   * since the mark saw what came (Tree.cutSees, an op on its way too): then no stamp can be
+   * concurrent with it, and this host's written bytes go as positioned extents over it, which
+   * hold nothing they did not read (OpenFile.ownExtents): the version that came is kept but where
+   * this host wrote (mend37w; a state that cannot be extents, cut by a truncate, is built again over
+   * it and replaces it, history keeping it, as before). Past WHOLE_WRITE_TRIES (a file that keeps
+   * moving), this host's written bytes go as positioned extents over the version's content too;
+   * a state that cannot be extents is stamped as it is then, and logged.
    */
   private async commitOpen (f: OpenFile, stampIt: (bodies: OpBody[], kept: boolean, guarded: Pick<CommitOptions, 'guard' | 'at'>) => Promise<void>, opts: AbortOptions & CommitFor): Promise<Committed | undefined> {
     let stuck = false
     // the cut of the mark a version came after (a peer's whole version arrived while this one was
     // built): the next build is stamped at it, concurrent with what came since
     let over: Cut | undefined
+    // a version came that no stamp can be concurrent with (an op this host stamped since the
+    // mark saw it: Tree.cutSees): this host's writes go as positioned extents over it (`mine`),
+    // or, a state that cannot be extents, its version is built again over it (`asWhole`)
+    let mine = false
+    let asWhole = false
     for (let tries = 1; ; tries++) {
       const last = stuck || tries >= WHOLE_WRITE_TRIES
       try {
@@ -1506,6 +1513,18 @@ export class Volume implements VolumeApi {
           const whole = c.extents === undefined && c.append === undefined
           const mark = f.mark
           if (!whole || mark === undefined) return await stampIt(this.writeBodies(f, c), c.kept === true, {})
+          if (mine) {
+            const own = f.ownExtents(c)
+            if (own === undefined) {
+              // (a truncate here, or no bytes written: built again over the version that came)
+              mine = false
+              asWhole = true
+              throw new GuardError()
+            }
+            c.extents = own
+            log('inode %s: a version came that an op of this host saw: its writes committed over it as %d extents', f.inode, own.length)
+            return await stampIt(this.writeBodies(f, c), c.kept === true, {})
+          }
           if (over !== undefined && !last) {
             // made over the mark's version, not the one that came since: stamped as made at the
             // mark (its parents what it read), so every host's CRDT takes the two versions as
@@ -1546,10 +1565,18 @@ export class Volume implements VolumeApi {
           over = mark.cut
           continue
         }
-        if (since === undefined && state.mark !== undefined) {
+        if (since === undefined && state.mark !== undefined && !asWhole) {
           // a version came between, and an op this host stamped since the mark saw it (no stamp
-          // can leave it out of its past then), or the mark has no cut: this one
-          // replaces it as before (its history keeps it); the appends made over it land after this
+          // can leave it out of its past), or the mark has no cut, or a catch-up stopped part-way
+          // laid peers' bytes over the state: this host's written bytes go over the version that
+          // came as positioned extents (OpenFile.ownExtents), which keep it but where this host wrote
+          mine = true
+          continue
+        }
+        asWhole = false
+        if (since === undefined && state.mark !== undefined) {
+          // a version came between, not to be left out of this one's past (as above), and this
+          // state cannot be extents (a truncate here): this one replaces it as before (its history keeps it); the appends made over it land after this
           // host's bytes, as over a write that did not see them, and its positioned extents, made
           // over its bytes, go with it
           log('inode %s: a version came while its version was built: stamped over it', f.inode)

@@ -65,8 +65,8 @@ export interface CommitOptions {
    * op received since is not in the batch's causal past and the CRDT takes the two as concurrent
    * (its rules for concurrent writes, the same on every host), where the heads at the stamp would
    * claim the batch saw it. This host's ops form a chain: with ops of this host stamped since the
-   * cut, the first op names the newest of them too (what it saw is then in the batch's past:
-   * cutSees() tells, for a guard), or the heads now while that one is not applied yet.
+   * cut, the first op names the newest of them too, applied or on its way (what it saw is then in
+   * the batch's past: cutSees() tells, for a guard).
    */
   at?: Cut
 }
@@ -189,6 +189,11 @@ export class Tree extends EventTarget {
    */
   private readonly stampHeads = new Heads<Op>()
   private lastLocal: string | undefined
+  /**
+   * This host's ops stamped and not applied yet (their fsync not back), by id: what such an op
+   * saw is what its parents saw (cutSees, cutParents), as the DAG does not hold it yet.
+   */
+  private readonly onTheirWay = new Map<string, Op>()
   /**
    * This host's ops stamped and on their way to the log, not applied yet (commitMany waits for
    * their sync): getOp gives them too, to a peer asked to hold one before it is durable here
@@ -622,6 +627,7 @@ export class Tree extends EventTarget {
         const id = op.id
         this.stampHeads.add(op.parentIds, id, op)
         this.lastLocal = id
+        this.onTheirWay.set(id, op)
         ops.push(op)
       }
       for (const inode of named) {
@@ -648,6 +654,7 @@ export class Tree extends EventTarget {
       this.integrate(ops, true)
     } finally {
       if (opts.stamped !== undefined) for (const op of ops) this.unsettled.delete(op.id)
+      for (const op of ops) this.onTheirWay.delete(op.id)
       this.landed(named, landing, done)
     }
     return ops.map(op => {
@@ -931,36 +938,57 @@ export class Tree extends EventTarget {
 
   /**
    * True when a commit stamped at `cut` now (CommitOptions.at) would have one of the ops `ids`
-   * (ops applied since the cut) in its causal past: an op of this host stamped since the cut saw
-   * it, or is not applied yet (its past is not known here then: taken as seen).
+   * (ops applied since the state the cut goes with was read) in its causal past: one of the cut's
+   * heads is it or saw it (an op of this host stamped, not applied, when the cut was taken), or
+   * this host's newest op, stamped since the cut, is it or saw it. An op of this host not applied
+   * yet saw what its parents saw (an op stamped before one of `ids` arrived did not see it, its
+   * fsync back or not).
    */
   cutSees (cut: Cut, ids: Iterable<string>): boolean {
-    if (!this.stampedSince(cut)) return false
-    const last = this.lastLocal === undefined ? undefined : this.dag.get(this.lastLocal)
-    if (last === undefined) return true
+    const newest = this.stampedSince(cut) ? this.lastLocal as string : undefined
     for (const id of ids) {
-      const n = this.dag.get(id)
-      if (n === undefined || this.dag.before(n, last)) return true
+      if (newest !== undefined && (id === newest || this.below(id, newest))) return true
+      for (const head of cut.heads) if (head.id === id || this.below(id, head.id)) return true
     }
     return false
   }
 
   /**
-   * The parents of an op stamped at `cut`: its heads, and this host's newest op when stamped
-   * since (the heads in that one's past left out); undefined (the heads now) while that op is not
-   * applied.
+   * True when op `id` is in the causal past of this host's op `of` (a strict ancestor): `of`
+   * applied, or stamped and on its way (its past then its parents' and theirs: the ops on their
+   * way are this host's newest few, each walked once). An op neither known nor on its way counts
+   * as seen.
    */
-  private cutParents (cut: Cut): CID[] | undefined {
+  private below (id: string, of: string): boolean {
+    const target = this.dag.get(id)
+    const walked = new Set<string>()
+    const reaches = (x: string): boolean => {
+      if (x === id) return true
+      const n = this.dag.get(x)
+      if (n !== undefined) return target !== undefined && this.dag.before(target, n)
+      if (walked.has(x)) return false
+      walked.add(x)
+      const op = this.onTheirWay.get(x)
+      return op === undefined || op.parentIds.some(reaches)
+    }
+    const n = this.dag.get(of)
+    if (n !== undefined) return target !== undefined && this.dag.before(target, n)
+    const op = this.onTheirWay.get(of)
+    return op === undefined || op.parentIds.some(reaches)
+  }
+
+  /**
+   * The parents of an op stamped at `cut`: its heads, and this host's newest op when stamped
+   * since (the heads in that one's past left out, that op applied or on its way): this host's
+   * ops stay one chain.
+   */
+  private cutParents (cut: Cut): CID[] {
     let heads = cut.heads
     const newest = this.lastLocal
     if (this.stampedSince(cut) && newest !== undefined) {
-      const last = this.dag.get(newest)
-      if (last === undefined) return undefined
-      // (a head not in the DAG is an op of this host on its way then: below its newest)
-      heads = [...heads.filter(op => {
-        const n = this.dag.get(op.id)
-        return n !== undefined && !this.dag.before(n, last)
-      }), last.op]
+      const last = this.dag.get(newest)?.op ?? this.onTheirWay.get(newest) ?? this.stampHeads.get(newest)
+      if (last === undefined) throw new Error(`this host's newest op ${newest} is neither applied nor on its way`)
+      heads = [...heads.filter(op => op.id !== newest && !this.below(op.id, newest)), last]
     }
     let ops = [...heads].sort(byId)
     if (ops.length > MAX_PARENTS) {

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
 import { startMesh, until } from '../../harness/cluster.ts'
 import { agreed, shared, treeOf } from '../helpers/file-pair.ts'
+import { mkdir } from '../helpers/tree.ts'
 
 const dec = new TextDecoder()
 const enc = new TextEncoder()
@@ -25,20 +26,26 @@ async function inlinePeer (h1: Host, name: string): Promise<void> {
 
 /**
  * Host 0's close of its open /name (`fh`), with host 1's `peer` change of /name made, closed and
- * received by host 0 right before host 0's first stamp of its version (the close in flight).
- * Returns how many of host 0's commits named the file as a `write`.
+ * received by host 0 right before host 0's first stamp of its version (the close in flight):
+ * `first` runs before host 1's change, `then` after host 0 has it, `again` at each later commit
+ * of a `write` of the file (before it is stamped). Returns how many of host 0's commits named the
+ * file as a `write`.
  */
-async function closeWhilePeerWrites (h0: Host, h1: Host, name: string, fh: { close: () => Promise<void> }, peer: () => Promise<void>, then?: () => Promise<void>): Promise<number> {
+async function closeWhilePeerWrites (h0: Host, h1: Host, name: string, fh: { close: () => Promise<void> }, peer: () => Promise<void>, hooks: { first?: () => Promise<void>, then?: () => Promise<void>, again?: (opts: { at?: unknown } | undefined) => void } = {}): Promise<number> {
   const id = h0.tree.lookup('root', name)?.inode as string
   const tree = h0.tree as unknown as { commitMany: (bodies: any[], ...rest: unknown[]) => Promise<unknown> }
   const commitMany = tree.commitMany.bind(tree)
   let writes = 0
   tree.commitMany = async (bodies, ...rest) => {
-    if (bodies.some(b => b.inode === id && b.type === 'write') && writes++ === 0) {
+    const write = bodies.some(b => b.inode === id && b.type === 'write')
+    if (write && writes++ === 0) {
+      await hooks.first?.()
       const before = h0.tree.fileMark(id)?.version
       await peer()
       await until('host 0 has host 1\'s version', () => h0.tree.fileMark(id)?.version !== before, 60_000)
-      await then?.()
+      await hooks.then?.()
+    } else if (write) {
+      hooks.again?.(rest[1] as { at?: unknown } | undefined)
     }
     return await commitMany(bodies, ...rest)
   }
@@ -100,24 +107,108 @@ describe('a whole version and a peer\'s whole version that arrives while it is b
     assert.deepEqual(sibs.map(s => dec.decode(s)), ['aaaY\n'])
   })
 
-  it('host 0 stamped another file\'s op after host 1\'s version came (so saw it): stamped over it as before, both hosts alike', async () => {
+  it('host 0 stamped another file\'s op after host 1\'s version came (so saw it): host 0\'s writes go over it as extents, host 1\'s bytes kept but where host 0 wrote', async () => {
     const [h0, h1] = hosts
     await shared(h0, h1, 'inline-saw', enc.encode('aaaa\n'))
     const fh = await h0.volume.open('/inline-saw', 'r+')
     await fh.write(enc.encode('X'), 0, 1, 0)
-    const writes = await closeWhilePeerWrites(h0, h1, 'inline-saw', fh, async () => { await inlinePeer(h1, 'inline-saw') }, async () => {
-      await h0.volume.writeFile('/busy-after', enc.encode('other\n'))
+    const writes = await closeWhilePeerWrites(h0, h1, 'inline-saw', fh, async () => { await inlinePeer(h1, 'inline-saw') }, {
+      then: async () => { await h0.volume.writeFile('/busy-after', enc.encode('other\n')) }
     })
-    // no stamp can leave host 1's version out of the close's past: built again over it
-    assert.equal(writes, 2)
-    assert.equal(dec.decode(await agreed(h0, h1, 'inline-saw')), 'Xaaa\n')
+    // no stamp can leave host 1's version out of the close's past: no second whole version,
+    // host 0's byte positioned over host 1's version
+    assert.equal(writes, 1)
+    assert.equal(dec.decode(await agreed(h0, h1, 'inline-saw')), 'XaaY\n')
     assert.equal(h0.tree.conflicts().filter(c => c.path.startsWith('/inline-saw.conflict-')).length, 0)
-    // (host 1's version stays in the file's history on both hosts)
+    assert.equal(h1.tree.conflicts().filter(c => c.path.startsWith('/inline-saw.conflict-')).length, 0)
+  })
+
+  it('the same with host 0\'s file truncated (no extents can hold that): built again over host 1\'s version, which history keeps', async () => {
+    const [h0, h1] = hosts
+    await shared(h0, h1, 'inline-saw-cut', enc.encode('aaaa\n'))
+    const fh = await h0.volume.open('/inline-saw-cut', 'r+')
+    await fh.truncate(2)
+    await fh.write(enc.encode('X'), 0, 1, 0)
+    const writes = await closeWhilePeerWrites(h0, h1, 'inline-saw-cut', fh, async () => { await inlinePeer(h1, 'inline-saw-cut') }, {
+      then: async () => { await h0.volume.writeFile('/busy-after-cut', enc.encode('other\n')) }
+    })
+    assert.equal(writes, 2)
+    assert.equal(dec.decode(await agreed(h0, h1, 'inline-saw-cut')), 'Xa')
     for (const h of [h0, h1]) {
-      const id = h.tree.lookup('root', 'inline-saw')?.inode as string
+      const id = h.tree.lookup('root', 'inline-saw-cut')?.inode as string
       const kept = h.tree.history(id).some(v => v.content !== null && 'inline' in v.content && dec.decode(v.content.inline) === 'aaaY\n')
       assert.ok(kept, 'host 1\'s version in history')
     }
+  })
+
+  it('host 0 stamps an op that sees host 1\'s version after the close chose to stamp at its cut, before its stamp: refused there, its writes go over as extents', async () => {
+    const [h0, h1] = hosts
+    await shared(h0, h1, 'inline-between', enc.encode('aaaa\n'))
+    const fh = await h0.volume.open('/inline-between', 'r+')
+    await fh.write(enc.encode('X'), 0, 1, 0)
+    let between: Promise<unknown> | undefined
+    let atCut = false
+    const writes = await closeWhilePeerWrites(h0, h1, 'inline-between', fh, async () => { await inlinePeer(h1, 'inline-between') }, {
+      again: opts => {
+        if (between !== undefined) return
+        atCut = opts?.at !== undefined
+        // the close's build at the cut is about to be stamped: an op of host 0 that sees host 1's
+        // version (applied here) takes the tree's queue first
+        between = h0.tree.commitMany([mkdir(h0.tree.root, 'between-dir')], 'durable')
+      }
+    })
+    await between
+    assert.equal(atCut, true, 'the close chose to stamp at its cut')
+    // the stamp at the cut refused (it would have named the op that saw host 1's version)
+    assert.equal(writes, 2)
+    assert.equal(dec.decode(await agreed(h0, h1, 'inline-between')), 'XaaY\n')
+    assert.equal(h0.tree.conflicts().filter(c => c.path.startsWith('/inline-between.conflict-')).length, 0)
+  })
+
+  it('host 0\'s op on another file stamped before host 1\'s version came, its fsync not back when the close decides: still a conflict sibling', async () => {
+    const [h0, h1] = hosts
+    await shared(h0, h1, 'inline-inflight', enc.encode('aaaa\n'))
+    const fh = await h0.volume.open('/inline-inflight', 'r+')
+    await fh.write(enc.encode('X'), 0, 1, 0)
+    // host 0's mkdir is written to its log, but its fsync is back only once released: at the
+    // close's next build (its decision taken while the mkdir is in flight)
+    const log = (h0.tree as unknown as { log: { append: (records: Uint8Array[], d?: string) => Promise<void> } }).log
+    const append = log.append.bind(log)
+    let release!: () => void
+    const gate = new Promise<void>(resolve => { release = resolve })
+    let reached!: () => void
+    const held = new Promise<void>(resolve => { reached = resolve })
+    let other: Promise<unknown> | undefined
+    let inFlight: boolean | undefined
+    try {
+      await closeWhilePeerWrites(h0, h1, 'inline-inflight', fh, async () => { await inlinePeer(h1, 'inline-inflight') }, {
+        first: async () => {
+          log.append = async (records, d) => {
+            const p = append(records, d)
+            if (!records.some(r => Buffer.from(r.buffer, r.byteOffset, r.byteLength).includes('inflight-dir'))) return await p
+            log.append = append
+            reached()
+            await p
+            await gate
+          }
+          other = h0.volume.mkdir('/inflight-dir')
+          // stamped (its append reached) before host 1's version is made
+          await held
+        },
+        again: () => {
+          inFlight ??= h0.tree.lookup('root', 'inflight-dir') === undefined
+          release()
+        }
+      })
+    } finally {
+      log.append = append
+      release()
+      await other
+    }
+    assert.equal(inFlight, true, 'the mkdir not applied yet when the close built its version again')
+    assert.equal(dec.decode(await agreed(h0, h1, 'inline-inflight')), 'Xaaa\n')
+    const sibs = await siblings(h0, h1, 'inline-inflight')
+    assert.deepEqual(sibs.map(s => dec.decode(s)), ['aaaY\n'])
   })
 
   it('a large file: host 1\'s whole chunk, closed, stays as a conflict sibling on both hosts', async () => {

@@ -4,8 +4,38 @@
 // would claim it saw the peer's version and replace it. This host's ops stay one chain.
 import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
+import * as dagCbor from '@ipld/dag-cbor'
+import type { CID } from 'multiformats/cid'
 import { replica, mkfile, write, sync, snapshot, text } from '../helpers/tree.ts'
 import type { Tree } from '../../node/tree/index.ts'
+
+/** The parents an op of `tree` names, as CID strings. */
+function parentsOf (tree: Tree, cid: CID): string[] {
+  const bytes = tree.getOp(cid)
+  assert.ok(bytes !== undefined, `op ${cid.toString()} in the tree`)
+  return (dagCbor.decode(bytes) as { parents: CID[] }).parents.map(p => p.toString())
+}
+
+/**
+ * Hold `tree`'s next durable log append: it is written, but the commit sees its fsync back only
+ * once `release()` is called (a commit stamped, not yet applied). Later appends are not held.
+ */
+function holdNextSync (tree: Tree): { release: () => void, held: Promise<void> } {
+  const log = (tree as unknown as { log: { append: (records: Uint8Array[], d?: string) => Promise<void> } }).log
+  const append = log.append.bind(log)
+  let release!: () => void
+  const gate = new Promise<void>(resolve => { release = resolve })
+  let reached!: () => void
+  const held = new Promise<void>(resolve => { reached = resolve })
+  log.append = async (records, d) => {
+    log.append = append
+    const p = append(records, d)
+    reached()
+    await p
+    await gate
+  }
+  return { release, held }
+}
 
 function siblingsOf (tree: Tree, name: string): string[] {
   return tree.conflicts().filter(c => c.path.startsWith(`/${name}.conflict-`)).map(c => text(tree, c.path) as string)
@@ -54,11 +84,14 @@ describe('node/tree commits stamped at a cut', function () {
 
   it('ops of this host stamped since the cut, before the peer\'s write arrived: named too, still concurrent', async () => {
     const { a, b, id, cut, peer } = await pair()
-    await a.commitMany([mkfile(a.root, 'g', 'g')])
+    const [{ cid: g }] = await a.commitMany([mkfile(a.root, 'g', 'g')])
     await sync(b, a)
     assert.equal(a.stampedSince(cut), true)
     assert.equal(a.cutSees(cut, [peer]), false)
-    await a.commitMany([write(id, 'c'), mkfile(a.root, 'h', 'h')], 'durable', { at: cut })
+    const [{ cid: x }] = await a.commitMany([write(id, 'c'), mkfile(a.root, 'h', 'h')], 'durable', { at: cut })
+    // this host's ops stay one chain: the write at the cut names a's newest op, not only the cut's heads
+    assert.ok(parentsOf(a, x).includes(g.toString()), 'the write at the cut names this host\'s newest op')
+    assert.ok(!parentsOf(a, x).includes(peer), 'nor the peer\'s write')
     await sync(a, b)
     assert.equal(text(a, '/f'), 'c')
     assert.equal(text(a, '/g'), 'g')
@@ -75,5 +108,60 @@ describe('node/tree commits stamped at a cut', function () {
     await sync(b, a)
     await a.commitMany([mkfile(a.root, 'g', 'g')])
     assert.equal(a.cutSees(cut, [peer]), true)
+  })
+
+  it('an op of this host stamped before the peer\'s write arrived, its fsync not back yet: not seen, and a write at the cut stamped meanwhile is concurrent with the peer\'s', async () => {
+    const { a, b, id, cut, peer } = await pair()
+    const hold = holdNextSync(a)
+    // a's op on another file, stamped before b's write reaches a, applied once its fsync is back
+    let gApplied = false
+    const g = a.commitMany([mkfile(a.root, 'g', 'g')], 'durable').then(r => { gApplied = true; return r })
+    await hold.held
+    await sync(b, a)
+    assert.equal(gApplied, false)
+    assert.equal(a.stampedSince(cut), true)
+    assert.equal(a.cutSees(cut, [peer]), false, 'the op in flight named no op of b')
+    // stamped at the cut while g is still in flight: over g (a's chain), not over b's write
+    const x = a.commitMany([write(id, 'c')], 'durable', { at: cut, guard: () => !a.cutSees(cut, [peer]) })
+    hold.release()
+    const [[{ cid: gc }], [{ cid: xc }]] = await Promise.all([g, x])
+    assert.equal(a.cutSees(cut, [peer]), false)
+    assert.ok(parentsOf(a, xc).includes(gc.toString()), 'the write names this host\'s op in flight')
+    assert.ok(!parentsOf(a, xc).includes(peer), 'not the peer\'s write')
+    await sync(a, b)
+    assert.equal(text(a, '/f'), 'c')
+    assert.deepEqual(siblingsOf(a, 'f'), ['b'])
+    assert.equal(snapshot(a), snapshot(b))
+  })
+
+  it('an op of this host stamped after the peer\'s write arrived, its fsync not back yet: seen', async () => {
+    const { a, b, cut, peer } = await pair()
+    await sync(b, a)
+    const hold = holdNextSync(a)
+    const g = a.commitMany([mkfile(a.root, 'g', 'g')], 'durable')
+    await hold.held
+    assert.equal(a.cutSees(cut, [peer]), true)
+    hold.release()
+    await g
+    assert.equal(a.cutSees(cut, [peer]), true)
+  })
+
+  it('a cut taken while an op of this host on the file is stamped, not applied: that op, applied since, is seen at the cut (its heads name it)', async () => {
+    const { a, id } = await pair()
+    const hold = holdNextSync(a)
+    const x = a.commitMany([write(id, 'x')], 'durable')
+    await hold.held
+    const cut = a.cut()
+    hold.release()
+    const [{ cid }] = await x
+    assert.equal(a.stampedSince(cut), false)
+    assert.equal(a.cutSees(cut, [cid.toString()]), true)
+  })
+
+  it('this host\'s newest op, stamped since the cut: seen at the cut (a write at it names that op)', async () => {
+    const { a, id } = await pair()
+    const cut = a.cut()
+    const [{ cid }] = await a.commitMany([write(id, 'x')], 'durable')
+    assert.equal(a.cutSees(cut, [cid.toString()]), true)
   })
 })
