@@ -18,7 +18,8 @@ const log = logger('keeper:release')
 
 /**
  * Calls told while the daemon starts (puts, promises, removals; see ReleaseOpening) kept at most:
- * 16,384 pushes of 256 KiB fragments are 4 GiB landing before the release is made, ~3 MiB here.
+ * a push through the sink is four (its landing's begin and end, arriving, arrived), so 4,096
+ * pushes of 256 KiB fragments, 1 GiB landing before the release is made, ~3 MiB here.
  * Past it every one is dropped and no record restored (every block held is nobody's, as before
  * gc37).
  */
