@@ -3,6 +3,7 @@
 import type { CID } from 'multiformats/cid'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { ChunkService, LocalLeaves, Space, Staging, Store, rememberingLeaves } from '../data/index.ts'
 import type { Codec, SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
@@ -203,7 +204,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // (below: it needs the volume, custody, pins) are kept and told to it after the records
     // (review37b: restored over them, they let the last stop's putter delete a block another
     // writer pushed or was promised during the start)
-    const opening = new ReleaseOpening()
+    // one monotonic clock for both (a push told to the opening is stamped on it, and the
+    // release times its windows from that stamp: ReleaseComponents `clock`)
+    const releaseClock = (): number => performance.now()
+    const opening = new ReleaseOpening({ clock: releaseClock })
     await opening.take(dir, host.peerId)
     // a start failing before the release is made (bad options, a swarm or sync start error, a
     // stop meanwhile) writes them back if nothing was told since (review37f: they were lost);
@@ -467,7 +471,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })
     // (tests: what lands while the daemon starts, before its release is made)
     await opts.beforeRelease?.()
-    const made = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), inUse: cid => chunks.open.hasFragment(cid), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), disown: (cids, peer) => { custody.disown(cids, peer) }, retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS, relayedRecheckMs: opts.releaseRecheckMs, originsByAll: () => features.supportedByAll(FEATURE_ORIGINS), member: peer => members.record(peer) !== undefined || host.connected(peer) })
+    const made = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), inUse: cid => chunks.open.hasFragment(cid), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), disown: (cids, peer) => { custody.disown(cids, peer) }, retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS, relayedRecheckMs: opts.releaseRecheckMs, originsByAll: () => features.supportedByAll(FEATURE_ORIGINS), member: peer => members.record(peer) !== undefined || host.connected(peer), clock: releaseClock })
     // the records the last clean stop kept (taken above), then what was told since (ReleaseOpening)
     const keptRecords = opening.taken
     const restored = await opening.open(made)

@@ -18,11 +18,15 @@ const log = logger('keeper:release')
 
 /**
  * Calls told while the daemon starts (puts, promises, removals; see ReleaseOpening) kept at most:
- * 16,384 pushes of 256 KiB fragments are 4 GiB landing before the release is made, ~3 MiB here.
+ * a push through the sink is four (its landing's begin and end, arriving, arrived), so 4,096
+ * pushes of 256 KiB fragments, 1 GiB landing before the release is made, ~3 MiB here.
  * Past it every one is dropped and no record restored (every block held is nobody's, as before
  * gc37).
  */
 export const OPENING_CALLS_MAX = 16_384
+
+/** A put begun on the opening (landingOf): its block, and its landing's end on the release once begun there. */
+interface OpeningPut { readonly cid: CID, end?: () => void }
 
 /** What the daemon tells its release until it is made (see the top of this file). */
 export class ReleaseOpening implements ReleaseTeller {
@@ -34,17 +38,19 @@ export class ReleaseOpening implements ReleaseTeller {
   private opened?: Release
   /** Told anything (a put, a promise, a removal, a put begun) or open() begun: the records taken may be stale since (see untold). */
   private told = false
-  /**
-   * block -> the puts of it under way that began here (releasingSink's landingOf), not bounded by
-   * OPENING_CALLS_MAX (there are as many as puts in flight): open() begins one landing on the
-   * release for each still under way, its record then not forgotten for room before the put's
-   * arrived() (review37f: a record replayed at open() and forgotten for room before the put
-   * landed was rebuilt clean by arrived(), naming its pusher alone, the review36c hole).
-   * `ends`: the release's own landings, ended one by one as these puts end.
-   */
   /** The release's monotonic clock (ReleaseComponents `clock`): a put told here is stamped when told. */
   private readonly clock: () => number
-  private readonly landings = new Map<string, { cid: CID, n: number, ends: Array<() => void> }>()
+  /**
+   * The puts begun here and still under way (releasingSink's landingOf), not bounded by
+   * OPENING_CALLS_MAX (there are as many as puts in flight). Each put's landing on the release
+   * begins and ends in order with the calls replayed at open() (mend37g3, review37i: a put begun
+   * and ended before open() kept no landing in the replay, so a record its calls made could be
+   * forgotten for room mid-replay where, told live, the landing kept it); one still under way as
+   * open() begins is handed on at once, before restore() fills the table (review37f: a record
+   * forgotten for room before the put landed was rebuilt clean by arrived(), naming its pusher
+   * alone, the review36c hole).
+   */
+  private readonly under = new Set<OpeningPut>()
 
   constructor (opts: { clock?: () => number } = {}) {
     this.clock = opts.clock ?? (() => performance.now())
@@ -74,34 +80,33 @@ export class ReleaseOpening implements ReleaseTeller {
 
   landingOf (cid: CID): () => void {
     this.told = true
-    const key = cid.toString()
-    let l = this.landings.get(key)
-    if (l === undefined) {
-      l = { cid, n: 0, ends: [] }
-      this.landings.set(key, l)
-    }
-    const landing = l
-    landing.n++
+    const p: OpeningPut = { cid }
+    this.under.add(p)
+    // (its own landing, begun on the release in its place among the calls; at once if handed on before)
+    this.keep(r => { p.end ??= r.landingOf(cid) })
     let ended = false
     return () => {
       if (ended) return
       ended = true
-      // (one of the release's landings of it, once open() began them)
-      landing.ends.pop()?.()
-      if (--landing.n === 0 && this.landings.get(key) === landing) this.landings.delete(key)
+      this.under.delete(p)
+      // once the release is told directly (or no call is replayed: past the bound), ended now;
+      // else in its place among the calls (a landing handed on keeps its record meanwhile)
+      if (this.opened !== undefined || this.over) p.end?.()
+      else this.keep(() => { p.end?.() })
     }
   }
 
-  /** Begins a landing on `release` for every put begun here and still under way (see `landings`; past the bound, each counted as of a block held). */
+  /** Begins a landing on `release` for every put begun here, still under way and not handed on yet (past the bound, each counted as of a block held). */
   private handLandings (release: Release): void {
-    for (const l of this.landings.values()) {
+    for (const p of this.under) {
       // past the bound, a put begun here counts as of a block held before it: its store stat may
       // predate another writer's put of the same bytes, dropped here (review37f: B's put saw Y
       // not held, C's put of Y landed and was dropped, B's arrived() after open() made Y B's
       // alone, and B's release deleted the copy C needs)
-      while (l.ends.length < l.n) l.ends.push(release.landingOf(l.cid, { held: this.over }))
+      p.end ??= release.landingOf(p.cid, { held: this.over })
     }
   }
+
   arriving (...a: Parameters<Release['arriving']>): void {
     const [cid, from, origin, opts] = a
     // timed from now, not from open() (a pending origin's window, a push's freshness: mend37g2)
@@ -141,8 +146,9 @@ export class ReleaseOpening implements ReleaseTeller {
     const calls = this.over ? [] : this.calls
     this.kept = []
     this.calls = []
-    // (and those begun while restore() ran)
-    this.handLandings(release)
+    // past the bound no call is replayed: the puts begun while restore() ran and still under way
+    // are handed on here (the others begin theirs in the replay)
+    if (this.over) this.handLandings(release)
     for (const call of calls) call(release)
     this.opened = release
     return n

@@ -1002,6 +1002,100 @@ describe('release opening: puts spanning open() (mend37g2, review37f)', function
   })
 })
 
+describe('release opening: the calls replayed at open() keep each put\'s landing where it was (mend37g3, review37i)', function () {
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  /** A sink over `held` whose first put waits in the store until `unblock()`; `entered` resolves once it waits there. */
+  function gatedSink (held: Set<string>, teller: () => ReturnType<ReleaseOpening['teller']>): { sink: ReturnType<typeof releasingSink>, entered: Promise<void>, unblock: () => void } {
+    let unblock!: () => void
+    const gate = new Promise<void>(resolve => { unblock = resolve })
+    let enter!: () => void
+    const entered = new Promise<void>(resolve => { enter = resolve })
+    let first = true
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => {
+        if (first) { first = false; enter(); await gate }
+        held.add(cid.toString())
+      }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return { sink: releasingSink(store, teller), entered, unblock }
+  }
+  const filler = async (i: number): Promise<CID> => CID.createV1(0x55, await sha256.digest(new Uint8Array([i & 255, (i >> 8) & 255, (i >> 16) & 255, 7, 7])))
+
+  for (const live of [true, false]) {
+    it(`B's put of Y spans C's whole put of Y and 1,100 more of B's, all ${live ? 'told to the release itself (control)' : 'before open() (replayed)'}, the table full from the last stop: B may not have C's copy deleted`, async function () {
+      this.timeout(300_000)
+      // the last stop kept PUT_REMEMBER_MAX records of 64 other peers (1,024 each)
+      const dir = await tempDir(t)
+      const before = holder({ relayedFreshMs: 0 })
+      const fill: CID[] = []
+      for (let i = 0; i < PUT_REMEMBER_MAX; i++) {
+        const c = await filler(i)
+        fill.push(c)
+        before.held.add(c.toString())
+        before.release.arriving(c, `F${i >> 10}`, `F${i >> 10}`)
+      }
+      await saveReleaseRecords(dir, before.release.records(), 'H')
+      const { release, held } = holder({ relayedFreshMs: 0 })
+      for (const c of fill) held.add(c.toString())
+      const opening = new ReleaseOpening()
+      await opening.take(dir, 'H')
+      if (live) assert.equal(await opening.open(release), PUT_REMEMBER_MAX)
+      const y = await block(240)
+      const { sink, entered, unblock } = gatedSink(held, () => opening.teller())
+      // B's put of Y asked the store (not held) and waits in its put
+      const bPut = sink.put(y, new Uint8Array([1]), { from: 'B', origin: 'B', verified: true })
+      await entered
+      // C's put of Y, begun and ended meanwhile
+      await sink.put(y, new Uint8Array([1]), { from: 'C', origin: 'C', verified: true })
+      // B's write goes on: B becomes the peer with the most records
+      for (let i = 0; i < 1100; i++) {
+        const c = CID.createV1(0x55, await sha256.digest(new Uint8Array([i & 255, (i >> 8) & 255, 9, 9, 9])))
+        await sink.put(c, new Uint8Array([2]), { from: 'B', origin: 'B', verified: true })
+      }
+      unblock()
+      await bPut
+      if (!live) assert.equal(await opening.open(release), PUT_REMEMBER_MAX)
+      assert.deepEqual(await release.answer([y], 'B'), [false], 'C pushed Y too: B may not have it deleted')
+      assert.equal(held.has(y.toString()), true)
+    })
+  }
+
+  it('a put begun and ended while open() restores the records does not end the landing of a put begun before open() and still under way', async () => {
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const x = await block(241)
+    const y = await block(242)
+    held.add(x.toString())
+    const dir = await tempDir(t)
+    await saveReleaseRecords(dir, [{ block: x.toString(), by: 'W', pushed: ['W'], claimed: [], named: ['W'], unknown: false, aside: false }], 'H')
+    const opening = new ReleaseOpening()
+    await opening.take(dir, 'H')
+    // restore() waits in its store stat until `go()`
+    let go!: () => void
+    const gate = new Promise<void>(resolve => { go = resolve })
+    let inRestore!: () => void
+    const entered = new Promise<void>(resolve => { inRestore = resolve })
+    const store = (release as any).c.store
+    const has = store.has
+    store.has = async (cid: CID) => { inRestore(); await gate; return await has(cid) }
+    const landing = (): number | undefined => (release as any).landing.get(y.toString())
+    // B's put of Y, under way across open()
+    const b = opening.teller().landingOf(y)
+    const opened = opening.open(release)
+    await entered
+    assert.equal(landing(), 1, 'B\'s put handed on before restore()')
+    // C's put of Y, begun and ended while restore() runs
+    opening.teller().landingOf(y)()
+    assert.equal(landing(), 1, 'B\'s put (under way) keeps its landing while restore() runs')
+    go()
+    await opened
+    assert.equal(landing(), 1, 'B\'s put still under way after open()')
+    b()
+    assert.equal(landing(), undefined, 'B\'s put ended: no landing left')
+  })
+})
+
 describe('release opening: the records taken, given back only while untold (mend37g2)', function () {
   const t = new Teardown()
   after(async () => { await t.run() })
