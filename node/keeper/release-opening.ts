@@ -18,12 +18,12 @@ const log = logger('keeper:release')
 
 /**
  * Calls told while the daemon starts (puts, promises, removals; see ReleaseOpening) kept at most:
- * a push through the sink is four (its landing's begin and end, arriving, arrived), so 4,096
- * pushes of 256 KiB fragments, 1 GiB landing before the release is made, ~3 MiB here.
+ * a push through the sink is four (its landing's begin and end, arriving, arrived), so 8,192
+ * pushes of 256 KiB fragments, 2 GiB landing before the release is made, ~6 MiB here.
  * Past it every one is dropped and no record restored (every block held is nobody's, as before
  * gc37).
  */
-export const OPENING_CALLS_MAX = 16_384
+export const OPENING_CALLS_MAX = 32_768
 
 /** A put begun on the opening (landingOf): its block, and its landing's end on the release once begun there. */
 interface OpeningPut { readonly cid: CID, end?: () => void }

@@ -1159,3 +1159,60 @@ describe('release authority: the pending-origin window on a monotonic clock (men
     assert.equal(held.has(x.toString()), true)
   })
 })
+
+describe('release opening: a put handed on at open() and ending while restore() runs ends its landing in its place in the replay (review37k)', function () {
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  it('B\'s put of Y spans open()\'s start and lands while restore() runs, C\'s put of Y and 1,100 of B\'s before open(): B may not have C\'s copy deleted', async function () {
+    this.timeout(300_000)
+    const filler = async (i: number): Promise<CID> => CID.createV1(0x55, await sha256.digest(new Uint8Array([i & 255, (i >> 8) & 255, (i >> 16) & 255, 7, 7])))
+    const dir = await tempDir(t)
+    const before = holder({ relayedFreshMs: 0 })
+    const fill: CID[] = []
+    for (let i = 0; i < PUT_REMEMBER_MAX; i++) {
+      const c = await filler(i)
+      fill.push(c)
+      before.held.add(c.toString())
+      before.release.arriving(c, `F${i >> 10}`, `F${i >> 10}`)
+    }
+    await saveReleaseRecords(dir, before.release.records(), 'H')
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    for (const c of fill) held.add(c.toString())
+    const opening = new ReleaseOpening()
+    await opening.take(dir, 'H')
+    const y = await block(243)
+    let unblock!: () => void
+    const gate = new Promise<void>(resolve => { unblock = resolve })
+    let enter!: () => void
+    const entered = new Promise<void>(resolve => { enter = resolve })
+    let first = true
+    const sinkStore = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => { if (first) { first = false; enter(); await gate } held.add(cid.toString()) }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    const sink = releasingSink(sinkStore, () => opening.teller())
+    const bPut = sink.put(y, new Uint8Array([1]), { from: 'B', origin: 'B', verified: true })
+    await entered
+    await sink.put(y, new Uint8Array([1]), { from: 'C', origin: 'C', verified: true })
+    for (let i = 0; i < 1100; i++) {
+      const c = CID.createV1(0x55, await sha256.digest(new Uint8Array([i & 255, (i >> 8) & 255, 9, 9, 9])))
+      await sink.put(c, new Uint8Array([2]), { from: 'B', origin: 'B', verified: true })
+    }
+    // restore() waits in its first store stat until go()
+    let go!: () => void
+    const rgate = new Promise<void>(resolve => { go = resolve })
+    let inRestore!: () => void
+    const rEntered = new Promise<void>(resolve => { inRestore = resolve })
+    const store = (release as any).c.store
+    const has = store.has
+    let once = true
+    store.has = async (cid: CID) => { if (once) { once = false; inRestore(); await rgate } return await has(cid) }
+    const opened = opening.open(release)
+    await rEntered
+    unblock()
+    await bPut
+    go()
+    assert.equal(await opened, PUT_REMEMBER_MAX)
+    assert.deepEqual(await release.answer([y], 'B'), [false], 'C pushed Y too: B may not have it deleted')
+  })
+})
