@@ -77,7 +77,7 @@ const WRITE_KILL_SUIDGID = 1
 const WRITE_APPEND = 2
 /**
  * n[2] of a write: as long as a piece of a write(2) the kernel cut with more to come (fuse/binding.c
- * PIECE_MIN); a shorter one is the last of its write(2).
+ * piece_pages: the mount's page limit, in bytes of one a page); a shorter one is the last of its write(2).
  */
 const WRITE_PIECE = 4
 const RENAME_NOREPLACE = 1
