@@ -34,7 +34,7 @@
 // its grace, the caller gets EIO here, and reply says JS's late answer went nowhere).
 //
 // JS-facing functions:
-//   mount(dir, { debug, timeoutMs, syncTimeoutMs, attrTimeout, directWrites }, handler) -> External
+//   mount(dir, { debug, timeoutMs, syncTimeoutMs, attrTimeout, directWrites, maxWrite }, handler) -> External
 //     handler(op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask)
 //     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno), handler(EV_EXIT, ...),
 //             handler(EV_INTERRUPT, null, ..., n0 = seq): the request numbered seq has a dying caller
@@ -59,6 +59,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,10 @@ typedef struct mount_s {
   double timeout_ms;
   double sync_timeout_ms; // the deadline of writes, flushes, fsyncs and releases (is_sync_op)
   double attr_timeout;
+  // the max_write asked of the kernel (MAX_WRITE, or less: the mount's maxWrite, for tests), the
+  // kernel's fs.fuse.max_pages_limit (read once at mount), and the shortest WRITE that can be a
+  // piece of a write(2) with more to come (piece_min, set from the kernel's INIT: see write_bits)
+  uint32_t max_write, pages_limit, piece_min;
   pthread_mutex_t lock; // guards `fuse` for invalidate
   // invalidations waiting for the mount's invalidation thread (see inval_thread), oldest first
   pthread_mutex_t inval_mu;
@@ -846,16 +851,43 @@ static int op_read (const char *path, char *buf, size_t size, off_t off, struct 
 #define WRITE_KILL_SUIDGID 1
 #define WRITE_APPEND 2
 #define WRITE_PIECE 4
-// A direct write(2) comes in pieces: the kernel cuts at max_write (MAX_WRITE) bytes and at
-// max_pages pages of the caller's memory, and each iovec takes a page of its own there (a writev
-// of 300 iovecs of 4 bytes came as 1,024 + 176: review36e). A piece cut at max_pages holds at
-// least a byte a page: max_pages bytes, libfuse asking MAX_WRITE / 4096 (256, the kernel's
-// default fs.fuse.max_pages_limit). A write shorter than that is the last piece of its
-// write(2): node/open-file.ts `tail` keeps back only a run whose last piece may go on
-#define PIECE_MIN (MAX_WRITE / 4096)
-static double write_bits (const struct fuse_write_in *arg) {
+// A direct write(2) comes in pieces: the kernel cuts at max_write bytes and at max_pages pages
+// of the caller's memory, and each iovec takes a page of its own there (a writev of 300 iovecs
+// of 4 bytes came as 1,024 + 176: review36e). A piece cut at max_pages holds at least a byte a
+// page: max_pages bytes (and one cut at max_write, more). A write shorter than that is the last
+// piece of its write(2): node/open-file.ts `tail` keeps back only a run whose last piece may go
+// on. max_pages is the kernel's, from INIT (piece_pages): 256 with 4 KiB pages and the default
+// sysctl, 16 on a 64 KiB-page host, 32 (a writev of 33 one-byte iovecs comes as 32 + 1) with a
+// max_write of 128 KiB or a kernel without FUSE_MAX_PAGES
+#define PIECE_MIN_DEFAULT 32
+static double write_bits (const mount_t *m, const struct fuse_write_in *arg) {
+  uint32_t piece_min = __atomic_load_n(&m->piece_min, __ATOMIC_RELAXED);
   return ((arg->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0 ? WRITE_KILL_SUIDGID : 0) + ((arg->flags & O_APPEND) != 0 ? WRITE_APPEND : 0) +
-    (arg->size >= PIECE_MIN ? WRITE_PIECE : 0);
+    (arg->size >= piece_min ? WRITE_PIECE : 0);
+}
+
+// The kernel's pages a request (max_pages) as it sets them from INIT: libfuse answers FUSE_MAX_PAGES
+// with (max_write - 1) / page size + 1 when the kernel offers it, the kernel takes at most its
+// fs.fuse.max_pages_limit; without it the kernel's default, 32
+static uint32_t piece_pages (const mount_t *m, const struct fuse_init_in *init) {
+  if ((init->flags & FUSE_MAX_PAGES) == 0) return PIECE_MIN_DEFAULT;
+  long page = sysconf(_SC_PAGESIZE);
+  if (page <= 0) page = 4096;
+  uint32_t asked = (uint32_t)((m->max_write - 1) / (uint32_t)page + 1);
+  uint32_t pages = asked < m->pages_limit ? asked : m->pages_limit;
+  return pages > 0 ? pages : 1;
+}
+
+// fs.fuse.max_pages_limit, read once at mount (before the session serves anything); 256, the
+// kernel's bound before the sysctl came (6.12), when it cannot be read
+static uint32_t read_pages_limit (void) {
+  uint32_t limit = 256;
+  FILE *f = fopen("/proc/sys/fs/fuse/max_pages_limit", "r");
+  if (f == NULL) return limit;
+  unsigned v;
+  if (fscanf(f, "%u", &v) == 1 && v > 0) limit = v;
+  fclose(f);
+  return limit;
 }
 
 static double write_owner (const struct fuse_write_in *arg) {
@@ -972,7 +1004,7 @@ static void *op_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {
   cfg->negative_timeout = 0;
   cfg->kernel_cache = 0;
   cfg->auto_cache = 1;
-  conn->max_write = MAX_WRITE;
+  conn->max_write = m->max_write;
   conn->max_readahead = MAX_WRITE;
   // write_direct needs a write's bytes in the worker's buffer, read from the device with the
   // request: never spliced into a pipe (libfuse does not splice here today, strace shows no
@@ -1333,7 +1365,7 @@ static int write_direct (loop_t *l, struct fuse_buf *buf) {
   }
   r->n[0] = (double)arg->fh;
   r->n[1] = (double)arg->offset;
-  r->n[2] = write_bits(arg);
+  r->n[2] = write_bits(m, arg);
   r->n[3] = write_owner(arg);
   r->inlen = size;
   // an O_DIRECT write is sent in the background (async_dio), never interrupted: its caller is
@@ -1582,10 +1614,13 @@ static void *loop_worker (void *arg) {
       if (opcode == FUSE_WRITE && write_direct(l, &w->buf)) continue;
       if (opcode == FUSE_WRITE && w->buf.size >= sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in)) {
         const struct fuse_write_in *arg = (const struct fuse_write_in *)((struct fuse_in_header *)w->buf.mem + 1);
-        libfuse_write_bits = write_bits(arg);
+        libfuse_write_bits = write_bits(l->m, arg);
         libfuse_write_owner = write_owner(arg);
       }
       if (opcode == FUSE_INTERRUPT && direct_interrupt(l, &w->buf)) continue;
+      // INIT comes before any other request, and the kernel sends none until it is answered
+      if (opcode == FUSE_INIT && w->buf.size >= sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags2))
+        __atomic_store_n(&l->m->piece_min, piece_pages(l->m, (const struct fuse_init_in *)((struct fuse_in_header *)w->buf.mem + 1)), __ATOMIC_RELAXED);
       forget = opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET;
       rmdir_as_rename(l, &w->buf);
     }
@@ -1685,6 +1720,8 @@ static void session_drain (struct fuse *f, mount_t *m, loop_t *l) {
 
 static void *loop_thread (void *arg) {
   mount_t *m = arg;
+  // the mount's own thread, before the session: no request waits on this read
+  m->pages_limit = read_pages_limit();
   char *argv[3] = { "darkfs", "-o", NULL };
   char *argv_debug[4] = { "darkfs", "-d", "-o", NULL };
   const char *opts = "allow_other,default_permissions,fsname=darkfs,subtype=darkfs";
@@ -1763,6 +1800,9 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   m->sync_timeout_ms = get_num(env, argv[1], "syncTimeoutMs", m->timeout_ms);
   m->attr_timeout = get_num(env, argv[1], "attrTimeout", 1);
   m->debug = get_num(env, argv[1], "debug", 0) != 0;
+  double max_write = get_num(env, argv[1], "maxWrite", MAX_WRITE);
+  m->max_write = max_write >= 4096 && max_write <= MAX_WRITE ? (uint32_t)max_write : MAX_WRITE;
+  m->piece_min = PIECE_MIN_DEFAULT;
   pthread_mutex_init(&m->lock, NULL);
   pthread_mutex_init(&m->inval_mu, NULL);
   pthread_cond_init(&m->inval_cv, NULL);
@@ -1952,7 +1992,7 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
           // file: a commit between them (another handle's close) made one line two `append` ops,
           // between which another host's append could sort (torn36). Direct, a write(2) comes
           // as one request unless it is large or scattered: the kernel cuts a request at
-          // max_write (MAX_WRITE) bytes and at 256 pages of the caller's memory (review36e: a
+          // max_write (MAX_WRITE) bytes and at max_pages (256) pages of the caller's memory (review36e: a
           // writev of 300 small iovecs came as 1,024 + 176 bytes; an unaligned write of
           // 3 MiB + 7 as 1,048,528 + ...). Those still split, as do the writes of a handle
           // made O_APPEND by fcntl F_SETFL after open (appends by write_bits, but through the

@@ -100,6 +100,12 @@ export interface MountOptions {
    * is made to wait (default DIRECT_WRITES).
    */
   directWrites?: number
+  /**
+   * The max_write asked of the kernel, in bytes: at most (and by default) 1 MiB, at least 4,096.
+   * For tests: a smaller one makes the kernel cut a write(2) at fewer pages (fuse/binding.c
+   * write_bits), as on a host whose page limit is smaller.
+   */
+  maxWrite?: number
 }
 
 /** The binding's counts of writes answered from the JS thread (fuse/binding.c js_stats). */
@@ -241,7 +247,7 @@ type Handler = (op: number, req: unknown, path: string | null, path2: string | n
   n0: number, n1: number, n2: number, n3: number, n4: number, uid: number, gid: number, umask: number, seq: number) => void
 
 interface Binding {
-  mount: (dir: string, opts: { debug: number, timeoutMs: number, syncTimeoutMs: number, attrTimeout: number, directWrites: number }, handler: Handler) => unknown
+  mount: (dir: string, opts: { debug: number, timeoutMs: number, syncTimeoutMs: number, attrTimeout: number, directWrites: number, maxWrite?: number }, handler: Handler) => unknown
   /** Answers a request; false when the binding had answered it already (its native deadline): this answer went nowhere. */
   reply: (req: unknown, result: number, a?: Uint8Array | Float64Array | string[], b?: Float64Array) => boolean
   invalidate: (m: unknown, path: string) => void
@@ -451,7 +457,7 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     if (early.delete(seq)) interrupt()
   }
 
-  const m = b.mount(dir, { debug: opts.debug === true ? 1 : 0, timeoutMs, syncTimeoutMs, attrTimeout: opts.attrTimeout ?? ATTR_TIMEOUT_S, directWrites }, handler)
+  const m = b.mount(dir, { debug: opts.debug === true ? 1 : 0, timeoutMs, syncTimeoutMs, attrTimeout: opts.attrTimeout ?? ATTR_TIMEOUT_S, directWrites, ...(opts.maxWrite !== undefined ? { maxWrite: opts.maxWrite } : {}) }, handler)
   const err = await mountedP
   if (err !== 0) {
     await exitP

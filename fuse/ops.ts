@@ -7,6 +7,7 @@ import type { Caller, FileHandle, Stats, VolumeApi, TimeArg } from '../node/inde
 import { FsError } from '../node/index.ts'
 import type { Handles } from './handles.ts'
 import { encodeStat, encodeStatFs, typeBits } from './stat.ts'
+import { AppendOrder } from './append-order.ts'
 import { createLinkNames } from './links.ts'
 
 /** Request kinds, numbered as in fuse/binding.c. */
@@ -76,7 +77,7 @@ const WRITE_KILL_SUIDGID = 1
 const WRITE_APPEND = 2
 /**
  * n[2] of a write: as long as a piece of a write(2) the kernel cut with more to come (fuse/binding.c
- * PIECE_MIN); a shorter one is the last of its write(2).
+ * piece_pages: the mount's page limit, in bytes of one a page); a shorter one is the last of its write(2).
  */
 const WRITE_PIECE = 4
 const RENAME_NOREPLACE = 1
@@ -224,6 +225,8 @@ export interface RequestOptions extends AbortOptions {
 /** Builds the request handler for one mount: `options.signal` is the request's deadline. */
 export function createOps (volume: OpsVolume, handles: Handles): (req: Request, options?: RequestOptions) => Promise<Answer> {
   const links = createLinkNames()
+  /** The order of O_APPEND pieces in flight at once (fuse/append-order.ts). */
+  const order = new AppendOrder()
   /**
    * Files unlinked while open (POSIX: they live, nlink 0, until their last close). libfuse's
    * high-level API keeps the node of such a file under a hidden name and asks for it by that
@@ -354,6 +357,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
 
 
   async function open (fh: FileHandle): Promise<Answer> {
+    order.opened(fh.ino)
     return { result: handles.add(fh) }
   }
 
@@ -380,6 +384,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         // libfuse's getattr takes one link off the count of a hidden node (it counts the hidden
         // name as a link; here it is none): given one more, nlink 0 reaches the kernel as 0.
         // A removed directory's name is no hidden one (libfuse hides files only)
+        if (st.kind === 'file') order.sized(st.ino, st.size)
         if (n[0] < 0 && st.kind !== 'dir' && aliased(path) !== undefined) return { result: 0, a: encodeStat({ ...st, nlink: st.nlink + 1 }) }
         return { result: 0, a: encodeStat(st) }
       }
@@ -494,7 +499,10 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const h = byHandle(path, n[1])
         if (h !== undefined) await h.truncate(n[0], o)
         else await volume.truncate(need(path, 'truncate'), n[0], o)
-        return { result: 0, a: links.others(path ?? h!.path), b: await after(path, n[1], o) }
+        const b = await after(path, n[1], o)
+        if (h !== undefined) order.truncated(h.ino, n[0])
+        else if (b !== undefined) order.truncated(b[0], n[0])
+        return { result: 0, a: links.others(path ?? h!.path), b }
       }
       case Op.open:
         // the kernel checks permissions; the Volume gets the access mode, O_TRUNC and O_APPEND.
@@ -507,7 +515,9 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const own = await owner(p, caller, o)
         const flags = (n[1] & (OPEN_FLAGS | O_EXCL)) | O_CREAT
         const answer = await open(await volume.open(p, flags, n[0] & 0o7777, own.caller, o))
-        return { ...answer, b: await after(p, answer.result, o) }
+        const b = await after(p, answer.result, o)
+        if (b !== undefined) order.sized(b[0], b[6])
+        return { ...answer, b }
       }
       case Op.read: {
         if (!(n[1] >= 0 && n[1] <= READ_REQUEST_MAX)) throw new FsError('EINVAL', 'read', path ?? undefined, `a read of ${n[1]} bytes`)
@@ -538,7 +548,9 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         // a direct write too short to be a piece cut with more to come ends its write(2): the
         // run of appends it ends is whole (a log writer's line, published by another handle's flush)
         const ends = owner !== undefined && (n[2] & WRITE_PIECE) === 0 ? true : undefined
-        const { bytesWritten } = await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append, owner, ends })
+        const write = async (): Promise<{ bytesWritten: number }> => await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append, owner, ends })
+        // an O_APPEND write(2)'s pieces, in flight at once under AIO, laid in their kernel order
+        const { bytesWritten } = append ? await order.run(fh.ino, n[1], data.length, write, o.signal) : await write()
         return { result: bytesWritten }
       }
       case Op.statfs:
@@ -555,6 +567,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         if (fh === undefined) return OK
         // the file's hidden names end with its last handle
         dropHidden(fh.ino)
+        order.closed(fh.ino)
         // not bound to the request's deadline: nobody waits on a release (close(2) waited on
         // flush), and the commit of the last handle's writes is the host's to finish
         await fh.close()
