@@ -458,19 +458,84 @@ export class OpenFile {
    * The bytes written here as positioned extents over `c`'s content (a whole version of this
    * state just built): the ones that hold only this host's bytes, claiming nothing of what it did
    * not read, for a commit whose file keeps moving under it (volume.ts commitOpen). Undefined
-   * when the state cannot be extents (a truncate, no content). Past MAX_OWN_EXTENTS ranges, one
-   * extent from the first written byte to the last (the bytes between are the state's, as read).
+   * when the state cannot be extents (a truncate, no content), and past MAX_OWN_EXTENTS ranges
+   * (ownTooMany) unless `span`: then one extent from the first written byte to the last, whose
+   * bytes between are the state's as read (over a state that moved since, they overwrite what came).
    */
-  ownExtents (c: Committed): PatchExtent[] | undefined {
+  ownExtents (c: Committed, span = false): PatchExtent[] | undefined {
     if (this.truncated || c.content === null || c.append !== undefined || c.extents !== undefined) return undefined
     const mine = this.ownRanges()
-    if (mine.length === 0) return undefined
+    if (mine.length === 0 || (mine.length > MAX_OWN_EXTENTS && !span)) return undefined
     const content = c.content
     const ranges = mine.length <= MAX_OWN_EXTENTS ? mine : [[mine[0][0], mine[mine.length - 1][1]]]
     // (inline bytes are an extent's whole content: each range its own slice of them)
     return ranges.map(([from, to]) => 'inline' in content
       ? { content: { inline: content.inline.slice(from, to) }, at: 0, size: to - from, offset: from }
       : { content, at: from, size: to - from, offset: from })
+  }
+
+  /** True when this host's written bytes are more ranges than ownExtents lists (MAX_OWN_EXTENTS), and no truncate here. */
+  ownTooMany (): boolean {
+    return !this.truncated && this.ownRanges().length > MAX_OWN_EXTENTS
+  }
+
+  /**
+   * Lay `state` (the tree's state of the file now: a version that came since this state's mark
+   * and its extents) under the pending writes: its bytes everywhere but where this host wrote
+   * since the base (`mine`, newer: they win), the file as long as `state` or as this host's last
+   * written byte, zeros past `state`'s end that this host did not write. The open state then holds
+   * `state` (its mark), and a whole version built from it may count it as seen (the close of more
+   * ranges than its extents may list over a version that came: volume.ts commitOpen). A chunk's
+   * worth at a time; stopped part-way (an abort, an unreadable chunk), the mark stays where it was
+   * and the next one lays it all again (the same bytes). In a turn of the queue.
+   */
+  async layUnder (state: FileState, opts: AbortOptions = {}): Promise<void> {
+    const signal = opts.signal
+    await this.serial(async () => {
+      if (!this.changed) return
+      const base = baseOf(state)
+      const appendOnly = this.appendOnly
+      const mtime = this.mtime
+      const mine = this.ownRanges()
+      const end = Math.max(state.size, mine[mine.length - 1]?.[1] ?? 0)
+      this.laying = true
+      try {
+        // (a cut here, not a truncate: this host cut nothing, the state is as long as that version)
+        if (this.size > end) await this.resize(end, signal)
+        let next = 0
+        for (let p = 0; p < end;) {
+          const i = Math.floor(p / CHUNK_SIZE)
+          const q = Math.min(end, (i + 1) * CHUNK_SIZE)
+          let bytes: Uint8Array | undefined
+          const lay = async (a: number, z: number): Promise<void> => {
+            if (bytes === undefined) {
+              // a buffer of this file's own (writeNow may keep it as a chunk changed in place), zeros past the state's end
+              bytes = new Uint8Array(q - p)
+              const src = await this.baseChunk(base, i, signal)
+              if (src !== undefined) bytes.set(src.subarray(0, Math.min(src.byteLength, q - p)))
+            }
+            await this.writeNow(bytes.subarray(a - p, z - p), a, undefined, signal)
+          }
+          // (the ranges that end by this chunk are passed once: `next` only moves on)
+          while (next < mine.length && mine[next][1] <= p) next++
+          let at = p
+          for (let j = next; j < mine.length; j++) {
+            const [a, z] = mine[j]
+            if (a >= q) break
+            if (a > at) await lay(at, a)
+            at = Math.max(at, z)
+          }
+          if (at < q) await lay(at, q)
+          p = q
+        }
+      } finally {
+        this.laying = false
+        this.appendOnly = appendOnly
+        this.mtime = mtime
+      }
+      this.mark = state.mark
+      this.laid.clear()
+    }, signal)
   }
 
   /** The manifest of `base`'s own content (by default the current base's), loaded once per version. */

@@ -1505,6 +1505,9 @@ export class Volume implements VolumeApi {
     // or, a state that cannot be extents, its version is built again over it (`asWhole`)
     let mine = false
     let asWhole = false
+    // more ranges written here than extents may list (OpenFile.ownTooMany) over a version that
+    // came and was seen: that version laid under them (OpenFile.layUnder), built again over it
+    let under = false
     for (let tries = 1; ; tries++) {
       const last = stuck || tries >= WHOLE_WRITE_TRIES
       try {
@@ -1516,9 +1519,12 @@ export class Volume implements VolumeApi {
           if (mine) {
             const own = f.ownExtents(c)
             if (own === undefined) {
-              // (a truncate here, or no bytes written: built again over the version that came)
+              // (a truncate here, or no bytes written: built again over the version that came;
+              // more ranges than extents may list: that version laid under them first, none of its
+              // bytes between them stamped over with the ones this state read)
               mine = false
-              asWhole = true
+              if (f.ownTooMany()) under = true
+              else asWhole = true
               throw new GuardError()
             }
             c.extents = own
@@ -1534,10 +1540,13 @@ export class Volume implements VolumeApi {
             return await stampIt(this.writeBodies(f, c), c.kept === true, { guard: () => !this.tree.unapplied(f.inode) && !this.tree.cutSees(at, this.cameSince(f.inode, mark)), at })
           }
           if (last) {
-            const own = f.ownExtents(c)
+            // (past MAX_OWN_EXTENTS ranges one extent spans them, holding this state's bytes between
+            // them: what came since its last catch-up is overwritten there, as by a whole version)
+            const own = f.ownExtents(c, true)
             if (own !== undefined) {
               c.extents = own
-              log('inode %s: moved under %d builds of its version: its writes committed as %d extents', f.inode, tries - 1, own.length)
+              if (f.ownTooMany() && !sameFileMark(this.tree.fileMark(f.inode), mark)) log.error('inode %s: moved under %d builds of its version: its writes committed as one extent over what it did not read', f.inode, tries - 1)
+              else log('inode %s: moved under %d builds of its version: its writes committed as %d extents', f.inode, tries - 1, own.length)
             } else if (!sameFileMark(this.tree.fileMark(f.inode), mark)) {
               log.error('inode %s: moved under %d builds of its cut version: committed over what it did not read', f.inode, tries - 1)
             }
@@ -1565,7 +1574,7 @@ export class Volume implements VolumeApi {
           over = mark.cut
           continue
         }
-        if (since === undefined && state.mark !== undefined && !asWhole) {
+        if (since === undefined && state.mark !== undefined && !asWhole && !under && !f.ownTooMany()) {
           // a version came between, and an op this host stamped since the mark saw it (no stamp
           // can leave it out of its past), or the mark has no cut, or a catch-up stopped part-way
           // laid peers' bytes over the state: this host's written bytes go over the version that
@@ -1574,6 +1583,22 @@ export class Volume implements VolumeApi {
           continue
         }
         asWhole = false
+        if (since === undefined && state.mark !== undefined && (under || f.ownTooMany())) {
+          // the same, with more ranges written here than extents may list (review37j: one extent
+          // spanning them put the bytes this state read over the version that came): that version
+          // is laid under this host's bytes, and this one built again over it, under the usual guard
+          under = false
+          log('inode %s: a version came while its version was built, more ranges written than extents may list: laid under them', f.inode)
+          try {
+            await f.layUnder(state, opts)
+          } catch (e: any) {
+            if (opts.signal?.aborted === true) throw e
+            log.error('inode %s: the version that came while its version was built not read: %s', f.inode, e?.message)
+            stuck = true
+          }
+          continue
+        }
+        under = false
         if (since === undefined && state.mark !== undefined) {
           // a version came between, not to be left out of this one's past (as above), and this
           // state cannot be extents (a truncate here): this one replaces it as before (its history keeps it); the appends made over it land after this

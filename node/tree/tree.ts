@@ -75,7 +75,15 @@ export interface CommitOptions {
  * The heads a local op would name at one moment (Tree.cut), and this host's newest op then:
  * what a commit built from a state read then names as parents (CommitOptions.at).
  */
-export interface Cut { readonly heads: readonly Op[], readonly last: string | undefined }
+export interface Cut {
+  readonly heads: readonly Op[]
+  readonly last: string | undefined
+  /**
+   * The heads that were this host's ops stamped and not applied yet when the cut was taken (the
+   * only ones an op applied since can be in the past of: cutSees). Absent: any of `heads`.
+   */
+  readonly flying?: readonly Op[]
+}
 
 /** A commit whose `guard` (CommitOptions) said no: nothing was stamped. */
 export class GuardError extends Error {
@@ -928,7 +936,8 @@ export class Tree extends EventTarget {
    * read now and stamped later names these (CommitOptions.at), not the heads at its stamp.
    */
   cut (): Cut {
-    return { heads: this.stampHeads.keys().map(id => this.stampHeads.get(id) as Op), last: this.lastLocal }
+    const heads = this.stampHeads.keys().map(id => this.stampHeads.get(id) as Op)
+    return { heads, last: this.lastLocal, flying: heads.filter(op => !this.dag.has(op.id)) }
   }
 
   /** True when an op of this host was stamped since `cut` was taken. */
@@ -945,10 +954,42 @@ export class Tree extends EventTarget {
    * fsync back or not).
    */
   cutSees (cut: Cut, ids: Iterable<string>): boolean {
-    const newest = this.stampedSince(cut) ? this.lastLocal as string : undefined
+    // A head applied when the cut was taken was in the state read then, and so was its past: an
+    // op applied since (each of `ids`) is in none of theirs. Only the heads on their way then,
+    // and this host's newest op stamped since, are walked: once, through the ops still on their
+    // way, to the applied ops their past enters the DAG by (review37j: every id against every
+    // head, a walk each, was 26 ms for 12,800 ids and 16 heads, in the tree's serial turn)
+    const starts = (cut.flying ?? cut.heads).map(op => op.id)
+    if (this.stampedSince(cut)) starts.push(this.lastLocal as string)
+    if (starts.length === 0) return false
+    // `reached`: the starts and every op walked from them (each is seen); `entries`: the applied
+    // ones, whose causal past is seen too
+    const reached = new Set<string>()
+    const entries: DagNode[] = []
+    let unknown = false
+    const stack = [...starts]
+    while (stack.length > 0) {
+      const x = stack.pop() as string
+      if (reached.has(x)) continue
+      reached.add(x)
+      const n = this.dag.get(x)
+      if (n !== undefined) {
+        entries.push(n)
+        continue
+      }
+      const op = this.onTheirWay.get(x)
+      // (an op neither applied nor on its way counts as seen: below())
+      if (op === undefined) unknown = true
+      else stack.push(...op.parentIds)
+    }
+    const checked = new Set<string>()
     for (const id of ids) {
-      if (newest !== undefined && (id === newest || this.below(id, newest))) return true
-      for (const head of cut.heads) if (head.id === id || this.below(id, head.id)) return true
+      if (checked.has(id)) continue
+      checked.add(id)
+      // (a start that is `id` is it; one of its parents walked that is `id`, it saw it)
+      if (unknown || reached.has(id)) return true
+      const target = this.dag.get(id)
+      if (target !== undefined && entries.some(n => this.dag.before(target, n))) return true
     }
     return false
   }

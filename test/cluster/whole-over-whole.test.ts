@@ -11,6 +11,7 @@ import { Teardown } from '../../harness/tmp.ts'
 import { startMesh, until } from '../../harness/cluster.ts'
 import { agreed, shared, treeOf } from '../helpers/file-pair.ts'
 import { mkdir } from '../helpers/tree.ts'
+import { MAX_OWN_EXTENTS } from 'darkfs'
 
 const dec = new TextDecoder()
 const enc = new TextEncoder()
@@ -209,6 +210,46 @@ describe('a whole version and a peer\'s whole version that arrives while it is b
     assert.equal(dec.decode(await agreed(h0, h1, 'inline-inflight')), 'Xaaa\n')
     const sibs = await siblings(h0, h1, 'inline-inflight')
     assert.deepEqual(sibs.map(s => dec.decode(s)), ['aaaY\n'])
+  })
+
+  it('the same with host 0\'s file truncated, host 1 appending after its version: built again over it, host 1\'s append kept after host 0\'s bytes', async () => {
+    const [h0, h1] = hosts
+    await shared(h0, h1, 'cut-app', enc.encode('aaaa\n'))
+    const fh = await h0.volume.open('/cut-app', 'r+')
+    await fh.truncate(2)
+    await fh.write(enc.encode('X'), 0, 1, 0)
+    const writes = await closeWhilePeerWrites(h0, h1, 'cut-app', fh, async () => {
+      await inlinePeer(h1, 'cut-app')
+      const fa = await h1.volume.open('/cut-app', 'a')
+      await fa.write(enc.encode('ZZ'), 0, 2, null as unknown as number)
+      await fa.close()
+    }, {
+      then: async () => {
+        await until('host 0 has host 1\'s append', () => treeOf(h0, 'cut-app').size === 7, 60_000)
+        await h0.volume.writeFile('/busy-cut-app', enc.encode('other\n'))
+      }
+    })
+    // (the version host 0 built again over host 1's: its append, made over a version that did not
+    // see host 0's truncate, lands after host 0's bytes)
+    assert.equal(writes, 2)
+    assert.equal(dec.decode(await agreed(h0, h1, 'cut-app')), 'XaZZ')
+  })
+
+  it('host 0 wrote more ranges than its extents may list (MAX_OWN_EXTENTS) and saw host 1\'s version: host 1\'s bytes kept between them', async () => {
+    const [h0, h1] = hosts
+    const n = MAX_OWN_EXTENTS + 1
+    const size = 3 * n + 16
+    await shared(h0, h1, 'span', new Uint8Array(size).fill(0x61))
+    const fh = await h0.volume.open('/span', 'r+')
+    for (let i = 0; i < n; i++) await fh.write(new Uint8Array([0x58]), 0, 1, 2 * i)
+    await closeWhilePeerWrites(h0, h1, 'span', fh, async () => {
+      await h1.volume.writeFile('/span', new Uint8Array(size).fill(0x62))
+    }, { then: async () => { await h0.volume.writeFile('/busy-span', enc.encode('other\n')) } })
+    const got = await agreed(h0, h1, 'span')
+    assert.equal(got.byteLength, size)
+    let bad = 0
+    for (let i = 0; i < size; i++) if (got[i] !== (i % 2 === 0 && i < 2 * n ? 0x58 : 0x62)) bad++
+    assert.equal(bad, 0, `${bad} bytes not as written; the first 16: ${dec.decode(got.subarray(0, 16))}`)
   })
 
   it('a large file: host 1\'s whole chunk, closed, stays as a conflict sibling on both hosts', async () => {
