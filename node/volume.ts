@@ -2031,7 +2031,8 @@ export class Volume implements VolumeApi {
         const f = check('write', true)
         // copy now (the caller may reuse its buffer), unless it hands the buffer over: OpenFile
         // keeps the bytes it is given (whole chunks, patches) without a copy of its own
-        const data = options.handOver === true ? buffer.subarray(offset, offset + length) : buffer.slice(offset, offset + length)
+        // (Uint8Array's slice: a Buffer's own slice() is a view of its memory, not a copy)
+        const data = options.handOver === true ? buffer.subarray(offset, offset + length) : Uint8Array.prototype.slice.call(buffer, offset, offset + length)
         // O_APPEND (the handle's, or this write's: options.append): at the end of file when this
         // write's turn comes, whatever `position` says;
         // as POSIX: a write that starts at the limit fails, one that would cross it is cut short

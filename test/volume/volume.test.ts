@@ -53,6 +53,21 @@ describe('Volume (one host, real data dir)', function () {
     assert.deepEqual(Buffer.from(all.subarray(2 * chunk + 50)), tail.subarray(0, 10))
   })
 
+  it('a handle\'s write copies a Buffer it is given: the caller may reuse it once write() resolves (as node:fs)', async () => {
+    // Buffer#slice is a view, not a copy: the bytes written must not follow the caller's buffer
+    const fh = await vol.open('/reuse', 'w')
+    const buf = Buffer.alloc(1 << 20)
+    const want: Buffer[] = []
+    for (let i = 0; i < 3; i++) {
+      buf.fill(0x61 + i)
+      want.push(Buffer.from(buf))
+      await fh.write(buf, 0, buf.byteLength, i * buf.byteLength)
+    }
+    buf.fill(0x7a)
+    await fh.close()
+    assert.deepEqual(Buffer.from(await vol.readFile('/reuse')), Buffer.concat(want))
+  })
+
   it('volume.truncate() shrinks then grows with zeros, never old bytes', async () => {
     const data = randomBytes(3 << 20)
     await vol.writeFile('/t', data)
