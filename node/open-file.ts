@@ -514,7 +514,11 @@ export class OpenFile {
               const src = await this.baseChunk(base, i, signal)
               if (src !== undefined) bytes.set(src.subarray(0, Math.min(src.byteLength, q - p)))
             }
-            await this.writeNow(bytes.subarray(a - p, z - p), a, undefined, signal)
+            // a gap short of the chunk is copied out: as a view it would be a patch holding the
+            // whole buffer while the file counts only the gap (patchBytes), so the buffer bound
+            // never spilled it (review37m); the whole chunk is the buffer itself, counted as a chunk
+            const gap = bytes.subarray(a - p, z - p)
+            await this.writeNow(z - a === bytes.byteLength ? gap : gap.slice(), a, undefined, signal)
           }
           // (the ranges that end by this chunk are passed once: `next` only moves on)
           while (next < mine.length && mine[next][1] <= p) next++
