@@ -95,6 +95,12 @@ export const APPEND_KEEP_IDLE_MS = 1000
 
 /** Most extents a commit of this host's own writes (OpenFile.ownExtents) is cut into. */
 export const MAX_OWN_EXTENTS = 4096
+/**
+ * Most extents the last try of a commit over a file that kept moving (or whose version that came
+ * could not be laid under it) records this host's ranges as (OpenFile.ownExtents `all`): 4,096
+ * ops of MAX_OP_EXTENTS in one batch. Past it the close fails (EIO), its writes pending.
+ */
+export const OWN_EXTENTS_ALL_MAX = 1 << 16
 
 interface Patch { at: number, bytes: Uint8Array }
 /**
@@ -459,17 +465,17 @@ export class OpenFile {
    * state just built): the ones that hold only this host's bytes, claiming nothing of what it did
    * not read, for a commit whose file keeps moving under it (volume.ts commitOpen). Undefined
    * when the state cannot be extents (a truncate, no content), and past MAX_OWN_EXTENTS ranges
-   * (ownTooMany) unless `span`: then one extent from the first written byte to the last, whose
-   * bytes between are the state's as read (over a state that moved since, they overwrite what came).
+   * (ownTooMany) unless `all`: then still one extent per range, up to OWN_EXTENTS_ALL_MAX (the
+   * batch cuts them into ops of MAX_OP_EXTENTS), never one spanning them, whose bytes between
+   * would be the state's as read, over what came since (review37m).
    */
-  ownExtents (c: Committed, span = false): PatchExtent[] | undefined {
+  ownExtents (c: Committed, all = false): PatchExtent[] | undefined {
     if (this.truncated || c.content === null || c.append !== undefined || c.extents !== undefined) return undefined
     const mine = this.ownRanges()
-    if (mine.length === 0 || (mine.length > MAX_OWN_EXTENTS && !span)) return undefined
+    if (mine.length === 0 || mine.length > (all ? OWN_EXTENTS_ALL_MAX : MAX_OWN_EXTENTS)) return undefined
     const content = c.content
-    const ranges = mine.length <= MAX_OWN_EXTENTS ? mine : [[mine[0][0], mine[mine.length - 1][1]]]
     // (inline bytes are an extent's whole content: each range its own slice of them)
-    return ranges.map(([from, to]) => 'inline' in content
+    return mine.map(([from, to]) => 'inline' in content
       ? { content: { inline: content.inline.slice(from, to) }, at: 0, size: to - from, offset: from }
       : { content, at: from, size: to - from, offset: from })
   }
@@ -514,7 +520,11 @@ export class OpenFile {
               const src = await this.baseChunk(base, i, signal)
               if (src !== undefined) bytes.set(src.subarray(0, Math.min(src.byteLength, q - p)))
             }
-            await this.writeNow(bytes.subarray(a - p, z - p), a, undefined, signal)
+            // a gap short of the chunk is copied out: as a view it would be a patch holding the
+            // whole buffer while the file counts only the gap (patchBytes), so the buffer bound
+            // never spilled it (review37m); the whole chunk is the buffer itself, counted as a chunk
+            const gap = bytes.subarray(a - p, z - p)
+            await this.writeNow(z - a === bytes.byteLength ? gap : gap.slice(), a, undefined, signal)
           }
           // (the ranges that end by this chunk are passed once: `next` only moves on)
           while (next < mine.length && mine[next][1] <= p) next++

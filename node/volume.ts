@@ -1540,13 +1540,17 @@ export class Volume implements VolumeApi {
             return await stampIt(this.writeBodies(f, c), c.kept === true, { guard: () => !this.tree.unapplied(f.inode) && !this.tree.cutSees(at, this.cameSince(f.inode, mark)), at })
           }
           if (last) {
-            // (past MAX_OWN_EXTENTS ranges one extent spans them, holding this state's bytes between
-            // them: what came since its last catch-up is overwritten there, as by a whole version)
+            // (past MAX_OWN_EXTENTS ranges too, one extent each, several ops in the batch: never one
+            // spanning them, whose bytes between, this state's as read, went over what came since
+            // its last catch-up: a version that came and could not be laid under them, review37m)
             const own = f.ownExtents(c, true)
             if (own !== undefined) {
               c.extents = own
-              if (f.ownTooMany() && !sameFileMark(this.tree.fileMark(f.inode), mark)) log.error('inode %s: moved under %d builds of its version: its writes committed as one extent over what it did not read', f.inode, tries - 1)
-              else log('inode %s: moved under %d builds of its version: its writes committed as %d extents', f.inode, tries - 1, own.length)
+              log('inode %s: moved under %d builds of its version: its writes committed as %d extents', f.inode, tries - 1, own.length)
+            } else if (f.ownTooMany() && !sameFileMark(this.tree.fileMark(f.inode), mark)) {
+              // past OWN_EXTENTS_ALL_MAX ranges over what it did not read: not stamped over it; the
+              // writes stay pending for the next flush, close or fsync
+              throw new FsError('EIO', 'close', f.inode, `moved under ${tries - 1} builds of its version, more ranges written than OWN_EXTENTS_ALL_MAX: not committed over what it did not read`)
             } else if (!sameFileMark(this.tree.fileMark(f.inode), mark)) {
               log.error('inode %s: moved under %d builds of its cut version: committed over what it did not read', f.inode, tries - 1)
             }
