@@ -625,8 +625,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           } else {
             return
           }
-          // kept, not ignored: no more requests go out, and it is thrown below once the others are done
           const p: Promise<void> = one(ask)
+            // kept, not ignored: no more requests go out, and it is thrown below once the others are done
             .catch((err: unknown) => { failure ??= { err } })
             .finally(() => { flying.delete(p) })
           flying.add(p)
