@@ -156,8 +156,10 @@ export const BYID_MAX_OPS = 1024
 /**
  * Most op bytes in a byid answer to an asker that asks again for what an answer left out (its
  * request says so: `c`); an asker of an older version gets up to a message's bound, as before.
+ * At 1 Mbit/s (README: --uplink 1mbit) it takes ~4.5 s, within REQUEST_TIMEOUT_MS with room: a
+ * fetch's first request (256 ids of ~4.5 KB ops) capped at 1 MiB timed out there (8.4 s of bytes).
  */
-export const BYID_MAX_BYTES = 1024 * 1024
+export const BYID_MAX_BYTES = 512 * 1024
 /** Fetched ops given to the tree in one receive() at most (reconcile by ids), and their bytes. */
 export const FETCH_RECEIVE_OPS = 20_000
 export const FETCH_RECEIVE_BYTES = 32 * 1024 * 1024
@@ -273,6 +275,8 @@ export interface SyncStats {
   rbsrBytes: number
   /** Byid requests this host made to fetch what its reconciles found missing. */
   fetchRequests: number
+  /** Of those, requests that timed out and were asked again, fewer at once (a link slower than what was in flight). */
+  fetchTimeouts: number
   /** Reconciliations that fell back to the heads walk (no ops here yet, an older peer, too many rounds). */
   headsReconciles: number
 }
@@ -330,7 +334,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, headsReconciles: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, fetchTimeouts: 0, headsReconciles: 0 }
     const gossip = host.gossip
     /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
     const gossiped = new Set<string>()
@@ -557,6 +561,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           // the link carries less than was in flight: the same ids again, fewer at once; one id
           // alone that does not come in time fails the fetch (the reconcile is retried)
           if (!(err instanceof RpcTimeoutError) || !running) throw err
+          stats.fetchTimeouts++
           if (sent === epoch) {
             if (ask.length <= 1 || ++timeouts >= FETCH_TIMEOUTS_MAX) throw err
             epoch++
