@@ -98,7 +98,8 @@
 //   call   { t: 'heads' }                          -> { t: 'heads', heads: [CID...] }
 //   call   { t: 'get', want: [CID...], have: [CID...] } -> { t: 'ops', ops: [block...] }
 //   call   { t: 'rbsr', m: bytes }                 -> { t: 'rbsr', m: bytes }  (rbsr.ts messages, the asker is the client)
-//   call   { t: 'byid', ids: [CID...] }            -> { t: 'ops', ops: [block...] }  (exactly those it holds)
+//   call   { t: 'byid', ids: [CID...], c?: true } -> { t: 'ops', ops: [block...] }  (exactly those it holds; with
+//                                                   c, BYID_MAX_BYTES of them at most: the asker asks again)
 //   call   { t: 'hold', id: CID, op: block, r?: true, b?: [block...] } -> { t: 'held', held: bool, r?: true }  (see "Hold"
 //                                                   and "Relay" above; also the one call of
 //                                                   HOLD_PROTOCOL, whose streams are kept)
@@ -110,7 +111,7 @@ import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Host } from './host.ts'
 import { GOSSIP_MAX_MESSAGE_BYTES } from './host.ts'
-import { KeptCaller, RpcProtocolError, call, defineProtocol, notify, serve } from './rpc.ts'
+import { KeptCaller, RpcProtocolError, RpcTimeoutError, call, defineProtocol, notify, serve } from './rpc.ts'
 import { MAX_OP_BYTES, RBSR_ID_BYTES, RbsrError, cidOf, idOf, opCidOf, rbsrContinue, rbsrInitiate, rbsrRespond } from '../tree/index.ts'
 import type { OpEventDetail, Tree } from '../tree/index.ts'
 import { logger } from '../log.ts'
@@ -133,14 +134,32 @@ export const MAX_OPS_PER_MESSAGE = 4096
 /** Most CIDs in a heads answer or a get request's want/have lists. */
 export const MAX_CIDS = 1024
 /**
- * Ids asked for in one byid request, and such requests in flight at once (a reconcile's fetch):
- * ten requests for a 10,000-op merge, not forty one after the other. A host of an older version
- * answers at most its maxBatch (DEFAULT_MAX_BATCH) of them: the rest are asked for again.
+ * Bounds of a reconcile's fetch by ids. It starts as the version before did, one request of
+ * FETCH_IDS_START ids, and grows (the request's ids doubled up to FETCH_IDS_PER_REQUEST, then one
+ * more request in flight up to FETCH_IN_FLIGHT) only while answers come back within
+ * FETCH_GROW_FRACTION of the request timeout; an answer slower than FETCH_SLOW_FRACTION of it, or a
+ * request timed out, shrinks them (a timed-out request's ids are asked again, fewer at once). What
+ * is in flight is so bounded by what the link carries within the timeout: at 1 Mbit/s, 4 requests
+ * of 1,024 ops each (the version before this one) never came within it.
  */
+export const FETCH_IDS_START = DEFAULT_MAX_BATCH
 export const FETCH_IDS_PER_REQUEST = 1024
 export const FETCH_IN_FLIGHT = 4
+export const FETCH_GROW_FRACTION = 1 / 4
+export const FETCH_SLOW_FRACTION = 1 / 2
+/** Whole quick answers at the size of the last short one before a request asks more again. */
+export const FETCH_PROBE_AFTER = 8
+/** Timeouts one after another (none answered between) that fail a fetch: a silent peer is given up. */
+export const FETCH_TIMEOUTS_MAX = 3
 /** Most ops in a byid answer unless SyncInit.maxBatch is given (an asker of an older version asks for at most its maxBatch). */
 export const BYID_MAX_OPS = 1024
+/**
+ * Most op bytes in a byid answer to an asker that asks again for what an answer left out (its
+ * request says so: `c`); an asker of an older version gets up to a message's bound, as before.
+ * At 1 Mbit/s (README: --uplink 1mbit) it takes ~4.5 s, within REQUEST_TIMEOUT_MS with room: a
+ * fetch's first request (256 ids of ~4.5 KB ops) capped at 1 MiB timed out there (8.4 s of bytes).
+ */
+export const BYID_MAX_BYTES = 512 * 1024
 /** Fetched ops given to the tree in one receive() at most (reconcile by ids), and their bytes. */
 export const FETCH_RECEIVE_OPS = 20_000
 export const FETCH_RECEIVE_BYTES = 32 * 1024 * 1024
@@ -256,6 +275,8 @@ export interface SyncStats {
   rbsrBytes: number
   /** Byid requests this host made to fetch what its reconciles found missing. */
   fetchRequests: number
+  /** Of those, requests that timed out and were asked again, fewer at once (a link slower than what was in flight). */
+  fetchTimeouts: number
   /** Reconciliations that fell back to the heads walk (no ops here yet, an older peer, too many rounds). */
   headsReconciles: number
 }
@@ -295,7 +316,7 @@ export class SyncProtocolError extends RpcProtocolError {
  * A hold ask; `r`: the holder publishes the op (and the parents it fetches) on the asker's
  * behalf; `b` (with `r`): the asker's ops below it not sent yet, oldest first (see "Relay" in the header).
  */
-export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array } | { t: 'byid', ids: CID[] } | { t: 'hold', id: CID, op: Uint8Array, r?: true, b?: Uint8Array[] }
+export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array } | { t: 'byid', ids: CID[], c?: true } | { t: 'hold', id: CID, op: Uint8Array, r?: true, b?: Uint8Array[] }
 /** `r` of a held answer: the holder publishes what it took (asked with `r`; a host of the version before never says it). */
 export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array } | { t: 'held', held: boolean, r?: true }
 /** `r` (gossip only): the publisher's peer id, in a message that holds ops it relays for their author. */
@@ -313,7 +334,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, headsReconciles: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, fetchTimeouts: 0, headsReconciles: 0 }
     const gossip = host.gossip
     /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
     const gossiped = new Set<string>()
@@ -511,17 +532,94 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         stats.receivedOps += result.applied
         missing = result.missing
       }
-      // FETCH_IN_FLIGHT requests at once, each for up to FETCH_IDS_PER_REQUEST ids: a peer
-      // answers what fits its bounds (a host of an older version at most its maxBatch), and what
-      // an answer that brought some of the ops asked left out is asked for again; an answer with
-      // none of them ends those (the peer does not hold them)
+      // requests of `per` ids, `limit` of them in flight, both grown while answers come quickly
+      // and shrunk when one is slow or times out (FETCH_IDS_START): a peer answers what fits its
+      // bounds (a host of an older version at most its maxBatch, this version BYID_MAX_BYTES), and
+      // what an answer that brought some of the ops asked left out is asked for again; an answer
+      // with none of them ends those (the peer does not hold them)
       let next = 0
       let again: CID[] = []
-      /** Ids per request: down to what a short answer brought (an older peer's maxBatch, large ops), not asked again and again. */
-      let per = FETCH_IDS_PER_REQUEST
+      let per = Math.min(FETCH_IDS_START, FETCH_IDS_PER_REQUEST)
+      let limit = 1
+      /** Requests grow up to this: the size of the last short answer. Whole answers at it, one after another. */
+      let ceiling = FETCH_IDS_PER_REQUEST
+      let whole = 0
+      const growBelow = requestTimeoutMs * FETCH_GROW_FRACTION
+      const slowAbove = requestTimeoutMs * FETCH_SLOW_FRACTION
       let failure: { err: unknown } | undefined
-      const worker = async (): Promise<void> => {
-        while (running && failure === undefined) {
+      /** Timeouts since the last answer, each of a request sent after the one before timed out (those in flight with it share its cause). */
+      let timeouts = 0
+      let epoch = 0
+      const one = async (ask: CID[]): Promise<void> => {
+        const sent = epoch
+        const t0 = performance.now()
+        stats.fetchRequests++
+        let reply: OpsReply
+        try {
+          reply = await request(peer, { t: 'byid', ids: ask, c: true }, opts)
+        } catch (err) {
+          // the link carries less than was in flight: the same ids again, fewer at once; one id
+          // alone that does not come in time fails the fetch (the reconcile is retried)
+          if (!(err instanceof RpcTimeoutError) || !running) throw err
+          stats.fetchTimeouts++
+          if (sent === epoch) {
+            if (ask.length <= 1 || ++timeouts >= FETCH_TIMEOUTS_MAX) throw err
+            epoch++
+            limit = 1
+            per = Math.max(1, Math.min(per, Math.floor(ask.length / 2)))
+          }
+          again = ask.concat(again)
+          return
+        }
+        timeouts = 0
+        const took = performance.now() - t0
+        const got = reply.t === 'ops' ? reply.ops : []
+        if (syncTrace.on) traceMark('fetch.byid', t0, got.length, got.reduce((n, b) => n + b.byteLength, 0))
+        const t1 = performance.now()
+        const cids = got.map(cidOf)
+        let short = false
+        if (got.length > 0 && got.length < ask.length) {
+          // asked again only after an answer that brought some of those asked (progress: a
+          // peer answering with other ops gets no request after request for the same ids)
+          const came = new Set(cids.map(idOf))
+          const left = ask.filter(c => !came.has(idOf(c)))
+          if (left.length < ask.length) {
+            for (const c of left) again.push(c)
+            // asked of what such an answer holds (an older peer's maxBatch, a byte bound):
+            // the same ids not asked again and again
+            per = Math.min(per, ask.length - left.length)
+            ceiling = per
+            whole = 0
+            short = true
+          }
+        }
+        if (took > slowAbove) {
+          if (limit > 1) limit = Math.max(1, Math.floor(limit / 2))
+          else per = Math.max(1, Math.floor(per / 2))
+        } else if (took < growBelow) {
+          // an answer that held all it was asked grows the request again, up to the last short
+          // answer's size (its peer's bound), past it only after FETCH_PROBE_AFTER whole answers
+          // (that bound may have been bytes, and smaller ops follow); else one more in flight
+          if (!short && per < ceiling) per = Math.min(ceiling, per * 2)
+          else if (!short && per < FETCH_IDS_PER_REQUEST && ++whole >= FETCH_PROBE_AFTER) {
+            per = Math.min(FETCH_IDS_PER_REQUEST, per * 2)
+            ceiling = FETCH_IDS_PER_REQUEST
+            whole = 0
+          } else if (limit < FETCH_IN_FLIGHT) limit++
+        }
+        const fresh = await freshOps(got, cids)
+        if (syncTrace.on) traceMark('fetch.hash', t1, fresh.length)
+        for (const f of fresh) {
+          remember(f.id, peer)
+          held.push(f.bytes)
+          heldNames.push(f)
+          heldBytes += f.bytes.byteLength
+        }
+        if (held.length >= FETCH_RECEIVE_OPS || heldBytes >= FETCH_RECEIVE_BYTES) await take()
+      }
+      const flying = new Set<Promise<void>>()
+      const launch = (): void => {
+        while (running && failure === undefined && flying.size < limit) {
           let ask: CID[]
           if (again.length > 0) {
             ask = again.slice(0, per)
@@ -532,40 +630,19 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           } else {
             return
           }
-          const t0 = performance.now()
-          stats.fetchRequests++
-          const reply = await request(peer, { t: 'byid', ids: ask }, opts)
-          const got = reply.t === 'ops' ? reply.ops : []
-          if (syncTrace.on) traceMark('fetch.byid', t0, got.length, got.reduce((n, b) => n + b.byteLength, 0))
-          const t1 = performance.now()
-          const cids = got.map(cidOf)
-          if (got.length > 0 && got.length < ask.length) {
-            // asked again only after an answer that brought some of those asked (progress: a
-            // peer answering with other ops gets no request after request for the same ids)
-            const came = new Set(cids.map(idOf))
-            const left = ask.filter(c => !came.has(idOf(c)))
-            if (left.length < ask.length) {
-              for (const c of left) again.push(c)
-              per = Math.min(per, ask.length - left.length)
-            }
-          }
-          const fresh = await freshOps(got, cids)
-          if (syncTrace.on) traceMark('fetch.hash', t1, fresh.length)
-          for (const f of fresh) {
-            remember(f.id, peer)
-            held.push(f.bytes)
-            heldNames.push(f)
-            heldBytes += f.bytes.byteLength
-          }
-          if (held.length >= FETCH_RECEIVE_OPS || heldBytes >= FETCH_RECEIVE_BYTES) await take()
+          const p: Promise<void> = one(ask)
+            // kept, not ignored: no more requests go out, and it is thrown below once the others are done
+            .catch((err: unknown) => { failure ??= { err } })
+            .finally(() => { flying.delete(p) })
+          flying.add(p)
         }
       }
       try {
-        const workers = Array.from({ length: FETCH_IN_FLIGHT }, async () => {
-          // kept, not ignored: the others stop asking, and it is thrown below once they are done
-          await worker().catch((err: unknown) => { failure ??= { err } })
-        })
-        await Promise.all(workers)
+        launch()
+        while (flying.size > 0) {
+          await Promise.race(flying)
+          launch()
+        }
         if (failure !== undefined) throw failure.err
       } finally {
         // what came before a failed request is kept, as when each batch was received at once
@@ -633,7 +710,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       if (req.t === 'byid') {
         const t0 = performance.now()
-        const ops = exactly(req.ids)
+        const ops = exactly(req.ids, req.c === true ? BYID_MAX_BYTES : OPS_MAX_MESSAGE_BYTES - 1024)
         if (syncTrace.on) traceMark('byid.server', t0, ops.length)
         return { t: 'ops', ops }
       }
@@ -693,8 +770,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       return out
     }
 
-    /** The ops named that this host holds, within one message's bounds. */
-    const exactly = (ids: CID[]): Uint8Array[] => {
+    /** The ops named that this host holds, within one message's bounds and `maxBytes` (one op at least). */
+    const exactly = (ids: CID[], maxBytes: number): Uint8Array[] => {
       const out: Uint8Array[] = []
       let bytes = 0
       for (const cid of ids) {
@@ -702,6 +779,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         const block = tree.getOp(cid)
         if (block === undefined) continue
         if (bytes + block.byteLength > OPS_MAX_MESSAGE_BYTES - 1024) break
+        if (out.length > 0 && bytes + block.byteLength > maxBytes) break
         out.push(block)
         bytes += block.byteLength
       }
@@ -1333,7 +1411,10 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
     if (m.t === 'heads') return { t: 'heads' }
     if (m.t === 'get') return { t: 'get', want: cids(m.want), have: cids(m.have) }
     if (m.t === 'rbsr') return { t: 'rbsr', m: rbsrBytes(m.m) }
-    if (m.t === 'byid') return { t: 'byid', ids: cids(m.ids) }
+    if (m.t === 'byid') {
+      if (m.c !== undefined && m.c !== true) throw new SyncProtocolError('byid: c must be true when given')
+      return m.c === true ? { t: 'byid', ids: cids(m.ids), c: true } : { t: 'byid', ids: cids(m.ids) }
+    }
     if (m.t === 'hold') {
       const id = cids([m.id])[0]
       if (m.r !== undefined && m.r !== true) throw new SyncProtocolError('hold: r must be true when given')

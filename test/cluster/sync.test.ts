@@ -11,7 +11,7 @@ import type { CID } from 'multiformats/cid'
 import { createHost } from '../../node/net/index.ts'
 import type { Host } from '../../node/net/index.ts'
 import { createNetworkKey } from '../../node/net/index.ts'
-import { createSync, decodeReply, encodeCall, encodeNotice, HOLD, HOLD_PROTOCOL, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
+import { BYID_MAX_BYTES, call, createSync, decodeReply, encodeCall, encodeNotice, HOLD, HOLD_PROTOCOL, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
 import type { OpsReply, Sync, SyncHost } from '../../node/net/index.ts'
 import { Tree, ROOT, LOG_FILE } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
@@ -510,7 +510,7 @@ describe('node/sync (cluster)', function () {
     assert.ok(sent < 32 * 1024 && sent < logBytes / 16, `${sent} bytes on the ops protocol (log: ${logBytes} bytes)`)
   })
 
-  it('sync fetches what a reconcile found missing in few byid requests of up to FETCH_IDS_PER_REQUEST ids, several at once; from a peer answering fewer (an older version\'s maxBatch), the rest asked again', async function () {
+  it('sync fetches what a reconcile found missing in few byid requests growing to FETCH_IDS_PER_REQUEST ids while answers come quickly; from a peer answering fewer (an older version\'s maxBatch), the rest asked again', async function () {
     const key = createNetworkKey()
     const mkdirs = async (t: Tree, prefix: string, n: number): Promise<void> => {
       for (let i = 0; i < n; i += 250) {
@@ -523,7 +523,7 @@ describe('node/sync (cluster)', function () {
     const old = await node(key, [], { maxBatch: 100 })
     await mkdirs(a.tree, 'a-', 2500)
     await mkdirs(old.tree, 'a-', 2500)
-    for (const [from, n] of [[a, 3], [old, 25]] as const) {
+    for (const [from, n] of [[a, 4], [old, 25]] as const) {
       // b holds one op of its own (so it reconciles by rbsr, not by the heads walk)
       const b = await node(key)
       await mkdir(b.tree, 'b-only')
@@ -533,9 +533,10 @@ describe('node/sync (cluster)', function () {
       const s = b.sync.stats()
       assert.equal(s.headsReconciles, 0)
       assert.equal(s.receivedOps, 2500)
-      // 2,500 ids in requests of 1,024 (the version before asked 256 at a time: 10); from
-      // `old`, 100 per answer, the rest asked again, and 100 a request after the first
-      if (from === a) assert.equal(s.fetchRequests, n, `${s.fetchRequests} byid requests`)
+      // 2,500 ids in requests of 256, 512, 1,024 and the 708 left (requests grow while answers
+      // come quickly; 256 at a time: 10); from `old`, 100 per answer, the rest asked again, and
+      // 100 a request after the first
+      if (from === a) assert.ok(s.fetchRequests >= n && s.fetchRequests <= n + 1, `${s.fetchRequests} byid requests`)
       else {
         assert.ok(s.fetchRequests >= n && s.fetchRequests <= n + 1, `${s.fetchRequests} byid requests`)
         // after a short answer the requests shrink to what it brought: each id is sent about once
@@ -545,6 +546,26 @@ describe('node/sync (cluster)', function () {
       }
       assert.equal(s.badMessages, 0)
     }
+  })
+
+  it('sync: a byid answer holds BYID_MAX_BYTES of ops at most for an asker that asks again (c); an asker of the version before gets up to a message\'s bound', async function () {
+    const key = createNetworkKey()
+    const a = await node(key)
+    const b = await node(key, [a.host.addresses()[0]])
+    await until('connected', () => b.host.peers().length === 1)
+    // 600 ops of ~4.4 KB (2.6 MB) on a alone: b is stopped from syncing them by asking a itself
+    await b.sync.stop()
+    const ids: CID[] = []
+    for (let i = 0; i < 600; i += 100) {
+      for (const { cid } of await a.tree.commitMany(Array.from({ length: 100 }, (_, k) => ({ type: 'create' as const, parent: ROOT, name: `big-${i + k}`, kind: 'file' as const, content: { inline: new Uint8Array(4096).fill(i + k) }, size: 4096, mode: 0o644, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n })))) ids.push(cid)
+    }
+    assert.equal(ids.length, 600)
+    const bytes = (r: OpsReply): number => r.t === 'ops' ? r.ops.reduce((n, o) => n + o.byteLength, 0) : -1
+    const capped = await call(b.host, a.host.peerId, OPS, { t: 'byid', ids, c: true })
+    assert.ok(capped.t === 'ops' && capped.ops.length > 0 && capped.ops.length < 600, `${capped.t === 'ops' ? capped.ops.length : capped.t} ops`)
+    assert.ok(bytes(capped) <= BYID_MAX_BYTES && bytes(capped) > BYID_MAX_BYTES - 8192, `${bytes(capped)} bytes`)
+    const whole = await call(b.host, a.host.peerId, OPS, { t: 'byid', ids })
+    assert.ok(whole.t === 'ops' && whole.ops.length === 600, `${whole.t === 'ops' ? whole.ops.length : whole.t} ops`)
   })
 
   it('sync reconciles by heads with a peer that does not answer rbsr (an older version)', async function () {
@@ -615,6 +636,7 @@ describe('node/sync (cluster)', function () {
     await send(encodeCall(OPS, { t: 'rbsr', m: new Uint8Array([0x61, 0, 0, 2, 9]) } as any)) // id list past the end
     await send(encodeCall(OPS, { t: 'rbsr', m: 'x' } as any))
     await send(encodeCall(OPS, { t: 'byid', ids: [1] } as any))
+    await send(encodeCall(OPS, { t: 'byid', ids: [], c: 1 } as any))
     // a hold ask's ops below its op (b): with r only, a non-empty list of blocks
     const head = b.tree.heads()[0]
     const block = b.tree.getOp(head)!
