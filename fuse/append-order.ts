@@ -68,6 +68,22 @@ export class AppendOrder {
     if (this.recent.size > RECENT_SIZES) this.recent.delete(this.recent.keys().next().value!)
   }
 
+  /**
+   * The file grew to at least `end` by other means than an append (a plain write, an
+   * fallocate): the kernel's size, where its next append starts, moved with it. Only raises the
+   * end (a growth never moves it back), and only of an inode some handle has open or whose
+   * size was told lately.
+   */
+  grew (ino: number, end: number): void {
+    const s = this.inodes.get(ino)
+    if (s !== undefined) {
+      if (s.end !== undefined && end > s.end) { s.end = end; this.release(s) }
+      return
+    }
+    const size = this.recent.get(ino)
+    if (size !== undefined && end > size) this.recent.set(ino, end)
+  }
+
   /** Truncated to `size` (the kernel's size then), whatever is under way. */
   truncated (ino: number, size: number): void {
     const s = this.inodes.get(ino)

@@ -222,11 +222,17 @@ export interface RequestOptions extends AbortOptions {
   deadlineMs?: number
 }
 
+/** Options of createOps. */
+export interface OpsOptions {
+  /** The bound of an O_APPEND piece's wait for the piece before it, ms (fuse/append-order.ts). */
+  appendHoldMs?: number
+}
+
 /** Builds the request handler for one mount: `options.signal` is the request's deadline. */
-export function createOps (volume: OpsVolume, handles: Handles): (req: Request, options?: RequestOptions) => Promise<Answer> {
+export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions = {}): (req: Request, options?: RequestOptions) => Promise<Answer> {
   const links = createLinkNames()
   /** The order of O_APPEND pieces in flight at once (fuse/append-order.ts). */
-  const order = new AppendOrder()
+  const order = new AppendOrder({ holdMs: opts.appendHoldMs })
   /**
    * Files unlinked while open (POSIX: they live, nlink 0, until their last close). libfuse's
    * high-level API keeps the node of such a file under a hidden name and asks for it by that
@@ -550,7 +556,11 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const ends = owner !== undefined && (n[2] & WRITE_PIECE) === 0 ? true : undefined
         const write = async (): Promise<{ bytesWritten: number }> => await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append, owner, ends })
         // an O_APPEND write(2)'s pieces, in flight at once under AIO, laid in their kernel order
-        const { bytesWritten } = append ? await order.run(fh.ino, n[1], data.length, write, o.signal) : await write()
+        if (append) return { result: (await order.run(fh.ino, n[1], data.length, write, o.signal)).bytesWritten }
+        const { bytesWritten } = await write()
+        // the kernel's size, where its next append on the inode starts, is now at least the end
+        // of this write: an append after it is not held for a piece that never comes
+        order.grew(fh.ino, n[1] + bytesWritten)
         return { result: bytesWritten }
       }
       case Op.statfs:
@@ -581,6 +591,9 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const fh = handles.get(n[3])
         if (fh.allocate === undefined) throw new FsError('ENOTSUP', 'fallocate', fh.path)
         await fh.allocate(n[0], n[1], n[2], o)
+        // without FALLOC_FL_KEEP_SIZE (1) the kernel's size grew to the range's end if short of it:
+        // where its next append starts
+        if ((n[0] & 1) === 0) order.grew(fh.ino, n[1] + n[2])
         return { result: 0, a: links.others(fh.path) }
       }
       case Op.fsyncdir: {
