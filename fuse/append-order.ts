@@ -56,11 +56,16 @@ export class AppendOrder {
     }
   }
 
-  /** The kernel was told `size` for `ino` (a getattr's answer): ignored while an append is under way. */
+  /**
+   * The kernel was told `size` for `ino` (a getattr's answer, or the attributes of a change's
+   * answer): ignored while an append is under way, and never moves the end back while a handle
+   * is open (the stat may have finished before an append that was laid since; a shrink comes
+   * by truncated()).
+   */
   sized (ino: number, size: number): void {
     const s = this.inodes.get(ino)
     if (s !== undefined) {
-      if (s.busy === 0) s.end = size
+      if (s.busy === 0 && (s.end === undefined || size > s.end)) s.end = size
       return
     }
     this.recent.delete(ino)

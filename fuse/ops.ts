@@ -362,8 +362,10 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
   }
 
 
-  async function open (fh: FileHandle): Promise<Answer> {
+  /** Opened with `flags`: an O_TRUNC open (atomic_o_trunc) cut the file the kernel sized at 0. */
+  async function open (fh: FileHandle, flags = 0): Promise<Answer> {
     order.opened(fh.ino)
+    if ((flags & O_TRUNC) !== 0) order.truncated(fh.ino, 0)
     return { result: handles.add(fh) }
   }
 
@@ -375,7 +377,10 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
   async function after (path: string | null, fh: number, o: AbortOptions): Promise<Float64Array | undefined> {
     if (path === null) return undefined
     try {
-      return encodeStat(await stat(path, fh, o))
+      const st = await stat(path, fh, o)
+      // the size the kernel takes from the answer (chmod, chown, utimens, truncate, create...)
+      if (st.kind === 'file') order.sized(st.ino, st.size)
+      return encodeStat(st)
     } catch {
       // the change is done and answered; libfuse's getattr then asks the Volume and gets the error
       return undefined
@@ -464,7 +469,10 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         if (st.kind === 'dir') {
           links.moveDir(from, to)
           moved(from, to)
-        } else links.note(to, st)
+        } else {
+          links.note(to, st)
+          if (st.kind === 'file') order.sized(st.ino, st.size)
+        }
         return { result: 0, a: others }
       }
       case Op.link: {
@@ -475,6 +483,7 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         const st = await volume.lstat(to)
         links.note(from, st)
         links.note(to, st)
+        if (st.kind === 'file') order.sized(st.ino, st.size)
         return { result: 0, a: links.others(to), b: encodeStat(st) }
       }
       case Op.chmod: {
@@ -515,14 +524,13 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         // The offset the kernel puts on an O_APPEND write is its cached size, which another
         // name of a hard-linked file (another kernel inode here) or a concurrent commit makes
         // stale: the Volume writes appends at its own end of file, in the inode's write order
-        return await open(await volume.open(need(path, 'open'), n[0] & OPEN_FLAGS, undefined, undefined, o))
+        return await open(await volume.open(need(path, 'open'), n[0] & OPEN_FLAGS, undefined, undefined, o), n[0])
       case Op.create: {
         const p = checkName(need(path, 'create'), 'create')
         const own = await owner(p, caller, o)
         const flags = (n[1] & (OPEN_FLAGS | O_EXCL)) | O_CREAT
-        const answer = await open(await volume.open(p, flags, n[0] & 0o7777, own.caller, o))
+        const answer = await open(await volume.open(p, flags, n[0] & 0o7777, own.caller, o), flags)
         const b = await after(p, answer.result, o)
-        if (b !== undefined) order.sized(b[0], b[6])
         return { ...answer, b }
       }
       case Op.read: {

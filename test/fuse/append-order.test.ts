@@ -64,6 +64,21 @@ describe('fuse: AppendOrder', () => {
     assert.deepEqual(laid, ['a', 'head', 'tail'])
   })
 
+  it('a getattr\'s size never moves the end back (its stat may have finished before an append laid since)', async () => {
+    const order = new AppendOrder({ holdMs: 60_000 })
+    order.opened(1)
+    order.sized(1, 0)
+    const laid: string[] = []
+    await piece(order, laid, 'a', 0, 100)
+    order.sized(1, 50)
+    const tail = piece(order, laid, 'tail', 160, 10)
+    await Promise.resolve()
+    assert.deepEqual(laid, ['a'])
+    await piece(order, laid, 'head', 100, 60)
+    await tail
+    assert.deepEqual(laid, ['a', 'head', 'tail'])
+  })
+
   it('a size told the kernel while no handle is open is where the next open\'s appends start', async () => {
     const order = new AppendOrder({ holdMs: 60_000 })
     order.sized(1, 7)
