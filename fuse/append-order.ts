@@ -16,6 +16,13 @@
 export interface AppendOrderOptions {
   /** Longest a piece waits for the piece before it (ms): the gap may be no piece at all (the kernel's size came from elsewhere). */
   holdMs?: number
+  /** For tests: starts the hold's timer, calling `fire` after `ms`; returns its cancel (default setTimeout). */
+  timer?: (fire: () => void, ms: number) => () => void
+}
+
+function setTimer (fire: () => void, ms: number): () => void {
+  const t = setTimeout(fire, ms)
+  return () => { clearTimeout(t) }
 }
 
 interface Waiter { off: number, wake: () => void }
@@ -30,9 +37,11 @@ export class AppendOrder {
   private readonly inodes = new Map<number, InodeAppends>()
   private readonly recent = new Map<number, number>()
   private readonly holdMs: number
+  private readonly timer: (fire: () => void, ms: number) => () => void
 
   constructor (opts: AppendOrderOptions = {}) {
     this.holdMs = opts.holdMs ?? APPEND_HOLD_MS
+    this.timer = opts.timer ?? setTimer
   }
 
   /**
@@ -117,11 +126,11 @@ export class AppendOrder {
 
   private async hold (s: InodeAppends, off: number, signal?: AbortSignal): Promise<void> {
     await new Promise<void>(resolve => {
-      let timer: ReturnType<typeof setTimeout> | undefined
+      let cancel: (() => void) | undefined
       const w: Waiter = {
         off,
         wake: () => {
-          clearTimeout(timer)
+          cancel?.()
           signal?.removeEventListener('abort', w.wake)
           const i = s.waiters.indexOf(w)
           if (i >= 0) s.waiters.splice(i, 1)
@@ -129,7 +138,7 @@ export class AppendOrder {
         }
       }
       s.waiters.push(w)
-      timer = setTimeout(w.wake, this.holdMs)
+      cancel = this.timer(w.wake, this.holdMs)
       signal?.addEventListener('abort', w.wake, { once: true })
     })
   }
