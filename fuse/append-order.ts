@@ -16,6 +16,13 @@
 export interface AppendOrderOptions {
   /** Longest a piece waits for the piece before it (ms): the gap may be no piece at all (the kernel's size came from elsewhere). */
   holdMs?: number
+  /** For tests: starts the hold's timer, calling `fire` after `ms`; returns its cancel (default setTimeout). */
+  timer?: (fire: () => void, ms: number) => () => void
+}
+
+function setTimer (fire: () => void, ms: number): () => void {
+  const t = setTimeout(fire, ms)
+  return () => { clearTimeout(t) }
 }
 
 interface Waiter { off: number, wake: () => void }
@@ -30,9 +37,11 @@ export class AppendOrder {
   private readonly inodes = new Map<number, InodeAppends>()
   private readonly recent = new Map<number, number>()
   private readonly holdMs: number
+  private readonly timer: (fire: () => void, ms: number) => () => void
 
   constructor (opts: AppendOrderOptions = {}) {
     this.holdMs = opts.holdMs ?? APPEND_HOLD_MS
+    this.timer = opts.timer ?? setTimer
   }
 
   /**
@@ -56,16 +65,37 @@ export class AppendOrder {
     }
   }
 
-  /** The kernel was told `size` for `ino` (a getattr's answer): ignored while an append is under way. */
+  /**
+   * The kernel was told `size` for `ino` (a getattr's answer, or the attributes of a change's
+   * answer): ignored while an append is under way, and never moves the end back while a handle
+   * is open (the stat may have finished before an append that was laid since; a shrink comes
+   * by truncated()).
+   */
   sized (ino: number, size: number): void {
     const s = this.inodes.get(ino)
     if (s !== undefined) {
-      if (s.busy === 0) s.end = size
+      if (s.busy === 0 && (s.end === undefined || size > s.end)) s.end = size
       return
     }
     this.recent.delete(ino)
     this.recent.set(ino, size)
     if (this.recent.size > RECENT_SIZES) this.recent.delete(this.recent.keys().next().value!)
+  }
+
+  /**
+   * The file grew to at least `end` by other means than an append (a plain write, an
+   * fallocate): the kernel's size, where its next append starts, moved with it. Only raises the
+   * end (a growth never moves it back), and only of an inode some handle has open or whose
+   * size was told lately.
+   */
+  grew (ino: number, end: number): void {
+    const s = this.inodes.get(ino)
+    if (s !== undefined) {
+      if (s.end !== undefined && end > s.end) { s.end = end; this.release(s) }
+      return
+    }
+    const size = this.recent.get(ino)
+    if (size !== undefined && end > size) this.recent.set(ino, end)
   }
 
   /** Truncated to `size` (the kernel's size then), whatever is under way. */
@@ -96,11 +126,11 @@ export class AppendOrder {
 
   private async hold (s: InodeAppends, off: number, signal?: AbortSignal): Promise<void> {
     await new Promise<void>(resolve => {
-      let timer: ReturnType<typeof setTimeout> | undefined
+      let cancel: (() => void) | undefined
       const w: Waiter = {
         off,
         wake: () => {
-          clearTimeout(timer)
+          cancel?.()
           signal?.removeEventListener('abort', w.wake)
           const i = s.waiters.indexOf(w)
           if (i >= 0) s.waiters.splice(i, 1)
@@ -108,7 +138,7 @@ export class AppendOrder {
         }
       }
       s.waiters.push(w)
-      timer = setTimeout(w.wake, this.holdMs)
+      cancel = this.timer(w.wake, this.holdMs)
       signal?.addEventListener('abort', w.wake, { once: true })
     })
   }

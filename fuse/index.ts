@@ -106,6 +106,11 @@ export interface MountOptions {
    * write_bits), as on a host whose page limit is smaller.
    */
   maxWrite?: number
+  /**
+   * For tests: the longest an O_APPEND piece past the tracked end of file waits for the piece
+   * before it, in ms (fuse/append-order.ts; default APPEND_HOLD_MS).
+   */
+  appendHoldMs?: number
 }
 
 /** The binding's counts of writes answered from the JS thread (fuse/binding.c js_stats). */
@@ -364,7 +369,7 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
 
   const onOp = opts.onOp
   const handles = createHandles()
-  const ops = createOps(volume, handles)
+  const ops = createOps(volume, handles, { appendHoldMs: opts.appendHoldMs })
   let mounted!: (err: number) => void
   const mountedP = new Promise<number>(resolve => { mounted = resolve })
   let exited!: () => void

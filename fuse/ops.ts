@@ -222,11 +222,17 @@ export interface RequestOptions extends AbortOptions {
   deadlineMs?: number
 }
 
+/** Options of createOps. */
+export interface OpsOptions {
+  /** The bound of an O_APPEND piece's wait for the piece before it, ms (fuse/append-order.ts). */
+  appendHoldMs?: number
+}
+
 /** Builds the request handler for one mount: `options.signal` is the request's deadline. */
-export function createOps (volume: OpsVolume, handles: Handles): (req: Request, options?: RequestOptions) => Promise<Answer> {
+export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions = {}): (req: Request, options?: RequestOptions) => Promise<Answer> {
   const links = createLinkNames()
   /** The order of O_APPEND pieces in flight at once (fuse/append-order.ts). */
-  const order = new AppendOrder()
+  const order = new AppendOrder({ holdMs: opts.appendHoldMs })
   /**
    * Files unlinked while open (POSIX: they live, nlink 0, until their last close). libfuse's
    * high-level API keeps the node of such a file under a hidden name and asks for it by that
@@ -356,8 +362,10 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
   }
 
 
-  async function open (fh: FileHandle): Promise<Answer> {
+  /** Opened with `flags`: an O_TRUNC open (atomic_o_trunc) cut the file the kernel sized at 0. */
+  async function open (fh: FileHandle, flags = 0): Promise<Answer> {
     order.opened(fh.ino)
+    if ((flags & O_TRUNC) !== 0) order.truncated(fh.ino, 0)
     return { result: handles.add(fh) }
   }
 
@@ -369,7 +377,10 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
   async function after (path: string | null, fh: number, o: AbortOptions): Promise<Float64Array | undefined> {
     if (path === null) return undefined
     try {
-      return encodeStat(await stat(path, fh, o))
+      const st = await stat(path, fh, o)
+      // the size the kernel takes from the answer (chmod, chown, utimens, truncate, create...)
+      if (st.kind === 'file') order.sized(st.ino, st.size)
+      return encodeStat(st)
     } catch {
       // the change is done and answered; libfuse's getattr then asks the Volume and gets the error
       return undefined
@@ -458,7 +469,10 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         if (st.kind === 'dir') {
           links.moveDir(from, to)
           moved(from, to)
-        } else links.note(to, st)
+        } else {
+          links.note(to, st)
+          if (st.kind === 'file') order.sized(st.ino, st.size)
+        }
         return { result: 0, a: others }
       }
       case Op.link: {
@@ -469,6 +483,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const st = await volume.lstat(to)
         links.note(from, st)
         links.note(to, st)
+        if (st.kind === 'file') order.sized(st.ino, st.size)
         return { result: 0, a: links.others(to), b: encodeStat(st) }
       }
       case Op.chmod: {
@@ -509,14 +524,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         // The offset the kernel puts on an O_APPEND write is its cached size, which another
         // name of a hard-linked file (another kernel inode here) or a concurrent commit makes
         // stale: the Volume writes appends at its own end of file, in the inode's write order
-        return await open(await volume.open(need(path, 'open'), n[0] & OPEN_FLAGS, undefined, undefined, o))
+        return await open(await volume.open(need(path, 'open'), n[0] & OPEN_FLAGS, undefined, undefined, o), n[0])
       case Op.create: {
         const p = checkName(need(path, 'create'), 'create')
         const own = await owner(p, caller, o)
         const flags = (n[1] & (OPEN_FLAGS | O_EXCL)) | O_CREAT
-        const answer = await open(await volume.open(p, flags, n[0] & 0o7777, own.caller, o))
+        const answer = await open(await volume.open(p, flags, n[0] & 0o7777, own.caller, o), flags)
         const b = await after(p, answer.result, o)
-        if (b !== undefined) order.sized(b[0], b[6])
         return { ...answer, b }
       }
       case Op.read: {
@@ -550,7 +564,11 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const ends = owner !== undefined && (n[2] & WRITE_PIECE) === 0 ? true : undefined
         const write = async (): Promise<{ bytesWritten: number }> => await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append, owner, ends })
         // an O_APPEND write(2)'s pieces, in flight at once under AIO, laid in their kernel order
-        const { bytesWritten } = append ? await order.run(fh.ino, n[1], data.length, write, o.signal) : await write()
+        if (append) return { result: (await order.run(fh.ino, n[1], data.length, write, o.signal)).bytesWritten }
+        const { bytesWritten } = await write()
+        // the kernel's size, where its next append on the inode starts, is now at least the end
+        // of this write: an append after it is not held for a piece that never comes
+        order.grew(fh.ino, n[1] + bytesWritten)
         return { result: bytesWritten }
       }
       case Op.statfs:
@@ -581,6 +599,9 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const fh = handles.get(n[3])
         if (fh.allocate === undefined) throw new FsError('ENOTSUP', 'fallocate', fh.path)
         await fh.allocate(n[0], n[1], n[2], o)
+        // without FALLOC_FL_KEEP_SIZE (1) the kernel's size grew to the range's end if short of it:
+        // where its next append starts
+        if ((n[0] & 1) === 0) order.grew(fh.ino, n[1] + n[2])
         return { result: 0, a: links.others(fh.path) }
       }
       case Op.fsyncdir: {

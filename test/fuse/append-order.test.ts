@@ -26,14 +26,36 @@ describe('fuse: AppendOrder', () => {
   })
 
   it('a gap nothing fills (the kernel\'s size came from elsewhere) holds a piece its bound only', async () => {
-    const order = new AppendOrder({ holdMs: 20 })
+    // the hold's timer is the test's: the piece is held until it fires, then goes
+    const timers: Array<{ fire: () => void, ms: number, cancelled: boolean }> = []
+    const order = new AppendOrder({
+      holdMs: 20,
+      timer: (fire, ms) => {
+        const t = { fire, ms, cancelled: false }
+        timers.push(t)
+        return () => { t.cancelled = true }
+      }
+    })
     order.opened(1)
     order.sized(1, 5)
     const laid: string[] = []
-    const at = performance.now()
-    await piece(order, laid, 'past', 50, 10)
-    assert.ok(performance.now() - at >= 15)
+    const past = piece(order, laid, 'past', 50, 10)
+    await Promise.resolve()
+    await Promise.resolve()
+    assert.deepEqual(laid, [])
+    assert.equal(timers.length, 1)
+    assert.equal(timers[0].ms, 20)
+    timers[0].fire()
+    assert.equal(await past, 'past')
     assert.deepEqual(laid, ['past'])
+    // a piece woken by the one before it cancels its timer
+    const tail = piece(order, laid, 'tail', 70, 1)
+    await Promise.resolve()
+    assert.equal(timers.length, 2)
+    await piece(order, laid, 'head', 60, 10)
+    await tail
+    assert.deepEqual(laid, ['past', 'head', 'tail'])
+    assert.equal(timers[1].cancelled, true)
   })
 
   it('an abort ends the hold (the write then meets the abort itself)', async () => {
@@ -60,6 +82,21 @@ describe('fuse: AppendOrder', () => {
     const tail = piece(order, laid, 'tail', 60, 10)
     await Promise.resolve()
     await piece(order, laid, 'head', 10, 50)
+    await tail
+    assert.deepEqual(laid, ['a', 'head', 'tail'])
+  })
+
+  it('a getattr\'s size never moves the end back (its stat may have finished before an append laid since)', async () => {
+    const order = new AppendOrder({ holdMs: 60_000 })
+    order.opened(1)
+    order.sized(1, 0)
+    const laid: string[] = []
+    await piece(order, laid, 'a', 0, 100)
+    order.sized(1, 50)
+    const tail = piece(order, laid, 'tail', 160, 10)
+    await Promise.resolve()
+    assert.deepEqual(laid, ['a'])
+    await piece(order, laid, 'head', 100, 60)
     await tail
     assert.deepEqual(laid, ['a', 'head', 'tail'])
   })
