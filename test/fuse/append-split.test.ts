@@ -132,35 +132,44 @@ os.close(fd)'`)
     })
   }
 
+  /**
+   * A volume holding /NAME ('base\n'), mounted at `dir` with `opts`, and another handle of the file
+   * (`other`, opened for append): each WRITE to the file is noted (`writes`, its length), then
+   * `other` flushes (a reader opening and closing it: its flush commits what is whole) and the
+   * size it committed is noted (`seen`). The open file's clock is stopped: its runs are as fresh
+   * as can be, APPEND_KEEP_IDLE_MS never passes.
+   */
+  async function flushedAfterEachWrite (name: string, opts: { directWrites?: number, maxWrite?: number }): Promise<{ vol: Volume, other: Awaited<ReturnType<Volume['open']>>, dir: string, writes: number[], seen: number[] }> {
+    const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-') })
+    t.add(async () => { await vol.close() })
+    await vol.writeFile(`/${name}`, enc.encode('base\n'))
+    const other = await vol.open(`/${name}`, 'a')
+    const committed = (): number => vol.tree.byIno(Number(other.ino))!.size
+    const writes: number[] = []
+    const seen: number[] = []
+    wrapHandles(vol, path => path === `/${name}`, fh => ({
+      write: async (buffer, offset, length, position, options) => {
+        ;(vol as any).open_.get(vol.tree.lookup('root', name)?.inode).now = () => 0
+        const r = await fh.write(buffer, offset, length, position, options)
+        writes.push(length)
+        await other.flush()
+        seen.push(committed())
+        return r
+      }
+    }))
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(vol, dir, opts)
+    t.add(async () => { await m.unmount(); await checkUnmounted(dir, 'unmount()') })
+    return { vol, other, dir, writes, seen }
+  }
+
   // A log writer keeping its fd open (mend37a2): a WRITE shorter than a piece the kernel cuts with
   // more to come (fuse/binding.c piece_pages) ends its write(2), so another handle's flush commits
   // it at once, however lately its writer wrote; a writev of many small iovecs, cut at the page limit
   // of the caller's memory into pieces of a few bytes a page, is still one append
   for (const directWrites of [undefined, 0]) {
     it(`a writer of short lines keeping its fd open has each committed by another handle's flush; a writev cut in pieces is one append${directWrites === 0 ? ' (writes through libfuse)' : ''}`, async () => {
-      const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-') })
-      t.add(async () => { await vol.close() })
-      await vol.writeFile('/l', enc.encode('base\n'))
-      const other = await vol.open('/l', 'a')
-      const committed = (): number => vol.tree.byIno(Number(other.ino))!.size
-      const writes: number[] = []
-      const seen: number[] = []
-      wrapHandles(vol, path => path === '/l', fh => ({
-        write: async (buffer, offset, length, position, options) => {
-          // (the open file's clock stopped: its runs are as fresh as can be, APPEND_KEEP_IDLE_MS never passes)
-          ;(vol as any).open_.get(vol.tree.lookup('root', 'l')?.inode).now = () => 0
-          const r = await fh.write(buffer, offset, length, position, options)
-          writes.push(length)
-          // another handle of the file closes here (a reader opening and closing it): its flush
-          // commits what is whole
-          await other.flush()
-          seen.push(committed())
-          return r
-        }
-      }))
-      const dir = await tempDir(t, 'darkfs-mnt-')
-      const m = await mount(vol, dir, { directWrites })
-      t.add(async () => { await m.unmount(); await checkUnmounted(dir, 'unmount()') })
+      const { vol, other, dir, writes, seen } = await flushedAfterEachWrite('l', { directWrites })
       const before = (await vol.log('/l')).length
       await ok(`python3 -c 'import os
 fd = os.open("${join(dir, 'l')}", os.O_WRONLY | os.O_APPEND)
@@ -186,27 +195,7 @@ os.close(fd)'`)
   for (const maxWrite of [undefined, 128 * 1024]) {
     for (const directWrites of [undefined, 0]) {
       it(`a writev cut at exactly the page limit (one byte a page) is kept back until its last piece${maxWrite !== undefined ? ` (max_write ${maxWrite})` : ''}${directWrites === 0 ? ' (writes through libfuse)' : ''}`, async () => {
-        const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-') })
-        t.add(async () => { await vol.close() })
-        await vol.writeFile('/p', enc.encode('base\n'))
-        const other = await vol.open('/p', 'a')
-        const committed = (): number => vol.tree.byIno(Number(other.ino))!.size
-        const writes: number[] = []
-        const seen: number[] = []
-        wrapHandles(vol, path => path === '/p', fh => ({
-          write: async (buffer, offset, length, position, options) => {
-            // (the open file's clock stopped: APPEND_KEEP_IDLE_MS never passes)
-            ;(vol as any).open_.get(vol.tree.lookup('root', 'p')?.inode).now = () => 0
-            const r = await fh.write(buffer, offset, length, position, options)
-            writes.push(length)
-            await other.flush()
-            seen.push(committed())
-            return r
-          }
-        }))
-        const dir = await tempDir(t, 'darkfs-mnt-')
-        const m = await mount(vol, dir, { directWrites, maxWrite })
-        t.add(async () => { await m.unmount(); await checkUnmounted(dir, 'unmount()') })
+        const { vol, other, dir, writes, seen } = await flushedAfterEachWrite('p', { directWrites, maxWrite })
         const pages = await pagesPerRequest(maxWrite)
         await ok(`python3 -c 'import os
 fd = os.open("${join(dir, 'p')}", os.O_WRONLY | os.O_APPEND)

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { startCluster, startHost } from '../../harness/cluster.ts'
+import { startCluster, startHost, type ClusterHost } from '../../harness/cluster.ts'
 import { Collector } from '../../node/keeper/gc.ts'
 import { GC_SINCE_FILE } from '../../node/keeper/gc-since.ts'
 import { readSealed } from '../../node/keeper/sealed-file.ts'
@@ -172,13 +172,25 @@ describe('keep.collector (garbage collection)', function () {
   // the unreferenced times were in memory only: a host restarted at least once a retention
   // period (7 days) never removed an unreferenced block (session 37)
   describe('the unreferenced times kept in the data dir', function () {
-    it('a collector over the same dir after a restart removes a block unreferenced for the retention before and after it', async () => {
+    /** One host (no timed rounds), a data dir for its collectors, and a 1 MiB chunk stored there that no version names: its blocks; `wall` is Date.now() just before the store. */
+    async function unnamedChunk (): Promise<{ h: ClusterHost, dir: string, blocks: string[], wall: number }> {
       const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
       const dir = await tempDir(t)
-      let now = Date.now()
+      const wall = Date.now()
       const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
       await w.stored
-      const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))]
+      return { h, dir, blocks: [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))], wall }
+    }
+    /** A collector over `h` keeping its times in `dir`, started (start() reads the file: intervalMs 0, no timed rounds). */
+    function started (h: ClusterHost, dir: string, clocks: { now?: () => number, clock?: () => number }, opts: { retentionMs: number, self?: string }): Collector {
+      const c = new Collector({ volume: h.volume, store: h.store, ...clocks }, { intervalMs: 0, dir, ...opts })
+      c.start()
+      return c
+    }
+
+    it('a collector over the same dir after a restart removes a block unreferenced for the retention before and after it', async () => {
+      const { h, dir, blocks, wall } = await unnamedChunk()
+      let now = wall
       // (3 h: a loaded time is held an hour short of the retention, GC_LOADED_GRACE_MS)
       const before = new Collector({ volume: h.volume, store: h.store, now: () => now }, { retentionMs: 3 * HOUR, intervalMs: 0, dir })
       assert.equal((await before.collect()).removed.length, 0, 'first seen unreferenced: only marked')
@@ -197,18 +209,9 @@ describe('keep.collector (garbage collection)', function () {
     })
 
     it('the time the host was away does not count', async () => {
-      const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
-      const dir = await tempDir(t)
-      let now = Date.now()
-      const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
-      await w.stored
-      const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))]
-      // (start() reads the file: intervalMs 0, no timed rounds)
-      const gc = (): Collector => {
-        const c = new Collector({ volume: h.volume, store: h.store, now: () => now }, { retentionMs: HOUR, intervalMs: 0, dir })
-        c.start()
-        return c
-      }
+      const { h, dir, blocks, wall } = await unnamedChunk()
+      let now = wall
+      const gc = (): Collector => started(h, dir, { now: () => now }, { retentionMs: HOUR })
       const first = gc()
       assert.equal((await first.collect()).removed.length, 0)
       await first.stop()
@@ -225,19 +228,11 @@ describe('keep.collector (garbage collection)', function () {
     })
 
     it('a clock behind at boot (no RTC, fake-hwclock) then stepped forward does not count the time away: only time GC saw, on a monotonic clock (review37b P2)', async () => {
-      const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
-      const dir = await tempDir(t)
+      const { h, dir, blocks, wall } = await unnamedChunk()
       // the wall clock, and each process's monotonic one (from 0 at its start)
-      let now = Date.now()
+      let now = wall
       let mono = 0
-      const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
-      await w.stored
-      const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))]
-      const gc = (): Collector => {
-        const c = new Collector({ volume: h.volume, store: h.store, now: () => now, clock: () => mono }, { retentionMs: 3 * HOUR, intervalMs: 0, dir })
-        c.start()
-        return c
-      }
+      const gc = (): Collector => started(h, dir, { now: () => now, clock: () => mono }, { retentionMs: 3 * HOUR })
       const first = gc()
       await first.collect()
       now += 1.5 * HOUR
@@ -263,17 +258,9 @@ describe('keep.collector (garbage collection)', function () {
     })
 
     it('a block near the retention at the stop is not removed in the first rounds after the start: a loaded time is held an hour short of it (the tree catching up first)', async () => {
-      const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
-      const dir = await tempDir(t)
+      const { h, dir, blocks } = await unnamedChunk()
       let mono = 0
-      const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
-      await w.stored
-      const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))]
-      const gc = (): Collector => {
-        const c = new Collector({ volume: h.volume, store: h.store, clock: () => mono }, { retentionMs: 3 * HOUR, intervalMs: 0, dir })
-        c.start()
-        return c
-      }
+      const gc = (): Collector => started(h, dir, { clock: () => mono }, { retentionMs: 3 * HOUR })
       const first = gc()
       await first.collect()
       mono += 3 * HOUR - 1000
@@ -315,17 +302,9 @@ describe('keep.collector (garbage collection)', function () {
     })
 
     it('a file written by another host (copied from another data dir) is left out: nothing is removed on its strength', async () => {
-      const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
-      const dir = await tempDir(t)
+      const { h, dir, blocks } = await unnamedChunk()
       let mono = 0
-      const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
-      await w.stored
-      const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))]
-      const gc = (self: string): Collector => {
-        const c = new Collector({ volume: h.volume, store: h.store, clock: () => mono }, { retentionMs: 3 * HOUR, intervalMs: 0, dir, self })
-        c.start()
-        return c
-      }
+      const gc = (self: string): Collector => started(h, dir, { clock: () => mono }, { retentionMs: 3 * HOUR, self })
       const other = gc('another-host')
       await other.collect()
       mono += 2 * HOUR
@@ -342,17 +321,9 @@ describe('keep.collector (garbage collection)', function () {
     })
 
     it('a damaged file is left out whole: nothing is removed on its strength', async () => {
-      const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
-      const dir = await tempDir(t)
-      let now = Date.now()
-      const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
-      await w.stored
-      const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments].map(String))]
-      const gc = (): Collector => {
-        const c = new Collector({ volume: h.volume, store: h.store, now: () => now }, { retentionMs: HOUR, intervalMs: 0, dir })
-        c.start()
-        return c
-      }
+      const { h, dir, blocks, wall } = await unnamedChunk()
+      let now = wall
+      const gc = (): Collector => started(h, dir, { now: () => now }, { retentionMs: HOUR })
       const file = join(dir, GC_SINCE_FILE)
       const damages: Array<[string, (text: string) => string]> = [
         ['cut short', text => text.slice(0, Math.floor(text.length * 0.7))],

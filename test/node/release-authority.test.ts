@@ -58,6 +58,42 @@ function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relaye
   return { release, held }
 }
 
+/** A sink over `held` whose first put waits in the store until `unblock()`; `entered` resolves once it waits there. */
+function gatedSink (held: Set<string>, teller: () => ReturnType<ReleaseOpening['teller']>): { sink: ReturnType<typeof releasingSink>, entered: Promise<void>, unblock: () => void } {
+  let unblock!: () => void
+  const gate = new Promise<void>(resolve => { unblock = resolve })
+  let enter!: () => void
+  const entered = new Promise<void>(resolve => { enter = resolve })
+  let first = true
+  const store = {
+    has: async (cid: CID) => held.has(cid.toString()),
+    put: async (cid: CID) => {
+      if (first) { first = false; enter(); await gate }
+      held.add(cid.toString())
+    }
+  } as unknown as Parameters<typeof releasingSink>[0]
+  return { sink: releasingSink(store, teller), entered, unblock }
+}
+
+/** The i-th block of the full table of put records a last stop saved (the puts spanning open() tests). */
+async function tableFiller (i: number): Promise<CID> {
+  return CID.createV1(0x55, await sha256.digest(new Uint8Array([i & 255, (i >> 8) & 255, (i >> 16) & 255, 7, 7])))
+}
+
+/** The last stop's saved records in `dir`: a full table (PUT_REMEMBER_MAX records of 64 other peers, 1,024 each); returns its blocks. */
+async function saveFullTable (dir: string): Promise<CID[]> {
+  const before = holder({ relayedFreshMs: 0 })
+  const fill: CID[] = []
+  for (let i = 0; i < PUT_REMEMBER_MAX; i++) {
+    const c = await tableFiller(i)
+    fill.push(c)
+    before.held.add(c.toString())
+    before.release.arriving(c, `F${i >> 10}`, `F${i >> 10}`)
+  }
+  await saveReleaseRecords(dir, before.release.records(), 'H')
+  return fill
+}
+
 describe('release authority: who may have a holder delete a block', function () {
   it('a member that never put a block here cannot have it deleted: another writer\'s fragment, its commit unheard of here', async () => {
     const x = await block(1)
@@ -934,22 +970,6 @@ describe('release records kept across a clean restart (gc37)', function () {
 })
 
 describe('release opening: puts spanning open() (mend37g2, review37f)', function () {
-  /** A sink over `held` whose first put waits in the store until `unblock()`; `entered` resolves once it waits there. */
-  function gatedSink (held: Set<string>, teller: () => ReturnType<ReleaseOpening['teller']>): { sink: ReturnType<typeof releasingSink>, entered: Promise<void>, unblock: () => void } {
-    let unblock!: () => void
-    const gate = new Promise<void>(resolve => { unblock = resolve })
-    let enter!: () => void
-    const entered = new Promise<void>(resolve => { enter = resolve })
-    let first = true
-    const store = {
-      has: async (cid: CID) => held.has(cid.toString()),
-      put: async (cid: CID) => {
-        if (first) { first = false; enter(); await gate }
-        held.add(cid.toString())
-      }
-    } as unknown as Parameters<typeof releasingSink>[0]
-    return { sink: releasingSink(store, teller), entered, unblock }
-  }
 
   for (const overflow of [false, true]) {
     it(`B's put of Y spans open(), C's put of Y lands before open()${overflow ? ', the opening past its bound' : ''}: B may not have C's copy deleted`, async () => {
@@ -986,7 +1006,7 @@ describe('release opening: puts spanning open() (mend37g2, review37f)', function
     // the table filled by other peers' records (PUT_REMEMBER_MAX of them, 64 a peer), then B's
     // write goes on: its newer blocks land, and the peer with the most records is B
     for (let i = 0; i < PUT_REMEMBER_MAX; i++) {
-      const c = CID.createV1(0x55, await sha256.digest(new Uint8Array([i & 255, (i >> 8) & 255, (i >> 16) & 255, 7, 7])))
+      const c = await tableFiller(i)
       held.add(c.toString())
       release.arriving(c, `F${i >> 6}`, `F${i >> 6}`)
     }
@@ -1005,38 +1025,13 @@ describe('release opening: puts spanning open() (mend37g2, review37f)', function
 describe('release opening: the calls replayed at open() keep each put\'s landing where it was (mend37g3, review37i)', function () {
   const t = new Teardown()
   after(async () => { await t.run() })
-  /** A sink over `held` whose first put waits in the store until `unblock()`; `entered` resolves once it waits there. */
-  function gatedSink (held: Set<string>, teller: () => ReturnType<ReleaseOpening['teller']>): { sink: ReturnType<typeof releasingSink>, entered: Promise<void>, unblock: () => void } {
-    let unblock!: () => void
-    const gate = new Promise<void>(resolve => { unblock = resolve })
-    let enter!: () => void
-    const entered = new Promise<void>(resolve => { enter = resolve })
-    let first = true
-    const store = {
-      has: async (cid: CID) => held.has(cid.toString()),
-      put: async (cid: CID) => {
-        if (first) { first = false; enter(); await gate }
-        held.add(cid.toString())
-      }
-    } as unknown as Parameters<typeof releasingSink>[0]
-    return { sink: releasingSink(store, teller), entered, unblock }
-  }
-  const filler = async (i: number): Promise<CID> => CID.createV1(0x55, await sha256.digest(new Uint8Array([i & 255, (i >> 8) & 255, (i >> 16) & 255, 7, 7])))
 
   for (const live of [true, false]) {
     it(`B's put of Y spans C's whole put of Y and 1,100 more of B's, all ${live ? 'told to the release itself (control)' : 'before open() (replayed)'}, the table full from the last stop: B may not have C's copy deleted`, async function () {
       this.timeout(300_000)
       // the last stop kept PUT_REMEMBER_MAX records of 64 other peers (1,024 each)
       const dir = await tempDir(t)
-      const before = holder({ relayedFreshMs: 0 })
-      const fill: CID[] = []
-      for (let i = 0; i < PUT_REMEMBER_MAX; i++) {
-        const c = await filler(i)
-        fill.push(c)
-        before.held.add(c.toString())
-        before.release.arriving(c, `F${i >> 10}`, `F${i >> 10}`)
-      }
-      await saveReleaseRecords(dir, before.release.records(), 'H')
+      const fill = await saveFullTable(dir)
       const { release, held } = holder({ relayedFreshMs: 0 })
       for (const c of fill) held.add(c.toString())
       const opening = new ReleaseOpening()
@@ -1165,32 +1160,14 @@ describe('release opening: a put handed on at open() and ending while restore() 
   after(async () => { await t.run() })
   it('B\'s put of Y spans open()\'s start and lands while restore() runs, C\'s put of Y and 1,100 of B\'s before open(): B may not have C\'s copy deleted', async function () {
     this.timeout(300_000)
-    const filler = async (i: number): Promise<CID> => CID.createV1(0x55, await sha256.digest(new Uint8Array([i & 255, (i >> 8) & 255, (i >> 16) & 255, 7, 7])))
     const dir = await tempDir(t)
-    const before = holder({ relayedFreshMs: 0 })
-    const fill: CID[] = []
-    for (let i = 0; i < PUT_REMEMBER_MAX; i++) {
-      const c = await filler(i)
-      fill.push(c)
-      before.held.add(c.toString())
-      before.release.arriving(c, `F${i >> 10}`, `F${i >> 10}`)
-    }
-    await saveReleaseRecords(dir, before.release.records(), 'H')
+    const fill = await saveFullTable(dir)
     const { release, held } = holder({ relayedFreshMs: 0 })
     for (const c of fill) held.add(c.toString())
     const opening = new ReleaseOpening()
     await opening.take(dir, 'H')
     const y = await block(243)
-    let unblock!: () => void
-    const gate = new Promise<void>(resolve => { unblock = resolve })
-    let enter!: () => void
-    const entered = new Promise<void>(resolve => { enter = resolve })
-    let first = true
-    const sinkStore = {
-      has: async (cid: CID) => held.has(cid.toString()),
-      put: async (cid: CID) => { if (first) { first = false; enter(); await gate } held.add(cid.toString()) }
-    } as unknown as Parameters<typeof releasingSink>[0]
-    const sink = releasingSink(sinkStore, () => opening.teller())
+    const { sink, entered, unblock } = gatedSink(held, () => opening.teller())
     const bPut = sink.put(y, new Uint8Array([1]), { from: 'B', origin: 'B', verified: true })
     await entered
     await sink.put(y, new Uint8Array([1]), { from: 'C', origin: 'C', verified: true })

@@ -7,6 +7,7 @@ import { Teardown } from '../../harness/tmp.ts'
 import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
 import { replica, mkfile, write, sync, snapshot, text } from '../helpers/tree.ts'
+import { holdNextSync } from '../helpers/held-sync.ts'
 import type { Tree } from '../../node/tree/index.ts'
 
 /** The parents an op of `tree` names, as CID strings. */
@@ -14,27 +15,6 @@ function parentsOf (tree: Tree, cid: CID): string[] {
   const bytes = tree.getOp(cid)
   assert.ok(bytes !== undefined, `op ${cid.toString()} in the tree`)
   return (dagCbor.decode(bytes) as { parents: CID[] }).parents.map(p => p.toString())
-}
-
-/**
- * Hold `tree`'s next durable log append: it is written, but the commit sees its fsync back only
- * once `release()` is called (a commit stamped, not yet applied). Later appends are not held.
- */
-function holdNextSync (tree: Tree): { release: () => void, held: Promise<void> } {
-  const log = (tree as unknown as { log: { append: (records: Uint8Array[], d?: string) => Promise<void> } }).log
-  const append = log.append.bind(log)
-  let release!: () => void
-  const gate = new Promise<void>(resolve => { release = resolve })
-  let reached!: () => void
-  const held = new Promise<void>(resolve => { reached = resolve })
-  log.append = async (records, d) => {
-    log.append = append
-    const p = append(records, d)
-    reached()
-    await p
-    await gate
-  }
-  return { release, held }
 }
 
 function siblingsOf (tree: Tree, name: string): string[] {

@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict'
 import { Volume, OpenFile, MAX_OWN_EXTENTS } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { writeWhileComing } from '../helpers/held-sync.ts'
 
-type Appender = { append: (records: Uint8Array[], d?: string) => Promise<void> }
 type Reader = { baseChunk: (...args: unknown[]) => Promise<Uint8Array | undefined> }
 
 describe('volume: a version that came not read under this host\'s writes', function () {
@@ -24,20 +24,6 @@ describe('volume: a version that came not read under this host\'s writes', funct
     const n = MAX_OWN_EXTENTS + 1
     const size = 3 * n + 16
     await vol.writeFile('/f', new Uint8Array(size).fill(0x61))
-    // the next log append (the writeFile's version) is written, then held until `release`
-    const log = (vol.tree as unknown as { log: Appender }).log
-    const append = log.append.bind(log)
-    let release!: () => void
-    const gate = new Promise<void>(resolve => { release = resolve })
-    let reached!: () => void
-    const held = new Promise<void>(resolve => { reached = resolve })
-    log.append = async (records, d) => {
-      log.append = append
-      const p = append(records, d)
-      reached()
-      await p
-      await gate
-    }
     // every chunk read while a version is laid under the writes fails
     const lay = OpenFile.prototype.layUnder
     let failed = 0
@@ -51,20 +37,10 @@ describe('volume: a version that came not read under this host\'s writes', funct
       }
     }
     t.add(async () => { OpenFile.prototype.layUnder = lay })
-    let written: Promise<void> | undefined
-    try {
-      written = vol.writeFile('/f', new Uint8Array(size).fill(0x62))
-      await held
-      const fh = await vol.open('/f', 'r+')
+    // a version of this host (0x62s) comes while the ranges are written: its log append written, its fsync held until they are
+    await writeWhileComing(vol, '/f', new Uint8Array(size).fill(0x62), async fh => {
       for (let i = 0; i < n; i++) await fh.write(new Uint8Array([0x58]), 0, 1, 2 * i)
-      release()
-      await written
-      await fh.close()
-    } finally {
-      log.append = append
-      release()
-      await written
-    }
+    })
     assert.ok(failed > 0, 'a chunk read failed while the version that came was laid under the writes')
     const got = await vol.readFile('/f')
     assert.equal(got.byteLength, size)

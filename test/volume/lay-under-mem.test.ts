@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict'
 import { Volume, OpenFile, CHUNK_SIZE, MAX_OWN_EXTENTS } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { writeWhileComing } from '../helpers/held-sync.ts'
 
-type Appender = { append: (records: Uint8Array[], d?: string) => Promise<void> }
 interface Held { patches: Map<number, Array<{ bytes: Uint8Array }>>, dirty: Map<number, Uint8Array>, patchBytes: number, dirtyBytes: number }
 
 /** Bytes of the distinct buffers the pending patches and chunks reference, and what the file counts. */
@@ -35,20 +35,6 @@ describe('volume: a version laid under this host\'s writes holds only the memory
     const chunks = 4
     const size = (chunks + 1) * CHUNK_SIZE
     await vol.writeFile('/f', new Uint8Array(size).fill(0x61))
-    // the next log append (the writeFile's version) is written, then held until `release`
-    const log = (vol.tree as unknown as { log: Appender }).log
-    const append = log.append.bind(log)
-    let release!: () => void
-    const gate = new Promise<void>(resolve => { release = resolve })
-    let reached!: () => void
-    const reachedP = new Promise<void>(resolve => { reached = resolve })
-    log.append = async (records, d) => {
-      log.append = append
-      const p = append(records, d)
-      reached()
-      await p
-      await gate
-    }
     const lay = OpenFile.prototype.layUnder
     const seen: Array<{ referenced: number, counted: number }> = []
     OpenFile.prototype.layUnder = async function (this: OpenFile, ...args: Parameters<OpenFile['layUnder']>) {
@@ -56,23 +42,13 @@ describe('volume: a version laid under this host\'s writes holds only the memory
       seen.push(held(this))
     }
     t.add(async () => { OpenFile.prototype.layUnder = lay })
-    let written: Promise<void> | undefined
-    try {
-      written = vol.writeFile('/f', new Uint8Array(size).fill(0x62))
-      await reachedP
-      const fh = await vol.open('/f', 'r+')
+    // a version of this host (0x62s) comes while the ranges are written: its log append written, its fsync held until they are
+    await writeWhileComing(vol, '/f', new Uint8Array(size).fill(0x62), async fh => {
       // past MAX_OWN_EXTENTS ranges in chunk 0 (the close lays the version under them), then
       // every other chunk written but its first byte
       for (let i = 0; i <= MAX_OWN_EXTENTS; i++) await fh.write(new Uint8Array([0x58]), 0, 1, 2 * i)
       for (let c = 1; c <= chunks; c++) await fh.write(new Uint8Array(CHUNK_SIZE - 1).fill(0x59), 0, CHUNK_SIZE - 1, c * CHUNK_SIZE + 1)
-      release()
-      await written
-      await fh.close()
-    } finally {
-      log.append = append
-      release()
-      await written
-    }
+    })
     assert.ok(seen.length > 0, 'the close laid the version that came under its writes')
     for (const { referenced, counted } of seen) {
       // (slack for small copies sharing a buffer: far under one chunk)

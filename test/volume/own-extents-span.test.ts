@@ -8,8 +8,7 @@
 import assert from 'node:assert/strict'
 import { Volume, MAX_OWN_EXTENTS } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-
-type Appender = { append: (records: Uint8Array[], d?: string) => Promise<void> }
+import { writeWhileComing } from '../helpers/held-sync.ts'
 
 describe('volume: this host\'s writes over a version of its own that was in flight at the open', function () {
   this.timeout(120_000)
@@ -29,34 +28,10 @@ describe('volume: this host\'s writes over a version of its own that was in flig
       t.add(async () => { await vol.close() })
       const size = 3 * n + 16
       await vol.writeFile('/f', new Uint8Array(size).fill(0x61))
-      // the next log append (the writeFile's version) is written, then held until `release`
-      const log = (vol.tree as unknown as { log: Appender }).log
-      const append = log.append.bind(log)
-      let release!: () => void
-      const gate = new Promise<void>(resolve => { release = resolve })
-      let reached!: () => void
-      const held = new Promise<void>(resolve => { reached = resolve })
-      log.append = async (records, d) => {
-        log.append = append
-        const p = append(records, d)
-        reached()
-        await p
-        await gate
-      }
-      let written: Promise<void> | undefined
-      try {
-        written = vol.writeFile('/f', new Uint8Array(came).fill(0x62))
-        await held
-        const fh = await vol.open('/f', 'r+')
+      // a version of this host (0x62s) comes while the ranges are written: its log append written, its fsync held until they are
+      await writeWhileComing(vol, '/f', new Uint8Array(came).fill(0x62), async fh => {
         for (let i = 0; i < n; i++) await fh.write(new Uint8Array([0x58]), 0, 1, 2 * i)
-        release()
-        await written
-        await fh.close()
-      } finally {
-        log.append = append
-        release()
-        await written
-      }
+      })
       const got = await vol.readFile('/f')
       const end = Math.max(came, 2 * n - 1)
       assert.equal(got.byteLength, end)

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { Volume } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { writeWhileComing } from '../helpers/held-sync.ts'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -20,35 +21,12 @@ describe('volume: a whole version built from a state read while a version of thi
     const vol = await Volume.open({ dir })
     t.add(async () => { await vol.close() })
     await vol.writeFile('/f', enc.encode('aaaa\n'))
-    // the writeFile's append (its op holds its bytes) is written, its fsync back once released
-    const log = (vol.tree as unknown as { log: { append: (records: Uint8Array[], d?: string) => Promise<void> } }).log
-    const append = log.append.bind(log)
-    let release!: () => void
-    const gate = new Promise<void>(resolve => { release = resolve })
-    let reached!: () => void
-    const held = new Promise<void>(resolve => { reached = resolve })
-    log.append = async (records, d) => {
-      const p = append(records, d)
-      if (!records.some(r => Buffer.from(r.buffer, r.byteOffset, r.byteLength).includes('bbbb'))) return await p
-      log.append = append
-      reached()
-      await p
-      await gate
-    }
-    let written: Promise<void> | undefined
-    try {
-      written = vol.writeFile('/f', enc.encode('bbbb\n'))
-      await held
-      const fh = await vol.open('/f', 'r+')
+    // the writeFile's append (its op holds its bytes) is written, its fsync back once the open's
+    // writes are done
+    const ofBbbb = (records: Uint8Array[]): boolean => records.some(r => Buffer.from(r.buffer, r.byteOffset, r.byteLength).includes('bbbb'))
+    await writeWhileComing(vol, '/f', enc.encode('bbbb\n'), async fh => {
       await fh.write(enc.encode('X'), 0, 1, 0)
-      release()
-      await written
-      await fh.close()
-    } finally {
-      log.append = append
-      release()
-      await written
-    }
+    }, ofBbbb)
     assert.equal(dec.decode(await vol.readFile('/f')), 'Xbbb\n')
   })
 })
