@@ -220,10 +220,13 @@ export const GOSSIP_PUBLISH_GATHER_MS = 100
  * the wall ms summed over its runs, the runs, their ops or items, and their bytes.
  */
 export interface SyncPhase { ms: number, runs: number, items: number, bytes: number }
-export const syncTrace: { on: boolean, phases: Record<string, SyncPhase> } = { on: false, phases: {} }
+export const syncTrace: { on: boolean, phases: Record<string, SyncPhase>, events?: Array<{ phase: string, start: number, end: number, items: number }> } = { on: false, phases: {} }
 function traceMark (phase: string, t0: number, items = 0, bytes = 0): void {
   const p = (syncTrace.phases[phase] ??= { ms: 0, runs: 0, items: 0, bytes: 0 })
-  p.ms += performance.now() - t0
+  const end = performance.now()
+  // with `events`, each run's start and end too (performance.now()): a timeline of the merge
+  syncTrace.events?.push({ phase, start: t0, end, items })
+  p.ms += end - t0
   p.runs++
   p.items += items
   p.bytes += bytes
@@ -467,38 +470,50 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const reconcileRanges = async (peer: string, opts?: AbortOptions): Promise<boolean> => {
       const t00 = performance.now()
       const set = tree.opSet()
-      const need: Uint8Array[] = []
-      let msg: Uint8Array | null = rbsrInitiate(set, { frameLimit: RBSR_FRAME_BYTES })
-      for (let round = 0; msg !== null; round++) {
-        if (round >= MAX_RBSR_ROUNDS || !running) return false
-        let reply: OpsReply
-        const t0 = performance.now()
-        try {
-          reply = await request(peer, { t: 'rbsr', m: msg }, opts)
-        } catch (err) {
-          if (round > 0 || shutdown.signal.aborted || opts?.signal?.aborted === true) throw err
-          log('%s did not take an rbsr message, reconciling by heads: %e', peer, err)
-          return false
+      let needed = 0
+      // the ops each round finds missing are fetched while the next rounds run (the first round
+      // of a 10,000-op merge finds most of them), not once the last round is back
+      const fetch = openFetch(peer, opts)
+      let took = false
+      try {
+        let msg: Uint8Array | null = rbsrInitiate(set, { frameLimit: RBSR_FRAME_BYTES })
+        for (let round = 0; msg !== null; round++) {
+          if (round >= MAX_RBSR_ROUNDS || !running) return false
+          let reply: OpsReply
+          const t0 = performance.now()
+          try {
+            reply = await request(peer, { t: 'rbsr', m: msg }, opts)
+          } catch (err) {
+            if (round > 0 || shutdown.signal.aborted || opts?.signal?.aborted === true) throw err
+            log('%s did not take an rbsr message, reconciling by heads: %e', peer, err)
+            return false
+          }
+          const answer = reply.t === 'rbsr' ? reply.m : new Uint8Array(0)
+          stats.rbsrRounds++
+          stats.rbsrBytes += msg.byteLength + answer.byteLength
+          if (syncTrace.on) traceMark('rbsr.round', t0, 0, msg.byteLength + answer.byteLength)
+          try {
+            const t1 = performance.now()
+            const step = rbsrContinue(set, answer, { frameLimit: RBSR_FRAME_BYTES })
+            fetch.add(step.need)
+            needed += step.need.length
+            msg = step.next
+            if (syncTrace.on) traceMark('rbsr.client', t1, step.need.length)
+          } catch (err) {
+            if (!(err instanceof RbsrError)) throw err
+            stats.badMessages++
+            throw new SyncProtocolError(`bad rbsr answer from ${peer}: ${err.message}`)
+          }
         }
-        const answer = reply.t === 'rbsr' ? reply.m : new Uint8Array(0)
-        stats.rbsrRounds++
-        stats.rbsrBytes += msg.byteLength + answer.byteLength
-        if (syncTrace.on) traceMark('rbsr.round', t0, 0, msg.byteLength + answer.byteLength)
-        try {
-          const t1 = performance.now()
-          const step = rbsrContinue(set, answer, { frameLimit: RBSR_FRAME_BYTES })
-          for (const id of step.need) need.push(id)
-          msg = step.next
-          if (syncTrace.on) traceMark('rbsr.client', t1, step.need.length)
-        } catch (err) {
-          if (!(err instanceof RbsrError)) throw err
-          stats.badMessages++
-          throw new SyncProtocolError(`bad rbsr answer from ${peer}: ${err.message}`)
-        }
+        if (syncTrace.on) traceMark('rbsr.total', t00, needed)
+        took = true
+        await fetch.end()
+        return true
+      } finally {
+        // a run that ends early (a failure, MAX_RBSR_ROUNDS) keeps what its fetch brought so far
+        // (what is in flight is waited for; its own failure is not the one to report)
+        if (!took) await fetch.end().catch((err: unknown) => { log('fetching from %s after a failed rbsr run: %e', peer, err) })
       }
-      if (syncTrace.on) traceMark('rbsr.total', t00, need.length)
-      await fetchIds(peer, need, opts)
-      return true
     }
 
     /**
@@ -509,10 +524,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * redoes them, so forty batches of a 10,000-op merge did that forty times (17 s, where one
      * receive takes 0.5 s); and the tree checks one signature per run of an author's ops it is
      * given together, where batches in digest order had most ops checked on their own.
+     * The ids come in by add(), as the rbsr rounds find them: requests go out at once; end()
+     * (once every id is added) waits for them all and gives what came to the tree.
      */
-    const fetchIds = async (peer: string, digests: Uint8Array[], opts?: AbortOptions): Promise<void> => {
+    const openFetch = (peer: string, opts?: AbortOptions): { add: (digests: Uint8Array[]) => void, end: () => Promise<void> } => {
       const t00 = performance.now()
-      const wanted = digests.map(opCid).filter(c => !tree.hasOp(c))
+      const wanted: CID[] = []
       let missing: CID[] = []
       let held: Uint8Array[] = []
       let heldNames: Array<{ cid: CID, id: string }> = []
@@ -631,27 +648,39 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             return
           }
           const p: Promise<void> = one(ask)
-            // kept, not ignored: no more requests go out, and it is thrown below once the others are done
+            // kept, not ignored: no more requests go out, and it is thrown by end() once the others are done
             .catch((err: unknown) => { failure ??= { err } })
-            .finally(() => { flying.delete(p) })
+            .finally(() => {
+              flying.delete(p)
+              launch()
+            })
           flying.add(p)
         }
       }
-      try {
-        launch()
-        while (flying.size > 0) {
-          await Promise.race(flying)
-          launch()
+      const add = (digests: Uint8Array[]): void => {
+        for (const d of digests) {
+          const c = opCid(d)
+          if (!tree.hasOp(c)) wanted.push(c)
         }
-        if (failure !== undefined) throw failure.err
-      } finally {
-        // what came before a failed request is kept, as when each batch was received at once
-        await take()
+        launch()
       }
-      // ops held back for parents the peer's set did not show (it grew meanwhile): walk for them
-      const left = uniq(missing.filter(c => !tree.hasOp(c)))
-      if (syncTrace.on) traceMark('fetch.total', t00, wanted.length)
-      if (left.length > 0) await fetchFrom(peer, left, opts)
+      let ending: Promise<void> | undefined
+      const finish = async (): Promise<void> => {
+        try {
+          launch()
+          // each request's end launches the next: wait until none is left
+          while (flying.size > 0) await Promise.race(flying)
+          if (failure !== undefined) throw failure.err
+        } finally {
+          // what came before a failed request is kept, as when each batch was received at once
+          await take()
+        }
+        // ops held back for parents the peer's set did not show (it grew meanwhile): walk for them
+        const left = uniq(missing.filter(c => !tree.hasOp(c)))
+        if (syncTrace.on) traceMark('fetch.total', t00, wanted.length)
+        if (left.length > 0) await fetchFrom(peer, left, opts)
+      }
+      return { add, end: async () => { await (ending ??= finish()) } }
     }
 
     /** Runs per peer: the one in flight, and at most one queued behind it. */
