@@ -267,6 +267,8 @@ export interface SyncInit {
    * the header). Default true; false behaves as the version before (for tests of a mix).
    */
   bothWays?: boolean
+  /** How long a run the peer's serves waits for its lack list's end. Default SERVED_WAIT_MS. */
+  servedWaitMs?: number
 }
 
 export interface SyncComponents { host: SyncHost, tree: SyncTree }
@@ -362,6 +364,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   // a maxBatch given bounds byid answers too (as in older versions, whose answers held maxBatch ops at most)
   const byidMax = Math.min(init.maxBatch ?? BYID_MAX_OPS, MAX_CIDS)
   const bothWays = init.bothWays ?? true
+  const servedWaitMs = init.servedWaitMs ?? SERVED_WAIT_MS
   if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`createSync: maxBatch must be an integer >= 1, got ${String(maxBatch)}`)
 
   return ({ host, tree }) => {
@@ -602,10 +605,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const lackPlans = new Map<string, number>()
     /** Peer -> the lack list of its latest run that tells this host (one per peer: a newer run's replaces it). */
     const served = new Map<string, Served>()
-    const endServed = (peer: string, st: Served): void => {
+    /** `whole`: the list's last call came (a list a newer one replaced did not: a run waiting for it runs alone). */
+    const endServed = (peer: string, st: Served, whole: boolean): void => {
       if (st.ended) return
       st.ended = true
-      st.fetch.end().then(() => { st.settle(true) }, (err: unknown) => {
+      st.fetch.end().then(() => { st.settle(whole) }, (err: unknown) => {
         log('fetching what %s told this host it lacks failed: %e', peer, err)
         retry(peer, 'pull')
         st.settle(false)
@@ -615,21 +619,21 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const old = served.get(peer)
       if (old?.token === token) return old
       // an older run's list that never ended (that run failed): what it brought is kept
-      if (old !== undefined) endServed(peer, old)
+      if (old !== undefined) endServed(peer, old, false)
       let settle: (ok: boolean) => void = () => {}
       const done = new Promise<boolean>(resolve => { settle = resolve })
       const st: Served = { token, fetch: openFetch(peer), ended: false, done, settle }
       served.set(peer, st)
       return st
     }
-    /** Whether the peer's run `token` told this host all it lacks and that was fetched, within SERVED_WAIT_MS. */
+    /** Whether the peer's run `token` told this host all it lacks and that was fetched, within servedWaitMs. */
     const waitServed = async (peer: string, token: number): Promise<boolean> => {
       const st = servedBy(peer, token)
       let timer: ReturnType<typeof setTimeout> | undefined
       let onStop = (): void => {}
       const stop = new Promise<boolean>(resolve => {
         onStop = () => { resolve(false) }
-        timer = setTimeout(onStop, SERVED_WAIT_MS)
+        timer = setTimeout(onStop, servedWaitMs)
         shutdown.signal.addEventListener('abort', onStop, { once: true })
       })
       try {
@@ -856,7 +860,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         const st = servedBy(peer, req.k)
         if (!st.ended) {
           st.fetch.add(splitIds(req.ids))
-          if (req.e === true) endServed(peer, st)
+          if (req.e === true) endServed(peer, st, true)
         }
         return { t: 'lack' }
       }

@@ -13,7 +13,7 @@ import type { Host } from '../../node/net/index.ts'
 import { createNetworkKey } from '../../node/net/index.ts'
 import { BYID_MAX_BYTES, LACK_MAX_IDS, call, createSync, decodeReply, encodeCall, encodeNotice, HOLD, HOLD_PROTOCOL, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
 import type { OpsReply, Sync, SyncHost } from '../../node/net/index.ts'
-import { Tree, ROOT, LOG_FILE } from '../../node/tree/index.ts'
+import { Tree, ROOT, LOG_FILE, rbsrRespond } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
 
 interface Node { host: Host, tree: Tree, sync: Sync, key: PrivateKey, dir: string }
@@ -52,7 +52,7 @@ describe('node/sync (cluster)', function () {
 
   const memAddr = (): string => `/memory/sync-${randomBytes(6).toString('hex')}`
 
-  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number, bothWays?: boolean } = {}): Promise<Node> {
+  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number, bothWays?: boolean, servedWaitMs?: number } = {}): Promise<Node> {
     const dir = await mkdtemp(join(tmpdir(), 'darkfs-sync-'))
     teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const key = opts.key ?? await generateKeyPair('Ed25519')
@@ -60,7 +60,7 @@ describe('node/sync (cluster)', function () {
     teardown.push(async () => { await tree.close() })
     const host = await createHost({ privateKey: key, networkKey, listen: [memAddr()], join: join_ })
     teardown.push(async () => { await host.stop() })
-    const sync = createSync({ maxBatch: opts.maxBatch, bothWays: opts.bothWays })({ host: opts.view?.(host) ?? host, tree })
+    const sync = createSync({ maxBatch: opts.maxBatch, bothWays: opts.bothWays, servedWaitMs: opts.servedWaitMs })({ host: opts.view?.(host) ?? host, tree })
     await sync.start()
     teardown.push(async () => { await sync.stop() })
     return { host, tree, sync, key, dir }
@@ -556,6 +556,41 @@ describe('node/sync (cluster)', function () {
         assert.equal(st.badMessages, 0)
       }
     }
+  })
+
+  it('sync: a run the peer said it serves (d) whose lack list never ends runs rbsr alone after servedWaitMs, and gets everything', async function () {
+    const key = createNetworkKey()
+    // the peer: answers an offer with d and never tells; answers the run that follows as any peer
+    const dir = await mkdtemp(join(tmpdir(), 'darkfs-sync-mute-'))
+    teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const muteKey = await generateKeyPair('Ed25519')
+    const muteTree = await Tree.open({ dir, signer: signerFor(muteKey), verify })
+    teardown.push(async () => { await muteTree.close() })
+    for (let i = 0; i < 5; i++) await mkdir(muteTree, `mute-${i}`)
+    const muteHost = await createHost({ privateKey: muteKey, networkKey: key, listen: [memAddr()], join: [] })
+    teardown.push(async () => { await muteHost.stop() })
+    let offers = 0
+    const unserve = await serve(muteHost, OPS, {
+      call: async (req): Promise<OpsReply> => {
+        if (req.t === 'rbsr' && req.b === true) { offers++; return { t: 'rbsr', m: new Uint8Array(0), d: 9 } }
+        if (req.t === 'rbsr') return { t: 'rbsr', m: rbsrRespond(muteTree.opSet(), req.m) }
+        if (req.t === 'byid') return { t: 'ops', ops: req.ids.map(c => muteTree.getOp(c)).filter((o): o is Uint8Array => o !== undefined) }
+        throw new SyncProtocolError(`unexpected request ${req.t}`)
+      },
+      notice: async () => {}
+    })
+    teardown.push(unserve)
+    const b = await node(key, [], { servedWaitMs: 300 })
+    await mkdir(b.tree, 'b-0')
+    const t0 = performance.now()
+    await b.host.dial(muteHost.addresses()[0])
+    await until('b has the peer\'s ops', () => b.tree.size === 6)
+    assert.ok(performance.now() - t0 >= 300, 'not before the wait ran out')
+    assert.equal(offers, 1)
+    const st = b.sync.stats()
+    assert.equal(st.rbsrServed, 1)
+    assert.ok(st.rbsrRounds >= 1)
+    assert.equal(st.headsReconciles, 0)
   })
 
   it('sync: the fields of one run both ways are checked: b and e true only, d and k tokens, lack ids 32-byte digests within LACK_MAX_IDS (none only in the last call)', function () {
