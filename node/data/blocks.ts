@@ -179,6 +179,7 @@ export interface ReadCounters {
 interface SharedFetch { promise: Promise<Uint8Array>, controller: AbortController, waiting: number, ahead: boolean }
 
 export interface ChunkServiceInit {
+  /** Bound of the decoded-chunk cache in bytes (data/cache.ts; default DEFAULT_CACHE_BYTES; a host's: `--cache`, defaultCacheBytes). */
   cacheBytes?: number
   /** Where chunks not stored here come from and new ones go (keeper/network.ts); none: local only. */
   network?: Network
@@ -464,6 +465,11 @@ export class ChunkService {
   /** What the read path did so far (ReadCounters). */
   readCounters (): ReadCounters {
     return { ...this.counters }
+  }
+
+  /** Bytes of decoded chunks the cache holds now, and its bound (`--cache`). */
+  cacheFigures (): { bytes: number, maxBytes: number } {
+    return { bytes: this.cache.size, maxBytes: this.cache.maxBytes }
   }
 
   /** Start counting the most chunk fetches in flight at once afresh. */
