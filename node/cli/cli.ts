@@ -2,7 +2,6 @@
 // every other command talks to the running host over its control socket. Exit 0 on success;
 // otherwise one clear line on stderr and a non-zero status (2 for usage errors).
 import { mkdir } from 'node:fs/promises'
-import { totalmem } from 'node:os'
 import { blameFile, dataDir, init, isInitialised, loadConfig, withConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ControlClient } from './client.ts'
 import { UsageError } from '../errors.ts'
@@ -344,11 +343,11 @@ async function sameNetwork (dir: string, text: string): Promise<string[]> {
  * machine's RAM, else a usage error naming the flag. Undefined when not given (the daemon's
  * default, data/cache.ts defaultCacheBytes).
  */
-function parseCache (text: string | undefined, ramBytes: number = totalmem()): number | undefined {
+function parseCache (text: string | undefined, ramBytes: number): number | undefined {
   if (text === undefined) return undefined
   const most = Math.floor(ramBytes / (1 << 20))
   const mib = Number(text)
-  if (!/^\d+$/.test(text) || mib > most) throw new UsageError(`--cache takes a whole number of MiB from 0 to ${most} (this machine's RAM), got ${JSON.stringify(text)}`)
+  if (!/^\d+$/.test(text) || mib > most) throw new UsageError(`--cache takes a whole number of MiB from 0 to ${most} (this machine's memory), got ${JSON.stringify(text)}`)
   return mib * (1 << 20)
 }
 
@@ -382,7 +381,8 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
   const codec = one(p, 'codec')
   // (data/blocks.ts CODECS; not imported: the command line starts without the data layer)
   if (codec !== undefined && codec !== 'rs' && codec !== 'clay') throw new UsageError(`--codec takes rs or clay, got ${JSON.stringify(codec)}`)
-  const cacheBytes = parseCache(one(p, 'cache'))
+  const { machineMemory } = await import('../data/index.ts')
+  const cacheBytes = parseCache(one(p, 'cache'), machineMemory())
   const log = one(p, 'log') ?? 'error'
   if (!isLogLevel(log)) throw new UsageError(`--log takes one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(log)}`)
   const { isLogFormat, LOG_FORMATS } = await import('../log.ts')

@@ -739,12 +739,17 @@ export class ChunkService {
 
   /**
    * Warm the cache with the chunks a reader of a whole version will ask for next: those within
-   * readaheadBytes after `refs[from - 1]`, fetched in the background (readAhead()).
+   * readaheadBytes after `refs[from - 1]`, fetched in the background (readAhead()). A prefetched
+   * chunk lands only in the cache, so the window is kept within the cache's bound less the chunk
+   * being read: a window past it would evict its own chunks before the reader comes to them and
+   * every chunk would be fetched twice or more (`--cache` smaller than the window: no prefetch).
    */
   prefetch (refs: ChunkRef[], from: number, opts: { path?: string } = {}): void {
+    const window = Math.min(this.readaheadBytes, this.cache.maxBytes - CHUNK_SIZE)
     let bytes = 0
-    for (let i = from; i < refs.length && bytes < this.readaheadBytes; i++) {
+    for (let i = from; i < refs.length; i++) {
       const ref = refs[i]
+      if (bytes + ref.size > window) break
       bytes += ref.size
       if (ref.cid === null || this.reading.has(ref.cid.toString())) continue
       void this.readAhead(ref, opts)

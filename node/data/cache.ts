@@ -1,5 +1,17 @@
 // A bounded LRU of decoded chunks, keyed by chunk CID. Bound: bytes, not entries.
 import { totalmem } from 'node:os'
+import { constrainedMemory } from 'node:process'
+
+/**
+ * The memory this process may use: the machine's RAM, or less where a cgroup (a container's
+ * limit) bounds it. process.constrainedMemory() is 0 where there is no limit and may be larger than
+ * the RAM (cgroup v2's "max").
+ */
+export function machineMemory (): number {
+  const limit = constrainedMemory()
+  const ram = totalmem()
+  return limit > 0 && limit < ram ? limit : ram
+}
 
 /** Default bound of the chunk cache: 128 MiB (a host's, on a machine of 2 GiB of RAM or more: defaultCacheBytes). */
 export const DEFAULT_CACHE_BYTES = 128 << 20
@@ -19,7 +31,7 @@ export const CACHE_RAM_SHARE = 16
  * taking memory from everything else on the machine should be asked for (`--cache`). Less on
  * small ones: with the shard pool and the leaves a host held ~160 MiB whatever its RAM.
  */
-export function defaultCacheBytes (ramBytes: number = totalmem()): number {
+export function defaultCacheBytes (ramBytes: number = machineMemory()): number {
   const share = Math.floor(ramBytes / CACHE_RAM_SHARE / (1 << 20)) * (1 << 20)
   return Math.min(DEFAULT_CACHE_BYTES, Math.max(MIN_DEFAULT_CACHE_BYTES, share))
 }

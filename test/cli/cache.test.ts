@@ -93,7 +93,7 @@ describe('darkfs up --cache: the bound of the chunk cache (real processes)', fun
       assert.equal(r.code, 2, r.stderr)
       const lines = r.stderr.trim().split('\n')
       assert.equal(lines.length, 1, r.stderr)
-      assert.match(lines[0], new RegExp(`--cache takes a whole number of MiB from 0 to ${most} \\(this machine's RAM\\), got ${JSON.stringify(bad).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+      assert.match(lines[0], new RegExp(`--cache takes a whole number of MiB from 0 to ${most} \\(this machine's memory\\), got ${JSON.stringify(bad).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
     })
   }
 
@@ -103,6 +103,6 @@ describe('darkfs up --cache: the bound of the chunk cache (real processes)', fun
     assert.equal(r.code, 2, r.stderr)
     const lines = r.stderr.trim().split('\n')
     assert.equal(lines.length, 1, r.stderr)
-    assert.match(lines[0], /config\.json: key "cache": --cache takes a whole number of MiB from 0 to \d+ \(this machine's RAM\), got "big"/)
+    assert.match(lines[0], /config\.json: key "cache": --cache takes a whole number of MiB from 0 to \d+ \(this machine's memory\), got "big"/)
   })
 })
