@@ -422,19 +422,7 @@ export class OpenFile {
             : this.shrunk ? Math.min(start + ext.size, this.size) : start + ext.size
           for (let p = start + laid.done; p < end;) {
             const q = Math.min(end, p + CHUNK_SIZE)
-            let bytes: Uint8Array | undefined
-            const lay = async (a: number, z: number): Promise<void> => {
-              bytes ??= await this.peerBytes(base, ext, p - start, q - start, signal)
-              await this.writeNow(bytes.subarray(a - p, z - p), a, undefined, signal)
-            }
-            let at = p
-            for (const [a, z] of this.ownRanges()) {
-              if (z <= at) continue
-              if (a >= q) break
-              if (a > at) await lay(at, a)
-              at = Math.max(at, z)
-            }
-            if (at < q) await lay(at, q)
+            await this.aroundOwn(this.ownRanges(), p, q, async () => await this.peerBytes(base, ext, p - start, q - start, signal), signal)
             laid.done = q - start
             this.laid.set(key, laid)
             p = q
@@ -508,34 +496,16 @@ export class OpenFile {
       try {
         // (a cut here, not a truncate: this host cut nothing, the state is as long as that version)
         if (this.size > end) await this.resize(end, signal)
-        let next = 0
         for (let p = 0; p < end;) {
           const i = Math.floor(p / CHUNK_SIZE)
           const q = Math.min(end, (i + 1) * CHUNK_SIZE)
-          let bytes: Uint8Array | undefined
-          const lay = async (a: number, z: number): Promise<void> => {
-            if (bytes === undefined) {
-              // a buffer of this file's own (writeNow may keep it as a chunk changed in place), zeros past the state's end
-              bytes = new Uint8Array(q - p)
-              const src = await this.baseChunk(base, i, signal)
-              if (src !== undefined) bytes.set(src.subarray(0, Math.min(src.byteLength, q - p)))
-            }
-            // a gap short of the chunk is copied out: as a view it would be a patch holding the
-            // whole buffer while the file counts only the gap (patchBytes), so the buffer bound
-            // never spilled it (review37m); the whole chunk is the buffer itself, counted as a chunk
-            const gap = bytes.subarray(a - p, z - p)
-            await this.writeNow(z - a === bytes.byteLength ? gap : gap.slice(), a, undefined, signal)
-          }
-          // (the ranges that end by this chunk are passed once: `next` only moves on)
-          while (next < mine.length && mine[next][1] <= p) next++
-          let at = p
-          for (let j = next; j < mine.length; j++) {
-            const [a, z] = mine[j]
-            if (a >= q) break
-            if (a > at) await lay(at, a)
-            at = Math.max(at, z)
-          }
-          if (at < q) await lay(at, q)
+          await this.aroundOwn(mine, p, q, async () => {
+            // a buffer of this file's own (writeNow may keep it as a chunk changed in place), zeros past the state's end
+            const bytes = new Uint8Array(q - p)
+            const src = await this.baseChunk(base, i, signal)
+            if (src !== undefined) bytes.set(src.subarray(0, Math.min(src.byteLength, q - p)))
+            return bytes
+          }, signal)
           p = q
         }
       } finally {
@@ -546,6 +516,40 @@ export class OpenFile {
       this.mark = state.mark
       this.laid.clear()
     }, signal)
+  }
+
+  /**
+   * Write bytes [from, to) of a piece (at most a chunk) but where this host wrote (`mine`: its own
+   * ranges, ownRanges(), newer: they win), the walk of catchUp and layUnder. `piece()` gives the
+   * piece's bytes in a buffer of this file's own (writeNow may keep it as a chunk changed in
+   * place), read once, and only when some gap needs them. A gap short of the piece is copied out:
+   * as a view it would be a patch holding the whole buffer while the file counts only the gap
+   * (patchBytes), so the buffer bound never spilled it (review37m; catchUp's peer pieces too,
+   * cache38); the whole piece is the buffer itself, counted as what it is.
+   */
+  private async aroundOwn (mine: ReadonlyArray<readonly [number, number]>, from: number, to: number, piece: () => Promise<Uint8Array>, signal?: AbortSignal): Promise<void> {
+    let bytes: Uint8Array | undefined
+    const lay = async (a: number, z: number): Promise<void> => {
+      bytes ??= await piece()
+      const gap = bytes.subarray(a - from, z - from)
+      await this.writeNow(z - a === bytes.byteLength ? gap : gap.slice(), a, undefined, signal)
+    }
+    // the first range ending past `from` (sorted, apart: the ones before it are passed)
+    let lo = 0
+    let hi = mine.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (mine[mid][1] <= from) lo = mid + 1
+      else hi = mid
+    }
+    let at = from
+    for (let j = lo; j < mine.length; j++) {
+      const [a, z] = mine[j]
+      if (a >= to) break
+      if (a > at) await lay(at, a)
+      at = Math.max(at, z)
+    }
+    if (at < to) await lay(at, to)
   }
 
   /** The manifest of `base`'s own content (by default the current base's), loaded once per version. */

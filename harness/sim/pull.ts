@@ -199,7 +199,7 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
   // the gates ask membership (the shared budget's reserve, member-gate.ts) of the hosts' ids,
   // members long since; a many-ids flooder's ids are no host's (fresh ids, never members)
   const hostIds = new Set(Array.from({ length: N }, (_, h) => simPeerId(h)))
-  const gates = tables.map(t => new MemberGate({ take: async (msg: Uint8Array) => await t.take(msg), memberSince: (peer: string) => hostIds.has(peer) ? -Infinity : t.memberSince(peer), get size () { return t.size } }, () => clock))
+  const gates = tables.map(t => new MemberGate({ take: async (msg: Uint8Array) => await t.take(msg), memberFor: (peer: string) => hostIds.has(peer) ? Infinity : t.memberFor(peer), get size () { return t.size } }, () => clock))
   const gate = noGateCounts()
   // the flooders and forgers, live hosts drawn apart (the spread's own draws unchanged)
   const bad = prng(o.seed ^ 0x6a7e)

@@ -39,6 +39,8 @@
 //                                               parity_here (decoded through a parity fragment stored
 //                                               here), parity_fetched (through one from a peer: a data
 //                                               fragment missing, or its request past its hedge time)
+//   darkfs_chunk_cache_bytes,                   decoded chunks held in memory (data/cache.ts), and the
+//   darkfs_chunk_cache_max_bytes                cache's bound (`--cache`)
 //   darkfs_peers_connected, darkfs_peers_known, darkfs_peers_suspect, darkfs_peers_gone_total,
 //   darkfs_offline
 //   darkfs_oplog_ops                            ops in the op log (tree.size)
@@ -86,6 +88,8 @@ export interface MetricsComponents {
   releaseRefusals?: () => { notPut: number, claimed: number, named: number, promised: number }
   /** What the read path did (data/blocks.ts ChunkService.readCounters()). Not given: nothing read. */
   reads?: () => { coded: number, rebuilt: number, parityFetched: number }
+  /** The decoded-chunk cache: bytes held and its bound (data/blocks.ts ChunkService.cacheFigures()). Not given: none. */
+  cache?: () => { bytes: number, maxBytes: number }
   peers: () => { connected: number, known: number, suspect: number }
   offline: () => boolean
   /** Ops in the op log. */
@@ -315,6 +319,8 @@ export function createMetrics (c: MetricsComponents): Metrics {
     }
   })
 
+  new Gauge({ name: 'darkfs_chunk_cache_bytes', help: 'Bytes of decoded chunks held in memory (the chunk cache).', registers: r, collect () { this.set(c.cache?.().bytes ?? 0) } })
+  new Gauge({ name: 'darkfs_chunk_cache_max_bytes', help: 'Bound of the chunk cache in bytes (--cache).', registers: r, collect () { this.set(c.cache?.().maxBytes ?? 0) } })
   new Gauge({ name: 'darkfs_peers_connected', help: 'Peers connected now.', registers: r, collect () { this.set(c.peers().connected) } })
   new Gauge({ name: 'darkfs_peers_known', help: 'Members known: connected, and away for less than the failure timeout.', registers: r, collect () { this.set(c.peers().known) } })
   new Gauge({ name: 'darkfs_peers_suspect', help: 'Members away for less than the failure timeout.', registers: r, collect () { this.set(c.peers().suspect) } })

@@ -65,6 +65,7 @@ export const COMMANDS: Record<string, Command> = {
       redundancy: { type: 'string', value: 'N', help: 'lost hosts new chunks survive (default 2)' },
       'data-fragments': { type: 'string', value: 'K', help: 'data fragments per new chunk at most, as live hosts allow (default 4), or auto: wider as the network grows' },
       codec: { type: 'string', value: 'CODE', help: 'erasure code of new chunks: rs (default) or clay (a repair moves less; written once every member reads it)' },
+      cache: { type: 'string', value: 'MIB', help: 'memory for decoded chunks, in MiB (default 128, less on a machine under 2 GiB of RAM: a sixteenth of it, at least 32; 0: none)' },
       api: { type: 'string', value: 'HOST:PORT', help: 'serve the control API on TCP too (loopback, private or VPN address; bearer token in DATA/api.token)' },
       'api-rate': { type: 'string', value: 'N', help: 'requests per second each --api client may make (default 100)' },
       'on-event': { type: 'string', value: 'CMD', help: 'run CMD (/bin/sh -c) per event, the event as JSON on its stdin (`darkfs events`)' },

@@ -338,6 +338,19 @@ async function sameNetwork (dir: string, text: string): Promise<string[]> {
   return invite.expiresAt > Date.now() ? invite.addresses : []
 }
 
+/**
+ * `--cache MIB`: the chunk cache's bound in bytes; a whole number of MiB from 0 (no cache) to the
+ * machine's RAM, else a usage error naming the flag. Undefined when not given (the daemon's
+ * default, data/cache.ts defaultCacheBytes).
+ */
+function parseCache (text: string | undefined, ramBytes: number): number | undefined {
+  if (text === undefined) return undefined
+  const most = Math.floor(ramBytes / (1 << 20))
+  const mib = Number(text)
+  if (!/^\d+$/.test(text) || mib > most) throw new UsageError(`--cache takes a whole number of MiB from 0 to ${most} (this machine's memory), got ${JSON.stringify(text)}`)
+  return mib * (1 << 20)
+}
+
 /** `up`'s options as daemon options: every value is checked before anything starts. */
 async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
   const { parseRate } = await import('../net/index.ts')
@@ -368,6 +381,8 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
   const codec = one(p, 'codec')
   // (data/blocks.ts CODECS; not imported: the command line starts without the data layer)
   if (codec !== undefined && codec !== 'rs' && codec !== 'clay') throw new UsageError(`--codec takes rs or clay, got ${JSON.stringify(codec)}`)
+  const { machineMemory } = await import('../data/index.ts')
+  const cacheBytes = parseCache(one(p, 'cache'), machineMemory())
   const log = one(p, 'log') ?? 'error'
   if (!isLogLevel(log)) throw new UsageError(`--log takes one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(log)}`)
   const { isLogFormat, LOG_FORMATS } = await import('../log.ts')
@@ -388,6 +403,7 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
       redundancy,
       dataFragments,
       ...(codec !== undefined ? { codec: codec as Codec } : {}),
+      cacheBytes,
       api,
       apiRate,
       onEvent: one(p, 'on-event')

@@ -4,7 +4,7 @@ import type { CID } from 'multiformats/cid'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { ChunkService, LocalLeaves, Space, Staging, Store, rememberingLeaves } from '../data/index.ts'
+import { ChunkService, defaultCacheBytes, LocalLeaves, Space, Staging, Store, rememberingLeaves } from '../data/index.ts'
 import type { Codec, SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, parseApiAddress } from '../api/index.ts'
@@ -81,6 +81,8 @@ export interface DaemonOptions {
    * clay, chunks are Clay-coded (less traffic per repair) once every member takes them (FEATURE_CLAY).
    */
   codec?: Codec
+  /** Bound of the decoded-chunk cache in bytes (`--cache`, in MiB; default data/cache.ts defaultCacheBytes: a share of the RAM). */
+  cacheBytes?: number
   /** Serve the control API on TCP too (`--api HOST:PORT`; loopback, private or VPN only), with the data dir's token. */
   api?: string
   /** Requests per second per TCP client of the API (`--api-rate`; node/api/server.ts). */
@@ -400,7 +402,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // half of it (ChunkWrite, a custody round alone: network.renew): the round has the other half
     const renewMs = Math.max(1, Math.floor((opts.custodyPromiseMs ?? CUSTODY_PROMISE_MS) / 2))
     // a write given up here spares the blocks of versions committed here within a promise time (data/recent.ts)
-    const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes, codec: opts.codec, clayReadable, renewMs })
+    const chunks = new ChunkService(store, { cacheBytes: opts.cacheBytes ?? defaultCacheBytes(), network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes, codec: opts.codec, clayReadable, renewMs })
     aside = chunks.aside
     // a full host tells its peers, which leave it out of members() (placement, repair); the
     // notices carry every host's disk figures, which `df` on the mount sums (started below)
@@ -611,6 +613,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       relays: () => forwarder.stats(),
       releaseRefusals: () => ({ ...release.refusals }),
       reads: () => chunks.readCounters(),
+      cache: () => chunks.cacheFigures(),
       peers: () => {
         const connected = host.peers().length
         const suspect = membership.suspects().length

@@ -179,6 +179,7 @@ export interface ReadCounters {
 interface SharedFetch { promise: Promise<Uint8Array>, controller: AbortController, waiting: number, ahead: boolean }
 
 export interface ChunkServiceInit {
+  /** Bound of the decoded-chunk cache in bytes (data/cache.ts; default DEFAULT_CACHE_BYTES; a host's: `--cache`, defaultCacheBytes). */
   cacheBytes?: number
   /** Where chunks not stored here come from and new ones go (keeper/network.ts); none: local only. */
   network?: Network
@@ -466,6 +467,11 @@ export class ChunkService {
     return { ...this.counters }
   }
 
+  /** Bytes of decoded chunks the cache holds now, and its bound (`--cache`). */
+  cacheFigures (): { bytes: number, maxBytes: number } {
+    return { bytes: this.cache.size, maxBytes: this.cache.maxBytes }
+  }
+
   /** Start counting the most chunk fetches in flight at once afresh. */
   markReadPeak (): void {
     this.counters.fetchingPeak = this.counters.fetching
@@ -733,12 +739,17 @@ export class ChunkService {
 
   /**
    * Warm the cache with the chunks a reader of a whole version will ask for next: those within
-   * readaheadBytes after `refs[from - 1]`, fetched in the background (readAhead()).
+   * readaheadBytes after `refs[from - 1]`, fetched in the background (readAhead()). A prefetched
+   * chunk lands only in the cache, so the window is kept within the cache's bound less the chunk
+   * being read: a window past it would evict its own chunks before the reader comes to them and
+   * every chunk would be fetched twice or more (`--cache` smaller than the window: no prefetch).
    */
   prefetch (refs: ChunkRef[], from: number, opts: { path?: string } = {}): void {
+    const window = Math.min(this.readaheadBytes, this.cache.maxBytes - CHUNK_SIZE)
     let bytes = 0
-    for (let i = from; i < refs.length && bytes < this.readaheadBytes; i++) {
+    for (let i = from; i < refs.length; i++) {
       const ref = refs[i]
+      if (bytes + ref.size > window) break
       bytes += ref.size
       if (ref.cid === null || this.reading.has(ref.cid.toString())) continue
       void this.readAhead(ref, opts)

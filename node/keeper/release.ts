@@ -225,9 +225,11 @@ export interface ReleaseComponents {
   /** PENDING_ORIGIN_MS (tests shorten it). */
   pendingOriginMs?: number
   /**
-   * The monotonic clock (ms) the pending-origin window and a push's freshness (RELAYED_FRESH_MS)
-   * are timed on (default performance.now): a wall clock stepped (NTP, fake-hwclock at boot)
-   * neither ends nor stretches them (mend37g2, as GC's ages: gc.ts).
+   * The monotonic clock (ms) the pending-origin window, a push's freshness (RELAYED_FRESH_MS) and
+   * how long a release is remembered (RELEASE_REMEMBER_MS) are timed on (default
+   * performance.now): a wall clock stepped (NTP, fake-hwclock at boot) neither ends nor stretches
+   * them (mend37g2, as GC's ages: gc.ts; bugs38: the remembered releases were on Date.now, so a
+   * step forward forgot a release at once and a step back kept it for as long as the step).
    */
   clock?: () => number
 }
@@ -619,7 +621,7 @@ export class Release {
   /** The release of blocks `asker` may release (answer()): the ones deleted. */
   private async releaseOf (cids: CID[], asker: string, opts: AbortOptions): Promise<Set<string>> {
     if (cids.length === 0) return new Set()
-    const until = Date.now() + RELEASE_REMEMBER_MS
+    const until = this.clock() + RELEASE_REMEMBER_MS
     for (const c of cids) {
       const key = `${c.toString()}/${asker}`
       this.released.delete(key)
@@ -722,7 +724,7 @@ export class Release {
       this.recheckRelayed(cid, from)
       return false
     }
-    if (until < Date.now()) { this.released.delete(key); return false }
+    if (until < this.clock()) { this.released.delete(key); return false }
     try {
       // bounded: a walk this waits on is aborted once every caller gave up (retained-walk.ts)
       const gone = await this.drop([cid], { signal: AbortSignal.timeout(ARRIVED_DROP_TIMEOUT_MS) })
@@ -747,13 +749,13 @@ export class Release {
     const block = cid.toString()
     const r = this.releasedFor.get(block)
     if (r === undefined || r.asker === from || this.unserve === undefined) return
-    if (r.until < Date.now()) { this.releasedFor.delete(block); return }
+    if (r.until < this.clock()) { this.releasedFor.delete(block); return }
     if (this.rechecks.has(block)) return
     const timer = setTimeout(() => {
       this.rechecks.delete(block)
       // the release no longer remembered (its time over, forgotten for room): the block stays
       const now = this.releasedFor.get(block)
-      if (now === undefined || now.until < Date.now() || this.unserve === undefined) { this.rechecked++; return }
+      if (now === undefined || now.until < this.clock() || this.unserve === undefined) { this.rechecked++; return }
       // by the release's rules of who may ask (a push since naming its writer, or no longer fresh)
       const may = this.mayRelease(cid, now.asker)
       if (may !== 'yes') { this.refusals[may]++; this.rechecked++; log('%s stays: released by %s, who may not have it deleted (%s)', block, now.asker, may); return }

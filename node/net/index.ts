@@ -25,7 +25,7 @@ export type { MemberRecord, MemberTableInit, MembersRequest } from './members.ts
 export { TABLE_ANSWER_MIN_INTERVAL_MS, TABLE_SYNC_MS, startMemberService } from './member-service.ts'
 export { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PUSH_BURST, PUSH_REFILL_MS, PUSH_REFUSED_COST, PeerBudgets, RESERVE_DEPTHS, RESERVE_QUIET_MS, STANDING_MS, TABLE_CALL_COST, TablePacing, callCost, reserveDepth } from './member-gate.ts'
 export type { MemberGateCounts } from './member-gate.ts'
-export { MEMBERS_SINCE_FILE, MEMBERS_SINCE_SAVE_MS, keepMembersSince, loadMembersSince, saveMembersSince } from './members-since.ts'
+export { MEMBERS_SINCE_FILE, MEMBERS_SINCE_SAVE_MS, MEMBERS_SINCE_AGES_SAVE_MS, keepMembersSince, loadMembersSince, saveMembersSince } from './members-since.ts'
 export { startAntiEntropy } from './anti-entropy.ts'
 export type { AntiEntropy } from './anti-entropy.ts'
 export { FEATURES, FEATURE_CLAY, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MEMBER_PULL, FEATURE_MULTIEXT, FEATURE_ORIGINS, FEATURE_PULL, FEATURE_PATTERN, FEATURE_PROTOCOL_PREFIX, FeatureBook, FeatureListError, MAX_FEATURES, MAX_FEATURE_CHARS, featureProtocol, featuresOfProtocols, parseFeatures } from './features.ts'

@@ -38,8 +38,8 @@
 //    RESERVE_QUIET_MS is less than member-service.ts BUSY_BACKOFF_MS: a member refused when the
 //    reserve was spent, asking again as it is told, has the reserve again (it was 60 s against a
 //    30 s backoff: a joiner was refused every time). Standing: the asker is a member of this
-//    table whose first record was taken here STANDING_MS ago or more (table.memberSince: its
-//    newer records keep it). Without membership, ids never refused yet drew on the reserve too:
+//    table whose first record was taken here STANDING_MS ago or more (table.memberFor: its
+//    newer records keep it; measured on the monotonic clock, as this host saw it run: bugs38). Without membership, ids never refused yet drew on the reserve too:
 //    a flooder minting fresh ids, each refused nothing, spent it and the honest asker was
 //    refused (note-s32 Left 8). Without the age, membership was bought with one self-signed
 //    record pushed (pushes have no admit): ids minted as members every few seconds spent the
@@ -54,7 +54,7 @@
 //    from an hour, three quarters from a day, all from a week), and ids minted lately pin the debt
 //    at their depth, the bands under it left to the members that were here before them. What it
 //    leaves: ids kept as long as a member has been here share its band with it (a week for the
-//    deepest); the first-taken times are kept across restarts (MemberTable firstTaken(), the
+//    deepest); the standings are kept across restarts (MemberTable standings(), the
 //    daemon's members-since file), so a host that restarted keeps its members' standing. And a
 //    fresh honest host waits STANDING_MS for the reserve of a flooded host: its
 //    first table pull goes to any of its first peers (member-service.ts TABLE_PULL_PEERS, a busy
@@ -107,7 +107,7 @@ export const RESERVE_QUIET_MS = 20_000
 export const STANDING_MS = 10 * 60_000
 /**
  * How deep into the reserve a member may take the shared budget, by how long it has been a
- * member here (table.memberSince): from STANDING_MS a quarter of ALL_CALLS_RESERVE, from an hour
+ * member here (table.memberFor): from STANDING_MS a quarter of ALL_CALLS_RESERVE, from an hour
  * half, from a day three quarters, from a week all of it (each band 32 units, more than an honest
  * round all apart at MAX_MEMBERS keys, 20). Ids minted and kept until they have standing pin the
  * debt at their age's depth, not below: the bands under it are left to the members that were
@@ -275,13 +275,13 @@ export class MemberGate {
   private readonly pushes: PeerBudgets
   /** Peers whose own DOWN (leaving) was taken past their budget (at most BUDGETS_KEPT, the oldest forgotten). */
   private readonly leaveTaken = new Set<string>()
-  private readonly table: Pick<MemberTable, 'take' | 'memberSince'> & { readonly size?: number }
+  private readonly table: Pick<MemberTable, 'take' | 'memberFor'> & { readonly size?: number }
   /** When each member was last refused a call (at most `kept`, the least lately refused forgotten; other askers never: a flood of fresh ids flushed it). */
   private readonly refusedAt = new Map<string, number>()
   private readonly now: () => number
   private readonly keptPeers: number
 
-  constructor (table: Pick<MemberTable, 'take' | 'memberSince'> & { readonly size?: number }, now: () => number = Date.now, kept = BUDGETS_KEPT) {
+  constructor (table: Pick<MemberTable, 'take' | 'memberFor'> & { readonly size?: number }, now: () => number = Date.now, kept = BUDGETS_KEPT) {
     this.table = table
     this.now = now
     this.keptPeers = kept
@@ -329,8 +329,8 @@ export class MemberGate {
 
   /** Take `cost` of the reserve (the shared budget into debt) for `peer`, when it is a member of the table first taken STANDING_MS ago, was refused nothing for RESERVE_QUIET_MS and the debt stays within its standing's depth (reserveDepth). */
   private reserve (peer: string, cost: number): boolean {
-    const since = this.table.memberSince(peer)
-    const depth = since === undefined ? 0 : reserveDepth(this.now() - since)
+    const standing = this.table.memberFor(peer)
+    const depth = standing === undefined ? 0 : reserveDepth(standing)
     if (depth === 0) return false
     const at = this.refusedAt.get(peer)
     if (at !== undefined && this.now() - at < RESERVE_QUIET_MS) return false
@@ -340,7 +340,7 @@ export class MemberGate {
 
   /** A call of `peer` refused: remembered when it is a member (the reserve's quiet time), else not. */
   private refusedNow (peer: string): void {
-    if (this.table.memberSince(peer) === undefined) return
+    if (this.table.memberFor(peer) === undefined) return
     this.refusedAt.delete(peer)
     this.refusedAt.set(peer, this.now())
     if (this.refusedAt.size > this.keptPeers) this.refusedAt.delete(this.refusedAt.keys().next().value!)

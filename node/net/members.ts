@@ -226,7 +226,7 @@ export interface MemberRecord { peer: string, seq: number, addrs: string[], cap?
  * `changed`: when it took it as a change (what sync rounds name and offer: not a record a whole
  * table pulled brought, -Infinity then); `key`: the member's key in sync requests (peerSyncKey).
  */
-/** `first`: when this peer's first record was taken here (kept across its newer records: member-gate.ts standing). */
+/** `first`: when this peer's first record was taken here, on the table's monotonic clock (kept across its newer records: member-gate.ts standing). */
 interface Entry extends MemberRecord { msg: Uint8Array, at: number, first: number, changed: number, key: number }
 /** A DOWN notice held: the seq of the record that went down with it, the notice, when it was taken here, and as a change (Entry). */
 interface Down { seq: number, msg: Uint8Array, at: number, changed: number }
@@ -392,6 +392,11 @@ export interface MemberTableInit {
   verify: Verify
   /** Wall clock in ms (tests give their own). */
   now?: () => number
+  /**
+   * A monotonic clock (ms) a member's standing is measured on (memberFor(), standings()). Not
+   * given: `now` when given (a test's clock, moving both), else performance.now().
+   */
+  clock?: () => number
   /** Most members held (default MAX_MEMBERS). */
   maxMembers?: number
   /**
@@ -420,6 +425,7 @@ export class MemberTable extends EventTarget {
   private readonly signer: Signer
   private readonly verifySig: Verify
   private readonly now: () => number
+  private readonly clock: () => number
   private readonly max: number
   private readonly capacityOf?: () => number | undefined
   private readonly featuresOf?: () => readonly string[] | undefined
@@ -430,12 +436,13 @@ export class MemberTable extends EventTarget {
   private leaving = false
   /**
    * When members not (yet) in the table were first taken here before this host restarted
-   * (restoreFirstTaken()): a record of one of them taken again keeps that time. Forgotten once
-   * this host has run memberExpireMs since (a member not seen again by then is gone).
+   * (restoreStandings(), on `clock`): a record of one of them taken again keeps that time.
+   * Forgotten once this host has run memberExpireMs since (a member not seen again by then is
+   * gone). `restoredAt` is on `clock` too.
    */
   private readonly restored = new Map<string, number>()
   private restoredAt = 0
-  /** Members first taken here (new entries) since start: whether firstTaken() changed. */
+  /** Members first taken here (new entries) since start: whether standings() changed. */
   private firstCount = 0
 
   constructor (init: MemberTableInit) {
@@ -444,6 +451,7 @@ export class MemberTable extends EventTarget {
     this.signer = init.signer
     this.verifySig = init.verify
     this.now = init.now ?? Date.now
+    this.clock = init.clock ?? init.now ?? (() => performance.now())
     this.max = init.maxMembers ?? MAX_MEMBERS
     this.capacityOf = init.capacityClass
     this.featuresOf = init.features
@@ -467,40 +475,49 @@ export class MemberTable extends EventTarget {
     return this.entries.has(peer) && !this.downAt.has(peer)
   }
 
-  /** When `peer`'s first record was taken here (its newer records keep it), for a member (has()); undefined for any other peer. */
-  memberSince (peer: string): number | undefined {
+  /**
+   * How long (ms) `peer` has been a member here: since its first record was taken (its newer
+   * records keep it), as this host saw it run, on the monotonic clock (a wall clock stepped
+   * forward or back neither grants standing nor takes it: bugs38, review34g), for a member
+   * (has()); undefined for any other peer.
+   */
+  memberFor (peer: string): number | undefined {
     if (this.downAt.has(peer)) return undefined
-    return this.entries.get(peer)?.first
+    const first = this.entries.get(peer)?.first
+    return first === undefined ? undefined : Math.max(0, this.clock() - first)
   }
 
   /**
-   * When each member held (and each restored one not taken again yet) was first taken here, at
-   * most the table's bound of them: what a host keeps across restarts (the daemon's members-since
-   * file), so a member's standing here (memberSince, member-gate.ts) does not start again.
+   * How long (ms) each member held (and each restored one not taken again yet) has been one here
+   * (memberFor()), at most the table's bound of them: what a host keeps across restarts (the
+   * daemon's members-since file), so a member's standing here (member-gate.ts) does not start
+   * again. Ages, not times: a restart counts only the time this host saw.
    */
-  firstTaken (): Array<[string, number]> {
+  standings (): Array<[string, number]> {
+    const now = this.clock()
     const out: Array<[string, number]> = []
-    for (const e of this.entries.values()) out.push([e.peer, e.first])
-    for (const [peer, first] of this.restored) if (!this.entries.has(peer)) out.push([peer, first])
+    for (const e of this.entries.values()) out.push([e.peer, Math.max(0, Math.floor(now - e.first))])
+    for (const [peer, first] of this.restored) if (!this.entries.has(peer)) out.push([peer, Math.max(0, Math.floor(now - first))])
     return out.slice(0, this.max)
   }
 
-  /** How many members were first taken here since start (a save of firstTaken() is due when it moved). */
+  /** How many members were first taken here since start (a save of standings() is due when it moved). */
   get firstTakenCount (): number {
     return this.firstCount
   }
 
   /**
-   * First-taken times kept from before a restart (firstTaken()): a member held, or taken later,
-   * keeps the earlier of its time and the kept one. Times in the future (a clock set back) and
-   * malformed pairs are left out; at most the table's bound of them are kept.
+   * Standings kept from before a restart (standings(): ms each peer had been a member here): a
+   * member held, or taken later, keeps the longer of its standing and the kept one. Malformed
+   * pairs (a negative or fractional age) are left out; at most the table's bound of them are kept.
    */
-  restoreFirstTaken (times: Iterable<[string, number]>): number {
-    const now = this.now()
+  restoreStandings (ages: Iterable<[string, number]>): number {
+    const now = this.clock()
     let n = 0
     this.restoredAt = now
-    for (const [peer, first] of times) {
-      if (typeof peer !== 'string' || peer.length === 0 || peer.length > MAX_MEMBER_ID_CHARS || !Number.isSafeInteger(first) || first < 0 || first > now) continue
+    for (const [peer, age] of ages) {
+      if (typeof peer !== 'string' || peer.length === 0 || peer.length > MAX_MEMBER_ID_CHARS || !Number.isSafeInteger(age) || age < 0) continue
+      const first = now - age
       const e = this.entries.get(peer)
       if (e !== undefined) {
         e.first = Math.min(e.first, first)
@@ -695,7 +712,7 @@ export class MemberTable extends EventTarget {
       }
     }
     const peer = str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id')
-    const rec: Entry = { peer, seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now(), first: this.entries.get(peer)?.first ?? this.restored.get(peer) ?? this.now(), changed: change ? this.now() : -Infinity, key: this.entries.get(peer)?.key ?? peerSyncKey(peer) }
+    const rec: Entry = { peer, seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now(), first: this.entries.get(peer)?.first ?? this.restored.get(peer) ?? this.clock(), changed: change ? this.now() : -Infinity, key: this.entries.get(peer)?.key ?? peerSyncKey(peer) }
     if (rec.seq > this.now() + MEMBER_MAX_SKEW_MS) throw new MemberRecordError('member record from the future')
     const held = this.entries.get(rec.peer)
     const down = this.downAt.get(rec.peer)
@@ -793,7 +810,7 @@ export class MemberTable extends EventTarget {
   expire (): string[] {
     const out: string[] = []
     const horizon = this.now() - memberExpireMs(this.entries.size)
-    if (this.restored.size > 0 && this.restoredAt < horizon) this.restored.clear()
+    if (this.restored.size > 0 && this.clock() - this.restoredAt > memberExpireMs(this.entries.size)) this.restored.clear()
     for (const [peer, e] of this.entries) {
       if (peer === this.self || e.seq >= horizon) continue
       this.entries.delete(peer)

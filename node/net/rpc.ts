@@ -35,9 +35,12 @@
 //    reset; a handler that fails replies { error } and closes the stream (a notice's handler that
 //    fails resets it). Nothing a peer sends throws out of a handler: the host never crashes on
 //    input.
-//  - Timeouts are on silence: a caller gives up when the other side sent nothing for the
-//    protocol's timeoutMs (for a call with one reply, that bounds the whole call); the answering
-//    side bounds its read of the request and each write by it.
+//  - Timeouts are on silence: a caller gives up when the other side sent no byte for the
+//    protocol's timeoutMs (bytes, not whole messages: one big reply paced over a slow link
+//    arrives however long it takes while its bytes keep coming; bugs38: a 512 KiB answer taking
+//    longer than the timeout failed while flowing); the answering side bounds its read of the
+//    request by it, and each write by the time its bytes make no progress out. The whole call is
+//    bounded by the caller's signal only.
 //  - Every call takes an AbortSignal; aborting it aborts the stream and rejects with its reason.
 //  - Errors on the wire keep their stable `name`. The caller rebuilds the classes the protocol
 //    lists (`errors`) from it; any other name arrives as RpcRemoteError (`remoteName`).
@@ -52,7 +55,7 @@ import type { AbortOptions, Stream } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
-import { loopTimeDeadline, loopTimeSignal } from '../../swarm/index.ts'
+import { LOOP_STEPS, loopTimeDeadline, loopTimeSignal } from '../../swarm/index.ts'
 
 const log = logger('net:rpc')
 
@@ -295,7 +298,38 @@ function streamError (p: AnyProtocol, err: any): Error {
 }
 
 /**
- * A timer that aborts after `ms` of silence; touch() on every message. The silence is counted
+ * Touch `timer` on every piece of bytes `stream` receives (a message event, before any frame is
+ * whole): the silence a caller gives up on is of bytes. Returns the listener's removal.
+ */
+function hearing (stream: Stream, timer: { touch: () => void }): () => void {
+  const heard = (): void => { timer.touch() }
+  stream.addEventListener('message', heard)
+  return () => { stream.removeEventListener('message', heard) }
+}
+
+/**
+ * A signal that aborts when `stream` sends none of its buffered bytes for `ms` (in loop time, as
+ * silence()): polled LOOP_STEPS times a timeout while a write or close waits on it, progress
+ * being its write buffer growing shorter (bytes handed on to the connection), or empty. For the
+ * answering side's writes, which waited for a whole frame's drain within `ms` (a big reply on a
+ * slow link failed while its bytes were flowing). `clear()` ends it.
+ */
+function sending (stream: Stream, ms: number, what: string): { signal: AbortSignal, clear: () => void } {
+  const c = new AbortController()
+  const deadline = loopTimeDeadline(ms, () => { c.abort(new RpcTimeoutError(`${what}: no byte out for ${ms} ms`)) })
+  let left = stream.writeBufferLength
+  const poll = setInterval(() => {
+    const now = stream.writeBufferLength
+    if (now < left || now === 0) deadline.touch()
+    left = now
+  }, Math.max(1, ms / LOOP_STEPS))
+  poll.unref?.()
+  return { signal: c.signal, clear: () => { clearInterval(poll); deadline.clear() } }
+}
+
+/**
+ * A timer that aborts after `ms` of silence; touch() on every message (and every piece of a
+ * caller's reply: hearing()). The silence is counted
  * in the event loop's own time (swarm/abort.ts loopTimeDeadline): a process whose loop lagged seconds
  * (many hosts in a few processes, bench:scale) took a peer whose answer sat unread in its
  * socket for a silent one, failed the call, and made its callers (surveys, placement, probes)
@@ -331,9 +365,11 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   const timer = silence(opts.timeoutMs ?? p.timeoutMs, `${p.id} call to ${peer}`)
   const signal = anySignal([opts.signal, timer.signal])
   let stream: Stream | undefined
+  let unhear: (() => void) | undefined
   try {
     const bytes = encodeCall(p, request)
     stream = await host.newStream(peer, p.id, { signal })
+    unhear = hearing(stream, timer)
     const lp = framed(stream, p, Math.min(p.maxMessageBytes, opts.maxReplyBytes ?? Infinity))
     await lp.write(bytes, { signal })
     const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext)
@@ -342,6 +378,7 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
+    unhear?.()
     timer.clear()
   }
 }
@@ -414,12 +451,14 @@ export class KeptCaller<Req, Res> {
       let k = attempt === 0 ? this.take(peer) : undefined
       const reused = k !== undefined
       let heard = false
+      let unhear: (() => void) | undefined
       try {
         if (k === undefined) {
           const stream = await this.host.newStream(peer, p.id, { signal })
           this.opened++
           k = { stream, lp: framed(stream, p) }
         }
+        unhear = hearing(k.stream, timer)
         await k.lp.write(bytes, { signal })
         const value = await readReply(p, peer, request, k.stream, k.lp, timer, signal, () => { heard = true })
         this.put(peer, k)
@@ -433,6 +472,7 @@ export class KeptCaller<Req, Res> {
         if (!ended) throw e
         log.trace('%s: kept stream to %s had ended (%e): sent again on a new one', p.id, peer, err)
       } finally {
+        unhear?.()
         timer.clear()
       }
     }
@@ -635,7 +675,15 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
     // fails its own caller, never an unhandled rejection)
     let writing = Promise.resolve()
     const write = async (bytes: Uint8Array): Promise<void> => {
-      const next = writing.then(async () => { await lp.write(bytes, { signal: anySignal([signal], timeoutMs) }) })
+      const next = writing.then(async () => {
+        // bounded by the bytes' progress out, not the whole frame's (sending())
+        const out = sending(stream, timeoutMs, `${p.id} reply to ${peer}`)
+        try {
+          await lp.write(bytes, { signal: anySignal([signal, out.signal]) })
+        } finally {
+          out.clear()
+        }
+      })
       // the chain only orders writes; this write's error reaches its own caller below
       writing = next.catch(() => {})
       await next
@@ -648,7 +696,14 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
         // a kept stream: the caller's next request, until it closes the stream or goes silent
         request = p.kept === true ? await nextRequest(stream, lp, signal, gone.signal) : undefined
       }
-      if (!gone.signal.aborted) await stream.close({ signal: anySignal([signal], timeoutMs) })
+      if (!gone.signal.aborted) {
+        const out = sending(stream, timeoutMs, `${p.id} close to ${peer}`)
+        try {
+          await stream.close({ signal: anySignal([signal, out.signal]) })
+        } finally {
+          out.clear()
+        }
+      }
     } catch (err) {
       report(err, peer)
       await writing

@@ -118,7 +118,7 @@ describe('node/net member service budgets per peer', function () {
 
   it('a call costs units of its asker\'s budget (a big sync request more, the whole table more), refused past it with MembersBusyError, one unit back per CALL_REFILL_MS', () => {
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', memberFor: () => Infinity }, () => now)
     const sync = (keys: number): MembersRequest => ({ t: 'sync', k: new Uint8Array(keys * SYNC_KEY_BYTES) })
     assert.equal(callCost(sync(3)), 1)
     assert.equal(callCost(sync(50_000)), 1 + Math.floor(50_000 / SYNC_KEYS_PER_UNIT))
@@ -147,7 +147,7 @@ describe('node/net member service budgets per peer', function () {
   it('a peer whose every round is apart (sync, recheck, changes, sync, whole table), its sync requests at up to MAX_MEMBERS keys (a mass event), the asker\'s one connection: never refused in 40 rounds (review31c: refused from 4,096 keys)', () => {
     for (const keys of [0, 5_000, 10_000, MAX_MEMBERS]) {
       let now = 0
-      const gate = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
+      const gate = new MemberGate({ take: async () => 'old', memberFor: () => Infinity }, () => now)
       const k = new Uint8Array(keys * SYNC_KEY_BYTES)
       for (let round = 0; round < 40; round++) {
         const start = round * TABLE_SYNC_MS
@@ -166,7 +166,7 @@ describe('node/net member service budgets per peer', function () {
   it('the budget every asker shares: 8 askers (its refill is 8 peers\' full rate), each of their rounds apart at MAX_MEMBERS keys, never refused in 40 rounds; many ids flooding get ALL_CALLS_BURST and its refill between them, no more, each refused one costing its asker a unit', () => {
     // honest: 8 askers (the shared refill is 8 peers' full rate), each round of each all apart
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', memberFor: () => Infinity }, () => now)
     const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
     const askers = CALL_REFILL_MS / ALL_CALLS_REFILL_MS
     for (let round = 0; round < 40; round++) {
@@ -184,7 +184,7 @@ describe('node/net member service budgets per peer', function () {
 
     // many ids at once: each has its own full budget, all of them the shared one
     now = 0
-    const flooded = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
+    const flooded = new MemberGate({ take: async () => 'old', memberFor: () => Infinity }, () => now)
     const ids = 4 * ALL_CALLS_BURST / CALL_BURST
     for (let i = 0; i < ids; i++) for (let c = 0; c < CALL_BURST; c++) { try { flooded.call(`id${i}`, { t: 'digest' }) } catch (err) { assert.ok(err instanceof MembersBusyError) } }
     // (ids never refused before draw on the reserve too, until it is spent: it bounds them)
@@ -202,7 +202,7 @@ describe('node/net member service budgets per peer', function () {
 
   it('the shared budget\'s reserve: 16 ids flooding at their full per-peer rate for 10 minutes, one honest asker whose every round is apart at MAX_MEMBERS keys every TABLE_SYNC_MS: none of its calls refused (review32c: 9 ids, 29 of 40 rounds refused; 16 ids, all), the flood bounded by the shared budget and its reserve', async () => {
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', memberFor: () => Infinity }, () => now)
     const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
     const ids = 16
     const rounds = 40
@@ -222,7 +222,7 @@ describe('node/net member service budgets per peer', function () {
     let now = 0
     // members, by when their first record was taken here
     const members = new Map([['member', -STANDING_MS]])
-    const gate = new MemberGate({ take: async () => 'old', memberSince: p => members.get(p) }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', memberFor: p => { const first = members.get(p); return first === undefined ? undefined : now - first } }, () => now)
     const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
     const steps = apartRound(k)
     const rounds = 8
@@ -259,7 +259,7 @@ describe('node/net member service budgets per peer', function () {
     let now = 0
     // members, by when their first record was taken here
     const members = new Map<string, number>()
-    const gate = new MemberGate({ take: async () => 'old', memberSince: p => members.get(p) }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', memberFor: p => { const first = members.get(p); return first === undefined ? undefined : now - first } }, () => now)
     let fresh = 0
     const flood = (id: string): void => {
       try { gate.call(id, { t: 'digest' }) } catch (err) { assert.ok(err instanceof MembersBusyError) }
@@ -293,7 +293,7 @@ describe('node/net member service budgets per peer', function () {
 
   it('a member refused when the reserve is spent has none of it for RESERVE_QUIET_MS though thousands of fresh ids are refused meanwhile (review33c: they flushed its refusal out of the BUDGETS_KEPT remembered), and has it after', () => {
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old', memberSince: p => p.startsWith('fresh') ? undefined : -STANDING_MS }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', memberFor: p => p.startsWith('fresh') ? undefined : now + STANDING_MS }, () => now)
     let fresh = 0
     let refusedFresh = 0
     const tick = 50
@@ -323,7 +323,7 @@ describe('node/net member service budgets per peer', function () {
   it('members minted by pushing a self-signed record (every 2 s, each then asking at its full rate, fresh ids keeping the shared budget drained) get none of the reserve before STANDING_MS: an old member\'s rounds, all apart at MAX_MEMBERS keys, go through for 10 min (review33c: 187 of 200 calls refused)', async () => {
     let now = 0
     const members = new Map([['honest', -STANDING_MS]])
-    const gate = new MemberGate({ take: async () => 'new', memberSince: p => members.get(p) }, () => now)
+    const gate = new MemberGate({ take: async () => 'new', memberFor: p => { const first = members.get(p); return first === undefined ? undefined : now - first } }, () => now)
     const steps = apartRound(new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES))
     const minted: string[] = []
     const before = async (ms: number): Promise<void> => {
@@ -346,7 +346,7 @@ describe('node/net member service budgets per peer', function () {
 
   it('ids minted and kept until they have standing (400, an hour here, each asking once every RESERVE_QUIET_MS, fresh ids keeping the shared budget drained) take the reserve down only to their age\'s depth: a member standing for weeks has its rounds, all apart at MAX_MEMBERS keys, answered for 10 min (session 33 left: they shared the whole reserve with it, its rounds refused)', async () => {
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old', memberSince: p => p === 'old' ? -30 * 24 * HOUR : p.startsWith('aged') ? -HOUR : undefined }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', memberFor: p => p === 'old' ? now + 30 * 24 * HOUR : p.startsWith('aged') ? now + HOUR : undefined }, () => now)
     const steps = apartRound(new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES))
     // 400 of them, each asking once every RESERVE_QUIET_MS (one refused is out of the reserve
     // that long: asking more often gains nothing), in turn: 20 calls a second, past the refill
@@ -371,7 +371,7 @@ describe('node/net member service budgets per peer', function () {
 
   it('a push over its sender\'s budget: dropped unread unless it is the sender\'s own DOWN as it leaves, taken once (a DOWN of another it relays gives no pass, review33c)', async () => {
     const now = 0
-    const gate = new MemberGate({ take: async () => 'new', memberSince: () => -Infinity }, () => now)
+    const gate = new MemberGate({ take: async () => 'new', memberFor: () => Infinity }, () => now)
     for (let i = 0; i < PUSH_BURST; i++) assert.equal(await gate.push('x', record('x')), 'new')
     assert.equal(await gate.push('x', record('x')), 'dropped')
     // y's own leave, relayed by x: not x's pass
@@ -383,7 +383,7 @@ describe('node/net member service budgets per peer', function () {
 
   it('admit: a peer with less than a unit of its call budget left is refused (MembersBusyError, counted unread), nothing spent; one with a unit is let through to call()', () => {
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', memberFor: () => Infinity }, () => now)
     assert.equal(gate.admit('f'), undefined)
     for (let i = 0; i < CALL_BURST; i++) gate.call('f', { t: 'digest' })
     const refusal = gate.admit('f')

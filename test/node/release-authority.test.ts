@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { readFile, writeFile, access } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Release, releasingSink, PUT_REMEMBER_MAX, PUT_NAMES_MAX, PENDING_ORIGIN_MS } from '../../node/keeper/release.ts'
+import { Release, releasingSink, PUT_REMEMBER_MAX, PUT_NAMES_MAX, PENDING_ORIGIN_MS, RELEASE_REMEMBER_MS } from '../../node/keeper/release.ts'
 import { saveReleaseRecords, takeReleaseRecords, RELEASE_RECORDS_FILE } from '../../node/keeper/release-records.ts'
 import { ReleaseOpening, OPENING_CALLS_MAX } from '../../node/keeper/release-opening.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -1151,6 +1151,44 @@ describe('release authority: the pending-origin window on a monotonic clock (men
     await opening.open(release)
     members.add('C')
     assert.deepEqual(await release.answer([x], 'C'), [false], 'C joined after its window: nobody\'s')
+    assert.equal(held.has(x.toString()), true)
+  })
+  // bugs38: a release was remembered (its asker's late push dropped on arrival) until a time on
+  // Date.now, so a wall clock stepped forward forgot it at once and one stepped back kept it for
+  // as long as the step
+  it('a wall clock stepped forward a week does not forget a release made a moment ago: its asker\'s late push is dropped', async () => {
+    let now = 1000
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    ;(release as any).clock = () => now
+    const x = await block(253)
+    assert.deepEqual(await release.answer([x], 'W'), [false], 'not held yet: remembered')
+    held.add(x.toString())
+    const wall = Date.now
+    Date.now = () => wall() + 7 * 24 * HOUR
+    try {
+      now += 1
+      assert.equal(await release.arrived(x, 'W'), true, 'dropped on arrival: the release still remembered')
+    } finally {
+      Date.now = wall
+    }
+    assert.equal(held.has(x.toString()), false)
+  })
+
+  it('a wall clock stepped back a week does not keep a release past RELEASE_REMEMBER_MS: a push after it stays', async () => {
+    let now = 1000
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    ;(release as any).clock = () => now
+    const x = await block(252)
+    assert.deepEqual(await release.answer([x], 'W'), [false])
+    held.add(x.toString())
+    const wall = Date.now
+    Date.now = () => wall() - 7 * 24 * HOUR
+    try {
+      now += RELEASE_REMEMBER_MS + 1
+      assert.equal(await release.arrived(x, 'W'), false, 'the release no longer remembered: a new write\'s push, kept')
+    } finally {
+      Date.now = wall
+    }
     assert.equal(held.has(x.toString()), true)
   })
 })
