@@ -36,6 +36,18 @@
 //    walking parents in bounded batches (the responder sends the wanted ops plus their
 //    ancestors, breadth first, stopping at the asker's heads), until nothing is missing. That
 //    walk also fetches the missing parents of a push or a gossip message.
+//  - One run both ways (issue 15 item 8): the client of an rbsr run learns both what it lacks
+//    and what the peer lacks (rbsr.ts `have`), so both hosts running one on connect did the work
+//    twice (a 10,000-vs-10,000 merge: 8 rounds and ~880 KB where 4 and ~440 KB do). A host of
+//    this version offers, in its run's first message (`b`), to tell the peer what it lacks; the
+//    peer takes the offer (`b` in its answer) unless it holds no ops (it walks heads). While both
+//    hosts' runs offer, the host whose peer id sorts first answers the other's first message with
+//    its own run's token (`d`, starting that run if none is in flight) instead of a range answer:
+//    the other's run stops there and waits (SERVED_WAIT_MS, then it runs alone) for the lack list
+//    of that token: `lack` calls carrying the ids the peer lacks as each round finds them, the
+//    last one marked (`e`), whose ops it fetches by id in one fetch (one receive). A host of the
+//    version before neither offers nor takes (it reads neither field), so with it both sides run
+//    rbsr as before; it is never sent a `lack` call.
 //  - Catch-up (issue 16): a connection may outlive a cut link (no reconnect, so no reconcile on
 //    connect), and a push or a fetch may fail on a live connection. Nothing is left to the next
 //    connection: a peer a push failed to (or whose outbox overflowed) is owed this host's heads,
@@ -97,7 +109,10 @@
 //                                                   a relaying holder's adds r: its peer id)
 //   call   { t: 'heads' }                          -> { t: 'heads', heads: [CID...] }
 //   call   { t: 'get', want: [CID...], have: [CID...] } -> { t: 'ops', ops: [block...] }
-//   call   { t: 'rbsr', m: bytes }                 -> { t: 'rbsr', m: bytes }  (rbsr.ts messages, the asker is the client)
+//   call   { t: 'rbsr', m: bytes, b?: true }       -> { t: 'rbsr', m: bytes, b?: true } | { t: 'rbsr', m: (empty), d: uint }  (rbsr.ts
+//                                                   messages, the asker is the client; b, d: see "One run both ways")
+//   call   { t: 'lack', k: uint, ids: bytes, e?: true } -> { t: 'lack' }  (ids: 32-byte op digests end to end, at most
+//                                                   LACK_MAX_IDS; k: the run's token; e: the list's last call)
 //   call   { t: 'byid', ids: [CID...], c?: true } -> { t: 'ops', ops: [block...] }  (exactly those it holds; with
 //                                                   c, BYID_MAX_BYTES of them at most: the asker asks again)
 //   call   { t: 'hold', id: CID, op: block, r?: true, b?: [block...] } -> { t: 'held', held: bool, r?: true }  (see "Hold"
@@ -169,6 +184,10 @@ export const MAX_RECONCILE_ROUNDS = 4096
 export const RBSR_FRAME_BYTES = 256 * 1024
 /** Largest rbsr message accepted (the peer's frame limit may differ a little: room for it). */
 export const RBSR_MAX_MESSAGE_BYTES = RBSR_FRAME_BYTES + 4096
+/** Most ids in one lack call (32 bytes each: 512 KiB). */
+export const LACK_MAX_IDS = 16_384
+/** How long a run the peer's run serves (`d`) waits for its lack list's end before it runs rbsr itself (two request timeouts). */
+export const SERVED_WAIT_MS = 20_000
 /** Most rbsr rounds in one reconciliation; past it, the heads walk finishes the job. */
 export const MAX_RBSR_ROUNDS = 256
 /** Time for one request/answer exchange. */
@@ -220,10 +239,13 @@ export const GOSSIP_PUBLISH_GATHER_MS = 100
  * the wall ms summed over its runs, the runs, their ops or items, and their bytes.
  */
 export interface SyncPhase { ms: number, runs: number, items: number, bytes: number }
-export const syncTrace: { on: boolean, phases: Record<string, SyncPhase> } = { on: false, phases: {} }
+export const syncTrace: { on: boolean, phases: Record<string, SyncPhase>, events?: Array<{ phase: string, start: number, end: number, items: number }> } = { on: false, phases: {} }
 function traceMark (phase: string, t0: number, items = 0, bytes = 0): void {
   const p = (syncTrace.phases[phase] ??= { ms: 0, runs: 0, items: 0, bytes: 0 })
-  p.ms += performance.now() - t0
+  const end = performance.now()
+  // with `events`, each run's start and end too (performance.now()): a timeline of the merge
+  syncTrace.events?.push({ phase, start: t0, end, items })
+  p.ms += end - t0
   p.runs++
   p.items += items
   p.bytes += bytes
@@ -240,6 +262,13 @@ export interface SyncInit {
   maxBatch?: number
   /** Time for one request/answer. Default REQUEST_TIMEOUT_MS. */
   requestTimeoutMs?: number
+  /**
+   * One rbsr run serves both directions with a peer that does too (see "One run both ways" in
+   * the header). Default true; false behaves as the version before (for tests of a mix).
+   */
+  bothWays?: boolean
+  /** How long a run the peer's serves waits for its lack list's end. Default SERVED_WAIT_MS. */
+  servedWaitMs?: number
 }
 
 export interface SyncComponents { host: SyncHost, tree: SyncTree }
@@ -279,6 +308,9 @@ export interface SyncStats {
   fetchTimeouts: number
   /** Reconciliations that fell back to the heads walk (no ops here yet, an older peer, too many rounds). */
   headsReconciles: number
+  /** Rbsr runs of this host the peer's own run served (it answered `d`), and ids this host's runs told peers they lack. */
+  rbsrServed: number
+  lackSent: number
 }
 
 export interface Sync {
@@ -316,12 +348,14 @@ export class SyncProtocolError extends RpcProtocolError {
  * A hold ask; `r`: the holder publishes the op (and the parents it fetches) on the asker's
  * behalf; `b` (with `r`): the asker's ops below it not sent yet, oldest first (see "Relay" in the header).
  */
-export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array } | { t: 'byid', ids: CID[], c?: true } | { t: 'hold', id: CID, op: Uint8Array, r?: true, b?: Uint8Array[] }
+export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array, b?: true } | { t: 'lack', k: number, ids: Uint8Array, e?: true } | { t: 'byid', ids: CID[], c?: true } | { t: 'hold', id: CID, op: Uint8Array, r?: true, b?: Uint8Array[] }
 /** `r` of a held answer: the holder publishes what it took (asked with `r`; a host of the version before never says it). */
-export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array } | { t: 'held', held: boolean, r?: true }
+export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array, b?: true, d?: number } | { t: 'lack' } | { t: 'held', held: boolean, r?: true }
 /** `r` (gossip only): the publisher's peer id, in a message that holds ops it relays for their author. */
 export interface OpsPush { t: 'push', ops: Uint8Array[], r?: string }
 export type HoldRequest = Extract<OpsRequest, { t: 'hold' }>
+/** A reconcile's fetch by ids (openFetch): ids added as they are found, end() once all are. */
+interface Fetch { add: (digests: Uint8Array[]) => void, end: () => Promise<void> }
 export type HoldReply = Extract<OpsReply, { t: 'held' }>
 
 export function createSync (init: SyncInit = {}): (components: SyncComponents) => Sync {
@@ -329,12 +363,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   const requestTimeoutMs = init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
   // a maxBatch given bounds byid answers too (as in older versions, whose answers held maxBatch ops at most)
   const byidMax = Math.min(init.maxBatch ?? BYID_MAX_OPS, MAX_CIDS)
+  const bothWays = init.bothWays ?? true
+  const servedWaitMs = init.servedWaitMs ?? SERVED_WAIT_MS
   if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`createSync: maxBatch must be an integer >= 1, got ${String(maxBatch)}`)
 
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, fetchTimeouts: 0, headsReconciles: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, fetchTimeouts: 0, headsReconciles: 0, rbsrServed: 0, lackSent: 0 }
     const gossip = host.gossip
     /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
     const gossiped = new Set<string>()
@@ -464,41 +500,148 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * the heads walk should do it instead: the peer did not take the first message (an older
      * version closes the stream on an unknown request), or the run took MAX_RBSR_ROUNDS.
      */
-    const reconcileRanges = async (peer: string, opts?: AbortOptions): Promise<boolean> => {
+    const reconcileRanges = async (peer: string, opts?: AbortOptions, offer = bothWays): Promise<boolean> => {
       const t00 = performance.now()
       const set = tree.opSet()
-      const need: Uint8Array[] = []
-      let msg: Uint8Array | null = rbsrInitiate(set, { frameLimit: RBSR_FRAME_BYTES })
-      for (let round = 0; msg !== null; round++) {
-        if (round >= MAX_RBSR_ROUNDS || !running) return false
-        let reply: OpsReply
-        const t0 = performance.now()
-        try {
-          reply = await request(peer, { t: 'rbsr', m: msg }, opts)
-        } catch (err) {
-          if (round > 0 || shutdown.signal.aborted || opts?.signal?.aborted === true) throw err
-          log('%s did not take an rbsr message, reconciling by heads: %e', peer, err)
-          return false
-        }
-        const answer = reply.t === 'rbsr' ? reply.m : new Uint8Array(0)
-        stats.rbsrRounds++
-        stats.rbsrBytes += msg.byteLength + answer.byteLength
-        if (syncTrace.on) traceMark('rbsr.round', t0, 0, msg.byteLength + answer.byteLength)
-        try {
-          const t1 = performance.now()
-          const step = rbsrContinue(set, answer, { frameLimit: RBSR_FRAME_BYTES })
-          for (const id of step.need) need.push(id)
-          msg = step.next
-          if (syncTrace.on) traceMark('rbsr.client', t1, step.need.length)
-        } catch (err) {
-          if (!(err instanceof RbsrError)) throw err
-          stats.badMessages++
-          throw new SyncProtocolError(`bad rbsr answer from ${peer}: ${err.message}`)
+      let needed = 0
+      // the ops each round finds missing are fetched while the next rounds run (the first round
+      // of a 10,000-op merge finds most of them), not once the last round is back
+      const fetch = openFetch(peer, opts)
+      // one run both ways (see the header): offered in the first message (b); the peer's answer
+      // takes it (b: what it lacks is told to it, `lack` calls of this run's token) or says its
+      // own run serves this host (d)
+      const token = runTokens++
+      if (offer) lackPlans.set(peer, token)
+      let tell = false
+      let telling: Promise<void> = Promise.resolve()
+      let told = true
+      const tellLack = (ids: Uint8Array[], last: boolean): void => {
+        for (let i = 0; i < ids.length || (last && i === 0); i += LACK_MAX_IDS) {
+          const part = ids.slice(i, i + LACK_MAX_IDS)
+          const end = last && i + LACK_MAX_IDS >= ids.length
+          const req: OpsRequest = end ? { t: 'lack', k: token, ids: joinIds(part), e: true } : { t: 'lack', k: token, ids: joinIds(part) }
+          telling = telling.then(async () => {
+            if (!told) return
+            await request(peer, req, opts)
+            stats.lackSent += part.length
+          }).catch((err: unknown) => {
+            // the peer runs rbsr itself once it has waited SERVED_WAIT_MS for the end
+            told = false
+            log('telling %s what it lacks failed: %e', peer, err)
+          })
         }
       }
-      if (syncTrace.on) traceMark('rbsr.total', t00, need.length)
-      await fetchIds(peer, need, opts)
-      return true
+      let took = false
+      try {
+        let msg: Uint8Array | null = rbsrInitiate(set, { frameLimit: RBSR_FRAME_BYTES })
+        for (let round = 0; msg !== null; round++) {
+          if (round >= MAX_RBSR_ROUNDS || !running) return false
+          let reply: OpsReply
+          const t0 = performance.now()
+          try {
+            reply = await request(peer, round === 0 && offer ? { t: 'rbsr', m: msg, b: true } : { t: 'rbsr', m: msg }, opts)
+          } catch (err) {
+            if (round > 0 || shutdown.signal.aborted || opts?.signal?.aborted === true) throw err
+            log('%s did not take an rbsr message, reconciling by heads: %e', peer, err)
+            return false
+          }
+          if (reply.t === 'rbsr' && reply.d !== undefined) {
+            // the peer's run (its token d) tells this host what it lacks: that list is fetched
+            // (servedBy); this run stops here, and runs alone if the list's end does not come
+            lackPlans.delete(peer)
+            stats.rbsrServed++
+            if (syncTrace.on) traceMark('rbsr.served', t0)
+            if (await waitServed(peer, reply.d)) return true
+            took = true
+            await fetch.end()
+            return await reconcileRanges(peer, opts, false)
+          }
+          if (round === 0) {
+            tell = offer && reply.t === 'rbsr' && reply.b === true
+            if (!tell && lackPlans.get(peer) === token) lackPlans.delete(peer)
+          }
+          const answer = reply.t === 'rbsr' ? reply.m : new Uint8Array(0)
+          stats.rbsrRounds++
+          stats.rbsrBytes += msg.byteLength + answer.byteLength
+          if (syncTrace.on) traceMark('rbsr.round', t0, 0, msg.byteLength + answer.byteLength)
+          try {
+            const t1 = performance.now()
+            const step = rbsrContinue(set, answer, { frameLimit: RBSR_FRAME_BYTES })
+            fetch.add(step.need)
+            needed += step.need.length
+            if (tell && step.have.length > 0) tellLack(step.have, false)
+            msg = step.next
+            if (syncTrace.on) traceMark('rbsr.client', t1, step.need.length)
+          } catch (err) {
+            if (!(err instanceof RbsrError)) throw err
+            stats.badMessages++
+            throw new SyncProtocolError(`bad rbsr answer from ${peer}: ${err.message}`)
+          }
+        }
+        if (syncTrace.on) traceMark('rbsr.total', t00, needed)
+        if (tell) tellLack([], true)
+        if (lackPlans.get(peer) === token) lackPlans.delete(peer)
+        took = true
+        await fetch.end()
+        await telling
+        return true
+      } finally {
+        if (lackPlans.get(peer) === token) lackPlans.delete(peer)
+        // a run that ends early (a failure, MAX_RBSR_ROUNDS) keeps what its fetch brought so far
+        // (what is in flight is waited for; its own failure is not the one to report)
+        if (!took) await fetch.end().catch((err: unknown) => { log('fetching from %s after a failed rbsr run: %e', peer, err) })
+      }
+    }
+
+    /**
+     * A peer's run serving this host (see "One run both ways" in the header): the ids it tells
+     * this host it lacks (`lack` calls of its run's token) are fetched as they come, in one
+     * fetch (one receive), ended by the call that says so (e).
+     */
+    interface Served { token: number, fetch: Fetch, ended: boolean, done: Promise<boolean>, settle: (ok: boolean) => void }
+    /** Token of this host's next rbsr run. */
+    let runTokens = 0
+    /** Peer -> the token of this host's run in flight with it that offered to tell it what it lacks (until the list's end is sent). */
+    const lackPlans = new Map<string, number>()
+    /** Peer -> the lack list of its latest run that tells this host (one per peer: a newer run's replaces it). */
+    const served = new Map<string, Served>()
+    /** `whole`: the list's last call came (a list a newer one replaced did not: a run waiting for it runs alone). */
+    const endServed = (peer: string, st: Served, whole: boolean): void => {
+      if (st.ended) return
+      st.ended = true
+      st.fetch.end().then(() => { st.settle(whole) }, (err: unknown) => {
+        log('fetching what %s told this host it lacks failed: %e', peer, err)
+        retry(peer, 'pull')
+        st.settle(false)
+      })
+    }
+    const servedBy = (peer: string, token: number): Served => {
+      const old = served.get(peer)
+      if (old?.token === token) return old
+      // an older run's list that never ended (that run failed): what it brought is kept
+      if (old !== undefined) endServed(peer, old, false)
+      let settle: (ok: boolean) => void = () => {}
+      const done = new Promise<boolean>(resolve => { settle = resolve })
+      const st: Served = { token, fetch: openFetch(peer), ended: false, done, settle }
+      served.set(peer, st)
+      return st
+    }
+    /** Whether the peer's run `token` told this host all it lacks and that was fetched, within servedWaitMs. */
+    const waitServed = async (peer: string, token: number): Promise<boolean> => {
+      const st = servedBy(peer, token)
+      let timer: ReturnType<typeof setTimeout> | undefined
+      let onStop = (): void => {}
+      const stop = new Promise<boolean>(resolve => {
+        onStop = () => { resolve(false) }
+        timer = setTimeout(onStop, servedWaitMs)
+        shutdown.signal.addEventListener('abort', onStop, { once: true })
+      })
+      try {
+        return await Promise.race([st.done, stop])
+      } finally {
+        clearTimeout(timer)
+        shutdown.signal.removeEventListener('abort', onStop)
+      }
     }
 
     /**
@@ -509,10 +652,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * redoes them, so forty batches of a 10,000-op merge did that forty times (17 s, where one
      * receive takes 0.5 s); and the tree checks one signature per run of an author's ops it is
      * given together, where batches in digest order had most ops checked on their own.
+     * The ids come in by add(), as the rbsr rounds find them: requests go out at once; end()
+     * (once every id is added) waits for them all and gives what came to the tree.
      */
-    const fetchIds = async (peer: string, digests: Uint8Array[], opts?: AbortOptions): Promise<void> => {
+    const openFetch = (peer: string, opts?: AbortOptions): Fetch => {
       const t00 = performance.now()
-      const wanted = digests.map(opCid).filter(c => !tree.hasOp(c))
+      const wanted: CID[] = []
       let missing: CID[] = []
       let held: Uint8Array[] = []
       let heldNames: Array<{ cid: CID, id: string }> = []
@@ -631,27 +776,39 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             return
           }
           const p: Promise<void> = one(ask)
-            // kept, not ignored: no more requests go out, and it is thrown below once the others are done
+            // kept, not ignored: no more requests go out, and it is thrown by end() once the others are done
             .catch((err: unknown) => { failure ??= { err } })
-            .finally(() => { flying.delete(p) })
+            .finally(() => {
+              flying.delete(p)
+              launch()
+            })
           flying.add(p)
         }
       }
-      try {
-        launch()
-        while (flying.size > 0) {
-          await Promise.race(flying)
-          launch()
+      const add = (digests: Uint8Array[]): void => {
+        for (const d of digests) {
+          const c = opCid(d)
+          if (!tree.hasOp(c)) wanted.push(c)
         }
-        if (failure !== undefined) throw failure.err
-      } finally {
-        // what came before a failed request is kept, as when each batch was received at once
-        await take()
+        launch()
       }
-      // ops held back for parents the peer's set did not show (it grew meanwhile): walk for them
-      const left = uniq(missing.filter(c => !tree.hasOp(c)))
-      if (syncTrace.on) traceMark('fetch.total', t00, wanted.length)
-      if (left.length > 0) await fetchFrom(peer, left, opts)
+      let ending: Promise<void> | undefined
+      const finish = async (): Promise<void> => {
+        try {
+          launch()
+          // each request's end launches the next: wait until none is left
+          while (flying.size > 0) await Promise.race(flying)
+          if (failure !== undefined) throw failure.err
+        } finally {
+          // what came before a failed request is kept, as when each batch was received at once
+          await take()
+        }
+        // ops held back for parents the peer's set did not show (it grew meanwhile): walk for them
+        const left = uniq(missing.filter(c => !tree.hasOp(c)))
+        if (syncTrace.on) traceMark('fetch.total', t00, wanted.length)
+        if (left.length > 0) await fetchFrom(peer, left, opts)
+      }
+      return { add, end: async () => { await (ending ??= finish()) } }
     }
 
     /** Runs per peer: the one in flight, and at most one queued behind it. */
@@ -697,11 +854,32 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const answer = async (req: OpsRequest, peer: string): Promise<OpsReply> => {
       if (req.t === 'heads') return { t: 'heads', heads: tree.heads().slice(0, MAX_CIDS) }
       if (req.t === 'hold') return await holdFor(peer, req)
+      if (req.t === 'lack') {
+        // a host of the version before does not know the call
+        if (!bothWays) throw new SyncProtocolError('unknown request "lack"')
+        const st = servedBy(peer, req.k)
+        if (!st.ended) {
+          st.fetch.add(splitIds(req.ids))
+          if (req.e === true) endServed(peer, st, true)
+        }
+        return { t: 'lack' }
+      }
       if (req.t === 'rbsr') {
+        // an offer (b) while this host's own run with the peer offers too: the run of the host
+        // whose id sorts first serves both ways, the other stops (see the header)
+        if (req.b === true && bothWays && host.peerId < peer) {
+          // none in flight (the peer's connect event came first, or its run is a retry): this
+          // host's starts now, and offers (reconcileRanges marks it before its first await)
+          if (!lackPlans.has(peer) && !reconciling.has(peer) && tree.opSet().size > 0) onConnect(new CustomEvent('peer:connect', { detail: peer }))
+          const mine = lackPlans.get(peer)
+          if (mine !== undefined) return { t: 'rbsr', m: new Uint8Array(0), d: mine }
+        }
         try {
           const t0 = performance.now()
           const m = rbsrRespond(tree.opSet(), req.m, { frameLimit: RBSR_FRAME_BYTES })
           if (syncTrace.on) traceMark('rbsr.server', t0, 0, m.byteLength)
+          // taken: this host is told what it lacks (it runs rbsr itself when it holds no ops: the heads walk)
+          if (req.b === true && bothWays && tree.opSet().size > 0) return { t: 'rbsr', m, b: true }
           return { t: 'rbsr', m }
         } catch (err) {
           if (err instanceof RbsrError) throw new SyncProtocolError(`bad rbsr message: ${err.message}`)
@@ -1410,7 +1588,15 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
     const m = map(v)
     if (m.t === 'heads') return { t: 'heads' }
     if (m.t === 'get') return { t: 'get', want: cids(m.want), have: cids(m.have) }
-    if (m.t === 'rbsr') return { t: 'rbsr', m: rbsrBytes(m.m) }
+    if (m.t === 'rbsr') {
+      if (m.b !== undefined && m.b !== true) throw new SyncProtocolError('rbsr: b must be true when given')
+      return m.b === true ? { t: 'rbsr', m: rbsrBytes(m.m), b: true } : { t: 'rbsr', m: rbsrBytes(m.m) }
+    }
+    if (m.t === 'lack') {
+      if (m.e !== undefined && m.e !== true) throw new SyncProtocolError('lack: e must be true when given')
+      const ids = lackBytes(m.ids, m.e === true)
+      return m.e === true ? { t: 'lack', k: runToken(m.k), ids, e: true } : { t: 'lack', k: runToken(m.k), ids }
+    }
     if (m.t === 'byid') {
       if (m.c !== undefined && m.c !== true) throw new SyncProtocolError('byid: c must be true when given')
       return m.c === true ? { t: 'byid', ids: cids(m.ids), c: true } : { t: 'byid', ids: cids(m.ids) }
@@ -1433,13 +1619,21 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
     const m = map(v)
     if (req.t === 'heads' && m.t === 'heads') return { t: 'heads', heads: cids(m.heads) }
     if ((req.t === 'get' || req.t === 'byid') && m.t === 'ops') return { t: 'ops', ops: blocks(m.ops) }
-    if (req.t === 'rbsr' && m.t === 'rbsr') return { t: 'rbsr', m: rbsrBytes(m.m) }
+    if (req.t === 'rbsr' && m.t === 'rbsr') {
+      if (m.d !== undefined) {
+        if (req.b !== true) throw new SyncProtocolError('rbsr: d answers an offer (b) only')
+        return { t: 'rbsr', m: new Uint8Array(0), d: runToken(m.d) }
+      }
+      if (m.b !== undefined && (m.b !== true || req.b !== true)) throw new SyncProtocolError('rbsr: b must be true, and answer an offer')
+      return m.b === true ? { t: 'rbsr', m: rbsrBytes(m.m), b: true } : { t: 'rbsr', m: rbsrBytes(m.m) }
+    }
+    if (req.t === 'lack' && m.t === 'lack') return { t: 'lack' }
     if (req.t === 'hold' && m.t === 'held') {
       if (typeof m.held !== 'boolean') throw new SyncProtocolError('held must be a boolean')
       if (m.r !== undefined && m.r !== true) throw new SyncProtocolError('held: r must be true when given')
       return m.r === true && m.held ? { t: 'held', held: true, r: true } : { t: 'held', held: m.held }
     }
-    throw new SyncProtocolError(`expected ${req.t === 'heads' || req.t === 'rbsr' ? req.t : req.t === 'hold' ? 'held' : 'ops'}, got ${JSON.stringify(String(m.t)).slice(0, 40)}`)
+    throw new SyncProtocolError(`expected ${req.t === 'heads' || req.t === 'rbsr' || req.t === 'lack' ? req.t : req.t === 'hold' ? 'held' : 'ops'}, got ${JSON.stringify(String(m.t)).slice(0, 40)}`)
   },
   notice: (v) => {
     const m = map(v)
@@ -1489,6 +1683,26 @@ function cids (x: unknown): CID[] {
   })
 }
 
+/** A run's token: a safe integer >= 0. */
+function runToken (x: unknown): number {
+  if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) throw new SyncProtocolError('a run token must be a safe integer >= 0')
+  return x
+}
+/** A lack call's ids, end to end: 1..LACK_MAX_IDS of them (none in the call that ends a list, e). */
+function lackBytes (x: unknown, end: boolean): Uint8Array {
+  if (!(x instanceof Uint8Array) || x.byteLength % RBSR_ID_BYTES !== 0 || x.byteLength > LACK_MAX_IDS * RBSR_ID_BYTES || (x.byteLength === 0 && !end)) throw new SyncProtocolError(`lack: ids must be 1..${LACK_MAX_IDS} ids of ${RBSR_ID_BYTES} bytes end to end`)
+  return x
+}
+function joinIds (ids: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(ids.length * RBSR_ID_BYTES)
+  for (let i = 0; i < ids.length; i++) out.set(ids[i], i * RBSR_ID_BYTES)
+  return out
+}
+function splitIds (bytes: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = []
+  for (let i = 0; i < bytes.byteLength; i += RBSR_ID_BYTES) out.push(bytes.subarray(i, i + RBSR_ID_BYTES))
+  return out
+}
 function rbsrBytes (x: unknown): Uint8Array {
   if (!(x instanceof Uint8Array) || x.byteLength === 0 || x.byteLength > RBSR_MAX_MESSAGE_BYTES) throw new SyncProtocolError(`an rbsr message must be 1..${RBSR_MAX_MESSAGE_BYTES} bytes`)
   return x

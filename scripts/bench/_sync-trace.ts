@@ -3,6 +3,7 @@
 // per phase (rbsr rounds, op fetches, hashing, receives), and each tree's receive stats.
 // Not a benchmark of its own (the leading _ keeps it out of `npm run bench`).
 //   npx node scripts/bench/_sync-trace.ts      REPS=n (1), N=ops per side (10,000)
+//   TIMELINE=1  each phase run's start and end (ms from the dial)
 //   PROF=file   a CPU profile of the last merge (dial to same heads) written to file
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
@@ -47,6 +48,7 @@ for (let rep = 0; rep < REPS; rep++) {
     const ya = a.sync.stats()
     const yb = b.sync.stats()
     syncTrace.phases = {}
+    syncTrace.events = process.env.TIMELINE === '1' ? [] : undefined
     syncTrace.on = true
     const session = process.env.PROF !== undefined ? new Session() : undefined
     if (session !== undefined) {
@@ -69,6 +71,8 @@ for (let rep = 0; rep < REPS; rep++) {
       session.disconnect()
     }
     console.log(`rep ${rep}: ${ms.toFixed(0)} ms wall, main thread ${((mu.user + mu.system) / 1000).toFixed(0)} ms CPU, process ${((u.user + u.system) / 1000).toFixed(0)} ms CPU`)
+    // TIMELINE=1: each phase run's start and end, ms from the dial
+    for (const e of syncTrace.events ?? []) console.log(`  ${(e.start - t0).toFixed(1).padStart(8)} ${(e.end - t0).toFixed(1).padStart(8)}  ${e.phase} ${e.items}`)
     for (const [name, p] of Object.entries(syncTrace.phases)) console.log(`  ${name.padEnd(14)} ${p.ms.toFixed(1).padStart(8)} ms  runs ${p.runs}  items ${p.items}  bytes ${p.bytes}`)
     for (const [n, h, s0, y0] of [['a', a, sa, ya], ['b', b, sb, yb]] as const) {
       const s = h.tree.receiveStats()

@@ -11,9 +11,9 @@ import type { CID } from 'multiformats/cid'
 import { createHost } from '../../node/net/index.ts'
 import type { Host } from '../../node/net/index.ts'
 import { createNetworkKey } from '../../node/net/index.ts'
-import { BYID_MAX_BYTES, call, createSync, decodeReply, encodeCall, encodeNotice, HOLD, HOLD_PROTOCOL, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
+import { BYID_MAX_BYTES, LACK_MAX_IDS, call, createSync, decodeReply, encodeCall, encodeNotice, HOLD, HOLD_PROTOCOL, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
 import type { OpsReply, Sync, SyncHost } from '../../node/net/index.ts'
-import { Tree, ROOT, LOG_FILE } from '../../node/tree/index.ts'
+import { Tree, ROOT, LOG_FILE, rbsrRespond } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
 
 interface Node { host: Host, tree: Tree, sync: Sync, key: PrivateKey, dir: string }
@@ -52,7 +52,7 @@ describe('node/sync (cluster)', function () {
 
   const memAddr = (): string => `/memory/sync-${randomBytes(6).toString('hex')}`
 
-  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number } = {}): Promise<Node> {
+  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number, bothWays?: boolean, servedWaitMs?: number } = {}): Promise<Node> {
     const dir = await mkdtemp(join(tmpdir(), 'darkfs-sync-'))
     teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const key = opts.key ?? await generateKeyPair('Ed25519')
@@ -60,7 +60,7 @@ describe('node/sync (cluster)', function () {
     teardown.push(async () => { await tree.close() })
     const host = await createHost({ privateKey: key, networkKey, listen: [memAddr()], join: join_ })
     teardown.push(async () => { await host.stop() })
-    const sync = createSync({ maxBatch: opts.maxBatch })({ host: opts.view?.(host) ?? host, tree })
+    const sync = createSync({ maxBatch: opts.maxBatch, bothWays: opts.bothWays, servedWaitMs: opts.servedWaitMs })({ host: opts.view?.(host) ?? host, tree })
     await sync.start()
     teardown.push(async () => { await sync.stop() })
     return { host, tree, sync, key, dir }
@@ -505,9 +505,110 @@ describe('node/sync (cluster)', function () {
     // 150 KB here: b's answers walk back from b's heads past a's, which b does not know)
     assert.equal(sync.stats().headsReconciles, 0)
     assert.equal(a.sync.stats().headsReconciles, aStatsBefore.headsReconciles)
-    assert.ok(sync.stats().rbsrRounds >= 1)
+    // (one run serves both ways: the side whose id sorts first runs it)
+    assert.ok(sync.stats().rbsrRounds + a.sync.stats().rbsrRounds - aStatsBefore.rbsrRounds >= 1)
     const sent = (host.traffic().protocols[OPS_PROTOCOL]?.sent ?? 0) + (a.host.traffic().protocols[OPS_PROTOCOL]?.sent ?? 0) - aSentBefore
     assert.ok(sent < 32 * 1024 && sent < logBytes / 16, `${sent} bytes on the ops protocol (log: ${logBytes} bytes)`)
+  })
+
+  /** Two hosts (`aOld`/`bOld`: as the version before, bothWays false) that diverged by n ops each, dialled; both hold every op. */
+  async function divergedPair (n: number, aOld: boolean, bOld: boolean): Promise<{ a: Node, b: Node }> {
+    const key = createNetworkKey()
+    const a = await node(key, [], { bothWays: !aOld })
+    const b = await node(key, [], { bothWays: !bOld })
+    const mkdirs = async (t: Tree, prefix: string): Promise<void> => {
+      await t.commitMany(Array.from({ length: n }, (_, k) => ({ type: 'create' as const, parent: ROOT, name: `${prefix}${k}`, kind: 'dir' as const, mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n })))
+    }
+    await mkdirs(a.tree, 'a-')
+    await mkdirs(b.tree, 'b-')
+    await b.host.dial(a.host.addresses()[0])
+    await until('both hold every op', () => a.tree.size === 2 * n && b.tree.size === 2 * n)
+    await until('both reconciled', () => a.sync.stats().reconciles >= 1 && b.sync.stats().reconciles >= 1)
+    assert.equal(headIds(a.tree), headIds(b.tree))
+    assert.equal(names(a.tree).length, 2 * n)
+    assert.equal(a.sync.stats().headsReconciles + b.sync.stats().headsReconciles, 0)
+    return { a, b }
+  }
+
+  it('sync: one rbsr run serves both ways between hosts of this version: the host whose id sorts first runs it and tells the other what it lacks, the other runs none', async function () {
+    const { a, b } = await divergedPair(300, false, false)
+    const [first, second] = a.host.peerId < b.host.peerId ? [a, b] : [b, a]
+    const f = first.sync.stats()
+    const s = second.sync.stats()
+    assert.ok(f.rbsrRounds >= 1)
+    assert.equal(f.lackSent, 300)
+    assert.equal(f.rbsrServed, 0)
+    // its own run stopped at its first message (answered d): no round of its own
+    assert.equal(s.rbsrServed, 1)
+    assert.equal(s.rbsrRounds, 0)
+    assert.equal(s.lackSent, 0)
+    assert.equal(f.badMessages + s.badMessages, 0)
+  })
+
+  it('sync: a host of this version and one of the version before (no lack list) each run rbsr, and both get everything, whichever id sorts first', async function () {
+    for (const [aOld, bOld] of [[true, false], [false, true]]) {
+      const { a, b } = await divergedPair(200, aOld, bOld)
+      for (const n of [a, b]) {
+        const st = n.sync.stats()
+        assert.ok(st.rbsrRounds >= 1)
+        assert.equal(st.rbsrServed, 0)
+        assert.equal(st.lackSent, 0)
+        assert.equal(st.badMessages, 0)
+      }
+    }
+  })
+
+  it('sync: a run the peer said it serves (d) whose lack list never ends runs rbsr alone after servedWaitMs, and gets everything', async function () {
+    const key = createNetworkKey()
+    // the peer: answers an offer with d and never tells; answers the run that follows as any peer
+    const dir = await mkdtemp(join(tmpdir(), 'darkfs-sync-mute-'))
+    teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const muteKey = await generateKeyPair('Ed25519')
+    const muteTree = await Tree.open({ dir, signer: signerFor(muteKey), verify })
+    teardown.push(async () => { await muteTree.close() })
+    for (let i = 0; i < 5; i++) await mkdir(muteTree, `mute-${i}`)
+    const muteHost = await createHost({ privateKey: muteKey, networkKey: key, listen: [memAddr()], join: [] })
+    teardown.push(async () => { await muteHost.stop() })
+    let offers = 0
+    const unserve = await serve(muteHost, OPS, {
+      call: async (req): Promise<OpsReply> => {
+        if (req.t === 'rbsr' && req.b === true) { offers++; return { t: 'rbsr', m: new Uint8Array(0), d: 9 } }
+        if (req.t === 'rbsr') return { t: 'rbsr', m: rbsrRespond(muteTree.opSet(), req.m) }
+        if (req.t === 'byid') return { t: 'ops', ops: req.ids.map(c => muteTree.getOp(c)).filter((o): o is Uint8Array => o !== undefined) }
+        throw new SyncProtocolError(`unexpected request ${req.t}`)
+      },
+      notice: async () => {}
+    })
+    teardown.push(unserve)
+    const b = await node(key, [], { servedWaitMs: 300 })
+    await mkdir(b.tree, 'b-0')
+    const t0 = performance.now()
+    await b.host.dial(muteHost.addresses()[0])
+    await until('b has the peer\'s ops', () => b.tree.size === 6)
+    assert.ok(performance.now() - t0 >= 300, 'not before the wait ran out')
+    assert.equal(offers, 1)
+    const st = b.sync.stats()
+    assert.equal(st.rbsrServed, 1)
+    assert.ok(st.rbsrRounds >= 1)
+    assert.equal(st.headsReconciles, 0)
+  })
+
+  it('sync: the fields of one run both ways are checked: b and e true only, d and k tokens, lack ids 32-byte digests within LACK_MAX_IDS (none only in the last call)', function () {
+    const bad: unknown[] = [
+      { t: 'rbsr', m: new Uint8Array(1), b: 1 },
+      { t: 'lack', k: -1, ids: new Uint8Array(32) },
+      { t: 'lack', k: 1.5, ids: new Uint8Array(32) },
+      { t: 'lack', k: 1, ids: new Uint8Array(31) },
+      { t: 'lack', k: 1, ids: new Uint8Array(0) },
+      { t: 'lack', k: 1, ids: new Uint8Array(32 * (LACK_MAX_IDS + 1)) },
+      { t: 'lack', k: 1, ids: new Uint8Array(32), e: false }
+    ]
+    for (const m of bad) assert.throws(() => OPS.request?.(m), SyncProtocolError, JSON.stringify(m))
+    assert.deepEqual(OPS.request?.({ t: 'lack', k: 3, ids: new Uint8Array(0), e: true }), { t: 'lack', k: 3, ids: new Uint8Array(0), e: true })
+    // d answers an offer only; b in an answer likewise
+    assert.throws(() => OPS.reply?.({ t: 'rbsr', d: 1 }, { t: 'rbsr', m: new Uint8Array(1) }), SyncProtocolError)
+    assert.throws(() => OPS.reply?.({ t: 'rbsr', m: new Uint8Array(1), b: true }, { t: 'rbsr', m: new Uint8Array(1) }), SyncProtocolError)
+    assert.equal((OPS.reply?.({ t: 'rbsr', d: 7 }, { t: 'rbsr', m: new Uint8Array(1), b: true }) as { d?: number }).d, 7)
   })
 
   it('sync fetches what a reconcile found missing in few byid requests growing to FETCH_IDS_PER_REQUEST ids while answers come quickly; from a peer answering fewer (an older version\'s maxBatch), the rest asked again', async function () {
