@@ -125,9 +125,10 @@ export interface Network {
    * A write that stored these chunks was abandoned before its commit: stop placing them, and
    * ask the hosts that took their fragments to delete what nothing else needs there; `keep`:
    * fragments not to ask about, `handedOn`: of those, the ones another chunk of the write places
-   * now (ChunkWrite.release(): the chunk's claims on them as their target here end).
+   * now (ChunkWrite.release(): the chunk's claims on them as their target here end); `local`:
+   * told once this host's own part is done (records, claims, kept parity), before the peers are asked.
    */
-  abandon?: (refs: ChunkRef[], opts?: AbortOptions & { keep?: (fragment: CID) => boolean, handedOn?: (fragment: CID) => boolean }) => Promise<void>
+  abandon?: (refs: ChunkRef[], opts?: AbortOptions & { keep?: (fragment: CID) => boolean, handedOn?: (fragment: CID) => boolean, local?: () => void }) => Promise<void>
   /** Whether a local block may be deleted now (no peer was promised it: custody). */
   mayDelete?: (cid: CID) => boolean
   /**
@@ -1006,10 +1007,10 @@ export class ChunkWrite {
    * `replaces`: a chunk of this write the new one takes the place of (an open file's early chunk
    * rewritten in part: early-chunks.ts), released here once the new one is stored (release()).
    * The two share the data fragments the rewrite left alone (equal shards): the new one's
-   * placement waits for that release, and plans each shared fragment where the old one's
-   * placement put it (Network.heldOf), not on a second host beside it (shared38: the old
-   * holder's copy stayed while its promise to the writer lasted, a stray, and the writer kept
-   * the ones it was the old chunk's target of).
+   * placement waits for that release's part here (not its round to the peers), and plans each
+   * shared fragment where the old one's placement put it (Network.heldOf), not on a second host
+   * beside it (shared38: the old holder's copy stayed while its promise to the writer lasted, a
+   * stray, and the writer kept the ones it was the old chunk's target of).
    */
   async chunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { waitMs?: number, replaces?: ChunkRef } = {}): Promise<ChunkRef> {
     if (this.done !== 'open') throw new Error(`chunk() on a ${this.done} write`)
@@ -1075,8 +1076,8 @@ export class ChunkWrite {
       } catch {
         return // aborted: the chunk released (or the write stopped), nothing to place
       }
-      // the chunk this one replaces is released first (its own claims on the fragments the two
-      // share end with it), and its holders of them count as holders here
+      // the chunk this one replaces is released here first (its own claims on the fragments the
+      // two share end with it; its peers' round goes on), and its holders of them count as holders here
       let holders: ReadonlyMap<string, ReadonlySet<string>> | undefined
       if (replaced !== undefined) {
         try {
@@ -1248,10 +1249,12 @@ export class ChunkWrite {
   }
 
   /**
-   * release(); resolves once it is over (never rejects) with the hosts that held each fragment
-   * `ref` shares with the rest of this write by its placement record when its placement was
-   * over (Network.heldOf), by fragment CID: what chunk()'s `replaces` plans from. Undefined
-   * when nothing is released (not this write's chunk, or still the write's by another ref).
+   * release(); resolves (never rejects) once its part on this host is over (the network's
+   * records and claims: Network.abandon `local`; the peers are asked after it), with the hosts
+   * that held each fragment `ref` shares with the rest of this write by its placement record
+   * when its placement was over (Network.heldOf), by fragment CID: what chunk()'s `replaces`
+   * plans from. Undefined when nothing is released (not this write's chunk, or still the
+   * write's by another ref).
    */
   private releaseOf (ref: ChunkRef): Promise<ReadonlyMap<string, ReadonlySet<string>>> | undefined {
     const at = this.refs.indexOf(ref)
@@ -1275,11 +1278,15 @@ export class ChunkWrite {
     this.placing.get(ref)?.stop.abort(new DOMException('the chunk was rewritten', 'AbortError'))
     // from the check above on: a write of the same bytes here starting meanwhile places them after the release
     const end = this.chunks.releasing.begin(gone)
-    const over = this.releasing.then(async () => {
-      try { return await this.drop(ref, gone, live) } finally { end() }
+    const local = Promise.withResolvers<ReadonlyMap<string, ReadonlySet<string>>>()
+    this.releasing = this.releasing.then(async () => {
+      try { await this.drop(ref, gone, live, local.resolve) } finally {
+        end()
+        // (drop() told it already, unless it stopped short: a resolve more is a no-op)
+        local.resolve(new Map())
+      }
     })
-    this.releasing = over.then(() => {})
-    return over
+    return local.promise
   }
 
   /**
@@ -1301,11 +1308,11 @@ export class ChunkWrite {
   }
 
   /**
-   * release()'s work: never throws (what it cannot delete is left to GC). Returns the holders of
-   * the fragments `ref` shares with what is `live`, by its record once its placement is over
-   * (before the network's abandon forgets the record).
+   * release()'s work: never throws (what it cannot delete is left to GC). Tells `local` the
+   * holders of the fragments `ref` shares with what is `live`, by its record once its placement
+   * is over (taken before the network's abandon forgets it), once the abandon's part here is done.
    */
-  private async drop (ref: ChunkRef, gone: CID[], live: Set<string>): Promise<ReadonlyMap<string, ReadonlySet<string>>> {
+  private async drop (ref: ChunkRef, gone: CID[], live: Set<string>, local: (holders: ReadonlyMap<string, ReadonlySet<string>>) => void): Promise<void> {
     await this.placing.get(ref)?.run
     const holders = new Map<string, ReadonlySet<string>>()
     const record = this.network?.heldOf?.(ref)
@@ -1321,7 +1328,7 @@ export class ChunkWrite {
     // fragments in it: a version committed here with the same chunk, whose claims are the same)
     const named = gone.some(f => inTree.has(f.toString()))
     if (this.network?.abandon !== undefined) {
-      await this.network.abandon([ref], { keep: f => live.has(f.toString()) || this.chunks.open.hasFragment(f) || inTree.has(f.toString()), handedOn: f => !named && live.has(f.toString()) }).catch((err: Error) => { log.error('rewritten chunk %s: asking peers to delete its fragments failed (GC removes them later): %s', ref.cid!.toString(), err.message) })
+      await this.network.abandon([ref], { keep: f => live.has(f.toString()) || this.chunks.open.hasFragment(f) || inTree.has(f.toString()), handedOn: f => !named && live.has(f.toString()), local: () => { local(holders) } }).catch((err: Error) => { log.error('rewritten chunk %s: asking peers to delete its fragments failed (GC removes them later): %s', ref.cid!.toString(), err.message) })
     }
     let freed = 0
     for (const cid of gone) {
@@ -1334,7 +1341,6 @@ export class ChunkWrite {
       }
     }
     log('rewritten chunk %s released: %d block(s) deleted here', ref.cid!.toString(), freed)
-    return holders
   }
 
   /**

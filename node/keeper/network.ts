@@ -685,9 +685,10 @@ export class ChunkNetwork extends EventTarget implements Network {
    * not to ask about (the same write still has them in another chunk). `handedOn`: of those, the
    * ones another chunk of the write places now (the chunk that replaces these, sharing them):
    * these chunks' claim on them here ends as on the rest (keep, Custody disown), where the ones
-   * kept for another reason (the tree names them) stay claimed.
+   * kept for another reason (the tree names them) stay claimed. `local`: told once this host's
+   * own part is done (records, claims, the parity it kept), before the peers are asked.
    */
-  async abandon (refs: ChunkRef[], opts: AbortOptions & { keep?: (fragment: CID) => boolean, handedOn?: (fragment: CID) => boolean } = {}): Promise<void> {
+  async abandon (refs: ChunkRef[], opts: AbortOptions & { keep?: (fragment: CID) => boolean, handedOn?: (fragment: CID) => boolean, local?: () => void } = {}): Promise<void> {
     const cids = new Map<string, CID>()
     for (const ref of refs) {
       if (ref.cid === null) continue
@@ -717,6 +718,7 @@ export class ChunkNetwork extends EventTarget implements Network {
         await this.store.delete(f).catch((err: Error) => { placeLog('abandoned write: deleting kept parity %s failed (GC removes it later): %s', key, err.message) })
       }
     }
+    opts.local?.()
     const release = this.c.release
     if (release === undefined || cids.size === 0) return
     // every connected peer, not only the ones that acknowledged: a push cut short by the abort
