@@ -1222,25 +1222,20 @@ export async function createHost (init: HostInit): Promise<Host> {
     }
   }
 
-  /** The rotating long link of the period before (LONG_LINK_MS), while it may be open. */
-  let longLink: string | undefined
   let rotating = false
   /**
-   * One period of the rotating long link (LONG_LINK_MS): the last period's link closed unless it
-   * is wanted now (a neighbour, the ring predecessor) or busy; room made below the bound; one
-   * member known of and not connected, drawn at random, dialled; member lists exchanged with it.
+   * One period of the rotating long link (LONG_LINK_MS): room made below the bound; one member
+   * known of and not connected, drawn at random, dialled; member lists exchanged with it; the
+   * link closed again unless what this host learnt makes it wanted (a neighbour, the ring
+   * predecessor) or something else uses it now. Open for the exchange only, it holds a place
+   * below the bound here, and above the peer's for as long only (the peer's trim spares a young
+   * connection for TRIM_GRACE_MS, and a link kept open at each end for a whole period left hosts
+   * above their bound for seconds each period).
    */
   const rotateLongLink = async (): Promise<void> => {
     if (stopped || chosen === undefined || rotating) return
     rotating = true
     try {
-      const last = longLink
-      longLink = undefined
-      if (last !== undefined && libp2p.getConnections(peerIdFromString(last)).length > 0 && chosen?.has(last) !== true &&
-        !(spareRing && ringNeighbours(self, connectedIds())?.predecessor === last) && !busy(last, Date.now(), false)) {
-        log('closing the last long link, to %s', last)
-        await closeUnwanted(last)
-      }
       // the link counts against the bound: room made for it, or none this period
       if (connectedIds().length >= maxConnections) await trim(maxConnections - 1)
       if (stopped || chosen === undefined) return
@@ -1264,9 +1259,15 @@ export async function createHost (init: HostInit): Promise<Host> {
       } finally {
         bound.clear()
       }
-      longLink = id
       log('long link to %s: exchanging member lists', id)
       await exchange(id)
+      if (stopped) return
+      // kept when this host wants it, or the peer would by the members this host knows now (it
+      // heard of them in the exchange too): closed, it took the close for a refusal and left
+      // this host out of its neighbours for REFUSED_NEIGHBOUR_MS (a heal took 51 periods, not 10)
+      const others = [self, ...known.keys()]
+      const keep = wanted()?.has(id) !== false || neighbours(id, others, neighbourCount(maxConnections)).includes(self) || busy(id, Date.now(), false)
+      if (!keep && connectedIds().includes(id)) await closeUnwanted(id)
     } finally {
       rotating = false
     }
