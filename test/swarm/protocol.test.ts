@@ -6,6 +6,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { MAX_BLOCK_BYTES, MAX_CIDS_PER_MESSAGE, MAX_MESSAGE_BYTES, MessageTooLargeError, ProtocolError } from '../../swarm/index.ts'
 import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, FrameDecoder, HAVE, PUSH, PUSH_FROM, RANGE, RANGE_WANT, WANT, decode, encode } from '../../swarm/protocol.ts'
 import type { Message } from '../../swarm/protocol.ts'
+import { Uint8ArrayList } from 'uint8arraylist'
 
 async function cidOf (bytes: Uint8Array): Promise<CID> { return CID.createV1(raw.code, await sha256.digest(bytes)) }
 
@@ -77,14 +78,24 @@ describe('swarm protocol', function () {
     const all = new Uint8Array(frames.reduce((n, f) => n + f.byteLength, 0))
     let at = 0
     for (const f of frames) { all.set(f.subarray(), at); at += f.byteLength }
-    for (const split of [1, 2, 3, 7, 150, all.byteLength]) {
+    // pieces as they come: bytes, a list of one part, a list of several (split again in two)
+    const as: Array<(b: Uint8Array) => Uint8Array | Uint8ArrayList> = [b => b, b => new Uint8ArrayList(b), b => new Uint8ArrayList(b.subarray(0, b.byteLength >> 1), b.subarray(b.byteLength >> 1))]
+    for (const piece of as) {
+      // 1: a piece that ends right after a length prefix; the first frame's length: pieces that end on a frame's end
+      for (const split of [1, 2, 3, 7, 150, all.byteLength, frames[0].byteLength, frames[0].byteLength + 1]) {
+        const d = new FrameDecoder()
+        const got: Uint8Array[] = []
+        for (let i = 0; i < all.byteLength; i += split) got.push(...d.push(piece(all.subarray(i, i + split))))
+        assert.equal(got.length, 2, `pieces of ${split}`)
+        assert.equal(decode(got[0]).type, WANT)
+        assert.equal(decode(got[1]).type, BLOCK)
+        assert.equal(d.buffered, 0)
+      }
+      // a piece that is a frame's length prefix alone, then one with its body and the next frame
       const d = new FrameDecoder()
-      const got: Uint8Array[] = []
-      for (let i = 0; i < all.byteLength; i += split) got.push(...d.push(all.subarray(i, i + split)))
-      assert.equal(got.length, 2)
-      assert.equal(decode(got[0]).type, WANT)
-      assert.equal(decode(got[1]).type, BLOCK)
-      assert.equal(d.buffered, 0)
+      assert.deepEqual(d.push(piece(all.subarray(0, 1))), [])
+      const got = d.push(piece(all.subarray(1)))
+      assert.deepEqual(got.map(b => decode(b).type), [WANT, BLOCK])
     }
   })
 
