@@ -14,6 +14,33 @@ export function anySignal (signals: Array<AbortSignal | undefined>, timeoutMs?: 
   return AbortSignal.any(all)
 }
 
+/** Callbacks of onAbort() per signal, behind that signal's one listener. */
+const onAborts = new WeakMap<AbortSignal, Set<(reason: unknown) => void>>()
+
+/**
+ * Call `fn` with the reason once `signal` aborts, unless the returned function was called first.
+ * For a long-lived signal many short operations listen to (the swarm's shutdown, each pullRange
+ * of a read): the signal gets one listener, and each operation a Set entry, not an
+ * addEventListener and removeEventListener of its own (Node's EventTarget: a few µs per pair).
+ * A signal aborted already never calls `fn`: check it first (throwIfAborted).
+ */
+export function onAbort (signal: AbortSignal, fn: (reason: unknown) => void): () => void {
+  let fns = onAborts.get(signal)
+  if (fns === undefined) {
+    const all = new Set<(reason: unknown) => void>()
+    fns = all
+    onAborts.set(signal, all)
+    signal.addEventListener('abort', () => {
+      const now = [...all]
+      all.clear()
+      for (const f of now) f(signal.reason)
+    }, { once: true })
+  }
+  const mine = fns
+  mine.add(fn)
+  return () => { mine.delete(fn) }
+}
+
 /**
  * A deadline of `ms` of the event loop's own time, for a handshake whose peer answers within
  * milliseconds when this process gets to run: the time the loop spent blocked (a timer that

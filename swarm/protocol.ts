@@ -106,31 +106,86 @@ const fromUtf8 = new TextDecoder('utf-8', { fatal: true })
 
 // --- encoding -------------------------------------------------------------------------------
 
+/** Byte strings up to this long (CIDs, proof hashes, peer ids) are copied into the frame's head, not kept as parts of their own. */
+const INLINE_BYTES = 128
+
+/**
+ * A frame being written: the small fields, one after another, in one buffer (the head), with room
+ * for the length prefix before them; a large byte string (a block, leaves) is a part of its own,
+ * not copied. A RANGE frame is so two parts (prefix, header and proof hashes; the leaves), not
+ * eleven: each part is work again for the muxer and the transport below (Uint8ArrayList walks,
+ * views, an encryption's gather).
+ */
 class Writer {
   readonly parts: Uint8Array[] = []
-  private head: number[] = []
-  byte (b: number): void { this.head.push(b) }
+  private buf: Uint8Array = Buffer.allocUnsafe(256)
+  private pos = MAX_LENGTH_PREFIX_BYTES
+  /** Where the current head starts in `buf` (the first's after the room for the prefix). */
+  private start = MAX_LENGTH_PREFIX_BYTES
+  /** Bytes of the body in `parts`. */
+  private size = 0
+  /** The first head (with the room for the prefix before it): parts[0] once flushed. */
+  private first?: Uint8Array
+
+  byte (b: number): void { this.room(1); this.buf[this.pos++] = b }
   uvarint (n: number): void {
-    while (n >= 0x80) { this.head.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
-    this.head.push(n)
+    this.room(10)
+    while (n >= 0x80) { this.buf[this.pos++] = (n & 0x7f) | 0x80; n = Math.floor(n / 128) }
+    this.buf[this.pos++] = n
   }
 
   bytes (b: Uint8Array): void { this.uvarint(b.byteLength); this.raw(b) }
   raw (b: Uint8Array): void {
+    if (b.byteLength <= INLINE_BYTES) {
+      this.room(b.byteLength)
+      this.buf.set(b, this.pos)
+      this.pos += b.byteLength
+      return
+    }
     this.flush()
     this.parts.push(b)
+    this.size += b.byteLength
   }
 
-  flush (): void {
-    if (this.head.length > 0) { this.parts.push(Uint8Array.from(this.head)); this.head = [] }
+  /** The frame: the body written so far behind its length prefix. RangeError over MAX_MESSAGE_BYTES. */
+  frame (): Uint8ArrayList {
+    this.flush()
+    if (this.size > MAX_MESSAGE_BYTES) throw new RangeError(`message of ${this.size} bytes is over the limit of ${MAX_MESSAGE_BYTES}`)
+    // the prefix right before the first head, in the room left for it
+    let prefixBytes = 1
+    for (let n = this.size; n >= 0x80; n = Math.floor(n / 128)) prefixBytes++
+    const first = this.first as Uint8Array
+    let at = MAX_LENGTH_PREFIX_BYTES - prefixBytes
+    for (let n = this.size; ; n = Math.floor(n / 128)) {
+      if (n < 0x80) { first[at] = n; break }
+      first[at++] = (n & 0x7f) | 0x80
+    }
+    this.parts[0] = first.subarray(MAX_LENGTH_PREFIX_BYTES - prefixBytes)
+    return new Uint8ArrayList(...this.parts)
   }
-}
 
-function uvarintBytes (n: number): Uint8Array {
-  const w = new Writer()
-  w.uvarint(n)
-  w.flush()
-  return w.parts[0]
+  private flush (): void {
+    if (this.first === undefined) {
+      // the first head, even empty: it holds the prefix
+      this.first = this.buf.subarray(0, this.pos)
+      this.parts.push(this.first)
+      this.size += this.pos - MAX_LENGTH_PREFIX_BYTES
+    } else if (this.pos > this.start) {
+      this.parts.push(this.buf.subarray(this.start, this.pos))
+      this.size += this.pos - this.start
+    } else return
+    this.start = this.pos
+  }
+
+  private room (n: number): void {
+    if (this.pos + n <= this.buf.byteLength) return
+    // a new buffer for the rest of the head; what was written stays where it is (the first head
+    // keeps its room for the prefix): the head so far becomes a part of its own
+    this.flush()
+    this.buf = Buffer.allocUnsafe(Math.max(2 * this.buf.byteLength, 2 * n))
+    this.pos = 0
+    this.start = 0
+  }
 }
 
 /** Encode one message as a frame (length prefix included), without copying block bytes. */
@@ -191,11 +246,7 @@ export function encode (msg: Message): Uint8ArrayList {
       w.raw(msg.bytes)
       break
   }
-  w.flush()
-  const body = new Uint8ArrayList(...w.parts)
-  if (body.byteLength > MAX_MESSAGE_BYTES) throw new RangeError(`message of ${body.byteLength} bytes is over the limit of ${MAX_MESSAGE_BYTES}`)
-  body.prepend(uvarintBytes(body.byteLength))
-  return body
+  return w.frame()
 }
 
 function cidList (w: Writer, cids: CID[]): void {

@@ -15,7 +15,8 @@
 //    sending us bytes meanwhile is busy, not stalled: it gets up to PATIENCE_ROUNDS more such
 //    periods first (hedging a thin but working uplink only adds load to the others).
 import type { AbortOptions } from '@libp2p/interface'
-import { anySignal } from './abort.ts'
+import { anySignal, onAbort } from './abort.ts'
+import { Deadlines } from './deadlines.ts'
 import type { CID } from 'multiformats/cid'
 import type { Client, RangeWant } from './client.ts'
 import { BlockNotFoundError } from './errors.ts'
@@ -84,6 +85,9 @@ export const PATIENCE_ROUNDS = 3
  * not among the "unknown, try early" peers.
  */
 export const ASSUMED_BLOCK_BYTES = 256 * 1024
+
+/** pullRange's hedge times, every swarm's of this process on one timer (deadlines.ts). */
+const hedges = new Deadlines()
 
 export interface PullContext {
   client: (peer: string) => Client
@@ -329,15 +333,17 @@ export interface RangeOptions extends AbortOptions {
  */
 export async function pullRange (ctx: PullContext, range: RangeWant, from: string[], opts?: RangeOptions): Promise<Uint8Array> {
   checkCid(range.cid)
-  // the caller's signal and the swarm's, each listened to (no AbortSignal.any per 4 KiB read)
-  const signals = opts?.signal === undefined || opts.signal === ctx.signal ? [ctx.signal] : [opts.signal, ctx.signal]
-  for (const s of signals) s.throwIfAborted()
+  // the swarm's signal through onAbort (one listener for every pull), the caller's listened to
+  // (no AbortSignal.any per 4 KiB read)
+  const own = opts?.signal === undefined || opts.signal === ctx.signal ? undefined : opts.signal
+  ctx.signal.throwIfAborted()
+  own?.throwIfAborted()
   const lingerMs = opts?.lingerMs ?? 0
   const tried = new Set<string>()
   const problems: string[] = []
   const view = (peer: string): ReturnType<typeof peerView> => peerView(ctx, peer)
   return await new Promise<Uint8Array>((resolve, reject) => {
-    /** Requests out: peer -> its cancel (its hedge timer's too). */
+    /** Requests out: peer -> its cancel (its hedge deadline's too). */
     const out = new Map<string, () => void>()
     let over = false
     let linger: ReturnType<typeof setTimeout> | undefined
@@ -345,13 +351,14 @@ export async function pullRange (ctx: PullContext, range: RangeWant, from: strin
       if (over) return
       over = true
       clearTimeout(linger)
-      for (const s of signals) s.removeEventListener('abort', onAbort)
+      stopped()
+      own?.removeEventListener('abort', onOwnAbort)
       for (const cancel of out.values()) cancel()
       out.clear()
       if (bytes !== undefined) resolve(bytes)
       else reject(err)
     }
-    function onAbort (this: AbortSignal): void { finish(this.reason) }
+    function onOwnAbort (this: AbortSignal): void { finish(this.reason) }
     const notFound = (): BlockNotFoundError => new BlockNotFoundError([range.cid.toString()], `leaves [${range.first}, ${range.end}): ${problems.length > 0 ? problems.slice(0, 5).join('; ') : 'no peer to ask'}`)
     /** Ask the next peer; with none left, wait for the requests out (lingerMs), or give up. */
     const next = (): void => {
@@ -367,15 +374,15 @@ export async function pullRange (ctx: PullContext, range: RangeWant, from: strin
       tried.add(peer)
       const waitMs = Math.max(opts?.waitMs ?? ctx.hedgeMs, HEDGE_FACTOR * expectedMs(view(peer)))
       let hedged = false
-      const timer = setTimeout(() => {
+      const hedge = hedges.add(waitMs, () => {
         hedged = true
         problems.push(`${peer} did not answer in ${waitMs} ms`)
         next()
-      }, waitMs)
+      })
       const cancel = ctx.client(peer).wantRange(range, {
         block: (bytes) => { finish(undefined, bytes) },
         miss: (err) => {
-          clearTimeout(timer)
+          hedges.cancel(hedge)
           out.delete(peer)
           problems.push(err.message)
           // hedged already: the next peer was asked then; the last one out that misses ends the wait
@@ -383,9 +390,10 @@ export async function pullRange (ctx: PullContext, range: RangeWant, from: strin
           else if (out.size === 0 && pickPeer(from, view, tried) === undefined) finish(notFound())
         }
       })
-      out.set(peer, () => { clearTimeout(timer); cancel() })
+      out.set(peer, () => { hedges.cancel(hedge); cancel() })
     }
-    for (const s of signals) s.addEventListener('abort', onAbort, { once: true })
+    const stopped = onAbort(ctx.signal, reason => { finish(reason) })
+    own?.addEventListener('abort', onOwnAbort, { once: true })
     next()
   })
 }

@@ -127,6 +127,7 @@ class SwarmNode implements Swarm {
   private readonly peerUpload = new Map<string, RateLimiter>()
   private readonly uploadSlots
   private shutdown = new AbortController()
+  private pulling?: Parameters<typeof pullAny>[0]
   private running = false
   private bytesSent = 0
   private bytesReceived = 0
@@ -181,8 +182,10 @@ class SwarmNode implements Swarm {
     return await pullRange(this.pullContext(), range, from, opts)
   }
 
+  /** The pulls' context, made again only with a new shutdown signal (a restart): not per pull. */
   private pullContext (): Parameters<typeof pullAny>[0] {
-    return {
+    if (this.pulling?.signal === this.shutdown.signal) return this.pulling
+    this.pulling = {
       client: (peer) => this.client(peer),
       book: this.book,
       blocks: this.components.blocks,
@@ -191,6 +194,7 @@ class SwarmNode implements Swarm {
       uplink: this.init.uplink,
       counters: this.pulls
     }
+    return this.pulling
   }
 
   async push (deliveries: Delivery[], opts?: PushOptions): Promise<Map<string, string[]>> {

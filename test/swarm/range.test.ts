@@ -4,12 +4,14 @@
 // node/data/merkle.ts, tested with real hosts in test/cluster/range-read.test.ts).
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { getEventListeners } from 'node:events'
 import type { Stream } from '@libp2p/interface'
-import { BlockNotFoundError, MAX_RANGE_LEAVES, PROTOCOL, PROTOCOL_RANGES, ProtocolError } from '../../swarm/index.ts'
+import { BlockNotFoundError, MAX_RANGE_LEAVES, PROTOCOL, PROTOCOL_RANGES, ProtocolError, SwarmStoppedError } from '../../swarm/index.ts'
 import type { BlockSource, RangeWant } from '../../swarm/index.ts'
 import { FrameDecoder, RANGE, RANGE_WANT, decode, encode } from '../../swarm/protocol.ts'
 import { rangeKey } from '../../swarm/client.ts'
 import { CID } from 'multiformats/cid'
+import { until } from '../../harness/cluster.ts'
 import { Net, block, randomBytes } from './net.ts'
 import type { TestNode } from './net.ts'
 
@@ -151,6 +153,38 @@ describe('swarm range wants', function () {
     empty = await net.node({}, toyRange(() => empty!))
     await net.mesh()
     await assert.rejects(a.swarm.pullRange(want(cid, bytes, 0, 1), [empty.id], { lingerMs: 600_000 }), (err: Error) => err instanceof BlockNotFoundError && /does not have leaves \[0, 1\)/.test(err.message))
+  })
+
+  it('a pull waiting on a silent holder ends at its caller\'s abort, or the swarm\'s stop, with that reason, and lets the caller\'s signal go', async () => {
+    const a = await net.node({ hedgeMs: 60_000 })
+    const bytes = randomBytes(4 * LEAF, 11)
+    const cid = await block(bytes)
+    const never = Promise.withResolvers<void>()
+    let asked = 0
+    let b: TestNode | undefined
+    // two silent holders: a holder serves one range want of a stream at a time, so a second
+    // want of b would wait behind the first unasked
+    b = await net.node({}, async () => { asked++; await never.promise; return undefined })
+    let c: TestNode | undefined
+    c = await net.node({}, async () => { asked++; await never.promise; return undefined })
+    await net.mesh()
+    b.store.map.set(cid.toString(), bytes)
+    c.store.map.set(cid.toString(), bytes)
+    try {
+      const reader = new AbortController()
+      const pull = a.swarm.pullRange(want(cid, bytes, 0, 1), [b.id], { signal: reader.signal })
+      await until('the holder was asked', () => asked === 1)
+      const reason = new Error('the reader gave up')
+      reader.abort(reason)
+      await assert.rejects(pull, (err: unknown) => err === reason)
+      assert.equal(getEventListeners(reader.signal, 'abort').length, 0, 'the caller\'s signal is let go')
+      const stopped = a.swarm.pullRange(want(cid, bytes, 1, 2), [c.id])
+      await until('the other holder was asked', () => asked === 2)
+      await a.swarm.stop()
+      await assert.rejects(stopped, (err: unknown) => err instanceof SwarmStoppedError)
+    } finally {
+      never.resolve()
+    }
   })
 
   it('a peer whose answer fails verification is dropped and the leaves come from another', async () => {
