@@ -55,7 +55,7 @@ import type { AbortOptions, Stream } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
-import { LOOP_STEPS, loopTimeDeadline, loopTimeSignal } from '../../swarm/index.ts'
+import { LOOP_STEPS, LOOP_TIME_MAX_FACTOR, loopTimeDeadline } from '../../swarm/index.ts'
 
 const log = logger('net:rpc')
 
@@ -73,6 +73,13 @@ export const RPC_ERROR_REPLY_TIMEOUT_MS = 5_000
 export const RPC_KEPT_IDLE_MS = 60_000
 /** A caller closes its idle kept stream to a peer after this long unused (before the answerer does). */
 export const RPC_KEPT_CALLER_IDLE_MS = 30_000
+/**
+ * The slowest link a message is given time for (bytes/s): however steadily its bytes come (or go
+ * out), one message may take LOOP_TIME_MAX_FACTOR timeouts plus its bytes at this rate, no more
+ * (review38b: a peer sending one byte just under each timeout held a call without a signal of its
+ * own open for ~its bytes x the timeout).
+ */
+export const RPC_MIN_BYTES_PER_SECOND = 8 * 1024
 /** Unread bytes a stream may buffer beyond one whole message (a peer sending more is cut off). */
 const READ_BUFFER_SLACK_BYTES = 64
 
@@ -297,50 +304,115 @@ function streamError (p: AnyProtocol, err: any): Error {
   }
 }
 
+/** A silence timer (silence()). */
+interface Silence {
+  signal: AbortSignal
+  /** A whole message: the silence starts again, and the message's cap. */
+  touch: () => void
+  /** A piece of `bytes` bytes came (or went out): the silence starts again, the cap grows by their time at RPC_MIN_BYTES_PER_SECOND. */
+  heard: (bytes: number) => void
+  clear: () => void
+}
+
 /**
- * Touch `timer` on every piece of bytes `stream` receives (a message event, before any frame is
- * whole): the silence a caller gives up on is of bytes. Returns the listener's removal.
+ * Call `timer.heard()` on every piece of bytes `stream` receives (a message event, before any frame
+ * is whole): the silence a caller gives up on is of bytes. Returns the listener's removal.
  */
-function hearing (stream: Stream, timer: { touch: () => void }): () => void {
-  const heard = (): void => { timer.touch() }
+function hearing (stream: Stream, timer: Pick<Silence, 'heard'>): () => void {
+  const heard = (evt: { data: { byteLength: number } }): void => { timer.heard(evt.data.byteLength) }
   stream.addEventListener('message', heard)
   return () => { stream.removeEventListener('message', heard) }
 }
 
 /**
- * A signal that aborts when `stream` sends none of its buffered bytes for `ms` (in loop time, as
- * silence()): polled LOOP_STEPS times a timeout while a write or close waits on it, progress
- * being its write buffer growing shorter (bytes handed on to the connection), or empty. For the
- * answering side's writes, which waited for a whole frame's drain within `ms` (a big reply on a
- * slow link failed while its bytes were flowing). `clear()` ends it.
+ * While a write of `bytes` bytes (or a close, 0) on `stream` waits: credit `timer` with the bytes
+ * once, and call `timer.heard(0)` whenever some go out: its write buffer grew shorter (polled
+ * LOOP_STEPS times a timeout of `ms`), or a 'drain' came (the muxer took more). An empty buffer is
+ * no progress of itself: yamux's stream hands every byte to a full connection and waits for its
+ * drain (review38b: counted as progress, a stalled connection held a reply forever). Returns the
+ * end of the watch.
  */
-function sending (stream: Stream, ms: number, what: string): { signal: AbortSignal, clear: () => void } {
-  const c = new AbortController()
-  const deadline = loopTimeDeadline(ms, () => { c.abort(new RpcTimeoutError(`${what}: no byte out for ${ms} ms`)) })
+function outgoing (stream: Stream, timer: Pick<Silence, 'heard'>, bytes: number, ms: number): () => void {
+  timer.heard(bytes)
   let left = stream.writeBufferLength
+  const drained = (): void => { timer.heard(0) }
+  stream.addEventListener('drain', drained)
   const poll = setInterval(() => {
     const now = stream.writeBufferLength
-    if (now < left || now === 0) deadline.touch()
+    if (now < left) timer.heard(0)
     left = now
   }, Math.max(1, ms / LOOP_STEPS))
   poll.unref?.()
-  return { signal: c.signal, clear: () => { clearInterval(poll); deadline.clear() } }
+  return () => {
+    clearInterval(poll)
+    stream.removeEventListener('drain', drained)
+  }
 }
 
 /**
- * A timer that aborts after `ms` of silence; touch() on every message (and every piece of a
- * caller's reply: hearing()). The silence is counted
- * in the event loop's own time (swarm/abort.ts loopTimeDeadline): a process whose loop lagged seconds
- * (many hosts in a few processes, bench:scale) took a peer whose answer sat unread in its
- * socket for a silent one, failed the call, and made its callers (surveys, placement, probes)
- * retry or give the peer up. A peer silent for LOOP_TIME_MAX_FACTOR times `ms` of wall time is
- * given up whatever the lag.
+ * A signal that aborts when a write of `bytes` bytes (or a close, 0) on `stream` sends none of them
+ * for `ms` (in loop time, as silence()), or takes longer than its cap (silence()). For the
+ * answering side's writes, which waited for a whole frame's drain within `ms` (a big reply on a
+ * slow link failed while its bytes were flowing). `clear()` ends it.
  */
-function silence (ms: number, what: string): { signal: AbortSignal, touch: () => void, clear: () => void } {
+function sending (stream: Stream, ms: number, what: string, bytes: number): { signal: AbortSignal, clear: () => void } {
+  const timer = silence(ms, what, { unref: true })
+  const stop = outgoing(stream, timer, bytes, ms)
+  return { signal: timer.signal, clear: () => { stop(); timer.clear() } }
+}
+
+/**
+ * A timer that aborts after `ms` of silence: touch() on every whole message, heard() on every
+ * piece of bytes of one (hearing(), outgoing()). The silence is counted in the event loop's own
+ * time (swarm/abort.ts loopTimeDeadline): a process whose loop lagged seconds (many hosts in a few
+ * processes, bench:scale) took a peer whose answer sat unread in its socket for a silent one,
+ * failed the call, and made its callers (surveys, placement, probes) retry or give the peer up.
+ * It also aborts at its cap, in wall time, which pieces of bytes do not start again: LOOP_TIME_MAX_FACTOR
+ * times `ms` after the last whole message (or the start), plus the time of the bytes heard since at
+ * RPC_MIN_BYTES_PER_SECOND. So a silent peer is given up whatever the lag, a big message paced
+ * steadily over a slow link comes whole, and a peer trickling bytes just under the silence is
+ * given up in bounded time (review38b).
+ */
+function silence (ms: number, what: string, opts: { unref?: boolean } = {}): Silence {
   const c = new AbortController()
-  // kept referenced, as the plain timer was: a call waiting only on its deadline keeps the process up
-  const deadline = loopTimeDeadline(ms, () => { c.abort(new RpcTimeoutError(`${what}: nothing for ${ms} ms`)) }, { unref: false })
-  return { signal: c.signal, touch: deadline.touch, clear: deadline.clear }
+  const grace = LOOP_TIME_MAX_FACTOR * ms
+  let capAt = performance.now() + grace
+  let capTimer: ReturnType<typeof setTimeout> | undefined
+  // kept referenced by default, as the plain timer was: a call waiting only on its deadline keeps the process up
+  const deadline = loopTimeDeadline(ms, () => {
+    if (capTimer !== undefined) clearTimeout(capTimer)
+    capTimer = undefined
+    c.abort(new RpcTimeoutError(`${what}: nothing for ${ms} ms`))
+  }, { maxMs: Infinity, unref: opts.unref ?? false })
+  const cap = (): void => {
+    const left = capAt - performance.now()
+    if (left > 0.5) {
+      // the cap only moves later: one timer, set again when it fires early
+      capTimer = setTimeout(cap, left)
+      capTimer.unref?.()
+      return
+    }
+    capTimer = undefined
+    deadline.clear()
+    c.abort(new RpcTimeoutError(`${what}: slower than ${RPC_MIN_BYTES_PER_SECOND} bytes/s after ${grace} ms`))
+  }
+  cap()
+  return {
+    signal: c.signal,
+    touch: () => {
+      deadline.touch()
+      capAt = Math.max(capAt, performance.now() + grace)
+    },
+    heard: (bytes) => {
+      deadline.touch()
+      capAt += bytes * 1000 / RPC_MIN_BYTES_PER_SECOND
+    },
+    clear: () => {
+      deadline.clear()
+      if (capTimer !== undefined) clearTimeout(capTimer)
+      capTimer = undefined
+    }
+  }
 }
 
 export interface CallOptions<Next> extends AbortOptions {
@@ -366,11 +438,15 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   const signal = anySignal([opts.signal, timer.signal])
   let stream: Stream | undefined
   let unhear: (() => void) | undefined
+  let unsend: (() => void) | undefined
   try {
     const bytes = encodeCall(p, request)
     stream = await host.newStream(peer, p.id, { signal })
     unhear = hearing(stream, timer)
     const lp = framed(stream, p, Math.min(p.maxMessageBytes, opts.maxReplyBytes ?? Infinity))
+    // the request's bytes going out keep the silence quiet: write() returns at the stream's first
+    // drain, the rest of a big request still leaving while the reply is awaited
+    unsend = outgoing(stream, timer, bytes.byteLength, opts.timeoutMs ?? p.timeoutMs)
     await lp.write(bytes, { signal })
     const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext)
     await stream.close({ signal }).catch((err: unknown) => { log.trace('%s: closing a finished call to %s: %e', p.id, peer, err) })
@@ -378,6 +454,7 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
+    unsend?.()
     unhear?.()
     timer.clear()
   }
@@ -389,7 +466,7 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
  * (the answerer closes it after one) and throws the remote error.
  */
 async function readReply<Req, Res, Next> (p: RpcProtocol<Req, Res, any, Next>, peer: string, request: Req, stream: Stream, lp: LengthPrefixedStream<Stream>,
-  timer: { touch: () => void }, signal: AbortSignal, onNext?: (progress: Next) => void): Promise<Res> {
+  timer: Pick<Silence, 'touch'>, signal: AbortSignal, onNext?: (progress: Next) => void): Promise<Res> {
   for (;;) {
     const reply = decodeReply(p, (await lp.read({ signal })).subarray(), request)
     timer.touch()
@@ -452,6 +529,7 @@ export class KeptCaller<Req, Res> {
       const reused = k !== undefined
       let heard = false
       let unhear: (() => void) | undefined
+      let unsend: (() => void) | undefined
       try {
         if (k === undefined) {
           const stream = await this.host.newStream(peer, p.id, { signal })
@@ -459,6 +537,7 @@ export class KeptCaller<Req, Res> {
           k = { stream, lp: framed(stream, p) }
         }
         unhear = hearing(k.stream, timer)
+        unsend = outgoing(k.stream, timer, bytes.byteLength, opts.timeoutMs ?? p.timeoutMs)
         await k.lp.write(bytes, { signal })
         const value = await readReply(p, peer, request, k.stream, k.lp, timer, signal, () => { heard = true })
         this.put(peer, k)
@@ -472,6 +551,7 @@ export class KeptCaller<Req, Res> {
         if (!ended) throw e
         log.trace('%s: kept stream to %s had ended (%e): sent again on a new one', p.id, peer, err)
       } finally {
+        unsend?.()
         unhear?.()
         timer.clear()
       }
@@ -540,17 +620,22 @@ function failure (p: RpcProtocol<any, any, any, any>, err: any, stream: Stream |
 
 /** Send one notice to `peer` (no reply; resolves once it is handed to the stream and closed). */
 export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtocol<any, any, Note, any>, notice: Note, opts: AbortOptions & { timeoutMs?: number } = {}): Promise<void> {
-  const timer = silence(opts.timeoutMs ?? p.timeoutMs, `${p.id} notice to ${peer}`)
+  const ms = opts.timeoutMs ?? p.timeoutMs
+  const timer = silence(ms, `${p.id} notice to ${peer}`)
   const signal = anySignal([opts.signal, timer.signal])
   let stream: Stream | undefined
+  let unsend: (() => void) | undefined
   try {
     const bytes = encodeNotice(p, notice)
     stream = await host.newStream(peer, p.id, { signal })
+    // bounded by its bytes' progress out (and its cap), through the close that waits for the last
+    unsend = outgoing(stream, timer, bytes.byteLength, ms)
     await framed(stream, p).write(bytes, { signal })
     await stream.close({ signal })
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
+    unsend?.()
     timer.clear()
   }
 }
@@ -639,8 +724,9 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
       return
     }
     let incoming: Incoming<Req, Note>
-    // the caller's silence, in the loop's own time as a caller's (silence())
-    const first = loopTimeSignal(timeoutMs)
+    // the caller's silence of bytes, and the request's cap, as a caller's of the reply (silence())
+    const first = silence(timeoutMs, `${p.id} request from ${peer}`, { unref: true })
+    const unhear = hearing(stream, first)
     try {
       incoming = decodeIncoming(p, (await lp.read({ signal: anySignal([alive, first.signal]) })).subarray())
     } catch (err) {
@@ -650,6 +736,7 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
       await refuse(stream, lp, p, e, true)
       return
     } finally {
+      unhear()
       first.clear()
     }
     if (incoming.kind === 'notice') {
@@ -677,7 +764,7 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
     const write = async (bytes: Uint8Array): Promise<void> => {
       const next = writing.then(async () => {
         // bounded by the bytes' progress out, not the whole frame's (sending())
-        const out = sending(stream, timeoutMs, `${p.id} reply to ${peer}`)
+        const out = sending(stream, timeoutMs, `${p.id} reply to ${peer}`, bytes.byteLength)
         try {
           await lp.write(bytes, { signal: anySignal([signal, out.signal]) })
         } finally {
@@ -697,7 +784,7 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
         request = p.kept === true ? await nextRequest(stream, lp, signal, gone.signal) : undefined
       }
       if (!gone.signal.aborted) {
-        const out = sending(stream, timeoutMs, `${p.id} close to ${peer}`)
+        const out = sending(stream, timeoutMs, `${p.id} close to ${peer}`, 0)
         try {
           await stream.close({ signal: anySignal([signal, out.signal]) })
         } finally {
