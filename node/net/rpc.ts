@@ -35,12 +35,15 @@
 //    reset; a handler that fails replies { error } and closes the stream (a notice's handler that
 //    fails resets it). Nothing a peer sends throws out of a handler: the host never crashes on
 //    input.
-//  - Timeouts are on silence: a caller gives up when the other side sent no byte for the
-//    protocol's timeoutMs (bytes, not whole messages: one big reply paced over a slow link
-//    arrives however long it takes while its bytes keep coming; bugs38: a 512 KiB answer taking
-//    longer than the timeout failed while flowing); the answering side bounds its read of the
-//    request by it, and each write by the time its bytes make no progress out. The whole call is
-//    bounded by the caller's signal only.
+//  - Timeouts are on silence of bytes, not whole messages (bugs38: a 512 KiB answer taking
+//    longer than the timeout on a slow link failed while flowing): a caller gives up when the
+//    other side sent no byte for the protocol's timeoutMs while its own request's bytes are not
+//    going out either; the answering side reads a request the same way, and bounds each write by
+//    the time its bytes make no progress out (a shorter write buffer or a drain: an empty buffer
+//    waiting on a full connection is no progress). Each message also has a cap that progress does
+//    not extend past: LOOP_TIME_MAX_FACTOR timeouts plus its bytes at RPC_MIN_BYTES_PER_SECOND
+//    (review38b: a peer trickling a byte just under each timeout held a call with no signal open
+//    for ~its bytes x the timeout). A call with intermediate replies starts the cap again at each.
 //  - Every call takes an AbortSignal; aborting it aborts the stream and rejects with its reason.
 //  - Errors on the wire keep their stable `name`. The caller rebuilds the classes the protocol
 //    lists (`errors`) from it; any other name arrives as RpcRemoteError (`remoteName`).
@@ -137,7 +140,7 @@ export interface RpcProtocol<Req = never, Res = never, Note = never, Next = neve
    * buffered or decoded (a protocol whose replies are big and whose requests are small).
    */
   readonly maxIncomingBytes?: number
-  /** Longest silence from the other side (ms); for a call with one reply, the whole call. */
+  /** Longest silence of bytes from the other side (ms); one message's cap is LOOP_TIME_MAX_FACTOR times it plus its bytes at RPC_MIN_BYTES_PER_SECOND. */
   readonly timeoutMs: number
   // (method syntax: a protocol without calls, Req = never, still fits where any protocol does)
   request? (value: unknown): Req
@@ -676,7 +679,7 @@ export interface RpcHandlers<Req, Res, Note, Next> {
 }
 
 export interface ServeOptions extends RpcHandleOptions, AbortOptions {
-  /** Longest wait for the request, and for each reply's write (ms). Default: the protocol's. */
+  /** Longest silence of the request's bytes, and of each reply's bytes going out (ms); the caps scale with it. Default: the protocol's. */
   timeoutMs?: number
   /** Hears every failure on this protocol (malformed input, a handler's error), with the peer. */
   onError?: (err: Error, peer: string) => void
