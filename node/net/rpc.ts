@@ -328,17 +328,20 @@ function hearing (stream: Stream, timer: Pick<Silence, 'heard'>): () => void {
 }
 
 /**
- * While a write of `bytes` bytes (or a close, 0) on `stream` waits: credit `timer` with the bytes
- * once, and call `timer.heard(0)` whenever some go out: its write buffer grew shorter (polled
- * LOOP_STEPS times a timeout of `ms`), or a 'drain' came (the muxer took more). An empty buffer is
- * no progress of itself: yamux's stream hands every byte to a full connection and waits for its
- * drain (review38b: counted as progress, a stalled connection held a reply forever). Returns the
- * end of the watch.
+ * While a write of `bytes` bytes (or a close, 0) on `stream` waits, and after it while bytes of it
+ * are left in the stream's buffer: credit `timer` with the bytes once, and call `timer.heard(0)`
+ * whenever some go out: its write buffer grew shorter (polled LOOP_STEPS times a timeout of `ms`),
+ * or a 'drain' came (the muxer took more) while the write waited or bytes were left. An empty
+ * buffer is no progress of itself: yamux's stream hands every byte to a full connection and waits
+ * for its drain (review38b: counted as progress, a stalled connection held a reply forever); nor
+ * is a drain once every byte was handed on (the muxer's drains go to all its streams). `written()`
+ * says the write returned; `stop()` ends the watch.
  */
-function outgoing (stream: Stream, timer: Pick<Silence, 'heard'>, bytes: number, ms: number): () => void {
+function outgoing (stream: Stream, timer: Pick<Silence, 'heard'>, bytes: number, ms: number): { written: () => void, stop: () => void } {
   timer.heard(bytes)
   let left = stream.writeBufferLength
-  const drained = (): void => { timer.heard(0) }
+  let waiting = true
+  const drained = (): void => { if (waiting || stream.writeBufferLength > 0) timer.heard(0) }
   stream.addEventListener('drain', drained)
   const poll = setInterval(() => {
     const now = stream.writeBufferLength
@@ -346,22 +349,27 @@ function outgoing (stream: Stream, timer: Pick<Silence, 'heard'>, bytes: number,
     left = now
   }, Math.max(1, ms / LOOP_STEPS))
   poll.unref?.()
-  return () => {
-    clearInterval(poll)
-    stream.removeEventListener('drain', drained)
+  return {
+    written: () => { waiting = false },
+    stop: () => {
+      clearInterval(poll)
+      stream.removeEventListener('drain', drained)
+    }
   }
 }
 
 /**
  * A signal that aborts when a write of `bytes` bytes (or a close, 0) on `stream` sends none of them
- * for `ms` (in loop time, as silence()), or takes longer than its cap (silence()). For the
+ * for `ms` (in loop time, as silence()), or takes longer than its cap (silence(): the bytes counted
+ * with those still in the stream's buffer). For the
  * answering side's writes, which waited for a whole frame's drain within `ms` (a big reply on a
  * slow link failed while its bytes were flowing). `clear()` ends it.
  */
 function sending (stream: Stream, ms: number, what: string, bytes: number): { signal: AbortSignal, clear: () => void } {
   const timer = silence(ms, what, { unref: true })
-  const stop = outgoing(stream, timer, bytes, ms)
-  return { signal: timer.signal, clear: () => { stop(); timer.clear() } }
+  // the bytes still in the stream's buffer go first (a close waits for what a big reply left there)
+  const out = outgoing(stream, timer, bytes + stream.writeBufferLength, ms)
+  return { signal: timer.signal, clear: () => { out.stop(); timer.clear() } }
 }
 
 /**
@@ -441,7 +449,7 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   const signal = anySignal([opts.signal, timer.signal])
   let stream: Stream | undefined
   let unhear: (() => void) | undefined
-  let unsend: (() => void) | undefined
+  let out: ReturnType<typeof outgoing> | undefined
   try {
     const bytes = encodeCall(p, request)
     stream = await host.newStream(peer, p.id, { signal })
@@ -449,15 +457,16 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
     const lp = framed(stream, p, Math.min(p.maxMessageBytes, opts.maxReplyBytes ?? Infinity))
     // the request's bytes going out keep the silence quiet: write() returns at the stream's first
     // drain, the rest of a big request still leaving while the reply is awaited
-    unsend = outgoing(stream, timer, bytes.byteLength, opts.timeoutMs ?? p.timeoutMs)
+    out = outgoing(stream, timer, bytes.byteLength, opts.timeoutMs ?? p.timeoutMs)
     await lp.write(bytes, { signal })
+    out.written()
     const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext)
     await stream.close({ signal }).catch((err: unknown) => { log.trace('%s: closing a finished call to %s: %e', p.id, peer, err) })
     return value
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
-    unsend?.()
+    out?.stop()
     unhear?.()
     timer.clear()
   }
@@ -532,7 +541,7 @@ export class KeptCaller<Req, Res> {
       const reused = k !== undefined
       let heard = false
       let unhear: (() => void) | undefined
-      let unsend: (() => void) | undefined
+      let out: ReturnType<typeof outgoing> | undefined
       try {
         if (k === undefined) {
           const stream = await this.host.newStream(peer, p.id, { signal })
@@ -540,8 +549,9 @@ export class KeptCaller<Req, Res> {
           k = { stream, lp: framed(stream, p) }
         }
         unhear = hearing(k.stream, timer)
-        unsend = outgoing(k.stream, timer, bytes.byteLength, opts.timeoutMs ?? p.timeoutMs)
+        out = outgoing(k.stream, timer, bytes.byteLength, opts.timeoutMs ?? p.timeoutMs)
         await k.lp.write(bytes, { signal })
+        out.written()
         const value = await readReply(p, peer, request, k.stream, k.lp, timer, signal, () => { heard = true })
         this.put(peer, k)
         return value
@@ -554,7 +564,7 @@ export class KeptCaller<Req, Res> {
         if (!ended) throw e
         log.trace('%s: kept stream to %s had ended (%e): sent again on a new one', p.id, peer, err)
       } finally {
-        unsend?.()
+        out?.stop()
         unhear?.()
         timer.clear()
       }
@@ -627,18 +637,18 @@ export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtoco
   const timer = silence(ms, `${p.id} notice to ${peer}`)
   const signal = anySignal([opts.signal, timer.signal])
   let stream: Stream | undefined
-  let unsend: (() => void) | undefined
+  let out: ReturnType<typeof outgoing> | undefined
   try {
     const bytes = encodeNotice(p, notice)
     stream = await host.newStream(peer, p.id, { signal })
     // bounded by its bytes' progress out (and its cap), through the close that waits for the last
-    unsend = outgoing(stream, timer, bytes.byteLength, ms)
+    out = outgoing(stream, timer, bytes.byteLength, ms)
     await framed(stream, p).write(bytes, { signal })
     await stream.close({ signal })
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
-    unsend?.()
+    out?.stop()
     timer.clear()
   }
 }
