@@ -64,7 +64,7 @@ import { ping } from '@libp2p/ping'
 import { gossipsub, StrictNoSign, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
 import { createPeerScoreParams, createTopicScoreParams } from '@libp2p/gossipsub/score'
-import { AdaptiveTimeout, byteStream } from '@libp2p/utils'
+import { AbstractMessageStream, AdaptiveTimeout, byteStream } from '@libp2p/utils'
 import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import { createTrafficMeter, dialCause } from './traffic.ts'
@@ -93,7 +93,7 @@ import { anySignal } from '../abort.ts'
 import { loopTimeSignal } from '../../swarm/index.ts'
 import { forEachLimited } from '../pool.ts'
 import { releasePnetCiphers, renewXsalsa20Views } from './xsalsa20.ts'
-import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto, pnetSend } from './lean-transport.ts'
+import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto, pnetSend, skipUnheardEvents } from './lean-transport.ts'
 import type { PnetSocketSide } from './lean-transport.ts'
 import { accountExternalMemoryInHeapLimit } from './heap.ts'
 import { skipKnownProtocolMerges } from './peer-protocols.ts'
@@ -102,6 +102,8 @@ import { skipKnownProtocolMerges } from './peer-protocols.ts'
 renewXsalsa20Views()
 // yamux streams grant room once half their window is used, not after every frame (lean-transport.ts)
 halfWindowYamux(YamuxStream.prototype)
+// streams and connection layers make no event nobody listens to ('idle' after every send: lean-transport.ts)
+skipUnheardEvents(AbstractMessageStream.prototype)
 // Buffer churn must not force a full GC every 64 MiB (heap.ts)
 accountExternalMemoryInHeapLimit()
 
@@ -248,6 +250,23 @@ export const REFUSED_NEIGHBOUR_MS = 120_000
  * most of the new connections on an idle 10-host network (bench:scale, bound 4).
  */
 export const REFUSED_NEIGHBOUR_MAX_MS = 3600_000
+/**
+ * The rotating long link (member38, issue 14): beyond the full mesh, every this often a host
+ * connects to one member it knows of, drawn at random among those it is not connected to, and
+ * exchanges member lists with it (PEX_PROTOCOL), then closes the link unless it is wanted now
+ * (rotateLongLink()). Wanted connections (neighbours(), the ring successor first) keep the
+ * overlay joined only while the members' lists agree: two groups that started apart, or whose
+ * tables each lacked the other group when connections were trimmed to the bound, each see a ring
+ * of their own, and beyond the full mesh a peer exchange runs only with a peer heard of first, so
+ * a member of the other group that one host heard of, not its neighbour, was never dialled: the
+ * groups stayed apart for good (test/cluster/split-heal). The link counts against the bound: it
+ * is made only with room below it (the trim makes room, never closing a neighbour or the ring
+ * predecessor), and skipped for the period when there is none; the peer's bound it may pass by
+ * one while the exchange lasts (an inbound connection, as a transfer's). Measured on loopback TCP,
+ * 8 hosts at bound 3: about 3.8 KB sent per host and period (dial, identify, the exchange both
+ * ways, the close), 0.1 kbit/s at this period.
+ */
+export const LONG_LINK_MS = 300_000
 /** Peer-store tag of the neighbours (libp2p's pruner and the trim below close lowest-valued first). */
 export const NEIGHBOUR_TAG = 'darkfs-neighbour'
 /** libp2p's peer store refuses a tag value above 100: at 500 no neighbour was ever tagged (each refresh logged the refusal). */
@@ -417,6 +436,8 @@ export interface HostInit {
   dialBackoffMs?: number
   /** Peers whose failed dials are remembered, the latest (DIAL_FAILURES_KEPT). Default DIAL_FAILURES_KEPT; tests set it small. */
   dialFailuresKept?: number
+  /** The rotating long link's period (LONG_LINK_MS), 0 for none. Default LONG_LINK_MS; no flag: tests set it short. */
+  longLinkMs?: number
   /**
    * Features announced on identify (features.ts). Default FEATURES, what this version
    * understands; tests of rolling upgrades give fewer to play a host of an older version.
@@ -596,6 +617,8 @@ export async function createHost (init: HostInit): Promise<Host> {
   if (!Number.isSafeInteger(dialFailuresKept) || dialFailuresKept < 1) throw new UsageError(`createHost: dialFailuresKept must be a whole number >= 1, got ${String(dialFailuresKept)}`)
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw new UsageError(`createHost: maxConnections must be a whole number >= 1, got ${String(maxConnections)}`)
   const fullMesh = Math.min(init.fullMeshPeers ?? FULL_MESH_PEERS, maxConnections)
+  const longLinkMs = init.longLinkMs ?? LONG_LINK_MS
+  if (!Number.isSafeInteger(longLinkMs) || longLinkMs < 0) throw new UsageError(`createHost: longLinkMs must be a whole number >= 0, got ${String(longLinkMs)}`)
   const topic = gossipTopic(init.networkKey)
   const allowFrom = (init.allowFrom ?? []).map(parseCidr)
   const events = new EventTarget()
@@ -1073,6 +1096,24 @@ export async function createHost (init: HostInit): Promise<Host> {
     // ignored: a peer the store does not know has no tag to drop (and gets one when it connects)
     await libp2p.peerStore.merge(peerIdFromString(id), { tags: { [KEEP_ALIVE]: value, ...(chosen === undefined ? {} : { [KAD_KEEP_ALIVE_TAG]: value }) } }).catch(() => {})
   }
+  /**
+   * A connection to `id` the trim spares for now: younger than TRIM_GRACE_MS, or with a stream of
+   * this host's own protocols that moved data lately, either way (the swarm keeps one stream per
+   * peer open for good: judged by its opening, a push on it to a host the writer was connected to
+   * since an earlier file was cut by the first trim, and its chunk left pending until a retry
+   * dialled the target again).
+   */
+  const busy = (id: string, now: number, young = true): boolean => {
+    const lately = (st: Stream): boolean => now - Math.max(st.timeline.open, meter.activeAt(st) ?? 0) < TRIM_GRACE_MS
+    return libp2p.getConnections(peerIdFromString(id)).some(c => (young && now - c.timeline.open < TRIM_GRACE_MS) || c.streams.some(st => lately(st) && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)))
+  }
+  /** Close the connection to a peer this host does not want (not redialled), telling it why. */
+  const closeUnwanted = async (id: string): Promise<void> => {
+    trimmed.add(id)
+    await keepAlive(id, false)
+    await tellTrimmed(id)
+    await libp2p.hangUp(peerIdFromString(id)).catch((err: unknown) => { log('closing the connection to %s failed: %e', id, err) })
+  }
   /** Peers closed by the trim: not redialled (they are not neighbours). */
   const trimmed = new Set<string>()
   /** The peers the trim closes last (keepFirst()). */
@@ -1083,10 +1124,11 @@ export async function createHost (init: HostInit): Promise<Host> {
    * Close connections above the bound: never a neighbour's nor the ring predecessor's (the member
    * that wants this host first, spareRing), nor one younger than TRIM_GRACE_MS
    * or carrying this host's own protocols (a transfer, a sync) now: those are tried again later.
+   * `limit` below the bound makes room for the rotating long link (rotateLongLink()).
    */
-  const trim = async (): Promise<void> => {
+  const trim = async (limit = maxConnections): Promise<void> => {
     const ids = connectedIds()
-    if (stopped || ids.length <= maxConnections) return
+    if (stopped || ids.length <= limit) return
     const now = Date.now()
     const ringPredecessor = spareRing ? ringNeighbours(self, ids)?.predecessor : undefined
     /** The watch's peers (keepFirst()): closed last. */
@@ -1097,13 +1139,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     const candidates: Array<{ id: string, value: number }> = []
     for (const id of ids) {
       if (chosen?.has(id) === true || id === ringPredecessor) continue
-      const conns = libp2p.getConnections(peerIdFromString(id))
-      // busy: a stream of this host's own protocols that moved data lately, either way (the
-      // swarm keeps one stream per peer open for good: judged by its opening, a push on it to a
-      // host the writer was connected to since an earlier file was cut by the first trim, and
-      // its chunk left pending until a retry dialled the target again)
-      const lately = (st: Stream): boolean => now - Math.max(st.timeline.open, meter.activeAt(st) ?? 0) < TRIM_GRACE_MS
-      if (conns.some(c => now - c.timeline.open < TRIM_GRACE_MS || c.streams.some(st => lately(st) && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)))) {
+      if (busy(id, now)) {
         later = true
         if (!first.has(id)) spared++
         continue
@@ -1120,16 +1156,13 @@ export async function createHost (init: HostInit): Promise<Host> {
     // others, those spared for now included, leave over the bound: a spared one is closed once it
     // may be (a writer's placement dials, a joiner's exchange), and the watch's stays
     candidates.sort((a, b) => a.value - b.value || (a.id < b.id ? -1 : 1))
-    const excess = ids.length - maxConnections
+    const excess = ids.length - limit
     const others = candidates.filter(c => !first.has(c.id))
     const watch = candidates.filter(c => first.has(c.id))
     const closing = [...others.slice(0, excess), ...watch.slice(0, Math.max(0, excess - others.length - spared))]
     await Promise.all(closing.map(async ({ id }) => {
-      trimmed.add(id)
-      log('over %d connections: closing the one to %s', maxConnections, id)
-      await keepAlive(id, false)
-      await tellTrimmed(id)
-      await libp2p.hangUp(peerIdFromString(id)).catch((err: unknown) => { log('closing the connection to %s failed: %e', id, err) })
+      log('over %d connections: closing the one to %s', limit, id)
+      await closeUnwanted(id)
     }))
     if (later || connectedIds().length > maxConnections) trimSoon(TRIM_GRACE_MS)
   }
@@ -1193,6 +1226,61 @@ export async function createHost (init: HostInit): Promise<Host> {
       log('peer exchange with %s failed: %e', peer, err)
     }
   }
+
+  let rotating = false
+  /**
+   * One period of the rotating long link (LONG_LINK_MS): room made below the bound; one member
+   * known of and not connected, drawn at random, dialled; member lists exchanged with it; the
+   * link closed again unless what this host learnt makes it wanted (a neighbour, the ring
+   * predecessor) or something else uses it now. Open for the exchange only, it holds a place
+   * below the bound here, and above the peer's for as long only (the peer's trim spares a young
+   * connection for TRIM_GRACE_MS, and a link kept open at each end for a whole period left hosts
+   * above their bound for seconds each period).
+   */
+  const rotateLongLink = async (): Promise<void> => {
+    if (stopped || chosen === undefined || rotating) return
+    rotating = true
+    try {
+      // the link counts against the bound: room made for it, or none this period
+      if (connectedIds().length >= maxConnections) await trim(maxConnections - 1)
+      if (stopped || chosen === undefined) return
+      if (connectedIds().length >= maxConnections) {
+        log('no room below %d connections for a long link this period', maxConnections)
+        return
+      }
+      const now = Date.now()
+      const connected = new Set(connectedIds())
+      const pool = [...known.keys()].filter(id => id !== self && !connected.has(id) && !dialing.has(id) && !((backoff.get(id)?.until ?? 0) > now))
+      if (pool.length === 0) return
+      const id = pool[Math.floor(Math.random() * pool.length)]
+      const bound = loopTimeSignal(dialTimeoutMs)
+      try {
+        const peerId = peerIdFromString(id)
+        await libp2p.peerStore.merge(peerId, { multiaddrs: (known.get(id) ?? []).map(a => multiaddr(a)) })
+        await libp2p.dial(peerId, { signal: bound.signal })
+      } catch (err) {
+        log('long link to %s not made: %e', id, err)
+        return
+      } finally {
+        bound.clear()
+      }
+      log('long link to %s: exchanging member lists', id)
+      await exchange(id)
+      if (stopped) return
+      // kept when this host wants it, or the peer would by the members this host knows now (it
+      // heard of them in the exchange too): closed, it took the close for a refusal and left
+      // this host out of its neighbours for REFUSED_NEIGHBOUR_MS (a heal took 51 periods, not 10)
+      const others = [self, ...known.keys()]
+      const keep = wanted()?.has(id) !== false || neighbours(id, others, neighbourCount(maxConnections)).includes(self) || busy(id, Date.now(), false)
+      if (!keep && connectedIds().includes(id)) await closeUnwanted(id)
+    } finally {
+      rotating = false
+    }
+  }
+  const longLinkTimer = longLinkMs > 0
+    ? setInterval(() => { rotateLongLink().catch((err: unknown) => { log('long link failed: %e', err) }) }, longLinkMs)
+    : undefined
+  longLinkTimer?.unref?.()
 
   await serve(wire, TRIM, {
     call: async (_req, { peer }) => {
@@ -1522,6 +1610,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       if (stopped) return
       stopped = true
       clearInterval(pinger)
+      if (longLinkTimer !== undefined) clearInterval(longLinkTimer)
       pingAbort.abort()
       if (announceTimer !== undefined) clearTimeout(announceTimer)
       refresh.cancel()
