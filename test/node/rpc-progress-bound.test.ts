@@ -109,6 +109,42 @@ describe('rpc: progress of bytes keeps a bound on the whole message (review38b)'
     assert.ok(at - started <= BOUND_MS + TRICKLE_EVERY_MS, `refused after ${Math.round(at - started)} ms`)
   })
 
+  it('serve(): a reply the muxer takes 1 KiB per drain, a drain every half timeout, goes out whole and the stream closes (~15 timeouts)', async () => {
+    // write() returns at the first drain; close() waits for the rest: its cap counts the bytes left
+    const PACED = defineProtocol<{ text: string }, { text: string }, never, never>({ ...def, id: '/darkfs/test-rpc-bound-paced/1.0.0', timeoutMs: 200 })
+    const CHUNK = 1024
+    let taken = 0
+    class Paced extends AbstractStream {
+      sendData (data: Uint8ArrayList): { sentBytes: number, canSendMore: boolean } {
+        const n = Math.min(CHUNK, data.byteLength)
+        taken += n
+        return { sentBytes: n, canSendMore: false }
+      }
+
+      sendReset (): void {}
+      sendPause (): void {}
+      sendResume (): void {}
+      async sendCloseWrite (): Promise<void> {}
+      async sendCloseRead (): Promise<void> {}
+    }
+    const stream = new Paced({ id: 'paced', protocol: PACED.id, direction: 'inbound', log: defaultLogger().forComponent('test:paced') } as any)
+    const drains = setInterval(() => { if (stream.writableNeedsDrain) stream.onMuxerDrain() }, PACED.timeoutMs / 2)
+    t.add(async () => { clearInterval(drains); stream.abort(new Error('test done')) })
+    let handler: ((s: Stream, peer: string) => void) | undefined
+    const errors: Error[] = []
+    const reply = encodeOk(PACED, { text: 'p'.repeat(30 << 10) })
+    t.add(await serve({ handle: async (_id, h) => { handler = h }, unhandle: async () => {} }, PACED, { call: async () => ({ text: 'p'.repeat(30 << 10) }) }, { onError: (e) => { errors.push(e) } }))
+    handler!(stream as unknown as Stream, 'peer-y')
+    const req = encodeCall(PACED, { text: 'q' })
+    const started = performance.now()
+    stream.onData(new Uint8ArrayList(new Uint8Array(varint(req.byteLength)), req))
+    await until('the reply went out and the stream closed for writing, or failed', () => stream.writeStatus === 'closed' || errors.length > 0, 60 * PACED.timeoutMs)
+    assert.deepEqual(errors.map(e => e.message), [])
+    assert.equal(taken, varint(reply.byteLength).length + reply.byteLength)
+    // (it did take longer than the cap of a message without bytes)
+    assert.ok(performance.now() - started > LOOP_TIME_MAX_FACTOR * PACED.timeoutMs * 2, `took ${Math.round(performance.now() - started)} ms`)
+  })
+
   it('serve(): a reply write whose bytes all went to a full muxer that never drains times out', async () => {
     // yamux's stream when the connection's send returned false: every byte taken (write buffer
     // empty), canSendMore false, a 'drain' that never comes
