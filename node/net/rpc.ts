@@ -35,12 +35,15 @@
 //    reset; a handler that fails replies { error } and closes the stream (a notice's handler that
 //    fails resets it). Nothing a peer sends throws out of a handler: the host never crashes on
 //    input.
-//  - Timeouts are on silence: a caller gives up when the other side sent no byte for the
-//    protocol's timeoutMs (bytes, not whole messages: one big reply paced over a slow link
-//    arrives however long it takes while its bytes keep coming; bugs38: a 512 KiB answer taking
-//    longer than the timeout failed while flowing); the answering side bounds its read of the
-//    request by it, and each write by the time its bytes make no progress out. The whole call is
-//    bounded by the caller's signal only.
+//  - Timeouts are on silence of bytes, not whole messages (bugs38: a 512 KiB answer taking
+//    longer than the timeout on a slow link failed while flowing): a caller gives up when the
+//    other side sent no byte for the protocol's timeoutMs while its own request's bytes are not
+//    going out either; the answering side reads a request the same way, and bounds each write by
+//    the time its bytes make no progress out (a shorter write buffer or a drain: an empty buffer
+//    waiting on a full connection is no progress). Each message also has a cap that progress does
+//    not extend past: LOOP_TIME_MAX_FACTOR timeouts plus its bytes at RPC_MIN_BYTES_PER_SECOND
+//    (review38b: a peer trickling a byte just under each timeout held a call with no signal open
+//    for ~its bytes x the timeout). A call with intermediate replies starts the cap again at each.
 //  - Every call takes an AbortSignal; aborting it aborts the stream and rejects with its reason.
 //  - Errors on the wire keep their stable `name`. The caller rebuilds the classes the protocol
 //    lists (`errors`) from it; any other name arrives as RpcRemoteError (`remoteName`).
@@ -55,7 +58,7 @@ import type { AbortOptions, Stream } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
-import { LOOP_STEPS, loopTimeDeadline, loopTimeSignal } from '../../swarm/index.ts'
+import { LOOP_STEPS, LOOP_TIME_MAX_FACTOR, loopTimeDeadline } from '../../swarm/index.ts'
 
 const log = logger('net:rpc')
 
@@ -73,6 +76,13 @@ export const RPC_ERROR_REPLY_TIMEOUT_MS = 5_000
 export const RPC_KEPT_IDLE_MS = 60_000
 /** A caller closes its idle kept stream to a peer after this long unused (before the answerer does). */
 export const RPC_KEPT_CALLER_IDLE_MS = 30_000
+/**
+ * The slowest link a message is given time for (bytes/s): however steadily its bytes come (or go
+ * out), one message may take LOOP_TIME_MAX_FACTOR timeouts plus its bytes at this rate, no more
+ * (review38b: a peer sending one byte just under each timeout held a call without a signal of its
+ * own open for ~its bytes x the timeout).
+ */
+export const RPC_MIN_BYTES_PER_SECOND = 8 * 1024
 /** Unread bytes a stream may buffer beyond one whole message (a peer sending more is cut off). */
 const READ_BUFFER_SLACK_BYTES = 64
 
@@ -130,7 +140,7 @@ export interface RpcProtocol<Req = never, Res = never, Note = never, Next = neve
    * buffered or decoded (a protocol whose replies are big and whose requests are small).
    */
   readonly maxIncomingBytes?: number
-  /** Longest silence from the other side (ms); for a call with one reply, the whole call. */
+  /** Longest silence of bytes from the other side (ms); one message's cap is LOOP_TIME_MAX_FACTOR times it plus its bytes at RPC_MIN_BYTES_PER_SECOND. */
   readonly timeoutMs: number
   // (method syntax: a protocol without calls, Req = never, still fits where any protocol does)
   request? (value: unknown): Req
@@ -297,50 +307,123 @@ function streamError (p: AnyProtocol, err: any): Error {
   }
 }
 
+/** A silence timer (silence()). */
+interface Silence {
+  signal: AbortSignal
+  /** A whole message: the silence starts again, and the message's cap. */
+  touch: () => void
+  /** A piece of `bytes` bytes came (or went out): the silence starts again, the cap grows by their time at RPC_MIN_BYTES_PER_SECOND. */
+  heard: (bytes: number) => void
+  clear: () => void
+}
+
 /**
- * Touch `timer` on every piece of bytes `stream` receives (a message event, before any frame is
- * whole): the silence a caller gives up on is of bytes. Returns the listener's removal.
+ * Call `timer.heard()` on every piece of bytes `stream` receives (a message event, before any frame
+ * is whole): the silence a caller gives up on is of bytes. Returns the listener's removal.
  */
-function hearing (stream: Stream, timer: { touch: () => void }): () => void {
-  const heard = (): void => { timer.touch() }
+function hearing (stream: Stream, timer: Pick<Silence, 'heard'>): () => void {
+  const heard = (evt: { data: { byteLength: number } }): void => { timer.heard(evt.data.byteLength) }
   stream.addEventListener('message', heard)
   return () => { stream.removeEventListener('message', heard) }
 }
 
 /**
- * A signal that aborts when `stream` sends none of its buffered bytes for `ms` (in loop time, as
- * silence()): polled LOOP_STEPS times a timeout while a write or close waits on it, progress
- * being its write buffer growing shorter (bytes handed on to the connection), or empty. For the
- * answering side's writes, which waited for a whole frame's drain within `ms` (a big reply on a
- * slow link failed while its bytes were flowing). `clear()` ends it.
+ * While a write of `bytes` bytes (or a close, 0) on `stream` waits, and after it while bytes of it
+ * are left in the stream's buffer: credit `timer` with the bytes once, and call `timer.heard(0)`
+ * whenever some go out: its write buffer grew shorter (polled LOOP_STEPS times a timeout of `ms`),
+ * or a 'drain' came (the muxer took more) while the write waited or bytes were left. An empty
+ * buffer is no progress of itself: yamux's stream hands every byte to a full connection and waits
+ * for its drain (review38b: counted as progress, a stalled connection held a reply forever); nor
+ * is a drain once every byte was handed on (the muxer's drains go to all its streams). `written()`
+ * says the write returned; `stop()` ends the watch.
  */
-function sending (stream: Stream, ms: number, what: string): { signal: AbortSignal, clear: () => void } {
-  const c = new AbortController()
-  const deadline = loopTimeDeadline(ms, () => { c.abort(new RpcTimeoutError(`${what}: no byte out for ${ms} ms`)) })
+function outgoing (stream: Stream, timer: Pick<Silence, 'heard'>, bytes: number, ms: number): { written: () => void, stop: () => void } {
+  timer.heard(bytes)
   let left = stream.writeBufferLength
+  let waiting = true
+  const drained = (): void => { if (waiting || stream.writeBufferLength > 0) timer.heard(0) }
+  stream.addEventListener('drain', drained)
   const poll = setInterval(() => {
     const now = stream.writeBufferLength
-    if (now < left || now === 0) deadline.touch()
+    if (now < left) timer.heard(0)
     left = now
   }, Math.max(1, ms / LOOP_STEPS))
   poll.unref?.()
-  return { signal: c.signal, clear: () => { clearInterval(poll); deadline.clear() } }
+  return {
+    written: () => { waiting = false },
+    stop: () => {
+      clearInterval(poll)
+      stream.removeEventListener('drain', drained)
+    }
+  }
 }
 
 /**
- * A timer that aborts after `ms` of silence; touch() on every message (and every piece of a
- * caller's reply: hearing()). The silence is counted
- * in the event loop's own time (swarm/abort.ts loopTimeDeadline): a process whose loop lagged seconds
- * (many hosts in a few processes, bench:scale) took a peer whose answer sat unread in its
- * socket for a silent one, failed the call, and made its callers (surveys, placement, probes)
- * retry or give the peer up. A peer silent for LOOP_TIME_MAX_FACTOR times `ms` of wall time is
- * given up whatever the lag.
+ * A signal that aborts when a write of `bytes` bytes (or a close, 0) on `stream` sends none of them
+ * for `ms` (in loop time, as silence()), or takes longer than its cap (silence(): the bytes counted
+ * with those still in the stream's buffer). For the
+ * answering side's writes, which waited for a whole frame's drain within `ms` (a big reply on a
+ * slow link failed while its bytes were flowing). `clear()` ends it.
  */
-function silence (ms: number, what: string): { signal: AbortSignal, touch: () => void, clear: () => void } {
+function sending (stream: Stream, ms: number, what: string, bytes: number): { signal: AbortSignal, clear: () => void } {
+  const timer = silence(ms, what, { unref: true })
+  // the bytes still in the stream's buffer go first (a close waits for what a big reply left there)
+  const out = outgoing(stream, timer, bytes + stream.writeBufferLength, ms)
+  return { signal: timer.signal, clear: () => { out.stop(); timer.clear() } }
+}
+
+/**
+ * A timer that aborts after `ms` of silence: touch() on every whole message, heard() on every
+ * piece of bytes of one (hearing(), outgoing()). The silence is counted in the event loop's own
+ * time (swarm/abort.ts loopTimeDeadline): a process whose loop lagged seconds (many hosts in a few
+ * processes, bench:scale) took a peer whose answer sat unread in its socket for a silent one,
+ * failed the call, and made its callers (surveys, placement, probes) retry or give the peer up.
+ * It also aborts at its cap, in wall time, which pieces of bytes do not start again: LOOP_TIME_MAX_FACTOR
+ * times `ms` after the last whole message (or the start), plus the time of the bytes heard since at
+ * RPC_MIN_BYTES_PER_SECOND. So a silent peer is given up whatever the lag, a big message paced
+ * steadily over a slow link comes whole, and a peer trickling bytes just under the silence is
+ * given up in bounded time (review38b).
+ */
+function silence (ms: number, what: string, opts: { unref?: boolean } = {}): Silence {
   const c = new AbortController()
-  // kept referenced, as the plain timer was: a call waiting only on its deadline keeps the process up
-  const deadline = loopTimeDeadline(ms, () => { c.abort(new RpcTimeoutError(`${what}: nothing for ${ms} ms`)) }, { unref: false })
-  return { signal: c.signal, touch: deadline.touch, clear: deadline.clear }
+  const grace = LOOP_TIME_MAX_FACTOR * ms
+  let capAt = performance.now() + grace
+  let capTimer: ReturnType<typeof setTimeout> | undefined
+  // kept referenced by default, as the plain timer was: a call waiting only on its deadline keeps the process up
+  const deadline = loopTimeDeadline(ms, () => {
+    if (capTimer !== undefined) clearTimeout(capTimer)
+    capTimer = undefined
+    c.abort(new RpcTimeoutError(`${what}: nothing for ${ms} ms`))
+  }, { maxMs: Infinity, unref: opts.unref ?? false })
+  const cap = (): void => {
+    const left = capAt - performance.now()
+    if (left > 0.5) {
+      // the cap only moves later: one timer, set again when it fires early
+      capTimer = setTimeout(cap, left)
+      capTimer.unref?.()
+      return
+    }
+    capTimer = undefined
+    deadline.clear()
+    c.abort(new RpcTimeoutError(`${what}: slower than ${RPC_MIN_BYTES_PER_SECOND} bytes/s after ${grace} ms`))
+  }
+  cap()
+  return {
+    signal: c.signal,
+    touch: () => {
+      deadline.touch()
+      capAt = Math.max(capAt, performance.now() + grace)
+    },
+    heard: (bytes) => {
+      deadline.touch()
+      capAt += bytes * 1000 / RPC_MIN_BYTES_PER_SECOND
+    },
+    clear: () => {
+      deadline.clear()
+      if (capTimer !== undefined) clearTimeout(capTimer)
+      capTimer = undefined
+    }
+  }
 }
 
 export interface CallOptions<Next> extends AbortOptions {
@@ -366,18 +449,24 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   const signal = anySignal([opts.signal, timer.signal])
   let stream: Stream | undefined
   let unhear: (() => void) | undefined
+  let out: ReturnType<typeof outgoing> | undefined
   try {
     const bytes = encodeCall(p, request)
     stream = await host.newStream(peer, p.id, { signal })
     unhear = hearing(stream, timer)
     const lp = framed(stream, p, Math.min(p.maxMessageBytes, opts.maxReplyBytes ?? Infinity))
+    // the request's bytes going out keep the silence quiet: write() returns at the stream's first
+    // drain, the rest of a big request still leaving while the reply is awaited
+    out = outgoing(stream, timer, bytes.byteLength, opts.timeoutMs ?? p.timeoutMs)
     await lp.write(bytes, { signal })
+    out.written()
     const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext)
     await stream.close({ signal }).catch((err: unknown) => { log.trace('%s: closing a finished call to %s: %e', p.id, peer, err) })
     return value
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
+    out?.stop()
     unhear?.()
     timer.clear()
   }
@@ -389,7 +478,7 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
  * (the answerer closes it after one) and throws the remote error.
  */
 async function readReply<Req, Res, Next> (p: RpcProtocol<Req, Res, any, Next>, peer: string, request: Req, stream: Stream, lp: LengthPrefixedStream<Stream>,
-  timer: { touch: () => void }, signal: AbortSignal, onNext?: (progress: Next) => void): Promise<Res> {
+  timer: Pick<Silence, 'touch'>, signal: AbortSignal, onNext?: (progress: Next) => void): Promise<Res> {
   for (;;) {
     const reply = decodeReply(p, (await lp.read({ signal })).subarray(), request)
     timer.touch()
@@ -452,6 +541,7 @@ export class KeptCaller<Req, Res> {
       const reused = k !== undefined
       let heard = false
       let unhear: (() => void) | undefined
+      let out: ReturnType<typeof outgoing> | undefined
       try {
         if (k === undefined) {
           const stream = await this.host.newStream(peer, p.id, { signal })
@@ -459,7 +549,9 @@ export class KeptCaller<Req, Res> {
           k = { stream, lp: framed(stream, p) }
         }
         unhear = hearing(k.stream, timer)
+        out = outgoing(k.stream, timer, bytes.byteLength, opts.timeoutMs ?? p.timeoutMs)
         await k.lp.write(bytes, { signal })
+        out.written()
         const value = await readReply(p, peer, request, k.stream, k.lp, timer, signal, () => { heard = true })
         this.put(peer, k)
         return value
@@ -472,6 +564,7 @@ export class KeptCaller<Req, Res> {
         if (!ended) throw e
         log.trace('%s: kept stream to %s had ended (%e): sent again on a new one', p.id, peer, err)
       } finally {
+        out?.stop()
         unhear?.()
         timer.clear()
       }
@@ -540,17 +633,22 @@ function failure (p: RpcProtocol<any, any, any, any>, err: any, stream: Stream |
 
 /** Send one notice to `peer` (no reply; resolves once it is handed to the stream and closed). */
 export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtocol<any, any, Note, any>, notice: Note, opts: AbortOptions & { timeoutMs?: number } = {}): Promise<void> {
-  const timer = silence(opts.timeoutMs ?? p.timeoutMs, `${p.id} notice to ${peer}`)
+  const ms = opts.timeoutMs ?? p.timeoutMs
+  const timer = silence(ms, `${p.id} notice to ${peer}`)
   const signal = anySignal([opts.signal, timer.signal])
   let stream: Stream | undefined
+  let out: ReturnType<typeof outgoing> | undefined
   try {
     const bytes = encodeNotice(p, notice)
     stream = await host.newStream(peer, p.id, { signal })
+    // bounded by its bytes' progress out (and its cap), through the close that waits for the last
+    out = outgoing(stream, timer, bytes.byteLength, ms)
     await framed(stream, p).write(bytes, { signal })
     await stream.close({ signal })
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
+    out?.stop()
     timer.clear()
   }
 }
@@ -591,7 +689,7 @@ export interface RpcHandlers<Req, Res, Note, Next> {
 }
 
 export interface ServeOptions extends RpcHandleOptions, AbortOptions {
-  /** Longest wait for the request, and for each reply's write (ms). Default: the protocol's. */
+  /** Longest silence of the request's bytes, and of each reply's bytes going out (ms); the caps scale with it. Default: the protocol's. */
   timeoutMs?: number
   /** Hears every failure on this protocol (malformed input, a handler's error), with the peer. */
   onError?: (err: Error, peer: string) => void
@@ -639,8 +737,9 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
       return
     }
     let incoming: Incoming<Req, Note>
-    // the caller's silence, in the loop's own time as a caller's (silence())
-    const first = loopTimeSignal(timeoutMs)
+    // the caller's silence of bytes, and the request's cap, as a caller's of the reply (silence())
+    const first = silence(timeoutMs, `${p.id} request from ${peer}`, { unref: true })
+    const unhear = hearing(stream, first)
     try {
       incoming = decodeIncoming(p, (await lp.read({ signal: anySignal([alive, first.signal]) })).subarray())
     } catch (err) {
@@ -650,6 +749,7 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
       await refuse(stream, lp, p, e, true)
       return
     } finally {
+      unhear()
       first.clear()
     }
     if (incoming.kind === 'notice') {
@@ -677,7 +777,7 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
     const write = async (bytes: Uint8Array): Promise<void> => {
       const next = writing.then(async () => {
         // bounded by the bytes' progress out, not the whole frame's (sending())
-        const out = sending(stream, timeoutMs, `${p.id} reply to ${peer}`)
+        const out = sending(stream, timeoutMs, `${p.id} reply to ${peer}`, bytes.byteLength)
         try {
           await lp.write(bytes, { signal: anySignal([signal, out.signal]) })
         } finally {
@@ -697,7 +797,7 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
         request = p.kept === true ? await nextRequest(stream, lp, signal, gone.signal) : undefined
       }
       if (!gone.signal.aborted) {
-        const out = sending(stream, timeoutMs, `${p.id} close to ${peer}`)
+        const out = sending(stream, timeoutMs, `${p.id} close to ${peer}`, 0)
         try {
           await stream.close({ signal: anySignal([signal, out.signal]) })
         } finally {

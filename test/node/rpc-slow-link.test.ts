@@ -11,7 +11,7 @@ import { lpStream } from '@libp2p/utils'
 import { createHost } from '../../node/net/host.ts'
 import type { Host } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { KeptCaller, RpcProtocolError, RpcTimeoutError, call, decodeIncoming, defineProtocol, encodeOk, serve } from '../../node/net/rpc.ts'
+import { KeptCaller, RpcProtocolError, RpcTimeoutError, call, decodeIncoming, defineProtocol, encodeOk, notify, serve } from '../../node/net/rpc.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { throttle } from '../../harness/throttle.ts'
@@ -38,6 +38,8 @@ const text = (v: unknown): { text: string } => {
 const def = { maxMessageBytes: 1 << 20, timeoutMs: TIMEOUT_MS, malformed: SlowProtocolError, request: text, reply: text }
 const BIG = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-slow-link/1.0.0', ...def })
 const BIG_KEPT = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-slow-link-kept/1.0.0', kept: true, ...def })
+const BIG_ASK = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-slow-link-ask/1.0.0', ...def })
+const BIG_NOTE = defineProtocol<never, never, { text: string }, never>({ id: '/darkfs/test-rpc-slow-link-note/1.0.0', maxMessageBytes: 1 << 20, timeoutMs: TIMEOUT_MS, malformed: SlowProtocolError, notice: text })
 const STALL = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-slow-link-stall/1.0.0', ...def })
 
 describe('rpc over a slow link: the timeout is on silence of bytes (bugs38)', function () {
@@ -46,6 +48,7 @@ describe('rpc over a slow link: the timeout is on silence of bytes (bugs38)', fu
   let a: Host
   let b: Host
   let link: Awaited<ReturnType<typeof throttle>>
+  const noted: number[] = []
 
   before(async () => {
     const key = createNetworkKey()
@@ -61,6 +64,8 @@ describe('rpc over a slow link: the timeout is on silence of bytes (bugs38)', fu
     const big = { call: async () => ({ text: 'x'.repeat(REPLY_BYTES) }) }
     t.add(await serve(b, BIG, big))
     t.add(await serve(b, BIG_KEPT, big))
+    t.add(await serve(b, BIG_ASK, { call: async (r) => ({ text: String(r.text.length) }) }))
+    t.add(await serve(b, BIG_NOTE, { notice: (n) => { noted.push(n.text.length) } }))
   })
   after(async () => { await t.run() })
 
@@ -79,6 +84,26 @@ describe('rpc over a slow link: the timeout is on silence of bytes (bugs38)', fu
       // (it really was slower than one timeout, and came over the link)
       assert.ok(took > 2 * TIMEOUT_MS, `took ${Math.round(took)} ms`)
       assert.ok(link.carried().down - down >= REPLY_BYTES)
+    })
+  }
+
+  // review38b: requests and notices were still bounded by one timeout for the whole message
+  for (const how of ['call()', 'notify()']) {
+    it(`${how}: a ${REPLY_BYTES >> 10} KiB ${how === 'call()' ? 'request' : 'notice'} paced over ~2.5 timeouts, its bytes flowing, arrives whole`, async () => {
+      const up = link.carried().up
+      const started = performance.now()
+      const big = 'x'.repeat(REPLY_BYTES)
+      if (how === 'call()') {
+        assert.equal((await call(a, b.peerId, BIG_ASK, { text: big })).text, String(REPLY_BYTES))
+      } else {
+        const before = noted.length
+        await notify(a, b.peerId, BIG_NOTE, { text: big })
+        await until('the notice was handled', () => noted.length > before, 4 * TIMEOUT_MS)
+        assert.equal(noted.at(-1), REPLY_BYTES)
+      }
+      const took = performance.now() - started
+      assert.ok(took > 2 * TIMEOUT_MS, `took ${Math.round(took)} ms`)
+      assert.ok(link.carried().up - up >= REPLY_BYTES)
     })
   }
 
