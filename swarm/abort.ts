@@ -33,7 +33,14 @@ export function onAbort (signal: AbortSignal, fn: (reason: unknown) => void): ()
     signal.addEventListener('abort', () => {
       const now = [...all]
       all.clear()
-      for (const f of now) f(signal.reason)
+      // one callback's throw (reported as an uncaught exception, as a listener's would be) spares the others
+      for (const f of now) {
+        try {
+          f(signal.reason)
+        } catch (err) {
+          queueMicrotask(() => { throw err })
+        }
+      }
     }, { once: true })
   }
   const mine = fns

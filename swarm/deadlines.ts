@@ -14,14 +14,25 @@ export interface Deadline { readonly at: number, readonly fn: () => void }
 /** A deadline counts as due this much before its time: Node's timers keep whole milliseconds. */
 const SLACK_MS = 1
 
+/**
+ * The longest a timer is armed for: Node's setTimeout takes at most 2^31 - 1 ms (~24.8 days) and
+ * fires after 1 ms past that, so a longer deadline (a wait scaled by a peer's stated uplink) would
+ * wake the timer every millisecond; armed for this instead, it fires, finds nothing due, arms again.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 export class Deadlines {
   private readonly pending = new Set<Deadline>()
   private timer: ReturnType<typeof setTimeout> | undefined
   /** When (performance.now()) the timer fires; Infinity when none is armed. */
   private armedAt = Infinity
+  /** The due deadlines fire() is running (out of `pending` already), and those cancelled meanwhile. */
+  private firing: Deadline[] | undefined
+  private readonly cancelled = new Set<Deadline>()
 
-  /** Call `fn` once after `ms`, unless cancel()led first. */
+  /** Call `fn` once after `ms`, unless cancel()led first (`ms` not a number: never; below 0: at once). */
   add (ms: number, fn: () => void): Deadline {
+    if (Number.isNaN(ms)) ms = Infinity
     const now = performance.now()
     const d: Deadline = { at: now + ms, fn }
     this.pending.add(d)
@@ -32,7 +43,11 @@ export class Deadlines {
 
   /** The deadline will not fire (nothing when it fired already). */
   cancel (d: Deadline): void {
-    if (this.pending.delete(d) && this.pending.size === 0) this.timer?.unref()
+    if (this.pending.delete(d)) {
+      if (this.pending.size === 0) this.timer?.unref()
+    } else if (this.firing?.includes(d) === true) {
+      this.cancelled.add(d)
+    }
   }
 
   /** Deadlines pending (for tests). */
@@ -41,7 +56,7 @@ export class Deadlines {
   private arm (now: number, at: number): void {
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.armedAt = at
-    this.timer = setTimeout(() => { this.fire() }, Math.max(0, at - now))
+    this.timer = setTimeout(() => { this.fire() }, Math.min(MAX_TIMER_MS, Math.max(0, at - now)))
   }
 
   private fire (): void {
@@ -56,13 +71,18 @@ export class Deadlines {
     }
     for (const d of due) this.pending.delete(d)
     if (next < Infinity) this.arm(now, next)
-    // one deadline's throw (an uncaught exception, as from a timer of its own) spares the others
+    this.firing = due
+    // one deadline's throw (an uncaught exception, as from a timer of its own) spares the others;
+    // one cancelled by another due in the same firing does not run (as a clearTimeout would)
     for (const d of due) {
+      if (this.cancelled.delete(d)) continue
       try {
         d.fn()
       } catch (err) {
         queueMicrotask(() => { throw err })
       }
     }
+    this.firing = undefined
+    this.cancelled.clear()
   }
 }

@@ -86,6 +86,41 @@ describe('swarm deadlines', () => {
       for (const l of listeners) process.on('uncaughtException', l)
     }
   })
+  it('a deadline cancelled by another due in the same firing does not run (as after a clearTimeout)', async () => {
+    const d = new Deadlines()
+    let ranB = false
+    let last = false
+    let b: ReturnType<Deadlines['add']> | undefined
+    d.add(10, () => { if (b !== undefined) d.cancel(b) })
+    b = d.add(10, () => { ranB = true })
+    d.add(10, () => { last = true })
+    await until('the last of the three ran', () => last)
+    assert.equal(ranB, false, 'a cancel()led deadline ran')
+    assert.equal(d.size, 0)
+  })
+
+  it("a deadline past setTimeout's longest (2^31 - 1 ms, a wait scaled by a peer's stated uplink) arms the timer for the longest, not 1 ms over and over", async () => {
+    const d = new Deadlines()
+    let overflows = 0
+    const heard = (w: Error): void => { if (w.name === 'TimeoutOverflowWarning') overflows++ }
+    process.on('warning', heard)
+    try {
+      const far = d.add(3e9, () => { assert.fail('a deadline 35 days away fired') })
+      // a near deadline fires and the timer is armed again for the far one
+      let near = false
+      d.add(5, () => { near = true })
+      await until('the near deadline ran', () => near)
+      let window = false
+      d.add(40, () => { window = true })
+      await until('a later deadline ran', () => window)
+      assert.equal(overflows, 0, `${overflows} TimeoutOverflowWarnings: the timer was armed past 2^31 - 1 ms`)
+      assert.equal(d.size, 1)
+      d.cancel(far)
+      assert.equal(d.size, 0)
+    } finally {
+      process.off('warning', heard)
+    }
+  })
 })
 
 describe('swarm onAbort', () => {
@@ -101,5 +136,26 @@ describe('swarm onAbort', () => {
     c.abort(reason)
     assert.equal(heard.length, 49)
     for (const [i, r] of heard as Array<[number, unknown]>) { assert.equal(i % 2, 1); assert.notEqual(i, 1); assert.equal(r, reason) }
+  })
+
+  it('one callback that throws does not keep the others from being called', async () => {
+    const c = new AbortController()
+    const errors: unknown[] = []
+    const listeners = process.listeners('uncaughtException')
+    process.removeAllListeners('uncaughtException')
+    const catcher = (err: unknown): void => { errors.push(err) }
+    process.on('uncaughtException', catcher)
+    try {
+      let second = false
+      onAbort(c.signal, () => { throw new Error('boom') })
+      onAbort(c.signal, () => { second = true })
+      c.abort()
+      assert.equal(second, true, 'the second callback was not called')
+      await until('the throw reported', () => errors.length === 1)
+      assert.match((errors[0] as Error).message, /boom/)
+    } finally {
+      process.off('uncaughtException', catcher)
+      for (const l of listeners) process.on('uncaughtException', l)
+    }
   })
 })
