@@ -456,6 +456,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     /** Connected peers that do not speak HOLD_PROTOCOL: asked on OPS_PROTOCOL until they disconnect. */
     const oldHolders = new Set<string>()
     const onHolderGone = (e: Event): void => { oldHolders.delete((e as CustomEvent<string>).detail) }
+    /** A peer gone: the lack list its run told this host ends (what it brought is kept), and is forgotten. */
+    const onServerGone = (e: Event): void => {
+      const peer = (e as CustomEvent<string>).detail
+      const st = served.get(peer)
+      if (st === undefined) return
+      served.delete(peer)
+      endServed(peer, st, false)
+    }
 
     // --- requests (this side asks) --------------------------------------------------------
     /** One call; the reply's kind follows the request's (OPS.reply checks it). */
@@ -599,8 +607,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * fetch (one receive), ended by the call that says so (e).
      */
     interface Served { token: number, fetch: Fetch, ended: boolean, done: Promise<boolean>, settle: (ok: boolean) => void }
-    /** Token of this host's next rbsr run. */
-    let runTokens = 0
+    /**
+     * Token of this host's next rbsr run: from a random 48-bit start, so that a restarted process
+     * does not reuse a token the peer still remembers from the one before (an ended list: its
+     * new run's lack calls were dropped).
+     */
+    let runTokens = randomBytes(6).readUIntBE(0, 6)
     /** Peer -> the token of this host's run in flight with it that offered to tell it what it lacks (until the list's end is sent). */
     const lackPlans = new Map<string, number>()
     /** Peer -> the lack list of its latest run that tells this host (one per peer: a newer run's replaces it). */
@@ -1487,6 +1499,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           onError: onServeError
         })
         host.addEventListener('peer:disconnect', onHolderGone)
+        host.addEventListener('peer:disconnect', onServerGone)
         tree.addEventListener('op', onOp as EventListener)
         gossip?.handle(onGossip)
         host.addEventListener('peer:connect', onPeersChanged)
@@ -1504,6 +1517,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         publishing.length = 0
         host.removeEventListener('peer:connect', onConnect)
         host.removeEventListener('peer:disconnect', onHolderGone)
+        host.removeEventListener('peer:disconnect', onServerGone)
+        for (const [peer, st] of served) endServed(peer, st, false)
+        served.clear()
         holds?.close()
         oldHolders.clear()
         host.removeEventListener('peer:connect', onPeersChanged)
