@@ -45,7 +45,10 @@
 //    its own run's token (`d`, starting that run if none is in flight) instead of a range answer:
 //    the other's run stops there and waits (SERVED_WAIT_MS, then it runs alone) for the lack list
 //    of that token: `lack` calls carrying the ids the peer lacks as each round finds them, the
-//    last one marked (`e`), whose ops it fetches by id in one fetch (one receive). A host of the
+//    last one marked (`e`), whose ops it fetches by id in one fetch (one receive). A run that
+//    fails or is cut short after it took the offer or said `d` fails (it is retried), and tells
+//    the peer so (`a` with `e`, best effort): the peer's run stops waiting and runs rbsr itself,
+//    as it does at once when the peer disconnects. A host of the
 //    version before neither offers nor takes (it reads neither field), so with it both sides run
 //    rbsr as before; it is never sent a `lack` call.
 //  - Catch-up (issue 16): a connection may outlive a cut link (no reconnect, so no reconcile on
@@ -112,7 +115,8 @@
 //   call   { t: 'rbsr', m: bytes, b?: true }       -> { t: 'rbsr', m: bytes, b?: true } | { t: 'rbsr', m: (empty), d: uint }  (rbsr.ts
 //                                                   messages, the asker is the client; b, d: see "One run both ways")
 //   call   { t: 'lack', k: uint, ids: bytes, e?: true } -> { t: 'lack' }  (ids: 32-byte op digests end to end, at most
-//                                                   LACK_MAX_IDS; k: the run's token; e: the list's last call)
+//                                                   LACK_MAX_IDS; k: the run's token; e: the list's last call;
+//                                                   a (with e, no ids): the run gave up, the list is cut short)
 //   call   { t: 'byid', ids: [CID...], c?: true } -> { t: 'ops', ops: [block...] }  (exactly those it holds; with
 //                                                   c, BYID_MAX_BYTES of them at most: the asker asks again)
 //   call   { t: 'hold', id: CID, op: block, r?: true, b?: [block...] } -> { t: 'held', held: bool, r?: true }  (see "Hold"
@@ -348,7 +352,7 @@ export class SyncProtocolError extends RpcProtocolError {
  * A hold ask; `r`: the holder publishes the op (and the parents it fetches) on the asker's
  * behalf; `b` (with `r`): the asker's ops below it not sent yet, oldest first (see "Relay" in the header).
  */
-export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array, b?: true } | { t: 'lack', k: number, ids: Uint8Array, e?: true } | { t: 'byid', ids: CID[], c?: true } | { t: 'hold', id: CID, op: Uint8Array, r?: true, b?: Uint8Array[] }
+export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array, b?: true } | { t: 'lack', k: number, ids: Uint8Array, e?: true, a?: true } | { t: 'byid', ids: CID[], c?: true } | { t: 'hold', id: CID, op: Uint8Array, r?: true, b?: Uint8Array[] }
 /** `r` of a held answer: the holder publishes what it took (asked with `r`; a host of the version before never says it). */
 export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array, b?: true, d?: number } | { t: 'lack' } | { t: 'held', held: boolean, r?: true }
 /** `r` (gossip only): the publisher's peer id, in a message that holds ops it relays for their author. */
@@ -539,6 +543,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           })
         }
       }
+      /** The list's end went to the peer (a run that told it, or promised it: `d`, and did not, says it gave up: `a`). */
+      let listed = false
+      const giveUp = (): void => {
+        const req: OpsRequest = { t: 'lack', k: token, ids: new Uint8Array(0), e: true, a: true }
+        // best effort, after what is being told: the peer runs rbsr itself at once (at worst
+        // once its wait runs out or this host disconnects)
+        telling.then(async () => { await request(peer, req) }).catch((err: unknown) => { log('telling %s this run gave up failed: %e', peer, err) })
+      }
       let took = false
       try {
         let msg: Uint8Array | null = rbsrInitiate(set, { frameLimit: RBSR_FRAME_BYTES })
@@ -592,9 +604,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         took = true
         await fetch.end()
         await telling
+        // the peer waits on this run for what it lacks: a list cut short fails the run (retried)
+        if (tell && !told) throw new Error(`telling ${peer} what it lacks failed`)
+        listed = tell
         return true
       } finally {
         if (lackPlans.get(peer) === token) lackPlans.delete(peer)
+        if (!listed && (tell || promised.has(token))) giveUp()
+        promised.delete(token)
         // a run that ends early (a failure, MAX_RBSR_ROUNDS) keeps what its fetch brought so far
         // (what is in flight is waited for; its own failure is not the one to report)
         if (!took) await fetch.end().catch((err: unknown) => { log('fetching from %s after a failed rbsr run: %e', peer, err) })
@@ -615,12 +632,19 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     let runTokens = randomBytes(6).readUIntBE(0, 6)
     /** Peer -> the token of this host's run in flight with it that offered to tell it what it lacks (until the list's end is sent). */
     const lackPlans = new Map<string, number>()
+    /** Tokens of this host's runs in flight that the peer was told (`d`) serve it too. */
+    const promised = new Set<number>()
     /** Peer -> the lack list of its latest run that tells this host (one per peer: a newer run's replaces it). */
     const served = new Map<string, Served>()
-    /** `whole`: the list's last call came (a list a newer one replaced did not: a run waiting for it runs alone). */
+    /**
+     * `whole`: the list's last call came, and the run waiting for it returns once its ops are
+     * fetched. Otherwise (the peer's run gave up, the peer went away, a newer list replaced it)
+     * that run is let go at once, to run rbsr alone; what the list brought is kept.
+     */
     const endServed = (peer: string, st: Served, whole: boolean): void => {
       if (st.ended) return
       st.ended = true
+      if (!whole) st.settle(false)
       st.fetch.end().then(() => { st.settle(whole) }, (err: unknown) => {
         log('fetching what %s told this host it lacks failed: %e', peer, err)
         retry(peer, 'pull')
@@ -872,7 +896,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         const st = servedBy(peer, req.k)
         if (!st.ended) {
           st.fetch.add(splitIds(req.ids))
-          if (req.e === true) endServed(peer, st, true)
+          if (req.e === true) endServed(peer, st, req.a !== true)
         }
         return { t: 'lack' }
       }
@@ -884,7 +908,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           // host's starts now, and offers (reconcileRanges marks it before its first await)
           if (!lackPlans.has(peer) && !reconciling.has(peer) && tree.opSet().size > 0) onConnect(new CustomEvent('peer:connect', { detail: peer }))
           const mine = lackPlans.get(peer)
-          if (mine !== undefined) return { t: 'rbsr', m: new Uint8Array(0), d: mine }
+          if (mine !== undefined) {
+            promised.add(mine)
+            return { t: 'rbsr', m: new Uint8Array(0), d: mine }
+          }
         }
         try {
           const t0 = performance.now()
@@ -1610,7 +1637,9 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
     }
     if (m.t === 'lack') {
       if (m.e !== undefined && m.e !== true) throw new SyncProtocolError('lack: e must be true when given')
+      if (m.a !== undefined && (m.a !== true || m.e !== true)) throw new SyncProtocolError('lack: a must be true, and come with e')
       const ids = lackBytes(m.ids, m.e === true)
+      if (m.a === true) return { t: 'lack', k: runToken(m.k), ids, e: true, a: true }
       return m.e === true ? { t: 'lack', k: runToken(m.k), ids, e: true } : { t: 'lack', k: runToken(m.k), ids }
     }
     if (m.t === 'byid') {

@@ -105,4 +105,23 @@ describe('sync: one run both ways', function () {
       assert.equal(heads(tA), heads(tB))
     })
   }
+
+  it('one failed ops stream on the host whose id sorts first (each of its first 8 in turn): both end with the union, the other\'s served wait not left to run out', async function () {
+    const net = createNetworkKey()
+    for (let k = 0; k < 8; k++) {
+      const [kA, kB] = await orderedKeys()
+      const tA = await openTree(kA)
+      const tB = await openTree(kB)
+      await mkdirs(tA, 'a-', 50)
+      await mkdirs(tB, 'b-', 50)
+      // the served wait far longer than the bound below: the union must not wait for it
+      const a = await up(net, kA, tA, { failAt: new Set([k]), servedWaitMs: 600_000 })
+      const b = await up(net, kB, tB, { servedWaitMs: 600_000 })
+      await b.host.dial(a.host.addresses()[0])
+      await until(`union with stream ${k} failing`, () => tA.size === 100 && tB.size === 100, 20000)
+      assert.equal(heads(tA), heads(tB))
+      await b.stop()
+      await a.stop()
+    }
+  })
 })
