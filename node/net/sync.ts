@@ -48,7 +48,9 @@
 //    last one marked (`e`), whose ops it fetches by id in one fetch (one receive). A run that
 //    fails or is cut short after it took the offer or said `d` fails (it is retried), and tells
 //    the peer so (`a` with `e`, best effort): the peer's run stops waiting and runs rbsr itself,
-//    as it does at once when the peer disconnects. A host of the
+//    as it does at once when the peer disconnects. Lack calls are taken only for a run whose
+//    offer this host took, or for the list its own run waits on, LACK_MAX_LIST ids a list at
+//    most (past it, and once the wait ran out, the ids are dropped). A host of the
 //    version before neither offers nor takes (it reads neither field), so with it both sides run
 //    rbsr as before; it is never sent a `lack` call.
 //  - Catch-up (issue 16): a connection may outlive a cut link (no reconnect, so no reconcile on
@@ -190,6 +192,14 @@ export const RBSR_FRAME_BYTES = 256 * 1024
 export const RBSR_MAX_MESSAGE_BYTES = RBSR_FRAME_BYTES + 4096
 /** Most ids in one lack call (32 bytes each: 512 KiB). */
 export const LACK_MAX_IDS = 16_384
+/**
+ * Most ids one lack list gives the host it serves (16 calls: 8 MiB of digests). Past it the
+ * served host keeps the ids it took, drops the rest (the calls are still answered: the teller's
+ * run is not failed and retried for it) and runs rbsr itself, which fetches what it lacks.
+ */
+export const LACK_MAX_LIST = 16 * LACK_MAX_IDS
+/** A fetch drops the ids it asked for from its list once this many were (and at least half of it). */
+const FETCH_TRIM_IDS = 4096
 /** How long a run the peer's run serves (`d`) waits for its lack list's end before it runs rbsr itself (two request timeouts). */
 export const SERVED_WAIT_MS = 20_000
 /** Most rbsr rounds in one reconciliation; past it, the heads walk finishes the job. */
@@ -463,6 +473,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     /** A peer gone: the lack list its run told this host ends (what it brought is kept), and is forgotten. */
     const onServerGone = (e: Event): void => {
       const peer = (e as CustomEvent<string>).detail
+      taken.delete(peer)
       const st = served.get(peer)
       if (st === undefined) return
       served.delete(peer)
@@ -623,7 +634,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * this host it lacks (`lack` calls of its run's token) are fetched as they come, in one
      * fetch (one receive), ended by the call that says so (e).
      */
-    interface Served { token: number, fetch: Fetch, ended: boolean, done: Promise<boolean>, settle: (ok: boolean) => void }
+    interface Served { token: number, fetch: Fetch, ids: number, ended: boolean, done: Promise<boolean>, settle: (ok: boolean) => void }
     /**
      * Token of this host's next rbsr run: from a random 48-bit start, so that a restarted process
      * does not reuse a token the peer still remembers from the one before (an ended list: its
@@ -632,6 +643,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     let runTokens = randomBytes(6).readUIntBE(0, 6)
     /** Peer -> the token of this host's run in flight with it that offered to tell it what it lacks (until the list's end is sent). */
     const lackPlans = new Map<string, number>()
+    /**
+     * Peers whose run's offer this host took (answered `b`) and whose first lack call has not
+     * come: that call's token starts the list. A lack call of no such run, nor of the list a run
+     * of this host waits on (`d`), is refused (its ids would be fetched, and kept, for nothing).
+     */
+    const taken = new Set<string>()
     /** Tokens of this host's runs in flight that the peer was told (`d`) serve it too. */
     const promised = new Set<number>()
     /** Peer -> the lack list of its latest run that tells this host (one per peer: a newer run's replaces it). */
@@ -658,18 +675,21 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (old !== undefined) endServed(peer, old, false)
       let settle: (ok: boolean) => void = () => {}
       const done = new Promise<boolean>(resolve => { settle = resolve })
-      const st: Served = { token, fetch: openFetch(peer), ended: false, done, settle }
+      const st: Served = { token, fetch: openFetch(peer), ids: 0, ended: false, done, settle }
       served.set(peer, st)
       return st
     }
-    /** Whether the peer's run `token` told this host all it lacks and that was fetched, within servedWaitMs. */
+    /**
+     * Whether the peer's run `token` told this host all it lacks and that was fetched, within
+     * servedWaitMs (past it, the list ends: later calls of it are answered, their ids dropped).
+     */
     const waitServed = async (peer: string, token: number): Promise<boolean> => {
       const st = servedBy(peer, token)
       let timer: ReturnType<typeof setTimeout> | undefined
       let onStop = (): void => {}
       const stop = new Promise<boolean>(resolve => {
         onStop = () => { resolve(false) }
-        timer = setTimeout(onStop, servedWaitMs)
+        timer = setTimeout(() => { endServed(peer, st, false) }, servedWaitMs)
         shutdown.signal.addEventListener('abort', onStop, { once: true })
       })
       try {
@@ -694,6 +714,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const openFetch = (peer: string, opts?: AbortOptions): Fetch => {
       const t00 = performance.now()
       const wanted: CID[] = []
+      /** Ids added (wanted drops those asked). */
+      let count = 0
       let missing: CID[] = []
       let held: Uint8Array[] = []
       let heldNames: Array<{ cid: CID, id: string }> = []
@@ -808,6 +830,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           } else if (next < wanted.length) {
             ask = wanted.slice(next, next + per)
             next += ask.length
+            // the ids asked are not kept (a long list, told as it is found, grows while asked)
+            if (next >= FETCH_TRIM_IDS && next * 2 >= wanted.length) {
+              wanted.splice(0, next)
+              next = 0
+            }
           } else {
             return
           }
@@ -824,7 +851,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const add = (digests: Uint8Array[]): void => {
         for (const d of digests) {
           const c = opCid(d)
-          if (!tree.hasOp(c)) wanted.push(c)
+          if (!tree.hasOp(c)) { wanted.push(c); count++ }
         }
         launch()
       }
@@ -841,7 +868,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         }
         // ops held back for parents the peer's set did not show (it grew meanwhile): walk for them
         const left = uniq(missing.filter(c => !tree.hasOp(c)))
-        if (syncTrace.on) traceMark('fetch.total', t00, wanted.length)
+        if (syncTrace.on) traceMark('fetch.total', t00, count)
         if (left.length > 0) await fetchFrom(peer, left, opts)
       }
       return { add, end: async () => { await (ending ??= finish()) } }
@@ -893,11 +920,29 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (req.t === 'lack') {
         // a host of the version before does not know the call
         if (!bothWays) throw new SyncProtocolError('unknown request "lack"')
-        const st = servedBy(peer, req.k)
-        if (!st.ended) {
-          st.fetch.add(splitIds(req.ids))
-          if (req.e === true) endServed(peer, st, req.a !== true)
+        const cur = served.get(peer)
+        let st: Served
+        if (cur?.token === req.k) {
+          st = cur
+          taken.delete(peer)
+        } else if (taken.delete(peer)) {
+          st = servedBy(peer, req.k)
+        } else {
+          throw new SyncProtocolError(`lack: no run of ${peer} with token ${req.k} serves this host`)
         }
+        // a list that ended (its end came, this host's wait ran out, it grew past LACK_MAX_LIST)
+        // takes no more ids; its calls are still answered
+        if (st.ended) return { t: 'lack' }
+        const ids = splitIds(req.ids)
+        if (st.ids + ids.length > LACK_MAX_LIST) {
+          st.fetch.add(ids.slice(0, LACK_MAX_LIST - st.ids))
+          st.ids = LACK_MAX_LIST
+          endServed(peer, st, false)
+          return { t: 'lack' }
+        }
+        st.ids += ids.length
+        st.fetch.add(ids)
+        if (req.e === true) endServed(peer, st, req.a !== true)
         return { t: 'lack' }
       }
       if (req.t === 'rbsr') {
@@ -918,7 +963,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           const m = rbsrRespond(tree.opSet(), req.m, { frameLimit: RBSR_FRAME_BYTES })
           if (syncTrace.on) traceMark('rbsr.server', t0, 0, m.byteLength)
           // taken: this host is told what it lacks (it runs rbsr itself when it holds no ops: the heads walk)
-          if (req.b === true && bothWays && tree.opSet().size > 0) return { t: 'rbsr', m, b: true }
+          if (req.b === true && bothWays && tree.opSet().size > 0) {
+            taken.add(peer)
+            return { t: 'rbsr', m, b: true }
+          }
           return { t: 'rbsr', m }
         } catch (err) {
           if (err instanceof RbsrError) throw new SyncProtocolError(`bad rbsr message: ${err.message}`)
@@ -1547,6 +1595,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         host.removeEventListener('peer:disconnect', onServerGone)
         for (const [peer, st] of served) endServed(peer, st, false)
         served.clear()
+        taken.clear()
         holds?.close()
         oldHolders.clear()
         host.removeEventListener('peer:connect', onPeersChanged)

@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
-import { createHost, createNetworkKey, createSync, signerFor, verify, OPS_PROTOCOL, OPS, call, serve } from '../../node/net/index.ts'
+import { createHost, createNetworkKey, createSync, signerFor, verify, OPS_PROTOCOL, OPS, call, serve, LACK_MAX_IDS, LACK_MAX_LIST } from '../../node/net/index.ts'
 import type { OpsReply, Host, Sync, SyncHost } from '../../node/net/index.ts'
-import { Tree, ROOT } from '../../node/tree/index.ts'
+import { Tree, ROOT, OpSet, rbsrInitiate } from '../../node/tree/index.ts'
 
 // One rbsr run serving both directions (node/net/sync.ts "One run both ways"): its tokens, its
 // failures, and the lack calls it accepts.
@@ -123,5 +123,59 @@ describe('sync: one run both ways', function () {
       await b.stop()
       await a.stop()
     }
+  })
+
+  /** A bare host m (no sync) that counts the byid ids b asks of it (it holds none of them), dialled to b. */
+  async function bare (net: Uint8Array, key: PrivateKey, b: Up): Promise<{ m: Host, asked: () => number }> {
+    const m = await createHost({ privateKey: key, networkKey: net, listen: [memAddr()], join: [] })
+    teardown.push(async () => { await m.stop() })
+    let asked = 0
+    const unserve = await serve(m, OPS, {
+      call: async (req): Promise<OpsReply> => {
+        if (req.t === 'byid') { asked += req.ids.length; return { t: 'ops', ops: [] } }
+        if (req.t === 'heads') return { t: 'heads', heads: [] }
+        throw new Error('not served here')
+      },
+      notice: async () => {}
+    })
+    teardown.push(unserve)
+    await m.dial(b.host.addresses()[0])
+    await until('connected', () => b.host.peers().length === 1)
+    return { m, asked: () => asked }
+  }
+
+  it('a lack call no run of this host waits on (no offer taken, no d) is refused, and nothing it names is fetched', async function () {
+    const net = createNetworkKey()
+    const [kM, kB] = await orderedKeys()
+    const tB = await openTree(kB)
+    await mkdirs(tB, 'b-', 5)
+    const b = await up(net, kB, tB)
+    const { m, asked } = await bare(net, kM, b)
+    await assert.rejects(call(m, b.host.peerId, OPS, { t: 'lack', k: 1, ids: randomBytes(32 * 8) }, { timeoutMs: 10000 }))
+    await assert.rejects(call(m, b.host.peerId, OPS, { t: 'lack', k: 1, ids: randomBytes(32 * 8), e: true }, { timeoutMs: 10000 }))
+    assert.equal(asked(), 0)
+  })
+
+  it('a lack list of an offer this host took holds at most LACK_MAX_LIST ids (calls past it are answered, their ids dropped), and a second list needs a second offer taken', async function () {
+    const net = createNetworkKey()
+    const [kM, kB] = await orderedKeys()
+    const tB = await openTree(kB)
+    await mkdirs(tB, 'b-', 5)
+    const b = await up(net, kB, tB)
+    const { m, asked } = await bare(net, kM, b)
+    // m offers (its set: one id b lacks); b takes the offer
+    const mine = new OpSet()
+    mine.add(1, randomBytes(32))
+    const r = await call(m, b.host.peerId, OPS, { t: 'rbsr', m: rbsrInitiate(mine), b: true }, { timeoutMs: 10000 })
+    assert.ok(r.t === 'rbsr' && r.b === true, 'b takes the offer')
+    const calls = LACK_MAX_LIST / LACK_MAX_IDS + 2
+    for (let i = 0; i < calls; i++) await call(m, b.host.peerId, OPS, { t: 'lack', k: 7, ids: randomBytes(32 * LACK_MAX_IDS) }, { timeoutMs: 10000 })
+    await until('b asked what it kept', () => asked() >= LACK_MAX_LIST, 60000)
+    // the fetch's requests are all answered: nothing more is asked
+    let last = -1; let since = Date.now()
+    await until('quiet', () => { if (asked() !== last) { last = asked(); since = Date.now() } return Date.now() - since > 500 }, 60000)
+    assert.equal(asked(), LACK_MAX_LIST)
+    // another token, no offer taken since: refused
+    await assert.rejects(call(m, b.host.peerId, OPS, { t: 'lack', k: 8, ids: randomBytes(32) }, { timeoutMs: 10000 }))
   })
 })
