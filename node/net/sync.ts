@@ -634,7 +634,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * this host it lacks (`lack` calls of its run's token) are fetched as they come, in one
      * fetch (one receive), ended by the call that says so (e).
      */
-    interface Served { token: number, fetch: Fetch, ids: number, ended: boolean, done: Promise<boolean>, settle: (ok: boolean) => void }
+    interface Served { token: number, fetch: Fetch | undefined, ids: number, ended: boolean, done: Promise<boolean>, settle: (ok: boolean) => void }
     /**
      * Token of this host's next rbsr run: from a random 48-bit start, so that a restarted process
      * does not reuse a token the peer still remembers from the one before (an ended list: its
@@ -662,7 +662,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (st.ended) return
       st.ended = true
       if (!whole) st.settle(false)
-      st.fetch.end().then(() => { st.settle(whole) }, (err: unknown) => {
+      // the entry stays (a run may wait for its token after its end came), its fetch does not:
+      // the list's ids and what they brought are let go once fetched
+      const fetch = st.fetch
+      st.fetch = undefined
+      if (fetch === undefined) return
+      fetch.end().then(() => { st.settle(whole) }, (err: unknown) => {
         log('fetching what %s told this host it lacks failed: %e', peer, err)
         retry(peer, 'pull')
         st.settle(false)
@@ -935,13 +940,13 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         if (st.ended) return { t: 'lack' }
         const ids = splitIds(req.ids)
         if (st.ids + ids.length > LACK_MAX_LIST) {
-          st.fetch.add(ids.slice(0, LACK_MAX_LIST - st.ids))
+          st.fetch?.add(ids.slice(0, LACK_MAX_LIST - st.ids))
           st.ids = LACK_MAX_LIST
           endServed(peer, st, false)
           return { t: 'lack' }
         }
         st.ids += ids.length
-        st.fetch.add(ids)
+        st.fetch?.add(ids)
         if (req.e === true) endServed(peer, st, req.a !== true)
         return { t: 'lack' }
       }

@@ -9,6 +9,9 @@ import type { PrivateKey } from '@libp2p/interface'
 import { createHost, createNetworkKey, createSync, signerFor, verify, OPS_PROTOCOL, OPS, call, serve, LACK_MAX_IDS, LACK_MAX_LIST } from '../../node/net/index.ts'
 import type { OpsReply, Host, Sync, SyncHost } from '../../node/net/index.ts'
 import { Tree, ROOT, OpSet, rbsrInitiate } from '../../node/tree/index.ts'
+import { CID } from 'multiformats/cid'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 
 // One rbsr run serving both directions (node/net/sync.ts "One run both ways"): its tokens, its
 // failures, and the lack calls it accepts.
@@ -177,5 +180,29 @@ describe('sync: one run both ways', function () {
     assert.equal(asked(), LACK_MAX_LIST)
     // another token, no offer taken since: refused
     await assert.rejects(call(m, b.host.peerId, OPS, { t: 'lack', k: 8, ids: randomBytes(32) }, { timeoutMs: 10000 }))
+  })
+
+  it('a lack list that ended keeps none of its ids: the CIDs a served host holds do not fall when its sync stops', async function () {
+    v8.setFlagsFromString('--expose-gc')
+    const gc = vm.runInNewContext('gc') as () => void
+    const net = createNetworkKey()
+    const [kA, kB] = await orderedKeys()
+    const tA = await openTree(kA)
+    const tB = await openTree(kB)
+    await mkdirs(tA, 'a-', 20000)
+    await mkdirs(tB, 'b-', 1)
+    const a = await up(net, kA, tA)
+    const b = await up(net, kB, tB)
+    await b.host.dial(a.host.addresses()[0])
+    await until('union', () => tA.size === 20001 && tB.size === 20001 && a.sync.stats().reconciles >= 1 && b.sync.stats().reconciles >= 1, 60000)
+    assert.equal(b.sync.stats().rbsrServed, 1)
+    // quiet: the stats stop changing for 500 ms
+    let last = ''; let since = Date.now()
+    await until('quiet', () => { const k = JSON.stringify([a.sync.stats(), b.sync.stats()]); if (k !== last) { last = k; since = Date.now() } return Date.now() - since > 500 })
+    const cids = async (): Promise<number> => { gc(); gc(); return v8.queryObjects(CID, { format: 'count' }) }
+    const before = await cids()
+    await b.sync.stop()
+    const after = await cids()
+    assert.ok(before - after < 1000, `stopping b's sync let go of ${before - after} CIDs`)
   })
 })
