@@ -685,8 +685,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       return st
     }
     /**
-     * Whether the peer's run `token` told this host all it lacks and that was fetched, within
-     * servedWaitMs (past it, the list ends: later calls of it are answered, their ids dropped).
+     * Whether the peer's run `token` told this host all it lacks and that was fetched. servedWaitMs
+     * bounds the list's arrival, not the fetch: a list whose end came is waited for until its ops
+     * are fetched (each request has its timeout), however slow the link; one whose end did not
+     * come in time ends there (later calls of it are answered, their ids dropped).
      */
     const waitServed = async (peer: string, token: number): Promise<boolean> => {
       const st = servedBy(peer, token)

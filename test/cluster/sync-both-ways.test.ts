@@ -50,7 +50,7 @@ describe('sync: one run both ways', function () {
     return tree
   }
   interface Up { host: Host, sync: Sync, stop: () => Promise<void> }
-  /** A host and its sync; `failAt`: the ops streams (by count) this host opens that fail; `delayMs`: each ops stream it opens waits that long first. */
+  /** A host and its sync; `failAt`: the ops streams (by count) this host opens that fail; `delayMs`: each ops stream it opens after its first waits that long first. */
   async function up (networkKey: Uint8Array, key: PrivateKey, tree: Tree, o: { gossip?: boolean, servedWaitMs?: number, failAt?: Set<number>, delayMs?: number } = {}): Promise<Up> {
     const host = await createHost({ privateKey: key, networkKey, listen: [memAddr()], join: [] })
     let view: SyncHost = o.gossip === true ? host : noGossip(host)
@@ -60,8 +60,9 @@ describe('sync: one run both ways', function () {
       view = {
         ...inner,
         newStream: async (peer, protocol, opts) => {
-          if (protocol === OPS_PROTOCOL && o.failAt?.has(n++) === true) throw new Error('injected stream failure')
-          if (protocol === OPS_PROTOCOL && o.delayMs !== undefined) await new Promise(resolve => setTimeout(resolve, o.delayMs))
+          const k = protocol === OPS_PROTOCOL ? n++ : -1
+          if (o.failAt?.has(k) === true) throw new Error('injected stream failure')
+          if (k > 0 && o.delayMs !== undefined) await new Promise(resolve => setTimeout(resolve, o.delayMs))
           return await inner.newStream(peer, protocol, opts)
         }
       }
@@ -204,5 +205,24 @@ describe('sync: one run both ways', function () {
     await b.sync.stop()
     const after = await cids()
     assert.ok(before - after < 1000, `stopping b's sync let go of ${before - after} CIDs`)
+  })
+
+  it('a served run waits for its list\'s end for servedWaitMs, and then for the fetch of what it named however long that takes (a slow link): it runs no rbsr of its own', async function () {
+    const net = createNetworkKey()
+    const [kA, kB] = await orderedKeys()
+    const tA = await openTree(kA)
+    const tB = await openTree(kB)
+    await mkdirs(tA, 'a-', 50)
+    await mkdirs(tB, 'b-', 50)
+    const a = await up(net, kA, tA)
+    // b's first ops stream (its own run's offer, which a answers with d) goes at once, each later
+    // one (its fetch by id of what a tells it) takes longer than b's served wait
+    const b = await up(net, kB, tB, { servedWaitMs: 1000, delayMs: 2000 })
+    await b.host.dial(a.host.addresses()[0])
+    await until('union', () => tA.size === 100 && tB.size === 100 && a.sync.stats().reconciles >= 1 && b.sync.stats().reconciles >= 1, 30000)
+    const sb = b.sync.stats()
+    assert.equal(sb.rbsrServed, 1)
+    assert.equal(sb.rbsrRounds, 0, 'b ran rbsr itself')
+    assert.equal(heads(tA), heads(tB))
   })
 })
