@@ -45,7 +45,12 @@
 //    its own run's token (`d`, starting that run if none is in flight) instead of a range answer:
 //    the other's run stops there and waits (SERVED_WAIT_MS, then it runs alone) for the lack list
 //    of that token: `lack` calls carrying the ids the peer lacks as each round finds them, the
-//    last one marked (`e`), whose ops it fetches by id in one fetch (one receive). A host of the
+//    last one marked (`e`), whose ops it fetches by id in one fetch (one receive). A run that
+//    fails or is cut short after it took the offer or said `d` fails (it is retried), and tells
+//    the peer so (`a` with `e`, best effort): the peer's run stops waiting and runs rbsr itself,
+//    as it does at once when the peer disconnects. Lack calls are taken only for a run whose
+//    offer this host took, or for the list its own run waits on, LACK_MAX_LIST ids a list at
+//    most (past it, and once the wait ran out, the ids are dropped). A host of the
 //    version before neither offers nor takes (it reads neither field), so with it both sides run
 //    rbsr as before; it is never sent a `lack` call.
 //  - Catch-up (issue 16): a connection may outlive a cut link (no reconnect, so no reconcile on
@@ -112,7 +117,8 @@
 //   call   { t: 'rbsr', m: bytes, b?: true }       -> { t: 'rbsr', m: bytes, b?: true } | { t: 'rbsr', m: (empty), d: uint }  (rbsr.ts
 //                                                   messages, the asker is the client; b, d: see "One run both ways")
 //   call   { t: 'lack', k: uint, ids: bytes, e?: true } -> { t: 'lack' }  (ids: 32-byte op digests end to end, at most
-//                                                   LACK_MAX_IDS; k: the run's token; e: the list's last call)
+//                                                   LACK_MAX_IDS; k: the run's token; e: the list's last call;
+//                                                   a (with e, no ids): the run gave up, the list is cut short)
 //   call   { t: 'byid', ids: [CID...], c?: true } -> { t: 'ops', ops: [block...] }  (exactly those it holds; with
 //                                                   c, BYID_MAX_BYTES of them at most: the asker asks again)
 //   call   { t: 'hold', id: CID, op: block, r?: true, b?: [block...] } -> { t: 'held', held: bool, r?: true }  (see "Hold"
@@ -186,6 +192,14 @@ export const RBSR_FRAME_BYTES = 256 * 1024
 export const RBSR_MAX_MESSAGE_BYTES = RBSR_FRAME_BYTES + 4096
 /** Most ids in one lack call (32 bytes each: 512 KiB). */
 export const LACK_MAX_IDS = 16_384
+/**
+ * Most ids one lack list gives the host it serves (16 calls: 8 MiB of digests). Past it the
+ * served host keeps the ids it took, drops the rest (the calls are still answered: the teller's
+ * run is not failed and retried for it) and runs rbsr itself, which fetches what it lacks.
+ */
+export const LACK_MAX_LIST = 16 * LACK_MAX_IDS
+/** A fetch drops the ids it asked for from its list once this many were (and at least half of it). */
+const FETCH_TRIM_IDS = 4096
 /** How long a run the peer's run serves (`d`) waits for its lack list's end before it runs rbsr itself (two request timeouts). */
 export const SERVED_WAIT_MS = 20_000
 /** Most rbsr rounds in one reconciliation; past it, the heads walk finishes the job. */
@@ -348,7 +362,7 @@ export class SyncProtocolError extends RpcProtocolError {
  * A hold ask; `r`: the holder publishes the op (and the parents it fetches) on the asker's
  * behalf; `b` (with `r`): the asker's ops below it not sent yet, oldest first (see "Relay" in the header).
  */
-export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array, b?: true } | { t: 'lack', k: number, ids: Uint8Array, e?: true } | { t: 'byid', ids: CID[], c?: true } | { t: 'hold', id: CID, op: Uint8Array, r?: true, b?: Uint8Array[] }
+export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array, b?: true } | { t: 'lack', k: number, ids: Uint8Array, e?: true, a?: true } | { t: 'byid', ids: CID[], c?: true } | { t: 'hold', id: CID, op: Uint8Array, r?: true, b?: Uint8Array[] }
 /** `r` of a held answer: the holder publishes what it took (asked with `r`; a host of the version before never says it). */
 export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array, b?: true, d?: number } | { t: 'lack' } | { t: 'held', held: boolean, r?: true }
 /** `r` (gossip only): the publisher's peer id, in a message that holds ops it relays for their author. */
@@ -456,6 +470,15 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     /** Connected peers that do not speak HOLD_PROTOCOL: asked on OPS_PROTOCOL until they disconnect. */
     const oldHolders = new Set<string>()
     const onHolderGone = (e: Event): void => { oldHolders.delete((e as CustomEvent<string>).detail) }
+    /** A peer gone: the lack list its run told this host ends (what it brought is kept), and is forgotten. */
+    const onServerGone = (e: Event): void => {
+      const peer = (e as CustomEvent<string>).detail
+      taken.delete(peer)
+      const st = served.get(peer)
+      if (st === undefined) return
+      served.delete(peer)
+      endServed(peer, st, false)
+    }
 
     // --- requests (this side asks) --------------------------------------------------------
     /** One call; the reply's kind follows the request's (OPS.reply checks it). */
@@ -531,6 +554,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           })
         }
       }
+      /** The list's end went to the peer (a run that told it, or promised it: `d`, and did not, says it gave up: `a`). */
+      let listed = false
+      const giveUp = (): void => {
+        const req: OpsRequest = { t: 'lack', k: token, ids: new Uint8Array(0), e: true, a: true }
+        // best effort, after what is being told: the peer runs rbsr itself at once (at worst
+        // once its wait runs out or this host disconnects)
+        telling.then(async () => { await request(peer, req) }).catch((err: unknown) => { log('telling %s this run gave up failed: %e', peer, err) })
+      }
       let took = false
       try {
         let msg: Uint8Array | null = rbsrInitiate(set, { frameLimit: RBSR_FRAME_BYTES })
@@ -584,9 +615,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         took = true
         await fetch.end()
         await telling
+        // the peer waits on this run for what it lacks: a list cut short fails the run (retried)
+        if (tell && !told) throw new Error(`telling ${peer} what it lacks failed`)
+        listed = tell
         return true
       } finally {
         if (lackPlans.get(peer) === token) lackPlans.delete(peer)
+        if (!listed && (tell || promised.has(token))) giveUp()
+        promised.delete(token)
         // a run that ends early (a failure, MAX_RBSR_ROUNDS) keeps what its fetch brought so far
         // (what is in flight is waited for; its own failure is not the one to report)
         if (!took) await fetch.end().catch((err: unknown) => { log('fetching from %s after a failed rbsr run: %e', peer, err) })
@@ -598,18 +634,40 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * this host it lacks (`lack` calls of its run's token) are fetched as they come, in one
      * fetch (one receive), ended by the call that says so (e).
      */
-    interface Served { token: number, fetch: Fetch, ended: boolean, done: Promise<boolean>, settle: (ok: boolean) => void }
-    /** Token of this host's next rbsr run. */
-    let runTokens = 0
+    interface Served { token: number, fetch: Fetch | undefined, ids: number, ended: boolean, done: Promise<boolean>, settle: (ok: boolean) => void }
+    /**
+     * Token of this host's next rbsr run: from a random 48-bit start, so that a restarted process
+     * does not reuse a token the peer still remembers from the one before (an ended list: its
+     * new run's lack calls were dropped).
+     */
+    let runTokens = randomBytes(6).readUIntBE(0, 6)
     /** Peer -> the token of this host's run in flight with it that offered to tell it what it lacks (until the list's end is sent). */
     const lackPlans = new Map<string, number>()
+    /**
+     * Peers whose run's offer this host took (answered `b`) and whose first lack call has not
+     * come: that call's token starts the list. A lack call of no such run, nor of the list a run
+     * of this host waits on (`d`), is refused (its ids would be fetched, and kept, for nothing).
+     */
+    const taken = new Set<string>()
+    /** Tokens of this host's runs in flight that the peer was told (`d`) serve it too. */
+    const promised = new Set<number>()
     /** Peer -> the lack list of its latest run that tells this host (one per peer: a newer run's replaces it). */
     const served = new Map<string, Served>()
-    /** `whole`: the list's last call came (a list a newer one replaced did not: a run waiting for it runs alone). */
+    /**
+     * `whole`: the list's last call came, and the run waiting for it returns once its ops are
+     * fetched. Otherwise (the peer's run gave up, the peer went away, a newer list replaced it)
+     * that run is let go at once, to run rbsr alone; what the list brought is kept.
+     */
     const endServed = (peer: string, st: Served, whole: boolean): void => {
       if (st.ended) return
       st.ended = true
-      st.fetch.end().then(() => { st.settle(whole) }, (err: unknown) => {
+      if (!whole) st.settle(false)
+      // the entry stays (a run may wait for its token after its end came), its fetch does not:
+      // the list's ids and what they brought are let go once fetched
+      const fetch = st.fetch
+      st.fetch = undefined
+      if (fetch === undefined) return
+      fetch.end().then(() => { st.settle(whole) }, (err: unknown) => {
         log('fetching what %s told this host it lacks failed: %e', peer, err)
         retry(peer, 'pull')
         st.settle(false)
@@ -622,18 +680,23 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (old !== undefined) endServed(peer, old, false)
       let settle: (ok: boolean) => void = () => {}
       const done = new Promise<boolean>(resolve => { settle = resolve })
-      const st: Served = { token, fetch: openFetch(peer), ended: false, done, settle }
+      const st: Served = { token, fetch: openFetch(peer), ids: 0, ended: false, done, settle }
       served.set(peer, st)
       return st
     }
-    /** Whether the peer's run `token` told this host all it lacks and that was fetched, within servedWaitMs. */
+    /**
+     * Whether the peer's run `token` told this host all it lacks and that was fetched. servedWaitMs
+     * bounds the list's arrival, not the fetch: a list whose end came is waited for until its ops
+     * are fetched (each request has its timeout), however slow the link; one whose end did not
+     * come in time ends there (later calls of it are answered, their ids dropped).
+     */
     const waitServed = async (peer: string, token: number): Promise<boolean> => {
       const st = servedBy(peer, token)
       let timer: ReturnType<typeof setTimeout> | undefined
       let onStop = (): void => {}
       const stop = new Promise<boolean>(resolve => {
         onStop = () => { resolve(false) }
-        timer = setTimeout(onStop, servedWaitMs)
+        timer = setTimeout(() => { endServed(peer, st, false) }, servedWaitMs)
         shutdown.signal.addEventListener('abort', onStop, { once: true })
       })
       try {
@@ -658,6 +721,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const openFetch = (peer: string, opts?: AbortOptions): Fetch => {
       const t00 = performance.now()
       const wanted: CID[] = []
+      /** Ids added (wanted drops those asked). */
+      let count = 0
       let missing: CID[] = []
       let held: Uint8Array[] = []
       let heldNames: Array<{ cid: CID, id: string }> = []
@@ -772,6 +837,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           } else if (next < wanted.length) {
             ask = wanted.slice(next, next + per)
             next += ask.length
+            // the ids asked are not kept (a long list, told as it is found, grows while asked)
+            if (next >= FETCH_TRIM_IDS && next * 2 >= wanted.length) {
+              wanted.splice(0, next)
+              next = 0
+            }
           } else {
             return
           }
@@ -788,7 +858,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const add = (digests: Uint8Array[]): void => {
         for (const d of digests) {
           const c = opCid(d)
-          if (!tree.hasOp(c)) wanted.push(c)
+          if (!tree.hasOp(c)) { wanted.push(c); count++ }
         }
         launch()
       }
@@ -805,7 +875,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         }
         // ops held back for parents the peer's set did not show (it grew meanwhile): walk for them
         const left = uniq(missing.filter(c => !tree.hasOp(c)))
-        if (syncTrace.on) traceMark('fetch.total', t00, wanted.length)
+        if (syncTrace.on) traceMark('fetch.total', t00, count)
         if (left.length > 0) await fetchFrom(peer, left, opts)
       }
       return { add, end: async () => { await (ending ??= finish()) } }
@@ -857,11 +927,29 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (req.t === 'lack') {
         // a host of the version before does not know the call
         if (!bothWays) throw new SyncProtocolError('unknown request "lack"')
-        const st = servedBy(peer, req.k)
-        if (!st.ended) {
-          st.fetch.add(splitIds(req.ids))
-          if (req.e === true) endServed(peer, st, true)
+        const cur = served.get(peer)
+        let st: Served
+        if (cur?.token === req.k) {
+          st = cur
+          taken.delete(peer)
+        } else if (taken.delete(peer)) {
+          st = servedBy(peer, req.k)
+        } else {
+          throw new SyncProtocolError(`lack: no run of ${peer} with token ${req.k} serves this host`)
         }
+        // a list that ended (its end came, this host's wait ran out, it grew past LACK_MAX_LIST)
+        // takes no more ids; its calls are still answered
+        if (st.ended) return { t: 'lack' }
+        const ids = splitIds(req.ids)
+        if (st.ids + ids.length > LACK_MAX_LIST) {
+          st.fetch?.add(ids.slice(0, LACK_MAX_LIST - st.ids))
+          st.ids = LACK_MAX_LIST
+          endServed(peer, st, false)
+          return { t: 'lack' }
+        }
+        st.ids += ids.length
+        st.fetch?.add(ids)
+        if (req.e === true) endServed(peer, st, req.a !== true)
         return { t: 'lack' }
       }
       if (req.t === 'rbsr') {
@@ -872,14 +960,20 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           // host's starts now, and offers (reconcileRanges marks it before its first await)
           if (!lackPlans.has(peer) && !reconciling.has(peer) && tree.opSet().size > 0) onConnect(new CustomEvent('peer:connect', { detail: peer }))
           const mine = lackPlans.get(peer)
-          if (mine !== undefined) return { t: 'rbsr', m: new Uint8Array(0), d: mine }
+          if (mine !== undefined) {
+            promised.add(mine)
+            return { t: 'rbsr', m: new Uint8Array(0), d: mine }
+          }
         }
         try {
           const t0 = performance.now()
           const m = rbsrRespond(tree.opSet(), req.m, { frameLimit: RBSR_FRAME_BYTES })
           if (syncTrace.on) traceMark('rbsr.server', t0, 0, m.byteLength)
           // taken: this host is told what it lacks (it runs rbsr itself when it holds no ops: the heads walk)
-          if (req.b === true && bothWays && tree.opSet().size > 0) return { t: 'rbsr', m, b: true }
+          if (req.b === true && bothWays && tree.opSet().size > 0) {
+            taken.add(peer)
+            return { t: 'rbsr', m, b: true }
+          }
           return { t: 'rbsr', m }
         } catch (err) {
           if (err instanceof RbsrError) throw new SyncProtocolError(`bad rbsr message: ${err.message}`)
@@ -1487,6 +1581,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           onError: onServeError
         })
         host.addEventListener('peer:disconnect', onHolderGone)
+        host.addEventListener('peer:disconnect', onServerGone)
         tree.addEventListener('op', onOp as EventListener)
         gossip?.handle(onGossip)
         host.addEventListener('peer:connect', onPeersChanged)
@@ -1504,6 +1599,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         publishing.length = 0
         host.removeEventListener('peer:connect', onConnect)
         host.removeEventListener('peer:disconnect', onHolderGone)
+        host.removeEventListener('peer:disconnect', onServerGone)
+        for (const [peer, st] of served) endServed(peer, st, false)
+        served.clear()
+        taken.clear()
         holds?.close()
         oldHolders.clear()
         host.removeEventListener('peer:connect', onPeersChanged)
@@ -1594,7 +1693,9 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
     }
     if (m.t === 'lack') {
       if (m.e !== undefined && m.e !== true) throw new SyncProtocolError('lack: e must be true when given')
+      if (m.a !== undefined && (m.a !== true || m.e !== true)) throw new SyncProtocolError('lack: a must be true, and come with e')
       const ids = lackBytes(m.ids, m.e === true)
+      if (m.a === true) return { t: 'lack', k: runToken(m.k), ids, e: true, a: true }
       return m.e === true ? { t: 'lack', k: runToken(m.k), ids, e: true } : { t: 'lack', k: runToken(m.k), ids }
     }
     if (m.t === 'byid') {

@@ -601,10 +601,13 @@ describe('node/sync (cluster)', function () {
       { t: 'lack', k: 1, ids: new Uint8Array(31) },
       { t: 'lack', k: 1, ids: new Uint8Array(0) },
       { t: 'lack', k: 1, ids: new Uint8Array(32 * (LACK_MAX_IDS + 1)) },
-      { t: 'lack', k: 1, ids: new Uint8Array(32), e: false }
+      { t: 'lack', k: 1, ids: new Uint8Array(32), e: false },
+      { t: 'lack', k: 1, ids: new Uint8Array(0), a: true },
+      { t: 'lack', k: 1, ids: new Uint8Array(0), e: true, a: 1 }
     ]
     for (const m of bad) assert.throws(() => OPS.request?.(m), SyncProtocolError, JSON.stringify(m))
     assert.deepEqual(OPS.request?.({ t: 'lack', k: 3, ids: new Uint8Array(0), e: true }), { t: 'lack', k: 3, ids: new Uint8Array(0), e: true })
+    assert.deepEqual(OPS.request?.({ t: 'lack', k: 3, ids: new Uint8Array(0), e: true, a: true }), { t: 'lack', k: 3, ids: new Uint8Array(0), e: true, a: true })
     // d answers an offer only; b in an answer likewise
     assert.throws(() => OPS.reply?.({ t: 'rbsr', d: 1 }, { t: 'rbsr', m: new Uint8Array(1) }), SyncProtocolError)
     assert.throws(() => OPS.reply?.({ t: 'rbsr', m: new Uint8Array(1), b: true }, { t: 'rbsr', m: new Uint8Array(1) }), SyncProtocolError)

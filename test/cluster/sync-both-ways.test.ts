@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import { createHost, createNetworkKey, createSync, signerFor, verify, OPS_PROTOCOL, OPS, call, serve, LACK_MAX_IDS, LACK_MAX_LIST } from '../../node/net/index.ts'
+import type { OpsReply, Host, Sync, SyncHost } from '../../node/net/index.ts'
+import { Tree, ROOT, OpSet, rbsrInitiate } from '../../node/tree/index.ts'
+import { CID } from 'multiformats/cid'
+import v8 from 'node:v8'
+import vm from 'node:vm'
+
+// One rbsr run serving both directions (node/net/sync.ts "One run both ways"): its tokens, its
+// failures, and the lack calls it accepts.
+
+async function until (what: string, check: () => boolean, ms = 15000): Promise<void> {
+  const t0 = Date.now()
+  while (!check()) {
+    if (Date.now() - t0 > ms) throw new Error(`never happened: ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+const heads = (t: Tree): string => t.heads().map(c => c.toString()).sort().join(',')
+const noGossip = (h: Host): SyncHost => ({
+  peerId: h.peerId,
+  peers: () => h.peers(),
+  handle: h.handle.bind(h),
+  unhandle: h.unhandle.bind(h),
+  newStream: h.newStream.bind(h),
+  addEventListener: h.addEventListener.bind(h),
+  removeEventListener: h.removeEventListener.bind(h),
+  gossip: undefined,
+  beyondFullMesh: () => h.beyondFullMesh()
+})
+
+describe('sync: one run both ways', function () {
+  this.timeout(120_000)
+  const teardown: Array<() => Promise<void>> = []
+  afterEach(async function () { while (teardown.length > 0) await teardown.pop()!().catch(() => {}) })
+  const memAddr = (): string => `/memory/sbw-${randomBytes(6).toString('hex')}`
+
+  async function openTree (key: PrivateKey): Promise<Tree> {
+    const dir = await mkdtemp(join(tmpdir(), 'darkfs-sbw-'))
+    teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const tree = await Tree.open({ dir, signer: signerFor(key), verify })
+    teardown.push(async () => { await tree.close() })
+    return tree
+  }
+  interface Up { host: Host, sync: Sync, stop: () => Promise<void> }
+  /** A host and its sync; `failAt`: the ops streams (by count) this host opens that fail; `delayMs`: each ops stream it opens after its first waits that long first. */
+  async function up (networkKey: Uint8Array, key: PrivateKey, tree: Tree, o: { gossip?: boolean, servedWaitMs?: number, failAt?: Set<number>, delayMs?: number } = {}): Promise<Up> {
+    const host = await createHost({ privateKey: key, networkKey, listen: [memAddr()], join: [] })
+    let view: SyncHost = o.gossip === true ? host : noGossip(host)
+    if (o.failAt !== undefined || o.delayMs !== undefined) {
+      let n = 0
+      const inner = view
+      view = {
+        ...inner,
+        newStream: async (peer, protocol, opts) => {
+          const k = protocol === OPS_PROTOCOL ? n++ : -1
+          if (o.failAt?.has(k) === true) throw new Error('injected stream failure')
+          if (k > 0 && o.delayMs !== undefined) await new Promise(resolve => setTimeout(resolve, o.delayMs))
+          return await inner.newStream(peer, protocol, opts)
+        }
+      }
+    }
+    const sync = createSync({ servedWaitMs: o.servedWaitMs })({ host: view, tree })
+    await sync.start()
+    let stopped = false
+    const stop = async (): Promise<void> => { if (stopped) return; stopped = true; await sync.stop(); await host.stop() }
+    teardown.push(stop)
+    return { host, sync, stop }
+  }
+  const mkdirs = async (t: Tree, prefix: string, n: number): Promise<void> => {
+    await t.commitMany(Array.from({ length: n }, (_, k) => ({ type: 'create' as const, parent: ROOT, name: `${prefix}${k}`, kind: 'dir' as const, mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n })))
+  }
+  /** Two keys, the one whose peer id sorts first (the host whose run serves both ways) first. */
+  async function orderedKeys (): Promise<[PrivateKey, PrivateKey]> {
+    const k1 = await generateKeyPair('Ed25519')
+    const k2 = await generateKeyPair('Ed25519')
+    return peerIdFromPrivateKey(k1).toString() < peerIdFromPrivateKey(k2).toString() ? [k1, k2] : [k2, k1]
+  }
+
+  for (const gossip of [false, true]) {
+    it(`the host whose id sorts first restarts (same key, new process): the other takes the ops it wrote while down (gossip ${String(gossip)})`, async function () {
+      const net = createNetworkKey()
+      const [kA, kB] = await orderedKeys()
+      const tA = await openTree(kA)
+      const tB = await openTree(kB)
+      await mkdirs(tA, 'a-', 3)
+      await mkdirs(tB, 'b-', 3)
+      const b = await up(net, kB, tB, { gossip })
+      const a1 = await up(net, kA, tA, { gossip })
+      await a1.host.dial(b.host.addresses()[0])
+      await until('first sync', () => tA.size === 6 && tB.size === 6 && a1.sync.stats().reconciles >= 1 && b.sync.stats().reconciles >= 1)
+      assert.equal(b.sync.stats().rbsrServed, 1)
+      await a1.stop()
+      await until('b sees a gone', () => b.host.peers().length === 0)
+      await mkdirs(tA, 'offline-', 4)
+      const before = b.sync.stats().reconciles
+      const a2 = await up(net, kA, tA, { gossip })
+      await a2.host.dial(b.host.addresses()[0])
+      await until('both reconciled again', () => a2.sync.stats().reconciles >= 1 && b.sync.stats().reconciles > before)
+      // what b's reconcile brought: gossip of a's new heads (none are published for old ops) does not
+      assert.equal(tB.size, 10, `b holds ${tB.size} ops, a ${tA.size}: b's reconcile ended without a's offline ops`)
+      assert.equal(heads(tA), heads(tB))
+    })
+  }
+
+  it('one failed ops stream on the host whose id sorts first (each of its first 8 in turn): both end with the union, the other\'s served wait not left to run out', async function () {
+    const net = createNetworkKey()
+    for (let k = 0; k < 8; k++) {
+      const [kA, kB] = await orderedKeys()
+      const tA = await openTree(kA)
+      const tB = await openTree(kB)
+      await mkdirs(tA, 'a-', 50)
+      await mkdirs(tB, 'b-', 50)
+      // the served wait far longer than the bound below: the union must not wait for it
+      const a = await up(net, kA, tA, { failAt: new Set([k]), servedWaitMs: 600_000 })
+      const b = await up(net, kB, tB, { servedWaitMs: 600_000 })
+      await b.host.dial(a.host.addresses()[0])
+      await until(`union with stream ${k} failing`, () => tA.size === 100 && tB.size === 100, 20000)
+      assert.equal(heads(tA), heads(tB))
+      await b.stop()
+      await a.stop()
+    }
+  })
+
+  /** A bare host m (no sync) that counts the byid ids b asks of it (it holds none of them), dialled to b. */
+  async function bare (net: Uint8Array, key: PrivateKey, b: Up): Promise<{ m: Host, asked: () => number }> {
+    const m = await createHost({ privateKey: key, networkKey: net, listen: [memAddr()], join: [] })
+    teardown.push(async () => { await m.stop() })
+    let asked = 0
+    const unserve = await serve(m, OPS, {
+      call: async (req): Promise<OpsReply> => {
+        if (req.t === 'byid') { asked += req.ids.length; return { t: 'ops', ops: [] } }
+        if (req.t === 'heads') return { t: 'heads', heads: [] }
+        throw new Error('not served here')
+      },
+      notice: async () => {}
+    })
+    teardown.push(unserve)
+    await m.dial(b.host.addresses()[0])
+    await until('connected', () => b.host.peers().length === 1)
+    return { m, asked: () => asked }
+  }
+
+  it('a lack call no run of this host waits on (no offer taken, no d) is refused, and nothing it names is fetched', async function () {
+    const net = createNetworkKey()
+    const [kM, kB] = await orderedKeys()
+    const tB = await openTree(kB)
+    await mkdirs(tB, 'b-', 5)
+    const b = await up(net, kB, tB)
+    const { m, asked } = await bare(net, kM, b)
+    await assert.rejects(call(m, b.host.peerId, OPS, { t: 'lack', k: 1, ids: randomBytes(32 * 8) }, { timeoutMs: 10000 }))
+    await assert.rejects(call(m, b.host.peerId, OPS, { t: 'lack', k: 1, ids: randomBytes(32 * 8), e: true }, { timeoutMs: 10000 }))
+    assert.equal(asked(), 0)
+  })
+
+  it('a lack list of an offer this host took holds at most LACK_MAX_LIST ids (calls past it are answered, their ids dropped), and a second list needs a second offer taken', async function () {
+    const net = createNetworkKey()
+    const [kM, kB] = await orderedKeys()
+    const tB = await openTree(kB)
+    await mkdirs(tB, 'b-', 5)
+    const b = await up(net, kB, tB)
+    const { m, asked } = await bare(net, kM, b)
+    // m offers (its set: one id b lacks); b takes the offer
+    const mine = new OpSet()
+    mine.add(1, randomBytes(32))
+    const r = await call(m, b.host.peerId, OPS, { t: 'rbsr', m: rbsrInitiate(mine), b: true }, { timeoutMs: 10000 })
+    assert.ok(r.t === 'rbsr' && r.b === true, 'b takes the offer')
+    const calls = LACK_MAX_LIST / LACK_MAX_IDS + 2
+    for (let i = 0; i < calls; i++) await call(m, b.host.peerId, OPS, { t: 'lack', k: 7, ids: randomBytes(32 * LACK_MAX_IDS) }, { timeoutMs: 10000 })
+    await until('b asked what it kept', () => asked() >= LACK_MAX_LIST, 60000)
+    // the fetch's requests are all answered: nothing more is asked
+    let last = -1; let since = Date.now()
+    await until('quiet', () => { if (asked() !== last) { last = asked(); since = Date.now() } return Date.now() - since > 500 }, 60000)
+    assert.equal(asked(), LACK_MAX_LIST)
+    // another token, no offer taken since: refused
+    await assert.rejects(call(m, b.host.peerId, OPS, { t: 'lack', k: 8, ids: randomBytes(32) }, { timeoutMs: 10000 }))
+  })
+
+  it('a lack list that ended keeps none of its ids: the CIDs a served host holds do not fall when its sync stops', async function () {
+    v8.setFlagsFromString('--expose-gc')
+    const gc = vm.runInNewContext('gc') as () => void
+    const net = createNetworkKey()
+    const [kA, kB] = await orderedKeys()
+    const tA = await openTree(kA)
+    const tB = await openTree(kB)
+    await mkdirs(tA, 'a-', 20000)
+    await mkdirs(tB, 'b-', 1)
+    const a = await up(net, kA, tA)
+    const b = await up(net, kB, tB)
+    await b.host.dial(a.host.addresses()[0])
+    await until('union', () => tA.size === 20001 && tB.size === 20001 && a.sync.stats().reconciles >= 1 && b.sync.stats().reconciles >= 1, 60000)
+    assert.equal(b.sync.stats().rbsrServed, 1)
+    // quiet: the stats stop changing for 500 ms
+    let last = ''; let since = Date.now()
+    await until('quiet', () => { const k = JSON.stringify([a.sync.stats(), b.sync.stats()]); if (k !== last) { last = k; since = Date.now() } return Date.now() - since > 500 })
+    const cids = async (): Promise<number> => { gc(); gc(); return v8.queryObjects(CID, { format: 'count' }) }
+    const before = await cids()
+    await b.sync.stop()
+    const after = await cids()
+    assert.ok(before - after < 1000, `stopping b's sync let go of ${before - after} CIDs`)
+  })
+
+  it('a served run waits for its list\'s end for servedWaitMs, and then for the fetch of what it named however long that takes (a slow link): it runs no rbsr of its own', async function () {
+    const net = createNetworkKey()
+    const [kA, kB] = await orderedKeys()
+    const tA = await openTree(kA)
+    const tB = await openTree(kB)
+    await mkdirs(tA, 'a-', 50)
+    await mkdirs(tB, 'b-', 50)
+    const a = await up(net, kA, tA)
+    // b's first ops stream (its own run's offer, which a answers with d) goes at once, each later
+    // one (its fetch by id of what a tells it) takes longer than b's served wait
+    const b = await up(net, kB, tB, { servedWaitMs: 1000, delayMs: 2000 })
+    await b.host.dial(a.host.addresses()[0])
+    await until('union', () => tA.size === 100 && tB.size === 100 && a.sync.stats().reconciles >= 1 && b.sync.stats().reconciles >= 1, 30000)
+    const sb = b.sync.stats()
+    assert.equal(sb.rbsrServed, 1)
+    assert.equal(sb.rbsrRounds, 0, 'b ran rbsr itself')
+    assert.equal(heads(tA), heads(tB))
+  })
+})
