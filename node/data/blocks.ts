@@ -98,7 +98,7 @@ export interface Network {
    * acknowledged it), preferred to `staged` where given. `holders`: fragment CID -> hosts known
    * to hold that block by another chunk's placement (the chunk these replace, ChunkWrite
    * chunk()'s `replaces`: the fragments the two share), counted as holders in the plan (each
-   * asked to promise it, as any holder: one that does not is pushed to again).
+   * asked to promise it, and a holder only once it did: one that does not is pushed to again).
    */
   place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, settle?: boolean, safe?: boolean, holders?: ReadonlyMap<string, ReadonlySet<string>> }) => Promise<void>
   /**
