@@ -211,6 +211,11 @@ export interface PlaceOptions extends AbortOptions {
    * counted at once, an fsync returned with the shared fragments on the writer alone).
    */
   holders?: ReadonlyMap<string, ReadonlySet<string>>
+  /**
+   * The chunks are named by a committed version (or a fold's, whose op follows): their claims as
+   * this host's targets (keep) end once their placement is settled (committed()).
+   */
+  committed?: boolean
 }
 
 /**
@@ -260,6 +265,12 @@ export class ChunkNetwork extends EventTarget implements Network {
    * of (shared38: the writer kept such a copy for good).
    */
   private readonly keep = new Map<string, Set<string>>()
+  /**
+   * Codings (codingOf) named by a committed version (committed()), whose claims in `keep` end
+   * each time a placement of theirs is settled (unkeepSettled): the tree keeps their blocks from
+   * then on. Bounded (placementRemembered), oldest first.
+   */
+  private readonly committedCodings = new Map<string, ChunkRef>()
   /**
    * Parity fragments a placement stored here new (the share this host keeps of a chunk written
    * here, which the write itself stored only as its data fragments): the write knows nothing of
@@ -576,6 +587,7 @@ export class ChunkNetwork extends EventTarget implements Network {
   async place (refs: ChunkRef[], opts: PlaceOptions = {}): Promise<void> {
     const work = refs.filter(r => r.cid !== null)
     for (const r of work) this.pending.add(r, opts.inode)
+    if (opts.committed === true) this.committed(work)
     // each chunk's attempt over (acknowledged, or left pending)
     const over = work.map(() => Promise.withResolvers<void>())
     const all = forEachLimited(work.map((r, i) => ({ r, i })), PLACE_CONCURRENCY, async ({ r, i }) => {
@@ -619,6 +631,7 @@ export class ChunkNetwork extends EventTarget implements Network {
         // waits still here raced this run, which is over
         this.safeWaits.delete(coding)
         this.remember(key)
+        this.unkeepSettled(coding)
       })
       this.placing.set(coding, run)
       this.placingChunks.set(key, (this.placingChunks.get(key) ?? 0) + 1)
@@ -735,7 +748,34 @@ export class ChunkNetwork extends EventTarget implements Network {
   }
 
   /**
-   * `ref`'s coding no longer wants `which` of its fragments here (keep): abandoned. Returns the
+   * These chunks are named by a committed version (data/blocks.ts ChunkWrite.committed, or a
+   * placement with `committed`): their claims on their fragments as this host's targets (keep)
+   * end once their placement is settled (placed and its custody round over, or left pending:
+   * each later placement's end ends them again). The tree keeps their blocks here from then on;
+   * the claims only grew (review38d), and handOver took every fragment this host was ever a
+   * target of as needed here for good.
+   */
+  committed (refs: ChunkRef[]): void {
+    for (const ref of refs) {
+      if (ref.cid === null) continue
+      const coding = codingOf(ref)
+      this.committedCodings.delete(coding)
+      this.committedCodings.set(coding, ref)
+      if (this.committedCodings.size > this.placementRemembered) this.committedCodings.delete(this.committedCodings.keys().next().value!)
+      this.unkeepSettled(coding)
+    }
+  }
+
+  /** A committed coding's claims in `keep` end, unless a placement or custody round of it is under way. */
+  private unkeepSettled (coding: string): void {
+    const ref = this.committedCodings.get(coding)
+    if (ref === undefined || this.placing.has(coding) || this.handing.has(coding)) return
+    this.unkeep(ref, () => true)
+  }
+
+  /**
+   * `ref`'s coding no longer wants `which` of its fragments here (keep): abandoned, or committed
+   * and settled (unkeepSettled). Returns the
    * fragments it wanted here that no coding wants here now.
    */
   private unkeep (ref: ChunkRef, which: (fragment: CID) => boolean): CID[] {
@@ -1106,6 +1146,7 @@ export class ChunkNetwork extends EventTarget implements Network {
         again()
       }
       if (this.handing.get(coding) === all) this.handing.delete(coding)
+      this.unkeepSettled(coding)
     })
     this.handing.set(coding, all)
   }
