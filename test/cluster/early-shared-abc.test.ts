@@ -12,7 +12,7 @@ import { startMesh, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import type { ChunkRef, ChunkWrite } from '../../node/data/index.ts'
 import { chunksOf, planOnStores } from '../helpers/chunks.ts'
-import { RELEASE_REMEMBER_MS } from '../../node/keeper/release.ts'
+import { RELEASE_REMEMBER_MS } from '../../node/keeper/index.ts'
 
 const MiB = 1 << 20
 const PROMISE_MS = 30_000
