@@ -889,9 +889,10 @@ export class ChunkNetwork extends EventTarget implements Network {
     // the old record is a hint (the copy may be gone since: GC, a lost disk), so no `safe` wait
     // and no record counts one until it promised the block in this placement's custody round
     // (handOver), and one that does not (a refusal, or no answer) is pushed to again
+    // (this host's own copies are the store's to say, above)
     const inherited: Array<Set<string>> = Array.from({ length: n }, () => new Set<string>())
     if (opts.holders !== undefined) {
-      for (let j = 0; j < n; j++) for (const p of opts.holders.get(ref.fragments[j].toString()) ?? []) if (!held[j].has(p)) inherited[j].add(p)
+      for (let j = 0; j < n; j++) for (const p of opts.holders.get(ref.fragments[j].toString()) ?? []) if (p !== self && !held[j].has(p)) inherited[j].add(p)
     }
     // what the plan and the pushes take as held: the record and the inherited holders
     const known = (j: number, p: string): boolean => held[j].has(p) || inherited[j].has(p)
