@@ -780,7 +780,8 @@ export class OpenFile {
     this.dropPatches(i)
     this.dirty.set(i, bytes)
     this.dirtyBytes += bytes.byteLength
-    this.stored.delete(i)
+    // (an early chunk is released once the chunk of these bytes is stored: its replacement)
+    this.stored.supersede(i)
     return bytes
   }
 
@@ -941,7 +942,9 @@ export class OpenFile {
         this.dropPatches(i)
         this.dirty.set(i, fresh)
         this.dirtyBytes += fresh.byteLength
-        this.stored.delete(i)
+        // (an early chunk is released once the chunk of these bytes is stored: its replacement
+        // shares the fragments this write left alone)
+        this.stored.supersede(i)
       } else {
         let list = this.patches.get(i)
         if (list === undefined) { list = []; this.patches.set(i, list) }
@@ -1454,8 +1457,9 @@ export class OpenFile {
   private async localRef (i: number, fresh: ChunkRef[], signal?: AbortSignal, group?: PutGroup): Promise<ChunkRef | undefined> {
     const d = this.dirty.get(i)
     if (d !== undefined) {
-      // (in the commit's group, or its write: nothing here names the chunk until the version is recorded)
-      return await this.storeVersionChunk(d, i * CHUNK_SIZE, fresh, signal, group)
+      // (in the commit's group, or its write: nothing here names the chunk until the version is
+      // recorded; an early chunk it was rewritten from is replaced: storeNow)
+      return await this.storeVersionChunk(d, i * CHUNK_SIZE, fresh, signal, group, i)
     }
     if (this.patched(i) && this.stored.has(i)) {
       // patches over a chunk stored during this open: it is replaced (an early one released, the
