@@ -84,7 +84,9 @@ describe('rpc: progress of bytes keeps a bound on the whole message (review38b)'
     await p
     assert.ok(settled instanceof RpcTimeoutError, `settled with ${String(settled)}`)
     assert.ok(sent > 2, `the answerer trickled ${sent} bytes (its bytes did reset the silence)`)
-    assert.ok(at - started <= BOUND_MS, `given up after ${Math.round(at - started)} ms`)
+    // given up by the whole-message cap (the trickle kept resetting the silence), not a silence: the
+    // kind of timeout, not the time taken, which a loaded machine stretches
+    assert.match((settled as Error).message, /slower than/, `given up after ${Math.round(at - started)} ms`)
   })
 
   it('serve(): a caller trickling one byte per 0.6 timeout of a 1,000-byte request is refused in bounded time', async () => {
@@ -106,7 +108,7 @@ describe('rpc: progress of bytes keeps a bound on the whole message (review38b)'
     assert.equal(errors.length, 1, `errors: ${errors.map(e => e.message).join('; ') || 'none'} (${sent} bytes sent)`)
     assert.ok(errors[0] instanceof RpcTimeoutError, String(errors[0]))
     assert.ok(sent > 2, `the caller trickled ${sent} bytes`)
-    assert.ok(at - started <= BOUND_MS + TRICKLE_EVERY_MS, `refused after ${Math.round(at - started)} ms`)
+    assert.match(errors[0].message, /slower than/, `refused after ${Math.round(at - started)} ms`)
   })
 
   it('serve(): a reply the muxer takes 1 KiB per drain, a drain every half timeout, goes out whole and the stream closes (~15 timeouts)', async () => {
