@@ -369,7 +369,11 @@ export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Arra
 export interface OpsPush { t: 'push', ops: Uint8Array[], r?: string }
 export type HoldRequest = Extract<OpsRequest, { t: 'hold' }>
 /** A reconcile's fetch by ids (openFetch): ids added as they are found, end() once all are. */
-interface Fetch { add: (digests: Uint8Array[]) => void, end: () => Promise<void> }
+/**
+ * add(): ids to fetch; end(): once every id is added, wait for them all. cut(): drop the ids not
+ * asked yet (what is in flight is still waited for by end()), and take no more.
+ */
+interface Fetch { add: (digests: Uint8Array[]) => void, end: () => Promise<void>, cut: () => void }
 export type HoldReply = Extract<OpsReply, { t: 'held' }>
 
 export function createSync (init: SyncInit = {}): (components: SyncComponents) => Sync {
@@ -653,6 +657,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const promised = new Set<number>()
     /** Peer -> the lack list of its latest run that tells this host (one per peer: a newer run's replaces it). */
     const served = new Map<string, Served>()
+    /** Peer -> the end of its ended list's fetch still in flight (at most one served fetch per peer runs). */
+    const servedFetching = new Map<string, Promise<void>>()
     /**
      * `whole`: the list's last call came, and the run waiting for it returns once its ops are
      * fetched. Otherwise (the peer's run gave up, the peer went away, a newer list replaced it)
@@ -667,11 +673,18 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const fetch = st.fetch
       st.fetch = undefined
       if (fetch === undefined) return
-      fetch.end().then(() => { st.settle(whole) }, (err: unknown) => {
+      // a list cut short (replaced, given up, past LACK_MAX_LIST, the peer gone): the ids not
+      // asked yet are dropped, what is in flight is still taken (a peer offering again and
+      // again with long lists, answering slowly, made each list's ids stay wanted)
+      if (!whole) fetch.cut()
+      const ended = fetch.end().then(() => { st.settle(whole) }, (err: unknown) => {
         log('fetching what %s told this host it lacks failed: %e', peer, err)
         retry(peer, 'pull')
         st.settle(false)
       })
+      // the peer's next list's fetch starts once this one is over
+      servedFetching.set(peer, ended)
+      void ended.then(() => { if (servedFetching.get(peer) === ended) servedFetching.delete(peer) })
     }
     const servedBy = (peer: string, token: number): Served => {
       const old = served.get(peer)
@@ -680,7 +693,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (old !== undefined) endServed(peer, old, false)
       let settle: (ok: boolean) => void = () => {}
       const done = new Promise<boolean>(resolve => { settle = resolve })
-      const st: Served = { token, fetch: openFetch(peer), ids: 0, ended: false, done, settle }
+      const st: Served = { token, fetch: openFetch(peer, undefined, servedFetching.get(peer)), ids: 0, ended: false, done, settle }
       served.set(peer, st)
       return st
     }
@@ -718,8 +731,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * The ids come in by add(), as the rbsr rounds find them: requests go out at once; end()
      * (once every id is added) waits for them all and gives what came to the tree.
      */
-    const openFetch = (peer: string, opts?: AbortOptions): Fetch => {
+    const openFetch = (peer: string, opts?: AbortOptions, after?: Promise<void>): Fetch => {
       const t00 = performance.now()
+      // `after`: no request goes out before it settles (one served fetch at a time per peer)
+      let gated = after !== undefined
+      let isCut = false
       const wanted: CID[] = []
       /** Ids added (wanted drops those asked). */
       let count = 0
@@ -778,7 +794,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             limit = 1
             per = Math.max(1, Math.min(per, Math.floor(ask.length / 2)))
           }
-          again = ask.concat(again)
+          if (!isCut) again = ask.concat(again)
           return
         }
         timeouts = 0
@@ -794,7 +810,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           const came = new Set(cids.map(idOf))
           const left = ask.filter(c => !came.has(idOf(c)))
           if (left.length < ask.length) {
-            for (const c of left) again.push(c)
+            if (!isCut) for (const c of left) again.push(c)
             // asked of what such an answer holds (an older peer's maxBatch, a byte bound):
             // the same ids not asked again and again
             per = Math.min(per, ask.length - left.length)
@@ -829,7 +845,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       const flying = new Set<Promise<void>>()
       const launch = (): void => {
-        while (running && failure === undefined && flying.size < limit) {
+        while (!gated && running && failure === undefined && flying.size < limit) {
           let ask: CID[]
           if (again.length > 0) {
             ask = again.slice(0, per)
@@ -856,15 +872,26 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         }
       }
       const add = (digests: Uint8Array[]): void => {
+        if (isCut) return
         for (const d of digests) {
           const c = opCid(d)
           if (!tree.hasOp(c)) { wanted.push(c); count++ }
         }
         launch()
       }
+      const open = (): void => { gated = false; launch() }
+      // the fetch before's failure is its own (logged where it ends)
+      const opened = after === undefined ? Promise.resolve() : after.then(open, open)
+      const cut = (): void => {
+        isCut = true
+        wanted.length = 0
+        next = 0
+        again = []
+      }
       let ending: Promise<void> | undefined
       const finish = async (): Promise<void> => {
         try {
+          await opened
           launch()
           // each request's end launches the next: wait until none is left
           while (flying.size > 0) await Promise.race(flying)
@@ -878,7 +905,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         if (syncTrace.on) traceMark('fetch.total', t00, count)
         if (left.length > 0) await fetchFrom(peer, left, opts)
       }
-      return { add, end: async () => { await (ending ??= finish()) } }
+      return { add, cut, end: async () => { await (ending ??= finish()) } }
     }
 
     /** Runs per peer: the one in flight, and at most one queued behind it. */
@@ -942,7 +969,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         if (st.ended) return { t: 'lack' }
         const ids = splitIds(req.ids)
         if (st.ids + ids.length > LACK_MAX_LIST) {
-          st.fetch?.add(ids.slice(0, LACK_MAX_LIST - st.ids))
+          // the list ends not whole: the ids its fetch has not asked are dropped (endServed)
           st.ids = LACK_MAX_LIST
           endServed(peer, st, false)
           return { t: 'lack' }
@@ -1602,6 +1629,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         host.removeEventListener('peer:disconnect', onServerGone)
         for (const [peer, st] of served) endServed(peer, st, false)
         served.clear()
+        servedFetching.clear()
         taken.clear()
         holds?.close()
         oldHolders.clear()

@@ -160,7 +160,7 @@ describe('sync: one run both ways', function () {
     assert.equal(asked(), 0)
   })
 
-  it('a lack list of an offer this host took holds at most LACK_MAX_LIST ids (calls past it are answered, their ids dropped), and a second list needs a second offer taken', async function () {
+  it('a lack list of an offer this host took holds at most LACK_MAX_LIST ids (calls past it are answered, the list ends there and its ids not asked yet are dropped), and a second list needs a second offer taken', async function () {
     const net = createNetworkKey()
     const [kM, kB] = await orderedKeys()
     const tB = await openTree(kB)
@@ -174,11 +174,11 @@ describe('sync: one run both ways', function () {
     assert.ok(r.t === 'rbsr' && r.b === true, 'b takes the offer')
     const calls = LACK_MAX_LIST / LACK_MAX_IDS + 2
     for (let i = 0; i < calls; i++) await call(m, b.host.peerId, OPS, { t: 'lack', k: 7, ids: randomBytes(32 * LACK_MAX_IDS) }, { timeoutMs: 10000 })
-    await until('b asked what it kept', () => asked() >= LACK_MAX_LIST, 60000)
-    // the fetch's requests are all answered: nothing more is asked
+    await until('b asked some', () => asked() > 0, 60000)
+    // the fetch's requests in flight are answered, the rest of the list was dropped: nothing more is asked
     let last = -1; let since = Date.now()
     await until('quiet', () => { if (asked() !== last) { last = asked(); since = Date.now() } return Date.now() - since > 500 }, 60000)
-    assert.equal(asked(), LACK_MAX_LIST)
+    assert.ok(asked() <= LACK_MAX_LIST, `b asked ${asked()} ids`)
     // another token, no offer taken since: refused
     await assert.rejects(call(m, b.host.peerId, OPS, { t: 'lack', k: 8, ids: randomBytes(32) }, { timeoutMs: 10000 }))
   })
