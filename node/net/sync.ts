@@ -481,7 +481,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const st = served.get(peer)
       if (st === undefined) return
       served.delete(peer)
-      endServed(peer, st, false)
+      endServed(peer, st, false, false)
     }
 
     // --- requests (this side asks) --------------------------------------------------------
@@ -570,6 +570,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       try {
         let msg: Uint8Array | null = rbsrInitiate(set, { frameLimit: RBSR_FRAME_BYTES })
         for (let round = 0; msg !== null; round++) {
+          // a run that tells the peer what it lacks and cannot finish fails (retried; the peer
+          // is told it gave up): returning false would walk heads for this host alone
+          if (round >= MAX_RBSR_ROUNDS && tell) throw new Error(`rbsr with ${peer} took ${MAX_RBSR_ROUNDS} rounds`)
           if (round >= MAX_RBSR_ROUNDS || !running) return false
           let reply: OpsReply
           const t0 = performance.now()
@@ -638,7 +641,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * this host it lacks (`lack` calls of its run's token) are fetched as they come, in one
      * fetch (one receive), ended by the call that says so (e).
      */
-    interface Served { token: number, fetch: Fetch | undefined, ids: number, ended: boolean, done: Promise<boolean>, settle: (ok: boolean) => void }
+    interface Served { token: number, fetch: Fetch | undefined, ids: number, ended: boolean, waiting: boolean, done: Promise<boolean>, settle: (ok: boolean) => void }
     /**
      * Token of this host's next rbsr run: from a random 48-bit start, so that a restarted process
      * does not reuse a token the peer still remembers from the one before (an ended list: its
@@ -662,12 +665,16 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     /**
      * `whole`: the list's last call came, and the run waiting for it returns once its ops are
      * fetched. Otherwise (the peer's run gave up, the peer went away, a newer list replaced it)
-     * that run is let go at once, to run rbsr alone; what the list brought is kept.
+     * that run is let go at once, to run rbsr alone; what the list brought is kept. `rerun`: a
+     * list cut short that no run of this host waits on (a taken offer's, given up or past
+     * LACK_MAX_LIST) has this host reconcile with the peer itself (nothing else would: the
+     * peer's run returned); not when a newer list replaced it, the peer went away, or sync stops.
      */
-    const endServed = (peer: string, st: Served, whole: boolean): void => {
+    const endServed = (peer: string, st: Served, whole: boolean, rerun = !whole): void => {
       if (st.ended) return
       st.ended = true
       if (!whole) st.settle(false)
+      if (!whole && rerun && !st.waiting) retry(peer, 'pull')
       // the entry stays (a run may wait for its token after its end came), its fetch does not:
       // the list's ids and what they brought are let go once fetched
       const fetch = st.fetch
@@ -690,10 +697,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const old = served.get(peer)
       if (old?.token === token) return old
       // an older run's list that never ended (that run failed): what it brought is kept
-      if (old !== undefined) endServed(peer, old, false)
+      if (old !== undefined) endServed(peer, old, false, false)
       let settle: (ok: boolean) => void = () => {}
       const done = new Promise<boolean>(resolve => { settle = resolve })
-      const st: Served = { token, fetch: openFetch(peer, undefined, servedFetching.get(peer)), ids: 0, ended: false, done, settle }
+      const st: Served = { token, fetch: openFetch(peer, undefined, servedFetching.get(peer)), ids: 0, ended: false, waiting: false, done, settle }
       served.set(peer, st)
       return st
     }
@@ -705,6 +712,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      */
     const waitServed = async (peer: string, token: number): Promise<boolean> => {
       const st = servedBy(peer, token)
+      st.waiting = true
       let timer: ReturnType<typeof setTimeout> | undefined
       let onStop = (): void => {}
       const stop = new Promise<boolean>(resolve => {
@@ -1627,7 +1635,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         host.removeEventListener('peer:connect', onConnect)
         host.removeEventListener('peer:disconnect', onHolderGone)
         host.removeEventListener('peer:disconnect', onServerGone)
-        for (const [peer, st] of served) endServed(peer, st, false)
+        for (const [peer, st] of served) endServed(peer, st, false, false)
         served.clear()
         servedFetching.clear()
         taken.clear()
