@@ -963,10 +963,17 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         // a host of the version before does not know the call
         if (!bothWays) throw new SyncProtocolError('unknown request "lack"')
         const cur = served.get(peer)
+        if (req.a === true && cur?.token !== req.k) {
+          // a give-up of no list in flight: a stale one (its run returned, a newer run's offer
+          // may be taken since) ends nothing and starts nothing. A taken offer's run that gave
+          // up before its first call says so this way too: reconciled with again (cheap if stale)
+          if (taken.has(peer)) retry(peer, 'pull')
+          return { t: 'lack' }
+        }
         let st: Served
         if (cur?.token === req.k) {
+          // a call of the current list: an offer taken since is for the peer's next run
           st = cur
-          taken.delete(peer)
         } else if (taken.delete(peer)) {
           st = servedBy(peer, req.k)
         } else {

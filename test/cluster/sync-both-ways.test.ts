@@ -209,6 +209,37 @@ describe('sync: one run both ways', function () {
     })
   }
 
+  for (const when of ['before the newer list\'s first call', 'after a newer list replaced it'] as const) {
+    it(`a stale give-up (a) of an older list, ${when}, does not end the newer run's list`, async function () {
+      const net = createNetworkKey()
+      const [kM, kB] = await orderedKeys()
+      const tB = await openTree(kB)
+      await mkdirs(tB, 'b-', 5)
+      const b = await up(net, kB, tB)
+      const { m, asked } = await bare(net, kM, b)
+      const mine = new OpSet()
+      mine.add(1, randomBytes(32))
+      const offer = async (): Promise<void> => {
+        const r = await call(m, b.host.peerId, OPS, { t: 'rbsr', m: rbsrInitiate(mine), b: true }, { timeoutMs: 10000 })
+        assert.ok(r.t === 'rbsr' && r.b === true, 'b takes the offer')
+      }
+      await offer()
+      await call(m, b.host.peerId, OPS, { t: 'lack', k: 20, ids: randomBytes(32 * 4) }, { timeoutMs: 10000 })
+      if (when === 'after a newer list replaced it') {
+        await offer()
+        await call(m, b.host.peerId, OPS, { t: 'lack', k: 21, ids: randomBytes(32 * 4) }, { timeoutMs: 10000 })
+      }
+      await offer()
+      // run 20's give-up comes late, after m's newest run's offer was taken
+      await call(m, b.host.peerId, OPS, { t: 'lack', k: 20, ids: new Uint8Array(0), e: true, a: true }, { timeoutMs: 10000 })
+      await until('the ids told so far asked', () => asked() >= (when === 'after a newer list replaced it' ? 8 : 4))
+      const before = asked()
+      // the newest run's list is taken, and what it names fetched
+      await call(m, b.host.peerId, OPS, { t: 'lack', k: 22, ids: randomBytes(32 * 4), e: true }, { timeoutMs: 10000 })
+      await until('the newest list\'s ids asked', () => asked() >= before + 4)
+    })
+  }
+
   it('a lack list that ended keeps none of its ids: the CIDs a served host holds do not fall when its sync stops', async function () {
     v8.setFlagsFromString('--expose-gc')
     const gc = vm.runInNewContext('gc') as () => void
