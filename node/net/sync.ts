@@ -48,9 +48,14 @@
 //    last one marked (`e`), whose ops it fetches by id in one fetch (one receive). A run that
 //    fails or is cut short after it took the offer or said `d` fails (it is retried), and tells
 //    the peer so (`a` with `e`, best effort): the peer's run stops waiting and runs rbsr itself,
-//    as it does at once when the peer disconnects. Lack calls are taken only for a run whose
-//    offer this host took, or for the list its own run waits on, LACK_MAX_LIST ids a list at
-//    most (past it, and once the wait ran out, the ids are dropped). A host of the
+//    as it does at once when the peer disconnects (a run past MAX_RBSR_ROUNDS that tells fails
+//    too). Lack calls are taken only for a run whose offer this host took, or for the list its
+//    own run waits on, LACK_MAX_LIST ids a list at most; a give-up of any other token than the
+//    current list's (a stale one) is dropped. A list that ends not whole (past LACK_MAX_LIST,
+//    given up, its wait ran out, a newer list replaced it, the peer gone) drops the ids its fetch
+//    has not asked yet (what is in flight is taken); one cut short (given up, past LACK_MAX_LIST)
+//    that no run of this host waits on has this host reconcile with the peer again. One list's
+//    fetch runs at a time per peer (the next waits for the one before to end). A host of the
 //    version before neither offers nor takes (it reads neither field), so with it both sides run
 //    rbsr as before; it is never sent a `lack` call.
 //  - Catch-up (issue 16): a connection may outlive a cut link (no reconnect, so no reconcile on
