@@ -48,9 +48,14 @@
 //    last one marked (`e`), whose ops it fetches by id in one fetch (one receive). A run that
 //    fails or is cut short after it took the offer or said `d` fails (it is retried), and tells
 //    the peer so (`a` with `e`, best effort): the peer's run stops waiting and runs rbsr itself,
-//    as it does at once when the peer disconnects. Lack calls are taken only for a run whose
-//    offer this host took, or for the list its own run waits on, LACK_MAX_LIST ids a list at
-//    most (past it, and once the wait ran out, the ids are dropped). A host of the
+//    as it does at once when the peer disconnects (a run past MAX_RBSR_ROUNDS that tells fails
+//    too). Lack calls are taken only for a run whose offer this host took, or for the list its
+//    own run waits on, LACK_MAX_LIST ids a list at most; a give-up of any other token than the
+//    current list's (a stale one) is dropped. A list that ends not whole (past LACK_MAX_LIST,
+//    given up, its wait ran out, a newer list replaced it, the peer gone) drops the ids its fetch
+//    has not asked yet (what is in flight is taken); one cut short (given up, past LACK_MAX_LIST)
+//    that no run of this host waits on has this host reconcile with the peer again. One list's
+//    fetch runs at a time per peer (the next waits for the one before to end). A host of the
 //    version before neither offers nor takes (it reads neither field), so with it both sides run
 //    rbsr as before; it is never sent a `lack` call.
 //  - Catch-up (issue 16): a connection may outlive a cut link (no reconnect, so no reconcile on
@@ -369,7 +374,11 @@ export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Arra
 export interface OpsPush { t: 'push', ops: Uint8Array[], r?: string }
 export type HoldRequest = Extract<OpsRequest, { t: 'hold' }>
 /** A reconcile's fetch by ids (openFetch): ids added as they are found, end() once all are. */
-interface Fetch { add: (digests: Uint8Array[]) => void, end: () => Promise<void> }
+/**
+ * add(): ids to fetch; end(): once every id is added, wait for them all. cut(): drop the ids not
+ * asked yet (what is in flight is still waited for by end()), and take no more.
+ */
+interface Fetch { add: (digests: Uint8Array[]) => void, end: () => Promise<void>, cut: () => void }
 export type HoldReply = Extract<OpsReply, { t: 'held' }>
 
 export function createSync (init: SyncInit = {}): (components: SyncComponents) => Sync {
@@ -477,7 +486,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const st = served.get(peer)
       if (st === undefined) return
       served.delete(peer)
-      endServed(peer, st, false)
+      endServed(peer, st, false, false)
     }
 
     // --- requests (this side asks) --------------------------------------------------------
@@ -566,6 +575,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       try {
         let msg: Uint8Array | null = rbsrInitiate(set, { frameLimit: RBSR_FRAME_BYTES })
         for (let round = 0; msg !== null; round++) {
+          // a run that tells the peer what it lacks and cannot finish fails (retried; the peer
+          // is told it gave up): returning false would walk heads for this host alone
+          if (round >= MAX_RBSR_ROUNDS && tell) throw new Error(`rbsr with ${peer} took ${MAX_RBSR_ROUNDS} rounds`)
           if (round >= MAX_RBSR_ROUNDS || !running) return false
           let reply: OpsReply
           const t0 = performance.now()
@@ -634,7 +646,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * this host it lacks (`lack` calls of its run's token) are fetched as they come, in one
      * fetch (one receive), ended by the call that says so (e).
      */
-    interface Served { token: number, fetch: Fetch | undefined, ids: number, ended: boolean, done: Promise<boolean>, settle: (ok: boolean) => void }
+    interface Served { token: number, fetch: Fetch | undefined, ids: number, ended: boolean, waiting: boolean, done: Promise<boolean>, settle: (ok: boolean) => void }
     /**
      * Token of this host's next rbsr run: from a random 48-bit start, so that a restarted process
      * does not reuse a token the peer still remembers from the one before (an ended list: its
@@ -653,34 +665,47 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const promised = new Set<number>()
     /** Peer -> the lack list of its latest run that tells this host (one per peer: a newer run's replaces it). */
     const served = new Map<string, Served>()
+    /** Peer -> the end of its ended list's fetch still in flight (at most one served fetch per peer runs). */
+    const servedFetching = new Map<string, Promise<void>>()
     /**
      * `whole`: the list's last call came, and the run waiting for it returns once its ops are
      * fetched. Otherwise (the peer's run gave up, the peer went away, a newer list replaced it)
-     * that run is let go at once, to run rbsr alone; what the list brought is kept.
+     * that run is let go at once, to run rbsr alone; what the list brought is kept. `rerun`: a
+     * list cut short that no run of this host waits on (a taken offer's, given up or past
+     * LACK_MAX_LIST) has this host reconcile with the peer itself (nothing else would: the
+     * peer's run returned); not when a newer list replaced it, the peer went away, or sync stops.
      */
-    const endServed = (peer: string, st: Served, whole: boolean): void => {
+    const endServed = (peer: string, st: Served, whole: boolean, rerun = !whole): void => {
       if (st.ended) return
       st.ended = true
       if (!whole) st.settle(false)
+      if (!whole && rerun && !st.waiting) retry(peer, 'pull')
       // the entry stays (a run may wait for its token after its end came), its fetch does not:
       // the list's ids and what they brought are let go once fetched
       const fetch = st.fetch
       st.fetch = undefined
       if (fetch === undefined) return
-      fetch.end().then(() => { st.settle(whole) }, (err: unknown) => {
+      // a list cut short (replaced, given up, past LACK_MAX_LIST, the peer gone): the ids not
+      // asked yet are dropped, what is in flight is still taken (a peer offering again and
+      // again with long lists, answering slowly, made each list's ids stay wanted)
+      if (!whole) fetch.cut()
+      const ended = fetch.end().then(() => { st.settle(whole) }, (err: unknown) => {
         log('fetching what %s told this host it lacks failed: %e', peer, err)
         retry(peer, 'pull')
         st.settle(false)
       })
+      // the peer's next list's fetch starts once this one is over
+      servedFetching.set(peer, ended)
+      void ended.then(() => { if (servedFetching.get(peer) === ended) servedFetching.delete(peer) })
     }
     const servedBy = (peer: string, token: number): Served => {
       const old = served.get(peer)
       if (old?.token === token) return old
       // an older run's list that never ended (that run failed): what it brought is kept
-      if (old !== undefined) endServed(peer, old, false)
+      if (old !== undefined) endServed(peer, old, false, false)
       let settle: (ok: boolean) => void = () => {}
       const done = new Promise<boolean>(resolve => { settle = resolve })
-      const st: Served = { token, fetch: openFetch(peer), ids: 0, ended: false, done, settle }
+      const st: Served = { token, fetch: openFetch(peer, undefined, servedFetching.get(peer)), ids: 0, ended: false, waiting: false, done, settle }
       served.set(peer, st)
       return st
     }
@@ -692,6 +717,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      */
     const waitServed = async (peer: string, token: number): Promise<boolean> => {
       const st = servedBy(peer, token)
+      st.waiting = true
       let timer: ReturnType<typeof setTimeout> | undefined
       let onStop = (): void => {}
       const stop = new Promise<boolean>(resolve => {
@@ -718,8 +744,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * The ids come in by add(), as the rbsr rounds find them: requests go out at once; end()
      * (once every id is added) waits for them all and gives what came to the tree.
      */
-    const openFetch = (peer: string, opts?: AbortOptions): Fetch => {
+    const openFetch = (peer: string, opts?: AbortOptions, after?: Promise<void>): Fetch => {
       const t00 = performance.now()
+      // `after`: no request goes out before it settles (one served fetch at a time per peer)
+      let gated = after !== undefined
+      let isCut = false
       const wanted: CID[] = []
       /** Ids added (wanted drops those asked). */
       let count = 0
@@ -778,7 +807,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             limit = 1
             per = Math.max(1, Math.min(per, Math.floor(ask.length / 2)))
           }
-          again = ask.concat(again)
+          if (!isCut) again = ask.concat(again)
           return
         }
         timeouts = 0
@@ -794,7 +823,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           const came = new Set(cids.map(idOf))
           const left = ask.filter(c => !came.has(idOf(c)))
           if (left.length < ask.length) {
-            for (const c of left) again.push(c)
+            if (!isCut) for (const c of left) again.push(c)
             // asked of what such an answer holds (an older peer's maxBatch, a byte bound):
             // the same ids not asked again and again
             per = Math.min(per, ask.length - left.length)
@@ -829,7 +858,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       const flying = new Set<Promise<void>>()
       const launch = (): void => {
-        while (running && failure === undefined && flying.size < limit) {
+        while (!gated && running && failure === undefined && flying.size < limit) {
           let ask: CID[]
           if (again.length > 0) {
             ask = again.slice(0, per)
@@ -856,15 +885,26 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         }
       }
       const add = (digests: Uint8Array[]): void => {
+        if (isCut) return
         for (const d of digests) {
           const c = opCid(d)
           if (!tree.hasOp(c)) { wanted.push(c); count++ }
         }
         launch()
       }
+      const open = (): void => { gated = false; launch() }
+      // the fetch before's failure is its own (logged where it ends)
+      const opened = after === undefined ? Promise.resolve() : after.then(open, open)
+      const cut = (): void => {
+        isCut = true
+        wanted.length = 0
+        next = 0
+        again = []
+      }
       let ending: Promise<void> | undefined
       const finish = async (): Promise<void> => {
         try {
+          await opened
           launch()
           // each request's end launches the next: wait until none is left
           while (flying.size > 0) await Promise.race(flying)
@@ -878,7 +918,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         if (syncTrace.on) traceMark('fetch.total', t00, count)
         if (left.length > 0) await fetchFrom(peer, left, opts)
       }
-      return { add, end: async () => { await (ending ??= finish()) } }
+      return { add, cut, end: async () => { await (ending ??= finish()) } }
     }
 
     /** Runs per peer: the one in flight, and at most one queued behind it. */
@@ -928,10 +968,17 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         // a host of the version before does not know the call
         if (!bothWays) throw new SyncProtocolError('unknown request "lack"')
         const cur = served.get(peer)
+        if (req.a === true && cur?.token !== req.k) {
+          // a give-up of no list in flight: a stale one (its run returned, a newer run's offer
+          // may be taken since) ends nothing and starts nothing. A taken offer's run that gave
+          // up before its first call says so this way too: reconciled with again (cheap if stale)
+          if (taken.has(peer)) retry(peer, 'pull')
+          return { t: 'lack' }
+        }
         let st: Served
         if (cur?.token === req.k) {
+          // a call of the current list: an offer taken since is for the peer's next run
           st = cur
-          taken.delete(peer)
         } else if (taken.delete(peer)) {
           st = servedBy(peer, req.k)
         } else {
@@ -942,7 +989,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         if (st.ended) return { t: 'lack' }
         const ids = splitIds(req.ids)
         if (st.ids + ids.length > LACK_MAX_LIST) {
-          st.fetch?.add(ids.slice(0, LACK_MAX_LIST - st.ids))
+          // the list ends not whole: the ids its fetch has not asked are dropped (endServed)
           st.ids = LACK_MAX_LIST
           endServed(peer, st, false)
           return { t: 'lack' }
@@ -1600,8 +1647,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         host.removeEventListener('peer:connect', onConnect)
         host.removeEventListener('peer:disconnect', onHolderGone)
         host.removeEventListener('peer:disconnect', onServerGone)
-        for (const [peer, st] of served) endServed(peer, st, false)
+        for (const [peer, st] of served) endServed(peer, st, false, false)
         served.clear()
+        servedFetching.clear()
         taken.clear()
         holds?.close()
         oldHolders.clear()

@@ -130,22 +130,23 @@ describe('sync: one run both ways', function () {
   })
 
   /** A bare host m (no sync) that counts the byid ids b asks of it (it holds none of them), dialled to b. */
-  async function bare (net: Uint8Array, key: PrivateKey, b: Up): Promise<{ m: Host, asked: () => number }> {
+  async function bare (net: Uint8Array, key: PrivateKey, b: Up): Promise<{ m: Host, asked: () => number, headsAsked: () => number }> {
     const m = await createHost({ privateKey: key, networkKey: net, listen: [memAddr()], join: [] })
     teardown.push(async () => { await m.stop() })
     let asked = 0
     const unserve = await serve(m, OPS, {
       call: async (req): Promise<OpsReply> => {
         if (req.t === 'byid') { asked += req.ids.length; return { t: 'ops', ops: [] } }
-        if (req.t === 'heads') return { t: 'heads', heads: [] }
+        if (req.t === 'heads') { headsAsked++; return { t: 'heads', heads: [] } }
         throw new Error('not served here')
       },
       notice: async () => {}
     })
+    let headsAsked = 0
     teardown.push(unserve)
     await m.dial(b.host.addresses()[0])
     await until('connected', () => b.host.peers().length === 1)
-    return { m, asked: () => asked }
+    return { m, asked: () => asked, headsAsked: () => headsAsked }
   }
 
   it('a lack call no run of this host waits on (no offer taken, no d) is refused, and nothing it names is fetched', async function () {
@@ -160,7 +161,7 @@ describe('sync: one run both ways', function () {
     assert.equal(asked(), 0)
   })
 
-  it('a lack list of an offer this host took holds at most LACK_MAX_LIST ids (calls past it are answered, their ids dropped), and a second list needs a second offer taken', async function () {
+  it('a lack list of an offer this host took holds at most LACK_MAX_LIST ids (calls past it are answered, the list ends there and its ids not asked yet are dropped), and a second list needs a second offer taken', async function () {
     const net = createNetworkKey()
     const [kM, kB] = await orderedKeys()
     const tB = await openTree(kB)
@@ -174,14 +175,70 @@ describe('sync: one run both ways', function () {
     assert.ok(r.t === 'rbsr' && r.b === true, 'b takes the offer')
     const calls = LACK_MAX_LIST / LACK_MAX_IDS + 2
     for (let i = 0; i < calls; i++) await call(m, b.host.peerId, OPS, { t: 'lack', k: 7, ids: randomBytes(32 * LACK_MAX_IDS) }, { timeoutMs: 10000 })
-    await until('b asked what it kept', () => asked() >= LACK_MAX_LIST, 60000)
-    // the fetch's requests are all answered: nothing more is asked
+    await until('b asked some', () => asked() > 0, 60000)
+    // the fetch's requests in flight are answered, the rest of the list was dropped: nothing more is asked
     let last = -1; let since = Date.now()
     await until('quiet', () => { if (asked() !== last) { last = asked(); since = Date.now() } return Date.now() - since > 500 }, 60000)
-    assert.equal(asked(), LACK_MAX_LIST)
+    assert.ok(asked() <= LACK_MAX_LIST, `b asked ${asked()} ids`)
     // another token, no offer taken since: refused
     await assert.rejects(call(m, b.host.peerId, OPS, { t: 'lack', k: 8, ids: randomBytes(32) }, { timeoutMs: 10000 }))
   })
+
+  for (const how of ['given up (a)', 'past LACK_MAX_LIST'] as const) {
+    it(`a taken lack list cut short (${how}) with no run of this host waiting on it: this host reconciles with the peer again`, async function () {
+      const net = createNetworkKey()
+      const [kM, kB] = await orderedKeys()
+      const tB = await openTree(kB)
+      await mkdirs(tB, 'b-', 5)
+      const b = await up(net, kB, tB)
+      const { m, headsAsked } = await bare(net, kM, b)
+      // b's own run on connect (m does not answer rbsr: b walks heads) is over
+      await until('b reconciled on connect', () => b.sync.stats().reconciles >= 1 && headsAsked() >= 1)
+      const before = headsAsked()
+      const mine = new OpSet()
+      mine.add(1, randomBytes(32))
+      const r = await call(m, b.host.peerId, OPS, { t: 'rbsr', m: rbsrInitiate(mine), b: true }, { timeoutMs: 10000 })
+      assert.ok(r.t === 'rbsr' && r.b === true, 'b takes the offer')
+      await call(m, b.host.peerId, OPS, { t: 'lack', k: 9, ids: randomBytes(32 * 4) }, { timeoutMs: 10000 })
+      if (how === 'given up (a)') {
+        await call(m, b.host.peerId, OPS, { t: 'lack', k: 9, ids: new Uint8Array(0), e: true, a: true }, { timeoutMs: 10000 })
+      } else {
+        for (let i = 0; i <= LACK_MAX_LIST / LACK_MAX_IDS; i++) await call(m, b.host.peerId, OPS, { t: 'lack', k: 9, ids: randomBytes(32 * LACK_MAX_IDS) }, { timeoutMs: 10000 })
+      }
+      await until('b reconciles with m again', () => headsAsked() > before, 15000)
+    })
+  }
+
+  for (const when of ['before the newer list\'s first call', 'after a newer list replaced it'] as const) {
+    it(`a stale give-up (a) of an older list, ${when}, does not end the newer run's list`, async function () {
+      const net = createNetworkKey()
+      const [kM, kB] = await orderedKeys()
+      const tB = await openTree(kB)
+      await mkdirs(tB, 'b-', 5)
+      const b = await up(net, kB, tB)
+      const { m, asked } = await bare(net, kM, b)
+      const mine = new OpSet()
+      mine.add(1, randomBytes(32))
+      const offer = async (): Promise<void> => {
+        const r = await call(m, b.host.peerId, OPS, { t: 'rbsr', m: rbsrInitiate(mine), b: true }, { timeoutMs: 10000 })
+        assert.ok(r.t === 'rbsr' && r.b === true, 'b takes the offer')
+      }
+      await offer()
+      await call(m, b.host.peerId, OPS, { t: 'lack', k: 20, ids: randomBytes(32 * 4) }, { timeoutMs: 10000 })
+      if (when === 'after a newer list replaced it') {
+        await offer()
+        await call(m, b.host.peerId, OPS, { t: 'lack', k: 21, ids: randomBytes(32 * 4) }, { timeoutMs: 10000 })
+      }
+      await offer()
+      // run 20's give-up comes late, after m's newest run's offer was taken
+      await call(m, b.host.peerId, OPS, { t: 'lack', k: 20, ids: new Uint8Array(0), e: true, a: true }, { timeoutMs: 10000 })
+      await until('the ids told so far asked', () => asked() >= (when === 'after a newer list replaced it' ? 8 : 4))
+      const before = asked()
+      // the newest run's list is taken, and what it names fetched
+      await call(m, b.host.peerId, OPS, { t: 'lack', k: 22, ids: randomBytes(32 * 4), e: true }, { timeoutMs: 10000 })
+      await until('the newest list\'s ids asked', () => asked() >= before + 4)
+    })
+  }
 
   it('a lack list that ended keeps none of its ids: the CIDs a served host holds do not fall when its sync stops', async function () {
     v8.setFlagsFromString('--expose-gc')
