@@ -207,7 +207,7 @@ export const LACK_MAX_LIST = 16 * LACK_MAX_IDS
 const FETCH_TRIM_IDS = 4096
 /** How long a run the peer's run serves (`d`) waits for its lack list's end before it runs rbsr itself (two request timeouts). */
 export const SERVED_WAIT_MS = 20_000
-/** Most rbsr rounds in one reconciliation; past it, the heads walk finishes the job. */
+/** Most rbsr rounds in one reconciliation; past it, the heads walk finishes the job (a run telling the peer what it lacks fails instead and is retried: its peer waits on its list; ~2M differences each way take 256 rounds at a 256 KiB frame). */
 export const MAX_RBSR_ROUNDS = 256
 /** Time for one request/answer exchange. */
 export const REQUEST_TIMEOUT_MS = 10_000
@@ -530,7 +530,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     /**
      * Learn by rbsr which ops the peer holds that this host lacks, and fetch them. False when
      * the heads walk should do it instead: the peer did not take the first message (an older
-     * version closes the stream on an unknown request), or the run took MAX_RBSR_ROUNDS.
+     * version closes the stream on an unknown request), or the run took MAX_RBSR_ROUNDS (a run
+     * telling the peer its lack list throws then, to be retried).
      */
     const reconcileRanges = async (peer: string, opts?: AbortOptions, offer = bothWays): Promise<boolean> => {
       const t00 = performance.now()
