@@ -13,24 +13,17 @@ import type { Stream } from '@libp2p/interface'
 import { createHost } from '../../node/net/host.ts'
 import type { Host } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { RPC_ERROR_REPLY_TIMEOUT_MS, RpcProtocolError, RpcTimeoutError, call, decodeIncoming, defineProtocol, encodeCall, encodeOk, serve } from '../../node/net/rpc.ts'
+import { RPC_ERROR_REPLY_TIMEOUT_MS, RpcTimeoutError, call, decodeIncoming, defineProtocol, encodeCall, encodeOk, serve } from '../../node/net/rpc.ts'
 import { LOOP_TIME_MAX_FACTOR } from '../../swarm/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
+import { textDef } from '../helpers/text-rpc.ts'
 
 const TIMEOUT_MS = 400
 /** How often the trickler sends its one byte: well inside the silence timeout. */
 const TRICKLE_EVERY_MS = TIMEOUT_MS * 0.6
 
-class BoundError extends RpcProtocolError {
-  override readonly name = 'BoundError'
-}
-const text = (v: unknown): { text: string } => {
-  const t = (v as { text?: unknown } | null)?.text
-  if (typeof t !== 'string') throw new BoundError('expected { text }')
-  return { text: t }
-}
-const def = { maxMessageBytes: 1 << 20, timeoutMs: TIMEOUT_MS, malformed: BoundError, request: text, reply: text }
+const def = textDef(TIMEOUT_MS)
 const TRICKLE = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-bound-trickle/1.0.0', ...def })
 const SLOW_ASK = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-bound-slow-ask/1.0.0', ...def })
 const STUCK = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-bound-stuck/1.0.0', ...def })

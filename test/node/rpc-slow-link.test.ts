@@ -11,10 +11,11 @@ import { lpStream } from '@libp2p/utils'
 import { createHost } from '../../node/net/host.ts'
 import type { Host } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { KeptCaller, RpcProtocolError, RpcTimeoutError, call, decodeIncoming, defineProtocol, encodeOk, notify, serve } from '../../node/net/rpc.ts'
+import { KeptCaller, RpcTimeoutError, call, decodeIncoming, defineProtocol, encodeOk, notify, serve } from '../../node/net/rpc.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { throttle } from '../../harness/throttle.ts'
+import { TextProtocolError, text, textDef } from '../helpers/text-rpc.ts'
 
 const TIMEOUT_MS = 2500
 /**
@@ -25,21 +26,11 @@ const TIMEOUT_MS = 2500
 const REPLY_BYTES = 768 << 10
 const LINK_BITS_PER_SECOND = 1_000_000
 
-class SlowProtocolError extends RpcProtocolError {
-  override readonly name = 'SlowProtocolError'
-}
-
-const text = (v: unknown): { text: string } => {
-  const t = (v as { text?: unknown } | null)?.text
-  if (typeof t !== 'string') throw new SlowProtocolError('expected { text }')
-  return { text: t }
-}
-
-const def = { maxMessageBytes: 1 << 20, timeoutMs: TIMEOUT_MS, malformed: SlowProtocolError, request: text, reply: text }
+const def = textDef(TIMEOUT_MS)
 const BIG = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-slow-link/1.0.0', ...def })
 const BIG_KEPT = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-slow-link-kept/1.0.0', kept: true, ...def })
 const BIG_ASK = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-slow-link-ask/1.0.0', ...def })
-const BIG_NOTE = defineProtocol<never, never, { text: string }, never>({ id: '/darkfs/test-rpc-slow-link-note/1.0.0', maxMessageBytes: 1 << 20, timeoutMs: TIMEOUT_MS, malformed: SlowProtocolError, notice: text })
+const BIG_NOTE = defineProtocol<never, never, { text: string }, never>({ id: '/darkfs/test-rpc-slow-link-note/1.0.0', maxMessageBytes: 1 << 20, timeoutMs: TIMEOUT_MS, malformed: TextProtocolError, notice: text })
 const STALL = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-slow-link-stall/1.0.0', ...def })
 
 describe('rpc over a slow link: the timeout is on silence of bytes (bugs38)', function () {
