@@ -4,6 +4,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { createHost, createNetworkKey, OPS, call, serve, LACK_MAX_IDS, LACK_MAX_LIST } from '../../node/net/index.ts'
 import type { OpsReply, Host } from '../../node/net/index.ts'
 import { OpSet, rbsrInitiate } from '../../node/tree/index.ts'
+import type { Tree } from '../../node/tree/index.ts'
 import { CID } from 'multiformats/cid'
 import v8 from 'node:v8'
 import vm from 'node:vm'
@@ -19,14 +20,20 @@ describe('sync: one run both ways', function () {
   afterEach(async function () { while (teardown.length > 0) await teardown.pop()!().catch(() => {}) })
   const { memAddr, openTree, up } = syncRig(teardown, 'sbw')
 
+  /** Keys (a's id sorts first) and trees for a and b, with `nA` and `nB` dirs of their own. */
+  async function twoTrees (nA: number, nB: number): Promise<{ kA: PrivateKey, kB: PrivateKey, tA: Tree, tB: Tree }> {
+    const [kA, kB] = await orderedKeys()
+    const tA = await openTree(kA)
+    const tB = await openTree(kB)
+    await mkdirs(tA, 'a-', nA)
+    await mkdirs(tB, 'b-', nB)
+    return { kA, kB, tA, tB }
+  }
+
   for (const gossip of [false, true]) {
     it(`the host whose id sorts first restarts (same key, new process): the other takes the ops it wrote while down (gossip ${String(gossip)})`, async function () {
       const net = createNetworkKey()
-      const [kA, kB] = await orderedKeys()
-      const tA = await openTree(kA)
-      const tB = await openTree(kB)
-      await mkdirs(tA, 'a-', 3)
-      await mkdirs(tB, 'b-', 3)
+      const { kA, kB, tA, tB } = await twoTrees(3, 3)
       const b = await up(net, kB, tB, { gossip })
       const a1 = await up(net, kA, tA, { gossip })
       await a1.host.dial(b.host.addresses()[0])
@@ -48,11 +55,7 @@ describe('sync: one run both ways', function () {
   it('one failed ops stream on the host whose id sorts first (each of its first 8 in turn): both end with the union, the other\'s served wait not left to run out', async function () {
     const net = createNetworkKey()
     for (let k = 0; k < 8; k++) {
-      const [kA, kB] = await orderedKeys()
-      const tA = await openTree(kA)
-      const tB = await openTree(kB)
-      await mkdirs(tA, 'a-', 50)
-      await mkdirs(tB, 'b-', 50)
+      const { kA, kB, tA, tB } = await twoTrees(50, 50)
       // the served wait far longer than the bound below: the union must not wait for it
       const a = await up(net, kA, tA, { failAt: new Set([k]), servedWaitMs: 600_000 })
       const b = await up(net, kB, tB, { servedWaitMs: 600_000 })
@@ -163,11 +166,7 @@ describe('sync: one run both ways', function () {
     v8.setFlagsFromString('--expose-gc')
     const gc = vm.runInNewContext('gc') as () => void
     const net = createNetworkKey()
-    const [kA, kB] = await orderedKeys()
-    const tA = await openTree(kA)
-    const tB = await openTree(kB)
-    await mkdirs(tA, 'a-', 20000)
-    await mkdirs(tB, 'b-', 1)
+    const { kA, kB, tA, tB } = await twoTrees(20000, 1)
     const a = await up(net, kA, tA)
     const b = await up(net, kB, tB)
     await b.host.dial(a.host.addresses()[0])
@@ -185,11 +184,7 @@ describe('sync: one run both ways', function () {
 
   it('a served run waits for its list\'s end for servedWaitMs, and then for the fetch of what it named however long that takes (a slow link): it runs no rbsr of its own', async function () {
     const net = createNetworkKey()
-    const [kA, kB] = await orderedKeys()
-    const tA = await openTree(kA)
-    const tB = await openTree(kB)
-    await mkdirs(tA, 'a-', 50)
-    await mkdirs(tB, 'b-', 50)
+    const { kA, kB, tA, tB } = await twoTrees(50, 50)
     const a = await up(net, kA, tA)
     // b's first ops stream (its own run's offer, which a answers with d) goes at once, each later
     // one (its fetch by id of what a tells it) takes longer than b's served wait
