@@ -9,19 +9,7 @@ import { OpenFile } from 'darkfs'
 import { Teardown } from '../../harness/tmp.ts'
 import { startMesh, until } from '../../harness/cluster.ts'
 import { agreed, shared, treeOf } from '../helpers/file-pair.ts'
-
-interface Held { patches: Map<number, Array<{ bytes: Uint8Array }>>, dirty: Map<number, Uint8Array>, patchBytes: number, dirtyBytes: number }
-
-/** Bytes of the distinct buffers the pending patches and chunks reference, and what the file counts. */
-function held (f: OpenFile): { referenced: number, counted: number } {
-  const h = f as unknown as Held
-  const buffers = new Set<ArrayBufferLike>()
-  for (const list of h.patches.values()) for (const p of list) buffers.add(p.bytes.buffer)
-  for (const b of h.dirty.values()) buffers.add(b.buffer)
-  let referenced = 0
-  for (const b of buffers) referenced += b.byteLength
-  return { referenced, counted: h.patchBytes + h.dirtyBytes }
-}
+import { held } from '../helpers/held-bytes.ts'
 
 const K = 1024
 /** The peer's extents: RANGES ranges of SPAN bytes, one commit each. */

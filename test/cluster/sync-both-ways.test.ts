@@ -1,97 +1,39 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
-import { createHost, createNetworkKey, createSync, signerFor, verify, OPS_PROTOCOL, OPS, call, serve, LACK_MAX_IDS, LACK_MAX_LIST } from '../../node/net/index.ts'
-import type { OpsReply, Host, Sync, SyncHost } from '../../node/net/index.ts'
-import { Tree, ROOT, OpSet, rbsrInitiate } from '../../node/tree/index.ts'
+import { createHost, createNetworkKey, OPS, call, serve, LACK_MAX_IDS, LACK_MAX_LIST } from '../../node/net/index.ts'
+import type { OpsReply, Host } from '../../node/net/index.ts'
+import { OpSet, rbsrInitiate } from '../../node/tree/index.ts'
+import type { Tree } from '../../node/tree/index.ts'
 import { CID } from 'multiformats/cid'
 import v8 from 'node:v8'
 import vm from 'node:vm'
+import { until, heads, orderedKeys, mkdirs, syncRig } from '../helpers/sync-rig.ts'
+import type { Up } from '../helpers/sync-rig.ts'
 
 // One rbsr run serving both directions (node/net/sync.ts "One run both ways"): its tokens, its
 // failures, and the lack calls it accepts.
-
-async function until (what: string, check: () => boolean, ms = 15000): Promise<void> {
-  const t0 = Date.now()
-  while (!check()) {
-    if (Date.now() - t0 > ms) throw new Error(`never happened: ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
-const heads = (t: Tree): string => t.heads().map(c => c.toString()).sort().join(',')
-const noGossip = (h: Host): SyncHost => ({
-  peerId: h.peerId,
-  peers: () => h.peers(),
-  handle: h.handle.bind(h),
-  unhandle: h.unhandle.bind(h),
-  newStream: h.newStream.bind(h),
-  addEventListener: h.addEventListener.bind(h),
-  removeEventListener: h.removeEventListener.bind(h),
-  gossip: undefined,
-  beyondFullMesh: () => h.beyondFullMesh()
-})
 
 describe('sync: one run both ways', function () {
   this.timeout(120_000)
   const teardown: Array<() => Promise<void>> = []
   afterEach(async function () { while (teardown.length > 0) await teardown.pop()!().catch(() => {}) })
-  const memAddr = (): string => `/memory/sbw-${randomBytes(6).toString('hex')}`
+  const { memAddr, openTree, up } = syncRig(teardown, 'sbw')
 
-  async function openTree (key: PrivateKey): Promise<Tree> {
-    const dir = await mkdtemp(join(tmpdir(), 'darkfs-sbw-'))
-    teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
-    const tree = await Tree.open({ dir, signer: signerFor(key), verify })
-    teardown.push(async () => { await tree.close() })
-    return tree
-  }
-  interface Up { host: Host, sync: Sync, stop: () => Promise<void> }
-  /** A host and its sync; `failAt`: the ops streams (by count) this host opens that fail; `delayMs`: each ops stream it opens after its first waits that long first. */
-  async function up (networkKey: Uint8Array, key: PrivateKey, tree: Tree, o: { gossip?: boolean, servedWaitMs?: number, failAt?: Set<number>, delayMs?: number } = {}): Promise<Up> {
-    const host = await createHost({ privateKey: key, networkKey, listen: [memAddr()], join: [] })
-    let view: SyncHost = o.gossip === true ? host : noGossip(host)
-    if (o.failAt !== undefined || o.delayMs !== undefined) {
-      let n = 0
-      const inner = view
-      view = {
-        ...inner,
-        newStream: async (peer, protocol, opts) => {
-          const k = protocol === OPS_PROTOCOL ? n++ : -1
-          if (o.failAt?.has(k) === true) throw new Error('injected stream failure')
-          if (k > 0 && o.delayMs !== undefined) await new Promise(resolve => setTimeout(resolve, o.delayMs))
-          return await inner.newStream(peer, protocol, opts)
-        }
-      }
-    }
-    const sync = createSync({ servedWaitMs: o.servedWaitMs })({ host: view, tree })
-    await sync.start()
-    let stopped = false
-    const stop = async (): Promise<void> => { if (stopped) return; stopped = true; await sync.stop(); await host.stop() }
-    teardown.push(stop)
-    return { host, sync, stop }
-  }
-  const mkdirs = async (t: Tree, prefix: string, n: number): Promise<void> => {
-    await t.commitMany(Array.from({ length: n }, (_, k) => ({ type: 'create' as const, parent: ROOT, name: `${prefix}${k}`, kind: 'dir' as const, mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n })))
-  }
-  /** Two keys, the one whose peer id sorts first (the host whose run serves both ways) first. */
-  async function orderedKeys (): Promise<[PrivateKey, PrivateKey]> {
-    const k1 = await generateKeyPair('Ed25519')
-    const k2 = await generateKeyPair('Ed25519')
-    return peerIdFromPrivateKey(k1).toString() < peerIdFromPrivateKey(k2).toString() ? [k1, k2] : [k2, k1]
+  /** Keys (a's id sorts first) and trees for a and b, with `nA` and `nB` dirs of their own. */
+  async function twoTrees (nA: number, nB: number): Promise<{ kA: PrivateKey, kB: PrivateKey, tA: Tree, tB: Tree }> {
+    const [kA, kB] = await orderedKeys()
+    const tA = await openTree(kA)
+    const tB = await openTree(kB)
+    await mkdirs(tA, 'a-', nA)
+    await mkdirs(tB, 'b-', nB)
+    return { kA, kB, tA, tB }
   }
 
   for (const gossip of [false, true]) {
     it(`the host whose id sorts first restarts (same key, new process): the other takes the ops it wrote while down (gossip ${String(gossip)})`, async function () {
       const net = createNetworkKey()
-      const [kA, kB] = await orderedKeys()
-      const tA = await openTree(kA)
-      const tB = await openTree(kB)
-      await mkdirs(tA, 'a-', 3)
-      await mkdirs(tB, 'b-', 3)
+      const { kA, kB, tA, tB } = await twoTrees(3, 3)
       const b = await up(net, kB, tB, { gossip })
       const a1 = await up(net, kA, tA, { gossip })
       await a1.host.dial(b.host.addresses()[0])
@@ -113,11 +55,7 @@ describe('sync: one run both ways', function () {
   it('one failed ops stream on the host whose id sorts first (each of its first 8 in turn): both end with the union, the other\'s served wait not left to run out', async function () {
     const net = createNetworkKey()
     for (let k = 0; k < 8; k++) {
-      const [kA, kB] = await orderedKeys()
-      const tA = await openTree(kA)
-      const tB = await openTree(kB)
-      await mkdirs(tA, 'a-', 50)
-      await mkdirs(tB, 'b-', 50)
+      const { kA, kB, tA, tB } = await twoTrees(50, 50)
       // the served wait far longer than the bound below: the union must not wait for it
       const a = await up(net, kA, tA, { failAt: new Set([k]), servedWaitMs: 600_000 })
       const b = await up(net, kB, tB, { servedWaitMs: 600_000 })
@@ -148,31 +86,34 @@ describe('sync: one run both ways', function () {
     await until('connected', () => b.host.peers().length === 1)
     return { m, asked: () => asked, headsAsked: () => headsAsked }
   }
-
-  it('a lack call no run of this host waits on (no offer taken, no d) is refused, and nothing it names is fetched', async function () {
+  /** b (5 ops of its own, no gossip) and a bare host m whose id sorts first, dialled to it; `offer`: m offers rbsr both ways (its set: one id b lacks, the same each time) and b takes it. */
+  async function bWithBare (): Promise<{ b: Up, m: Host, asked: () => number, headsAsked: () => number, offer: () => Promise<void> }> {
     const net = createNetworkKey()
     const [kM, kB] = await orderedKeys()
     const tB = await openTree(kB)
     await mkdirs(tB, 'b-', 5)
     const b = await up(net, kB, tB)
-    const { m, asked } = await bare(net, kM, b)
+    const bm = await bare(net, kM, b)
+    const mine = new OpSet()
+    mine.add(1, randomBytes(32))
+    const offer = async (): Promise<void> => {
+      const r = await call(bm.m, b.host.peerId, OPS, { t: 'rbsr', m: rbsrInitiate(mine), b: true }, { timeoutMs: 10000 })
+      assert.ok(r.t === 'rbsr' && r.b === true, 'b takes the offer')
+    }
+    return { b, ...bm, offer }
+  }
+
+  it('a lack call no run of this host waits on (no offer taken, no d) is refused, and nothing it names is fetched', async function () {
+    const { m, asked, b } = await bWithBare()
     await assert.rejects(call(m, b.host.peerId, OPS, { t: 'lack', k: 1, ids: randomBytes(32 * 8) }, { timeoutMs: 10000 }))
     await assert.rejects(call(m, b.host.peerId, OPS, { t: 'lack', k: 1, ids: randomBytes(32 * 8), e: true }, { timeoutMs: 10000 }))
     assert.equal(asked(), 0)
   })
 
   it('a lack list of an offer this host took holds at most LACK_MAX_LIST ids (calls past it are answered, the list ends there and its ids not asked yet are dropped), and a second list needs a second offer taken', async function () {
-    const net = createNetworkKey()
-    const [kM, kB] = await orderedKeys()
-    const tB = await openTree(kB)
-    await mkdirs(tB, 'b-', 5)
-    const b = await up(net, kB, tB)
-    const { m, asked } = await bare(net, kM, b)
+    const { m, asked, b, offer } = await bWithBare()
     // m offers (its set: one id b lacks); b takes the offer
-    const mine = new OpSet()
-    mine.add(1, randomBytes(32))
-    const r = await call(m, b.host.peerId, OPS, { t: 'rbsr', m: rbsrInitiate(mine), b: true }, { timeoutMs: 10000 })
-    assert.ok(r.t === 'rbsr' && r.b === true, 'b takes the offer')
+    await offer()
     const calls = LACK_MAX_LIST / LACK_MAX_IDS + 2
     for (let i = 0; i < calls; i++) await call(m, b.host.peerId, OPS, { t: 'lack', k: 7, ids: randomBytes(32 * LACK_MAX_IDS) }, { timeoutMs: 10000 })
     await until('b asked some', () => asked() > 0, 60000)
@@ -186,19 +127,11 @@ describe('sync: one run both ways', function () {
 
   for (const how of ['given up (a)', 'past LACK_MAX_LIST'] as const) {
     it(`a taken lack list cut short (${how}) with no run of this host waiting on it: this host reconciles with the peer again`, async function () {
-      const net = createNetworkKey()
-      const [kM, kB] = await orderedKeys()
-      const tB = await openTree(kB)
-      await mkdirs(tB, 'b-', 5)
-      const b = await up(net, kB, tB)
-      const { m, headsAsked } = await bare(net, kM, b)
+      const { m, headsAsked, b, offer } = await bWithBare()
       // b's own run on connect (m does not answer rbsr: b walks heads) is over
       await until('b reconciled on connect', () => b.sync.stats().reconciles >= 1 && headsAsked() >= 1)
       const before = headsAsked()
-      const mine = new OpSet()
-      mine.add(1, randomBytes(32))
-      const r = await call(m, b.host.peerId, OPS, { t: 'rbsr', m: rbsrInitiate(mine), b: true }, { timeoutMs: 10000 })
-      assert.ok(r.t === 'rbsr' && r.b === true, 'b takes the offer')
+      await offer()
       await call(m, b.host.peerId, OPS, { t: 'lack', k: 9, ids: randomBytes(32 * 4) }, { timeoutMs: 10000 })
       if (how === 'given up (a)') {
         await call(m, b.host.peerId, OPS, { t: 'lack', k: 9, ids: new Uint8Array(0), e: true, a: true }, { timeoutMs: 10000 })
@@ -211,18 +144,7 @@ describe('sync: one run both ways', function () {
 
   for (const when of ['before the newer list\'s first call', 'after a newer list replaced it'] as const) {
     it(`a stale give-up (a) of an older list, ${when}, does not end the newer run's list`, async function () {
-      const net = createNetworkKey()
-      const [kM, kB] = await orderedKeys()
-      const tB = await openTree(kB)
-      await mkdirs(tB, 'b-', 5)
-      const b = await up(net, kB, tB)
-      const { m, asked } = await bare(net, kM, b)
-      const mine = new OpSet()
-      mine.add(1, randomBytes(32))
-      const offer = async (): Promise<void> => {
-        const r = await call(m, b.host.peerId, OPS, { t: 'rbsr', m: rbsrInitiate(mine), b: true }, { timeoutMs: 10000 })
-        assert.ok(r.t === 'rbsr' && r.b === true, 'b takes the offer')
-      }
+      const { m, asked, b, offer } = await bWithBare()
       await offer()
       await call(m, b.host.peerId, OPS, { t: 'lack', k: 20, ids: randomBytes(32 * 4) }, { timeoutMs: 10000 })
       if (when === 'after a newer list replaced it') {
@@ -244,11 +166,7 @@ describe('sync: one run both ways', function () {
     v8.setFlagsFromString('--expose-gc')
     const gc = vm.runInNewContext('gc') as () => void
     const net = createNetworkKey()
-    const [kA, kB] = await orderedKeys()
-    const tA = await openTree(kA)
-    const tB = await openTree(kB)
-    await mkdirs(tA, 'a-', 20000)
-    await mkdirs(tB, 'b-', 1)
+    const { kA, kB, tA, tB } = await twoTrees(20000, 1)
     const a = await up(net, kA, tA)
     const b = await up(net, kB, tB)
     await b.host.dial(a.host.addresses()[0])
@@ -266,11 +184,7 @@ describe('sync: one run both ways', function () {
 
   it('a served run waits for its list\'s end for servedWaitMs, and then for the fetch of what it named however long that takes (a slow link): it runs no rbsr of its own', async function () {
     const net = createNetworkKey()
-    const [kA, kB] = await orderedKeys()
-    const tA = await openTree(kA)
-    const tB = await openTree(kB)
-    await mkdirs(tA, 'a-', 50)
-    await mkdirs(tB, 'b-', 50)
+    const { kA, kB, tA, tB } = await twoTrees(50, 50)
     const a = await up(net, kA, tA)
     // b's first ops stream (its own run's offer, which a answers with d) goes at once, each later
     // one (its fetch by id of what a tells it) takes longer than b's served wait

@@ -1,79 +1,18 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { PrivateKey } from '@libp2p/interface'
-import { createHost, createNetworkKey, createSync, signerFor, verify, OPS_PROTOCOL } from '../../node/net/index.ts'
-import type { Host, Sync, SyncHost } from '../../node/net/index.ts'
-import { Tree, ROOT } from '../../node/tree/index.ts'
+import { createNetworkKey } from '../../node/net/index.ts'
+import { until, heads, mkdirs, syncRig } from '../helpers/sync-rig.ts'
+import type { Up } from '../helpers/sync-rig.ts'
 
 // A property of sync (node/net/sync.ts, "One run both ways" and "Catch-up"): 2-3 hosts with
 // random ops, random injected ops-stream failures, ops made and connections hung up while the
 // runs are in flight all end with the union on every host. Fixed seeds (review38h's randomized
 // test); SEED=n TRIALS=k runs others.
 
-async function until (what: string, check: () => boolean, ms = 15000): Promise<void> {
-  const t0 = Date.now()
-  while (!check()) {
-    if (Date.now() - t0 > ms) throw new Error(`never happened: ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
-const heads = (t: Tree): string => t.heads().map(c => c.toString()).sort().join(',')
-const noGossip = (h: Host): SyncHost => ({
-  peerId: h.peerId,
-  peers: () => h.peers(),
-  handle: h.handle.bind(h),
-  unhandle: h.unhandle.bind(h),
-  newStream: h.newStream.bind(h),
-  addEventListener: h.addEventListener.bind(h),
-  removeEventListener: h.removeEventListener.bind(h),
-  gossip: undefined,
-  beyondFullMesh: () => h.beyondFullMesh()
-})
-
 describe('sync property: random hosts, ops, failures, hang-ups', function () {
   this.timeout(120_000)
   const teardown: Array<() => Promise<void>> = []
   afterEach(async function () { while (teardown.length > 0) await teardown.pop()!().catch(() => {}) })
-  const memAddr = (): string => `/memory/sbw-${randomBytes(6).toString('hex')}`
-
-  async function openTree (key: PrivateKey): Promise<Tree> {
-    const dir = await mkdtemp(join(tmpdir(), 'darkfs-sbw-'))
-    teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
-    const tree = await Tree.open({ dir, signer: signerFor(key), verify })
-    teardown.push(async () => { await tree.close() })
-    return tree
-  }
-  interface Up { host: Host, sync: Sync, stop: () => Promise<void> }
-  /** A host and its sync; `failAt`: the ops streams (by count) this host opens that fail; `delayMs`: each ops stream it opens after its first waits that long first. */
-  async function up (networkKey: Uint8Array, key: PrivateKey, tree: Tree, o: { gossip?: boolean, servedWaitMs?: number, failAt?: Set<number>, delayMs?: number } = {}): Promise<Up> {
-    const host = await createHost({ privateKey: key, networkKey, listen: [memAddr()], join: [] })
-    let view: SyncHost = o.gossip === true ? host : noGossip(host)
-    if (o.failAt !== undefined || o.delayMs !== undefined) {
-      let n = 0
-      const inner = view
-      view = {
-        ...inner,
-        newStream: async (peer, protocol, opts) => {
-          const k = protocol === OPS_PROTOCOL ? n++ : -1
-          if (o.failAt?.has(k) === true) throw new Error('injected stream failure')
-          if (k > 0 && o.delayMs !== undefined) await new Promise(resolve => setTimeout(resolve, o.delayMs))
-          return await inner.newStream(peer, protocol, opts)
-        }
-      }
-    }
-    const sync = createSync({ servedWaitMs: o.servedWaitMs })({ host: view, tree })
-    await sync.start()
-    let stopped = false
-    const stop = async (): Promise<void> => { if (stopped) return; stopped = true; await sync.stop(); await host.stop() }
-    teardown.push(stop)
-    return { host, sync, stop }
-  }
-  const mkdirs = async (t: Tree, prefix: string, n: number): Promise<void> => {
-    await t.commitMany(Array.from({ length: n }, (_, k) => ({ type: 'create' as const, parent: ROOT, name: `${prefix}${k}`, kind: 'dir' as const, mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n })))
-  }
+  const { openTree, up } = syncRig(teardown, 'sbw')
   // seeded: a failing trial prints its seed (SEED=n reruns it)
   const mulberry = (a: number) => (): number => { a |= 0; a = a + 0x6D2B79F5 | 0; let t = Math.imul(a ^ a >>> 15, 1 | a); t = t + Math.imul(t ^ t >>> 7, 61 | t) ^ t; return ((t ^ t >>> 14) >>> 0) / 4294967296 }
   const seeds = process.env.SEED === undefined

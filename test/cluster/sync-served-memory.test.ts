@@ -1,66 +1,34 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import type { PrivateKey } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
-import { createHost, createNetworkKey, createSync, signerFor, verify, OPS, call, serve, LACK_MAX_IDS, LACK_MAX_LIST } from '../../node/net/index.ts'
-import type { OpsReply, Host, SyncHost } from '../../node/net/index.ts'
-import { Tree, ROOT, OpSet, rbsrInitiate } from '../../node/tree/index.ts'
+import { createHost, createNetworkKey, OPS, call, serve, LACK_MAX_IDS, LACK_MAX_LIST } from '../../node/net/index.ts'
+import type { OpsReply } from '../../node/net/index.ts'
+import { OpSet, rbsrInitiate } from '../../node/tree/index.ts'
+import { until, orderedKeys, mkdirs, syncRig } from '../helpers/sync-rig.ts'
 
 // A lack list (node/net/sync.ts "One run both ways") that ends not whole (a newer list replaced
 // it) drops the ids its fetch has not asked yet: a peer that offers, lists LACK_MAX_LIST ids and
 // offers again, while answering byid slowly, does not make this host hold every list's ids
 // (review38h: ~262k CIDs more per list).
 
-async function until (what: string, check: () => boolean, ms = 15000): Promise<void> {
-  const t0 = Date.now()
-  while (!check()) {
-    if (Date.now() - t0 > ms) throw new Error(`never happened: ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
-const noGossip = (h: Host): SyncHost => ({
-  peerId: h.peerId,
-  peers: () => h.peers(),
-  handle: h.handle.bind(h),
-  unhandle: h.unhandle.bind(h),
-  newStream: h.newStream.bind(h),
-  addEventListener: h.addEventListener.bind(h),
-  removeEventListener: h.removeEventListener.bind(h),
-  gossip: undefined,
-  beyondFullMesh: () => h.beyondFullMesh()
-})
-
 describe('sync: replaced lack lists let their ids go', function () {
   this.timeout(120_000)
   const teardown: Array<() => Promise<void>> = []
   afterEach(async function () { while (teardown.length > 0) await teardown.pop()!().catch(() => {}) })
-  const memAddr = (): string => `/memory/ssm-${randomBytes(6).toString('hex')}`
+  const { memAddr, openTree, up } = syncRig(teardown, 'ssm')
 
   it('a peer offering again and again, each time with a LACK_MAX_LIST list, answering byid slowly: the CIDs this host holds stay bounded', async function () {
     v8.setFlagsFromString('--expose-gc')
     const gc = vm.runInNewContext('gc') as () => void
     const cids = (): number => { gc(); gc(); return v8.queryObjects(CID, { format: 'count' }) }
     const net = createNetworkKey()
-    const k1 = await generateKeyPair('Ed25519')
-    const k2 = await generateKeyPair('Ed25519')
     // m's id sorts first: b takes m's offers (b's own runs never serve m)
-    const [kM, kB]: [PrivateKey, PrivateKey] = peerIdFromPrivateKey(k1).toString() < peerIdFromPrivateKey(k2).toString() ? [k1, k2] : [k2, k1]
-    const dir = await mkdtemp(join(tmpdir(), 'darkfs-ssm-'))
-    teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
-    const tB = await Tree.open({ dir, signer: signerFor(kB), verify })
-    teardown.push(async () => { await tB.close() })
-    await tB.commitMany(Array.from({ length: 5 }, (_, k) => ({ type: 'create' as const, parent: ROOT, name: `b-${k}`, kind: 'dir' as const, mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n })))
-    const bHost = await createHost({ privateKey: kB, networkKey: net, listen: [memAddr()], join: [] })
-    const sync = createSync()({ host: noGossip(bHost), tree: tB })
-    await sync.start()
-    teardown.push(async () => { await sync.stop(); await bHost.stop() })
+    const [kM, kB] = await orderedKeys()
+    const tB = await openTree(kB)
+    await mkdirs(tB, 'b-', 5)
+    const { host: bHost } = await up(net, kB, tB)
     const m = await createHost({ privateKey: kM, networkKey: net, listen: [memAddr()], join: [] })
     teardown.push(async () => { await m.stop() })
     // m: byid answered after 8 s (none of the ops), heads empty, rbsr not served (b's own runs walk heads)

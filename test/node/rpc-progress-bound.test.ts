@@ -5,32 +5,23 @@
 // answer whose bytes all went to a full muxer that never drains times out (an empty write buffer
 // is not progress out).
 import assert from 'node:assert/strict'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { AbstractStream, lpStream } from '@libp2p/utils'
 import { defaultLogger } from '@libp2p/logger'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream } from '@libp2p/interface'
-import { createHost } from '../../node/net/host.ts'
 import type { Host } from '../../node/net/host.ts'
-import { createNetworkKey } from '../../node/net/keys.ts'
-import { RPC_ERROR_REPLY_TIMEOUT_MS, RpcProtocolError, RpcTimeoutError, call, decodeIncoming, defineProtocol, encodeCall, encodeOk, serve } from '../../node/net/rpc.ts'
+import { RPC_ERROR_REPLY_TIMEOUT_MS, RpcTimeoutError, call, decodeIncoming, defineProtocol, encodeCall, encodeOk, serve } from '../../node/net/rpc.ts'
 import { LOOP_TIME_MAX_FACTOR } from '../../swarm/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
+import { textDef } from '../helpers/text-rpc.ts'
+import { tcpPair } from '../helpers/tcp-pair.ts'
 
 const TIMEOUT_MS = 400
 /** How often the trickler sends its one byte: well inside the silence timeout. */
 const TRICKLE_EVERY_MS = TIMEOUT_MS * 0.6
 
-class BoundError extends RpcProtocolError {
-  override readonly name = 'BoundError'
-}
-const text = (v: unknown): { text: string } => {
-  const t = (v as { text?: unknown } | null)?.text
-  if (typeof t !== 'string') throw new BoundError('expected { text }')
-  return { text: t }
-}
-const def = { maxMessageBytes: 1 << 20, timeoutMs: TIMEOUT_MS, malformed: BoundError, request: text, reply: text }
+const def = textDef(TIMEOUT_MS)
 const TRICKLE = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-bound-trickle/1.0.0', ...def })
 const SLOW_ASK = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-bound-slow-ask/1.0.0', ...def })
 const STUCK = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-bound-stuck/1.0.0', ...def })
@@ -44,11 +35,7 @@ describe('rpc: progress of bytes keeps a bound on the whole message (review38b)'
   let a: Host
   let b: Host
   before(async () => {
-    const key = createNetworkKey()
-    b = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
-    t.add(async () => { await b.stop() })
-    a = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
-    t.add(async () => { await a.stop() })
+    ({ a, b } = await tcpPair(t))
     await a.dial(b.addresses()[0])
     await until('a and b connected', () => a.peers().some(p => p.id === b.peerId))
   })

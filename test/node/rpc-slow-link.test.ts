@@ -6,15 +6,14 @@
 // timeouts with steady progress comes whole; a reply that stops half-way is given up about a
 // timeout after its last byte, well before the caller's own abort.
 import assert from 'node:assert/strict'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
-import { createHost } from '../../node/net/host.ts'
 import type { Host } from '../../node/net/host.ts'
-import { createNetworkKey } from '../../node/net/keys.ts'
-import { KeptCaller, RpcProtocolError, RpcTimeoutError, call, decodeIncoming, defineProtocol, encodeOk, notify, serve } from '../../node/net/rpc.ts'
+import { KeptCaller, RpcTimeoutError, call, decodeIncoming, defineProtocol, encodeOk, notify, serve } from '../../node/net/rpc.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { throttle } from '../../harness/throttle.ts'
+import { TextProtocolError, text, textDef } from '../helpers/text-rpc.ts'
+import { tcpPair } from '../helpers/tcp-pair.ts'
 
 const TIMEOUT_MS = 2500
 /**
@@ -25,21 +24,11 @@ const TIMEOUT_MS = 2500
 const REPLY_BYTES = 768 << 10
 const LINK_BITS_PER_SECOND = 1_000_000
 
-class SlowProtocolError extends RpcProtocolError {
-  override readonly name = 'SlowProtocolError'
-}
-
-const text = (v: unknown): { text: string } => {
-  const t = (v as { text?: unknown } | null)?.text
-  if (typeof t !== 'string') throw new SlowProtocolError('expected { text }')
-  return { text: t }
-}
-
-const def = { maxMessageBytes: 1 << 20, timeoutMs: TIMEOUT_MS, malformed: SlowProtocolError, request: text, reply: text }
+const def = textDef(TIMEOUT_MS)
 const BIG = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-slow-link/1.0.0', ...def })
 const BIG_KEPT = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-slow-link-kept/1.0.0', kept: true, ...def })
 const BIG_ASK = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-slow-link-ask/1.0.0', ...def })
-const BIG_NOTE = defineProtocol<never, never, { text: string }, never>({ id: '/darkfs/test-rpc-slow-link-note/1.0.0', maxMessageBytes: 1 << 20, timeoutMs: TIMEOUT_MS, malformed: SlowProtocolError, notice: text })
+const BIG_NOTE = defineProtocol<never, never, { text: string }, never>({ id: '/darkfs/test-rpc-slow-link-note/1.0.0', maxMessageBytes: 1 << 20, timeoutMs: TIMEOUT_MS, malformed: TextProtocolError, notice: text })
 const STALL = defineProtocol<{ text: string }, { text: string }, never, never>({ id: '/darkfs/test-rpc-slow-link-stall/1.0.0', ...def })
 
 describe('rpc over a slow link: the timeout is on silence of bytes (bugs38)', function () {
@@ -51,11 +40,7 @@ describe('rpc over a slow link: the timeout is on silence of bytes (bugs38)', fu
   const noted: number[] = []
 
   before(async () => {
-    const key = createNetworkKey()
-    b = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
-    t.add(async () => { await b.stop() })
-    a = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
-    t.add(async () => { await a.stop() })
+    ({ a, b } = await tcpPair(t))
     const port = Number(/\/tcp\/(\d+)/.exec(b.addresses()[0])?.[1])
     link = await throttle(port, LINK_BITS_PER_SECOND)
     t.add(async () => { await link.close() })

@@ -14,6 +14,24 @@ async function until (what: string, cond: () => boolean, ms = 5000): Promise<voi
   }
 }
 
+/**
+ * Runs `body` with this process's uncaughtException listeners replaced by one that pushes each
+ * error onto `errors` (what mocha would take for a failure of the test); puts them back after.
+ */
+async function catchingUncaught (body: (errors: unknown[]) => Promise<void>): Promise<void> {
+  const errors: unknown[] = []
+  const listeners = process.listeners('uncaughtException')
+  process.removeAllListeners('uncaughtException')
+  const catcher = (err: unknown): void => { errors.push(err) }
+  process.on('uncaughtException', catcher)
+  try {
+    await body(errors)
+  } finally {
+    process.off('uncaughtException', catcher)
+    for (const l of listeners) process.on('uncaughtException', l)
+  }
+}
+
 /** Ref'd timers keeping this process alive now. */
 const liveTimers = (): number => process.getActiveResourcesInfo().filter(r => r === 'Timeout').length
 
@@ -70,21 +88,13 @@ describe('swarm deadlines', () => {
 
   it('one deadline that throws does not keep the others due with it from running', async () => {
     const d = new Deadlines()
-    const errors: unknown[] = []
-    const listeners = process.listeners('uncaughtException')
-    process.removeAllListeners('uncaughtException')
-    const catcher = (err: unknown): void => { errors.push(err) }
-    process.on('uncaughtException', catcher)
-    try {
+    await catchingUncaught(async (errors) => {
       let ran = false
       d.add(10, () => { throw new Error('boom') })
       d.add(10, () => { ran = true })
       await until('both ran', () => ran && errors.length === 1)
       assert.match((errors[0] as Error).message, /boom/)
-    } finally {
-      process.off('uncaughtException', catcher)
-      for (const l of listeners) process.on('uncaughtException', l)
-    }
+    })
   })
   it('a deadline cancelled by another due in the same firing does not run (as after a clearTimeout)', async () => {
     const d = new Deadlines()
@@ -140,12 +150,7 @@ describe('swarm onAbort', () => {
 
   it('one callback that throws does not keep the others from being called', async () => {
     const c = new AbortController()
-    const errors: unknown[] = []
-    const listeners = process.listeners('uncaughtException')
-    process.removeAllListeners('uncaughtException')
-    const catcher = (err: unknown): void => { errors.push(err) }
-    process.on('uncaughtException', catcher)
-    try {
+    await catchingUncaught(async (errors) => {
       let second = false
       onAbort(c.signal, () => { throw new Error('boom') })
       onAbort(c.signal, () => { second = true })
@@ -153,9 +158,6 @@ describe('swarm onAbort', () => {
       assert.equal(second, true, 'the second callback was not called')
       await until('the throw reported', () => errors.length === 1)
       assert.match((errors[0] as Error).message, /boom/)
-    } finally {
-      process.off('uncaughtException', catcher)
-      for (const l of listeners) process.on('uncaughtException', l)
-    }
+    })
   })
 })

@@ -9,19 +9,7 @@ import assert from 'node:assert/strict'
 import { Volume, OpenFile, CHUNK_SIZE, MAX_OWN_EXTENTS } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { writeWhileComing } from '../helpers/held-sync.ts'
-
-interface Held { patches: Map<number, Array<{ bytes: Uint8Array }>>, dirty: Map<number, Uint8Array>, patchBytes: number, dirtyBytes: number }
-
-/** Bytes of the distinct buffers the pending patches and chunks reference, and what the file counts. */
-function held (f: OpenFile): { referenced: number, counted: number } {
-  const h = f as unknown as Held
-  const buffers = new Set<ArrayBufferLike>()
-  for (const list of h.patches.values()) for (const p of list) buffers.add(p.bytes.buffer)
-  for (const b of h.dirty.values()) buffers.add(b.buffer)
-  let referenced = 0
-  for (const b of buffers) referenced += b.byteLength
-  return { referenced, counted: h.patchBytes + h.dirtyBytes }
-}
+import { held } from '../helpers/held-bytes.ts'
 
 describe('volume: a version laid under this host\'s writes holds only the memory it counts', function () {
   this.timeout(120_000)
