@@ -331,6 +331,8 @@ const HOST_EVENT_LISTENERS = 64
 export const NEIGHBOUR_REFRESH_MS = 200
 /** kad-dht's keep-alive tag on its closest peers (its constants.ts KEEP_ALIVE_TAG, not exported). */
 const KAD_KEEP_ALIVE_TAG = `${KEEP_ALIVE}-kad-dht`
+/** What darkfs's own protocols start with: only streams of these keep a connection from being trimmed. */
+const OWN_PROTOCOL_PREFIX = '/darkfs/'
 /** Streams that do not keep a connection from being trimmed (run on every connection). */
 const BACKGROUND_PROTOCOLS = ['/ipfs/id/', '/ipfs/ping/', '/meshsub/', '/floodsub/', DHT_PROTOCOL, PEX_PROTOCOL, TRIM_PROTOCOL]
 /**
@@ -1101,18 +1103,29 @@ export async function createHost (init: HostInit): Promise<Host> {
    * this host's own protocols that moved data lately, either way (the swarm keeps one stream per
    * peer open for good: judged by its opening, a push on it to a host the writer was connected to
    * since an earlier file was cut by the first trim, and its chunk left pending until a retry
-   * dialled the target again).
+   * dialled the target again). A stream counts once its protocol is negotiated and darkfs's own:
+   * one still negotiating ('' or none: the peer's identify or ping just opened, 1-5 ms old) kept
+   * nearly every long link open past the peer's bound (review38e).
    */
   const busy = (id: string, now: number, young = true): boolean => {
     const lately = (st: Stream): boolean => now - Math.max(st.timeline.open, meter.activeAt(st) ?? 0) < TRIM_GRACE_MS
-    return libp2p.getConnections(peerIdFromString(id)).some(c => (young && now - c.timeline.open < TRIM_GRACE_MS) || c.streams.some(st => lately(st) && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)))
+    const own = (st: Stream): boolean => st.protocol?.startsWith(OWN_PROTOCOL_PREFIX) === true && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)
+    return libp2p.getConnections(peerIdFromString(id)).some(c => (young && now - c.timeline.open < TRIM_GRACE_MS) || c.streams.some(st => own(st) && lately(st)))
   }
-  /** Close the connection to a peer this host does not want (not redialled), telling it why. */
-  const closeUnwanted = async (id: string): Promise<void> => {
+  /**
+   * Close the connection to a peer this host does not want (not redialled), telling it why;
+   * unless `spare`, asked last, just before the hang-up, says it is wanted after all. Whether closed.
+   */
+  const closeUnwanted = async (id: string, spare?: () => boolean): Promise<boolean> => {
     trimmed.add(id)
     await keepAlive(id, false)
     await tellTrimmed(id)
+    if (spare?.() === true) {
+      trimmed.delete(id)
+      return false
+    }
     await libp2p.hangUp(peerIdFromString(id)).catch((err: unknown) => { log('closing the connection to %s failed: %e', id, err) })
+    return true
   }
   /** Peers closed by the trim: not redialled (they are not neighbours). */
   const trimmed = new Set<string>()
@@ -1267,15 +1280,36 @@ export async function createHost (init: HostInit): Promise<Host> {
       log('long link to %s: exchanging member lists', id)
       await exchange(id)
       if (stopped) return
-      // kept when this host wants it, or the peer would by the members this host knows now (it
-      // heard of them in the exchange too): closed, it took the close for a refusal and left
-      // this host out of its neighbours for REFUSED_NEIGHBOUR_MS (a heal took 51 periods, not 10)
-      const others = [self, ...known.keys()]
-      const keep = wanted()?.has(id) !== false || neighbours(id, others, neighbourCount(maxConnections)).includes(self) || busy(id, Date.now(), false)
-      if (!keep && connectedIds().includes(id)) await closeUnwanted(id)
+      await closeLongLink(id)
     } finally {
       rotating = false
     }
+  }
+  /**
+   * Whether this host wants the long link to `id`, or the peer would by the members this host
+   * knows now (it heard of them in the exchange too): closed, it took the close for a refusal and
+   * left this host out of its neighbours for REFUSED_NEIGHBOUR_MS (a heal took 51 periods, not 10).
+   */
+  const wantedLink = (id: string): boolean => wanted()?.has(id) !== false || neighbours(id, [self, ...known.keys()], neighbourCount(maxConnections)).includes(self)
+  /** Long links spared as busy -> the next try at closing them. */
+  const longLinkCloses = new Map<string, ReturnType<typeof setTimeout>>()
+  /**
+   * Close the long link to `id` unless wanted (wantedLink()) or a stream of darkfs's own uses it
+   * now (busy()), both asked again just before the hang-up; spared as busy, tried again after
+   * TRIM_GRACE_MS (the trim leaves a link within this host's bound alone, and the peer is above
+   * its own by it).
+   */
+  const closeLongLink = async (id: string): Promise<void> => {
+    clearTimeout(longLinkCloses.get(id))
+    longLinkCloses.delete(id)
+    const stays = (): boolean => stopped || !connectedIds().includes(id) || wantedLink(id)
+    if (stays()) return
+    if (!busy(id, Date.now(), false) && await closeUnwanted(id, () => wantedLink(id) || busy(id, Date.now(), false))) return
+    if (stays()) return
+    log('long link to %s in use: closing it later', id)
+    const later = setTimeout(() => { closeLongLink(id).catch((err: unknown) => { log('closing the long link to %s failed: %e', id, err) }) }, TRIM_GRACE_MS)
+    later.unref?.()
+    longLinkCloses.set(id, later)
   }
   const longLinkTimer = longLinkMs > 0
     ? setInterval(() => { rotateLongLink().catch((err: unknown) => { log('long link failed: %e', err) }) }, longLinkMs)
@@ -1611,6 +1645,8 @@ export async function createHost (init: HostInit): Promise<Host> {
       stopped = true
       clearInterval(pinger)
       if (longLinkTimer !== undefined) clearInterval(longLinkTimer)
+      for (const later of longLinkCloses.values()) clearTimeout(later)
+      longLinkCloses.clear()
       pingAbort.abort()
       if (announceTimer !== undefined) clearTimeout(announceTimer)
       refresh.cancel()
