@@ -267,6 +267,22 @@ export const REFUSED_NEIGHBOUR_MAX_MS = 3600_000
  * ways, the close), 0.1 kbit/s at this period.
  */
 export const LONG_LINK_MS = 300_000
+/**
+ * The members a host's long link may draw from: known, not this host, not connected nor being
+ * dialled, not declared down by the membership (a leave, a DOWN notice, a failure timeout), and
+ * no dial to them failed within the last period (`failedUntil`: the end of a dial backoff, or
+ * when a long link's dial failed). A member that left was drawn every period before: `known` is
+ * never pruned, and the dial backoff (30 s at most) ends well within a period.
+ */
+export function longLinkPool (known: Iterable<string>, o: { self: string, connected: ReadonlySet<string>, dialing: (id: string) => boolean, down: (id: string) => boolean, failedUntil: (id: string) => number, now: number, periodMs: number }): string[] {
+  const pool: string[] = []
+  for (const id of known) {
+    if (id === o.self || o.connected.has(id) || o.dialing(id) || o.down(id)) continue
+    if (o.failedUntil(id) > o.now - o.periodMs) continue
+    pool.push(id)
+  }
+  return pool
+}
 /** Peer-store tag of the neighbours (libp2p's pruner and the trim below close lowest-valued first). */
 export const NEIGHBOUR_TAG = 'darkfs-neighbour'
 /** libp2p's peer store refuses a tag value above 100: at 500 no neighbour was ever tagged (each refresh logged the refusal). */
@@ -582,6 +598,12 @@ export interface Host {
    * connection as readily as a transfer's, and the watch dialled it again a failure timeout later.
    */
   keepFirst: (peers: () => ReadonlySet<string>) => void
+  /**
+   * The members the membership declared down (a leave, a DOWN notice, a failure timeout:
+   * failure.ts down()): the rotating long link draws none of them (it drew a member gone for good
+   * every period, `known` never forgetting it).
+   */
+  declaredDown: (down: (peer: string) => boolean) => void
   /**
    * Each open connection as the trim sees it, one line per peer (diagnostics: bench:scale prints
    * the hosts found over their bound): neighbour or not, direction, age, and its streams with
@@ -1241,6 +1263,10 @@ export async function createHost (init: HostInit): Promise<Host> {
   }
 
   let rotating = false
+  /** Members the membership declared down (declaredDown()): the long link draws none of them. */
+  let isDown: (peer: string) => boolean = () => false
+  /** Members a long link's dial failed to -> when: not drawn again for a period. */
+  const linkFailed = new Map<string, number>()
   /**
    * One period of the rotating long link (LONG_LINK_MS): room made below the bound; one member
    * known of and not connected, drawn at random, dialled; member lists exchanged with it; the
@@ -1261,22 +1287,37 @@ export async function createHost (init: HostInit): Promise<Host> {
         log('no room below %d connections for a long link this period', maxConnections)
         return
       }
-      const now = Date.now()
-      const connected = new Set(connectedIds())
-      const pool = [...known.keys()].filter(id => id !== self && !connected.has(id) && !dialing.has(id) && !((backoff.get(id)?.until ?? 0) > now))
-      if (pool.length === 0) return
-      const id = pool[Math.floor(Math.random() * pool.length)]
-      const bound = loopTimeSignal(dialTimeoutMs)
-      try {
-        const peerId = peerIdFromString(id)
-        await libp2p.peerStore.merge(peerId, { multiaddrs: (known.get(id) ?? []).map(a => multiaddr(a)) })
-        await libp2p.dial(peerId, { signal: bound.signal })
-      } catch (err) {
-        log('long link to %s not made: %e', id, err)
-        return
-      } finally {
-        bound.clear()
+      // a member whose dial failed here is left out for a period; and one drawn that did not
+      // answer leaves a second draw this period (a member gone took the whole period)
+      for (const [peer, at] of linkFailed) { if (at <= Date.now() - longLinkMs) linkFailed.delete(peer) }
+      let id: string | undefined
+      for (let draw = 0; draw < 2 && id === undefined; draw++) {
+        if (stopped) return
+        const pool = longLinkPool(known.keys(), {
+          self,
+          connected: new Set(connectedIds()),
+          dialing: peer => dialing.has(peer),
+          down: peer => isDown(peer),
+          failedUntil: peer => Math.max(backoff.get(peer)?.until ?? 0, linkFailed.get(peer) ?? 0),
+          now: Date.now(),
+          periodMs: longLinkMs
+        })
+        if (pool.length === 0) return
+        const drawn = pool[Math.floor(Math.random() * pool.length)]
+        const bound = loopTimeSignal(dialTimeoutMs)
+        try {
+          const peerId = peerIdFromString(drawn)
+          await libp2p.peerStore.merge(peerId, { multiaddrs: (known.get(drawn) ?? []).map(a => multiaddr(a)) })
+          await libp2p.dial(peerId, { signal: bound.signal })
+          id = drawn
+        } catch (err) {
+          log('long link to %s not made: %e', drawn, err)
+          linkFailed.set(drawn, Date.now())
+        } finally {
+          bound.clear()
+        }
       }
+      if (id === undefined) return
       log('long link to %s: exchanging member lists', id)
       await exchange(id)
       if (stopped) return
@@ -1584,6 +1625,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     beyondFullMesh: () => chosen !== undefined,
     closedHere: peer => trimmed.has(peer) || hungUp.has(peer),
     keepFirst: peers => { kept = peers },
+    declaredDown: down => { isDown = down },
     trimmedThere: peer => Date.now() - (trimmedBy.get(peer) ?? -Infinity) < TRIM_NOTICE_VALID_MS,
     describeConnections: () => {
       const now = Date.now()
