@@ -267,6 +267,10 @@ export const REFUSED_NEIGHBOUR_MAX_MS = 3600_000
  * ways, the close), 0.1 kbit/s at this period.
  */
 export const LONG_LINK_MS = 300_000
+/** The wait before a host's next long link: uniform over 0.5 to 1.5 of `periodMs` (`random` in [0, 1)). */
+export function longLinkDelay (periodMs: number, random = Math.random()): number {
+  return Math.round(periodMs * (0.5 + random))
+}
 /**
  * The members a host's long link may draw from: known, not this host, not connected nor being
  * dialled, not declared down by the membership (a leave, a DOWN notice, a failure timeout), and
@@ -1352,10 +1356,19 @@ export async function createHost (init: HostInit): Promise<Host> {
     later.unref?.()
     longLinkCloses.set(id, later)
   }
-  const longLinkTimer = longLinkMs > 0
-    ? setInterval(() => { rotateLongLink().catch((err: unknown) => { log('long link failed: %e', err) }) }, longLinkMs)
-    : undefined
-  longLinkTimer?.unref?.()
+  /**
+   * The next period's long link: 0.5 to 1.5 periods away, drawn each time (a fixed interval from
+   * the start had hosts started together draw, dial and exchange together every period).
+   */
+  let longLinkTimer: ReturnType<typeof setTimeout> | undefined
+  const nextLongLink = (): void => {
+    if (stopped || longLinkMs === 0) return
+    longLinkTimer = setTimeout(() => {
+      rotateLongLink().catch((err: unknown) => { log('long link failed: %e', err) }).finally(nextLongLink)
+    }, longLinkDelay(longLinkMs))
+    longLinkTimer.unref?.()
+  }
+  nextLongLink()
 
   await serve(wire, TRIM, {
     call: async (_req, { peer }) => {
@@ -1686,7 +1699,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       if (stopped) return
       stopped = true
       clearInterval(pinger)
-      if (longLinkTimer !== undefined) clearInterval(longLinkTimer)
+      if (longLinkTimer !== undefined) clearTimeout(longLinkTimer)
       for (const later of longLinkCloses.values()) clearTimeout(later)
       longLinkCloses.clear()
       pingAbort.abort()
