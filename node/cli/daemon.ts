@@ -342,6 +342,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     await membership.start()
     closers.push(async () => { await membership.stop() })
     host.keepFirst(() => membership.watching())
+    host.declaredDown(peer => membership.down(peer))
     const policy = placementPolicy({ members: () => membership.members(), capacityClass: peer => members.capacityClass(peer) }, { redundancy: opts.redundancy, dataFragments: opts.dataFragments })
 
     // asks the holders of an abandoned write's fragments to delete them (release.ts); built

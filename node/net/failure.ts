@@ -581,6 +581,14 @@ export class Membership extends EventTarget {
     await this.notify({ t: 'stay' })
   }
 
+  /**
+   * Whether the peer is declared down here: it left, a neighbour's DOWN notice or heal says it is
+   * gone, or it is away past the failure timeout (the host's long link draws none of these).
+   */
+  down (peer: string): boolean {
+    return this.left.has(peer) || this.goneHere.has(peer) || this.awaySince.has(peer)
+  }
+
   /** Peers away for less than the failure timeout. */
   suspects (): string[] {
     return [...this.suspect.keys()]

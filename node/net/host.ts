@@ -267,6 +267,26 @@ export const REFUSED_NEIGHBOUR_MAX_MS = 3600_000
  * ways, the close), 0.1 kbit/s at this period.
  */
 export const LONG_LINK_MS = 300_000
+/** The wait before a host's next long link: uniform over 0.5 to 1.5 of `periodMs` (`random` in [0, 1)). */
+export function longLinkDelay (periodMs: number, random = Math.random()): number {
+  return Math.round(periodMs * (0.5 + random))
+}
+/**
+ * The members a host's long link may draw from: known, not this host, not connected nor being
+ * dialled, not declared down by the membership (a leave, a DOWN notice, a failure timeout), and
+ * no dial to them failed within the last period (`failedUntil`: the end of a dial backoff, or
+ * when a long link's dial failed). A member that left was drawn every period before: `known` is
+ * never pruned, and the dial backoff (30 s at most) ends well within a period.
+ */
+export function longLinkPool (known: Iterable<string>, o: { self: string, connected: ReadonlySet<string>, dialing: (id: string) => boolean, down: (id: string) => boolean, failedUntil: (id: string) => number, now: number, periodMs: number }): string[] {
+  const pool: string[] = []
+  for (const id of known) {
+    if (id === o.self || o.connected.has(id) || o.dialing(id) || o.down(id)) continue
+    if (o.failedUntil(id) > o.now - o.periodMs) continue
+    pool.push(id)
+  }
+  return pool
+}
 /** Peer-store tag of the neighbours (libp2p's pruner and the trim below close lowest-valued first). */
 export const NEIGHBOUR_TAG = 'darkfs-neighbour'
 /** libp2p's peer store refuses a tag value above 100: at 500 no neighbour was ever tagged (each refresh logged the refusal). */
@@ -331,6 +351,8 @@ const HOST_EVENT_LISTENERS = 64
 export const NEIGHBOUR_REFRESH_MS = 200
 /** kad-dht's keep-alive tag on its closest peers (its constants.ts KEEP_ALIVE_TAG, not exported). */
 const KAD_KEEP_ALIVE_TAG = `${KEEP_ALIVE}-kad-dht`
+/** What darkfs's own protocols start with: only streams of these keep a connection from being trimmed. */
+const OWN_PROTOCOL_PREFIX = '/darkfs/'
 /** Streams that do not keep a connection from being trimmed (run on every connection). */
 const BACKGROUND_PROTOCOLS = ['/ipfs/id/', '/ipfs/ping/', '/meshsub/', '/floodsub/', DHT_PROTOCOL, PEX_PROTOCOL, TRIM_PROTOCOL]
 /**
@@ -580,6 +602,12 @@ export interface Host {
    * connection as readily as a transfer's, and the watch dialled it again a failure timeout later.
    */
   keepFirst: (peers: () => ReadonlySet<string>) => void
+  /**
+   * The members the membership declared down (a leave, a DOWN notice, a failure timeout:
+   * failure.ts down()): the rotating long link draws none of them (it drew a member gone for good
+   * every period, `known` never forgetting it).
+   */
+  declaredDown: (down: (peer: string) => boolean) => void
   /**
    * Each open connection as the trim sees it, one line per peer (diagnostics: bench:scale prints
    * the hosts found over their bound): neighbour or not, direction, age, and its streams with
@@ -1101,18 +1129,29 @@ export async function createHost (init: HostInit): Promise<Host> {
    * this host's own protocols that moved data lately, either way (the swarm keeps one stream per
    * peer open for good: judged by its opening, a push on it to a host the writer was connected to
    * since an earlier file was cut by the first trim, and its chunk left pending until a retry
-   * dialled the target again).
+   * dialled the target again). A stream counts once its protocol is negotiated and darkfs's own:
+   * one still negotiating ('' or none: the peer's identify or ping just opened, 1-5 ms old) kept
+   * nearly every long link open past the peer's bound (review38e).
    */
   const busy = (id: string, now: number, young = true): boolean => {
     const lately = (st: Stream): boolean => now - Math.max(st.timeline.open, meter.activeAt(st) ?? 0) < TRIM_GRACE_MS
-    return libp2p.getConnections(peerIdFromString(id)).some(c => (young && now - c.timeline.open < TRIM_GRACE_MS) || c.streams.some(st => lately(st) && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)))
+    const own = (st: Stream): boolean => st.protocol?.startsWith(OWN_PROTOCOL_PREFIX) === true && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)
+    return libp2p.getConnections(peerIdFromString(id)).some(c => (young && now - c.timeline.open < TRIM_GRACE_MS) || c.streams.some(st => own(st) && lately(st)))
   }
-  /** Close the connection to a peer this host does not want (not redialled), telling it why. */
-  const closeUnwanted = async (id: string): Promise<void> => {
+  /**
+   * Close the connection to a peer this host does not want (not redialled), telling it why;
+   * unless `spare`, asked last, just before the hang-up, says it is wanted after all. Whether closed.
+   */
+  const closeUnwanted = async (id: string, spare?: () => boolean): Promise<boolean> => {
     trimmed.add(id)
     await keepAlive(id, false)
     await tellTrimmed(id)
+    if (spare?.() === true) {
+      trimmed.delete(id)
+      return false
+    }
     await libp2p.hangUp(peerIdFromString(id)).catch((err: unknown) => { log('closing the connection to %s failed: %e', id, err) })
+    return true
   }
   /** Peers closed by the trim: not redialled (they are not neighbours). */
   const trimmed = new Set<string>()
@@ -1228,6 +1267,10 @@ export async function createHost (init: HostInit): Promise<Host> {
   }
 
   let rotating = false
+  /** Members the membership declared down (declaredDown()): the long link draws none of them. */
+  let isDown: (peer: string) => boolean = () => false
+  /** Members a long link's dial failed to -> when: not drawn again for a period. */
+  const linkFailed = new Map<string, number>()
   /**
    * One period of the rotating long link (LONG_LINK_MS): room made below the bound; one member
    * known of and not connected, drawn at random, dialled; member lists exchanged with it; the
@@ -1248,39 +1291,84 @@ export async function createHost (init: HostInit): Promise<Host> {
         log('no room below %d connections for a long link this period', maxConnections)
         return
       }
-      const now = Date.now()
-      const connected = new Set(connectedIds())
-      const pool = [...known.keys()].filter(id => id !== self && !connected.has(id) && !dialing.has(id) && !((backoff.get(id)?.until ?? 0) > now))
-      if (pool.length === 0) return
-      const id = pool[Math.floor(Math.random() * pool.length)]
-      const bound = loopTimeSignal(dialTimeoutMs)
-      try {
-        const peerId = peerIdFromString(id)
-        await libp2p.peerStore.merge(peerId, { multiaddrs: (known.get(id) ?? []).map(a => multiaddr(a)) })
-        await libp2p.dial(peerId, { signal: bound.signal })
-      } catch (err) {
-        log('long link to %s not made: %e', id, err)
-        return
-      } finally {
-        bound.clear()
+      // a member whose dial failed here is left out for a period; and one drawn that did not
+      // answer leaves a second draw this period (a member gone took the whole period)
+      for (const [peer, at] of linkFailed) { if (at <= Date.now() - longLinkMs) linkFailed.delete(peer) }
+      let id: string | undefined
+      for (let draw = 0; draw < 2 && id === undefined; draw++) {
+        if (stopped) return
+        const pool = longLinkPool(known.keys(), {
+          self,
+          connected: new Set(connectedIds()),
+          dialing: peer => dialing.has(peer),
+          down: peer => isDown(peer),
+          failedUntil: peer => Math.max(backoff.get(peer)?.until ?? 0, linkFailed.get(peer) ?? 0),
+          now: Date.now(),
+          periodMs: longLinkMs
+        })
+        if (pool.length === 0) return
+        const drawn = pool[Math.floor(Math.random() * pool.length)]
+        const bound = loopTimeSignal(dialTimeoutMs)
+        try {
+          const peerId = peerIdFromString(drawn)
+          await libp2p.peerStore.merge(peerId, { multiaddrs: (known.get(drawn) ?? []).map(a => multiaddr(a)) })
+          await libp2p.dial(peerId, { signal: bound.signal })
+          id = drawn
+        } catch (err) {
+          log('long link to %s not made: %e', drawn, err)
+          linkFailed.set(drawn, Date.now())
+        } finally {
+          bound.clear()
+        }
       }
+      if (id === undefined) return
       log('long link to %s: exchanging member lists', id)
       await exchange(id)
       if (stopped) return
-      // kept when this host wants it, or the peer would by the members this host knows now (it
-      // heard of them in the exchange too): closed, it took the close for a refusal and left
-      // this host out of its neighbours for REFUSED_NEIGHBOUR_MS (a heal took 51 periods, not 10)
-      const others = [self, ...known.keys()]
-      const keep = wanted()?.has(id) !== false || neighbours(id, others, neighbourCount(maxConnections)).includes(self) || busy(id, Date.now(), false)
-      if (!keep && connectedIds().includes(id)) await closeUnwanted(id)
+      await closeLongLink(id)
     } finally {
       rotating = false
     }
   }
-  const longLinkTimer = longLinkMs > 0
-    ? setInterval(() => { rotateLongLink().catch((err: unknown) => { log('long link failed: %e', err) }) }, longLinkMs)
-    : undefined
-  longLinkTimer?.unref?.()
+  /**
+   * Whether this host wants the long link to `id`, or the peer would by the members this host
+   * knows now (it heard of them in the exchange too): closed, it took the close for a refusal and
+   * left this host out of its neighbours for REFUSED_NEIGHBOUR_MS (a heal took 51 periods, not 10).
+   */
+  const wantedLink = (id: string): boolean => wanted()?.has(id) !== false || neighbours(id, [self, ...known.keys()], neighbourCount(maxConnections)).includes(self)
+  /** Long links spared as busy -> the next try at closing them. */
+  const longLinkCloses = new Map<string, ReturnType<typeof setTimeout>>()
+  /**
+   * Close the long link to `id` unless wanted (wantedLink()) or a stream of darkfs's own uses it
+   * now (busy()), both asked again just before the hang-up; spared as busy, tried again after
+   * TRIM_GRACE_MS (the trim leaves a link within this host's bound alone, and the peer is above
+   * its own by it).
+   */
+  const closeLongLink = async (id: string): Promise<void> => {
+    clearTimeout(longLinkCloses.get(id))
+    longLinkCloses.delete(id)
+    const stays = (): boolean => stopped || !connectedIds().includes(id) || wantedLink(id)
+    if (stays()) return
+    if (!busy(id, Date.now(), false) && await closeUnwanted(id, () => wantedLink(id) || busy(id, Date.now(), false))) return
+    if (stays()) return
+    log('long link to %s in use: closing it later', id)
+    const later = setTimeout(() => { closeLongLink(id).catch((err: unknown) => { log('closing the long link to %s failed: %e', id, err) }) }, TRIM_GRACE_MS)
+    later.unref?.()
+    longLinkCloses.set(id, later)
+  }
+  /**
+   * The next period's long link: 0.5 to 1.5 periods away, drawn each time (a fixed interval from
+   * the start had hosts started together draw, dial and exchange together every period).
+   */
+  let longLinkTimer: ReturnType<typeof setTimeout> | undefined
+  const nextLongLink = (): void => {
+    if (stopped || longLinkMs === 0) return
+    longLinkTimer = setTimeout(() => {
+      rotateLongLink().catch((err: unknown) => { log('long link failed: %e', err) }).finally(nextLongLink)
+    }, longLinkDelay(longLinkMs))
+    longLinkTimer.unref?.()
+  }
+  nextLongLink()
 
   await serve(wire, TRIM, {
     call: async (_req, { peer }) => {
@@ -1550,6 +1638,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     beyondFullMesh: () => chosen !== undefined,
     closedHere: peer => trimmed.has(peer) || hungUp.has(peer),
     keepFirst: peers => { kept = peers },
+    declaredDown: down => { isDown = down },
     trimmedThere: peer => Date.now() - (trimmedBy.get(peer) ?? -Infinity) < TRIM_NOTICE_VALID_MS,
     describeConnections: () => {
       const now = Date.now()
@@ -1610,7 +1699,9 @@ export async function createHost (init: HostInit): Promise<Host> {
       if (stopped) return
       stopped = true
       clearInterval(pinger)
-      if (longLinkTimer !== undefined) clearInterval(longLinkTimer)
+      if (longLinkTimer !== undefined) clearTimeout(longLinkTimer)
+      for (const later of longLinkCloses.values()) clearTimeout(later)
+      longLinkCloses.clear()
       pingAbort.abort()
       if (announceTimer !== undefined) clearTimeout(announceTimer)
       refresh.cancel()

@@ -32,7 +32,7 @@ export { FEATURES, FEATURE_CLAY, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MEMBER
 export type { FeatureSources } from './features.ts'
 export type { MemberService } from './member-service.ts'
 export type { MembershipInit, MembershipNotice } from './failure.ts'
-export { DEFAULT_MAX_CONNECTIONS, DHT_PROTOCOL, FULL_MESH_PEERS, GOSSIP_D, GOSSIP_DHI, GOSSIP_DLAZY, GOSSIP_FACTOR, GOSSIP_HEARTBEAT_MS, GOSSIP_HISTORY_GOSSIP, GOSSIP_MAX_MESSAGE_BYTES, GOSSIP_MESH_OPTIONS, PING_BUDGET_BYTES_PER_S, PING_INTERVAL_MAX_MS, PING_INTERVAL_MS, PING_ROUND_SENT_BYTES, PEX, PEX_MAX_MESSAGE_BYTES, PEX_PROTOCOL, PeerExchangeError, LONG_LINK_MS, REFUSED_NEIGHBOUR_MS, TRIM_GRACE_MS, createHost, IDENTIFIED_PEERS_MAX, neighbourCount, pingIntervalMs } from './host.ts'
+export { DEFAULT_MAX_CONNECTIONS, DHT_PROTOCOL, FULL_MESH_PEERS, GOSSIP_D, GOSSIP_DHI, GOSSIP_DLAZY, GOSSIP_FACTOR, GOSSIP_HEARTBEAT_MS, GOSSIP_HISTORY_GOSSIP, GOSSIP_MAX_MESSAGE_BYTES, GOSSIP_MESH_OPTIONS, PING_BUDGET_BYTES_PER_S, PING_INTERVAL_MAX_MS, PING_INTERVAL_MS, PING_ROUND_SENT_BYTES, PEX, PEX_MAX_MESSAGE_BYTES, PEX_PROTOCOL, PeerExchangeError, LONG_LINK_MS, longLinkDelay, longLinkPool, REFUSED_NEIGHBOUR_MS, TRIM_GRACE_MS, createHost, IDENTIFIED_PEERS_MAX, neighbourCount, pingIntervalMs } from './host.ts'
 export type { Gossip, GossipHandler, GossipVerdict, Host } from './host.ts'
 export { idleDeadline } from './idle.ts'
 export { createNetworkKey, formatNetworkKey, loadOrCreateIdentity, readNetworkKey, writeNetworkKey } from './keys.ts'
