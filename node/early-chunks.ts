@@ -29,12 +29,6 @@ export class EarlyChunks {
   private write?: ChunkWrite
   /** Chunk index -> its early ref, in the next version unless replaced. */
   private readonly refs = new Map<number, ChunkRef>()
-  /**
-   * Chunk index -> its early ref, rewritten whole in memory (supersede()): in no version now,
-   * released once its replacement is stored (store(), storeNow()'s `replaces`), or at the
-   * commit or forget() when none is.
-   */
-  private readonly superseded = new Map<number, ChunkRef>()
   /** Where the last write ended, to tell a sequential writer. */
   private writeEnd = -1
 
@@ -74,7 +68,7 @@ export class EarlyChunks {
    */
   async store (i: number, bytes: Uint8Array, opts: AbortOptions = {}): Promise<ChunkRef> {
     this.write ??= this.chunks.write({ inode: this.inode })
-    const ref = await this.write.chunk(bytes, i * CHUNK_SIZE, { signal: opts.signal, waitMs: WINDOW_WAIT_MS, replaces: this.refs.get(i) ?? this.superseded.get(i) })
+    const ref = await this.write.chunk(bytes, i * CHUNK_SIZE, { signal: opts.signal, waitMs: WINDOW_WAIT_MS, replaces: this.refs.get(i) })
     // (released by chunk(): a no-op here but when it stored nothing new)
     this.forget(i)
     this.refs.set(i, ref)
@@ -96,7 +90,7 @@ export class EarlyChunks {
    */
   async storeNow (bytes: Uint8Array, offset: number, opts: AbortOptions & { replaces?: number } = {}): Promise<ChunkRef> {
     this.write ??= this.chunks.write({ inode: this.inode })
-    const replaces = opts.replaces !== undefined ? this.refs.get(opts.replaces) ?? this.superseded.get(opts.replaces) : undefined
+    const replaces = opts.replaces !== undefined ? this.refs.get(opts.replaces) : undefined
     const ref = await this.write.chunk(bytes, offset, { signal: opts.signal, waitMs: WINDOW_WAIT_MS, replaces })
     // (released by chunk())
     if (replaces !== undefined) this.forget(opts.replaces!)
@@ -125,38 +119,9 @@ export class EarlyChunks {
   /** Chunk `i` is not in the next version as stored early (rewritten, cut off): it is released. */
   forget (i: number): void {
     const ref = this.refs.get(i)
-    const old = this.superseded.get(i)
-    this.refs.delete(i)
-    this.superseded.delete(i)
-    if (old !== undefined) this.write?.release(old)
-    if (ref !== undefined) this.write?.release(ref)
-  }
-
-  /**
-   * Chunk `i` is not in the next version as stored early, and its bytes are rewritten whole in
-   * memory (a whole-chunk overwrite, a materialize: open-file.ts): the chunk storing them
-   * replaces it (store(), storeNow()'s `replaces`), so its release waits for that one, and the
-   * fragments the two share stay where its placement put them. Released at once (forget()), its
-   * peers deleted them, and the replacement's pushes of the same blocks were dropped on arrival
-   * as released a moment ago (RELEASE_REMEMBER_MS: review38d, placed ~60 s late). One not
-   * replaced before the commit is released then (committed()).
-   */
-  /** The early chunk `i` superseded (supersede()), if any, is released now: no chunk of this write replaces it. */
-  unsupersede (i: number): void {
-    const old = this.superseded.get(i)
-    if (old === undefined) return
-    this.superseded.delete(i)
-    this.write?.release(old)
-  }
-
-  supersede (i: number): void {
-    const ref = this.refs.get(i)
     if (ref === undefined) return
     this.refs.delete(i)
-    // (an older one superseded at i was replaced by `ref` already: store())
-    const old = this.superseded.get(i)
-    if (old !== undefined) this.write?.release(old)
-    this.superseded.set(i, ref)
+    this.write?.release(ref)
   }
 
   /**
@@ -169,9 +134,6 @@ export class EarlyChunks {
     const w = this.write
     this.write = undefined
     this.refs.clear()
-    // rewritten and never replaced by a chunk of this write (the version names none of them)
-    for (const ref of this.superseded.values()) w?.release(ref)
-    this.superseded.clear()
     if (w === undefined) return undefined
     w.committed()
     return w.placed({ safe: true })
@@ -182,7 +144,6 @@ export class EarlyChunks {
     const w = this.write
     this.write = undefined
     this.refs.clear()
-    this.superseded.clear()
     this.writeEnd = -1
     await w?.abandon()
   }
@@ -204,22 +165,11 @@ export class StoredChunks extends Map<number, ChunkRef> {
   override set (i: number, ref: ChunkRef): this {
     const e = this.early?.get(i)
     if (e !== undefined && e !== ref) this.early!.forget(i)
-    // (a chunk stored outside the early write, e.g. spilled: the one it supersedes goes now)
-    else this.early?.unsupersede(i)
     return super.set(i, ref)
   }
 
   override delete (i: number): boolean {
     this.early?.forget(i)
-    return super.delete(i)
-  }
-
-  /**
-   * delete(), for chunk `i` rewritten whole in memory: an early one is released once the chunk
-   * replacing it is stored (EarlyChunks.supersede).
-   */
-  supersede (i: number): boolean {
-    this.early?.supersede(i)
     return super.delete(i)
   }
 }

@@ -780,8 +780,7 @@ export class OpenFile {
     this.dropPatches(i)
     this.dirty.set(i, bytes)
     this.dirtyBytes += bytes.byteLength
-    // (an early chunk is released once the chunk of these bytes is stored: its replacement)
-    this.stored.supersede(i)
+    this.stored.delete(i)
     return bytes
   }
 
@@ -942,9 +941,7 @@ export class OpenFile {
         this.dropPatches(i)
         this.dirty.set(i, fresh)
         this.dirtyBytes += fresh.byteLength
-        // (an early chunk is released once the chunk of these bytes is stored: its replacement
-        // shares the fragments this write left alone)
-        this.stored.supersede(i)
+        this.stored.delete(i)
       } else {
         let list = this.patches.get(i)
         if (list === undefined) { list = []; this.patches.set(i, list) }
@@ -1457,9 +1454,8 @@ export class OpenFile {
   private async localRef (i: number, fresh: ChunkRef[], signal?: AbortSignal, group?: PutGroup): Promise<ChunkRef | undefined> {
     const d = this.dirty.get(i)
     if (d !== undefined) {
-      // (in the commit's group, or its write: nothing here names the chunk until the version is
-      // recorded; an early chunk it was rewritten from is replaced: storeNow)
-      return await this.storeVersionChunk(d, i * CHUNK_SIZE, fresh, signal, group, i)
+      // (in the commit's group, or its write: nothing here names the chunk until the version is recorded)
+      return await this.storeVersionChunk(d, i * CHUNK_SIZE, fresh, signal, group)
     }
     if (this.patched(i) && this.stored.has(i)) {
       // patches over a chunk stored during this open: it is replaced (an early one released, the

@@ -98,15 +98,9 @@ export interface Network {
    * acknowledged it), preferred to `staged` where given. `holders`: fragment CID -> hosts known
    * to hold that block by another chunk's placement (the chunk these replace, ChunkWrite
    * chunk()'s `replaces`: the fragments the two share), counted as holders in the plan (each
-   * asked to promise it, and a holder only once it did: one that does not is pushed to again).
+   * asked to promise it, as any holder: one that does not is pushed to again).
    */
-  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, settle?: boolean, safe?: boolean, holders?: ReadonlyMap<string, ReadonlySet<string>>, committed?: boolean }) => Promise<void>
-  /**
-   * These chunks are named by a committed version (ChunkWrite.committed()): their claims on
-   * their fragments as this host's targets end once their placement is settled (keeper/network.ts
-   * committed(); `committed` in place() says the same of the chunks it places). Optional.
-   */
-  committed?: (refs: ChunkRef[]) => void
+  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, settle?: boolean, safe?: boolean, holders?: ReadonlyMap<string, ReadonlySet<string>> }) => Promise<void>
   /**
    * The hosts this host's placement record says hold each fragment of `ref` (the acknowledgements
    * of its placement), or undefined when it has none. Optional: without it a replacement chunk
@@ -900,9 +894,7 @@ export class ChunkService {
     if (this.network === undefined || refs.length === 0) return
     try {
       for (const r of refs) if (this.releasing.busy(r)) await this.releasing.over(r, { signal: opts.signal })
-      // (a placement without `settle` is a committed version's, placeCommitted's or a manifest's,
-      // or a fold's, whose op follows: its claims here end once it is settled)
-      await this.network.place(refs, { ...opts, committed: opts.settle !== true, staged: cid => this.staging?.get(cid), lend: cid => this.staging?.lend(cid) })
+      await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid), lend: cid => this.staging?.lend(cid) })
     } finally {
       for (const r of refs) if (r.cid !== null) this.staging?.release(r.cid.toString())
     }
@@ -1392,8 +1384,6 @@ export class ChunkWrite {
     for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
     // once (counts: a second call, or one after abandon(), would take another write's entries)
     if (wasOpen) for (const ref of [...this.refs, ...this.stored]) this.chunks.open.remove(ref)
-    // the claims of its chunks as this host's targets end once each placement is settled
-    if (wasOpen) this.network?.committed?.([...this.refs, ...this.stored])
   }
 
   /**

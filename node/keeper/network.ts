@@ -204,18 +204,11 @@ export interface PlaceOptions extends AbortOptions {
   safe?: boolean
   /**
    * Fragment CID -> hosts known to hold that block by another chunk's placement (the chunk these
-   * replace: data/blocks.ts ChunkWrite chunk()'s `replaces`), counted as holders in the plan
-   * and the pushes only: a target holding one keeps it, and is asked to promise it (handOver's
-   * keeps). It enters the placement's record, and counts for `safe`, only once it promised; one
-   * that does not (a refusal, or no answer) leaves the chunk pending, pushed to again (mend38d:
-   * counted at once, an fsync returned with the shared fragments on the writer alone).
+   * replace: data/blocks.ts ChunkWrite chunk()'s `replaces`), counted as holders in the plan:
+   * a target holding one keeps it, and is asked to promise it (handOver's keeps; one that does
+   * not is pushed to again, refused).
    */
   holders?: ReadonlyMap<string, ReadonlySet<string>>
-  /**
-   * The chunks are named by a committed version (or a fold's, whose op follows): their claims as
-   * this host's targets (keep) end once their placement is settled (committed()).
-   */
-  committed?: boolean
 }
 
 /**
@@ -265,12 +258,6 @@ export class ChunkNetwork extends EventTarget implements Network {
    * of (shared38: the writer kept such a copy for good).
    */
   private readonly keep = new Map<string, Set<string>>()
-  /**
-   * Codings (codingOf) named by a committed version (committed()), whose claims in `keep` end
-   * each time a placement of theirs is settled (unkeepSettled): the tree keeps their blocks from
-   * then on. Bounded (placementRemembered), oldest first.
-   */
-  private readonly committedCodings = new Map<string, ChunkRef>()
   /**
    * Parity fragments a placement stored here new (the share this host keeps of a chunk written
    * here, which the write itself stored only as its data fragments): the write knows nothing of
@@ -587,7 +574,6 @@ export class ChunkNetwork extends EventTarget implements Network {
   async place (refs: ChunkRef[], opts: PlaceOptions = {}): Promise<void> {
     const work = refs.filter(r => r.cid !== null)
     for (const r of work) this.pending.add(r, opts.inode)
-    if (opts.committed === true) this.committed(work)
     // each chunk's attempt over (acknowledged, or left pending)
     const over = work.map(() => Promise.withResolvers<void>())
     const all = forEachLimited(work.map((r, i) => ({ r, i })), PLACE_CONCURRENCY, async ({ r, i }) => {
@@ -601,9 +587,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       // again now (once here; the retries go on after that)
       if (!this.refusedCodings.delete(coding) || !this.pending.hasCoding(r)) return
       placeLog('chunk %s: placed again (a keeper did not promise its fragment)', shortCid(key))
-      // (not from the inherited holders again: the ones that promised are in the record now,
-      // the others are pushed to)
-      await this.run(r, { ...opts, holders: undefined })
+      await this.run(r, opts)
       await this.handing.get(coding)
     })
     if (opts.safe !== true) return await all
@@ -631,7 +615,6 @@ export class ChunkNetwork extends EventTarget implements Network {
         // waits still here raced this run, which is over
         this.safeWaits.delete(coding)
         this.remember(key)
-        this.unkeepSettled(coding)
       })
       this.placing.set(coding, run)
       this.placingChunks.set(key, (this.placingChunks.get(key) ?? 0) + 1)
@@ -748,34 +731,7 @@ export class ChunkNetwork extends EventTarget implements Network {
   }
 
   /**
-   * These chunks are named by a committed version (data/blocks.ts ChunkWrite.committed, or a
-   * placement with `committed`): their claims on their fragments as this host's targets (keep)
-   * end once their placement is settled (placed and its custody round over, or left pending:
-   * each later placement's end ends them again). The tree keeps their blocks here from then on;
-   * the claims only grew (review38d), and handOver took every fragment this host was ever a
-   * target of as needed here for good.
-   */
-  committed (refs: ChunkRef[]): void {
-    for (const ref of refs) {
-      if (ref.cid === null) continue
-      const coding = codingOf(ref)
-      this.committedCodings.delete(coding)
-      this.committedCodings.set(coding, ref)
-      if (this.committedCodings.size > this.placementRemembered) this.committedCodings.delete(this.committedCodings.keys().next().value!)
-      this.unkeepSettled(coding)
-    }
-  }
-
-  /** A committed coding's claims in `keep` end, unless a placement or custody round of it is under way. */
-  private unkeepSettled (coding: string): void {
-    const ref = this.committedCodings.get(coding)
-    if (ref === undefined || this.placing.has(coding) || this.handing.has(coding)) return
-    this.unkeep(ref, () => true)
-  }
-
-  /**
-   * `ref`'s coding no longer wants `which` of its fragments here (keep): abandoned, or committed
-   * and settled (unkeepSettled). Returns the
+   * `ref`'s coding no longer wants `which` of its fragments here (keep): abandoned. Returns the
    * fragments it wanted here that no coding wants here now.
    */
   private unkeep (ref: ChunkRef, which: (fragment: CID) => boolean): CID[] {
@@ -885,25 +841,18 @@ export class ChunkNetwork extends EventTarget implements Network {
     for (let j = 0; j < n; j++) if (await this.store.has(ref.fragments[j])) held[j].add(self)
     // the fragments it shares with the chunk it replaces stay where that one's placement put
     // them (a target holding one keeps it: assignment.ts), not pushed to a second host beside
-    // them. Those holders are for the plan and the pushes only (`inherited`), not in `held`:
-    // the old record is a hint (the copy may be gone since: GC, a lost disk), so no `safe` wait
-    // and no record counts one until it promised the block in this placement's custody round
-    // (handOver), and one that does not (a refusal, or no answer) is pushed to again
-    // (this host's own copies are the store's to say, above)
-    const inherited: Array<Set<string>> = Array.from({ length: n }, () => new Set<string>())
+    // them; each such holder is asked to promise it below (handOver's keeps), and one that does
+    // not is pushed to again (refused)
     if (opts.holders !== undefined) {
-      for (let j = 0; j < n; j++) for (const p of opts.holders.get(ref.fragments[j].toString()) ?? []) if (p !== self && !held[j].has(p)) inherited[j].add(p)
+      for (let j = 0; j < n; j++) for (const p of opts.holders.get(ref.fragments[j].toString()) ?? []) held[j].add(p)
     }
-    // what the plan and the pushes take as held: the record and the inherited holders
-    const known = (j: number, p: string): boolean => held[j].has(p) || inherited[j].has(p)
-    const seen = held.map((s, j) => inherited[j].size === 0 ? s : new Set([...s, ...inherited[j]]))
     // a chunk written here is stored as its k data fragments alone (ChunkService.storeChunk): its
     // parity is staged or rebuilt from them (parityOf), so while they are all here this host
     // counts as holding the parity too in the plan: the plan of a fresh write is fragment j on
     // the member ranked j, as when the writer stored every fragment (and as keepers repair to).
     // `held` itself says what is on disk (safe waits, handover, status)
     const derivable = ref.k > 1 && held.slice(0, ref.k).every(s => s.has(self))
-    const plan = derivable ? seen.map((s, j) => j >= ref.k && !s.has(self) ? new Set([...s, self]) : s) : seen
+    const plan = derivable ? held.map((s, j) => j >= ref.k && !s.has(self) ? new Set([...s, self]) : s) : held
     // the same plan the keepers repair to (assignment.ts), from what this host knows is where
     const want = ref.k === 1 ? [ranked] : assignment(ranked, ref.k, ref.m, plan)
     const chunk = shortCid(key)
@@ -974,11 +923,11 @@ export class ChunkNetwork extends EventTarget implements Network {
     storing.catch(() => {})
     if (ref.k === 1) {
       // replication: one block, every target a holder; the swarm forwards along a chain
-      const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !known(0, p) && up.has(p))
+      const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !held[0].has(p) && up.has(p))
       if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: await bytesOf(ref.fragments[0]), to })
     } else {
       // through a relay first; whatever it could not place is pushed directly below
-      const missing = want.some((hosts, j) => [...hosts, ...(j < ref.k ? pinners : [])].some(p => p !== self && !known(j, p)))
+      const missing = want.some((hosts, j) => [...hosts, ...(j < ref.k ? pinners : [])].some(p => p !== self && !held[j].has(p)))
       // (not a Clay-coded chunk: a relay re-encodes the chunk with Reed–Solomon, forward.ts)
       if (this.forward !== undefined && missing && ranked.length >= n && ref.clay === undefined) {
         // the relay's own time bounds start once the writer's upload is free for it (forward.ts)
@@ -986,9 +935,8 @@ export class ChunkNetwork extends EventTarget implements Network {
         await this.forward.place(ref, want.map(hs => hs[0]), {
           signal: opts.signal,
           pinners,
-          // the relay sends nothing to the hosts that hold their fragment already (a retry, the
-          // inherited holders)
-          held: seen,
+          // the relay sends nothing to the hosts that hold their fragment already (a retry)
+          held,
           onAck: (j, p) => { held[j].add(p); placeLog('chunk %s: f%d acked by %s (relayed)', chunk, j, shortPeer(p)); this.checkSafe(coding, held, ref.k) }
         }).catch((err: Error) => {
           // what the relay could not place is pushed directly below
@@ -1003,7 +951,7 @@ export class ChunkNetwork extends EventTarget implements Network {
           else by.add(coding)
         }
         // pinning hosts get the k data fragments, on the same chain as the target
-        const to = [...want[j], ...(j < ref.k ? pinners : [])].filter(p => p !== self && !known(j, p) && up.has(p))
+        const to = [...want[j], ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p) && up.has(p))
         if (to.length === 0) continue
         deliveries.push({ cid: ref.fragments[j], bytes: await bytesOf(ref.fragments[j]), to: [...new Set(to)] })
       }
@@ -1035,26 +983,22 @@ export class ChunkNetwork extends EventTarget implements Network {
       // every copy index counts the hosts holding the one block
       for (let j = 1; j < n; j++) for (const p of held[0]) held[j].add(p)
     }
-    // (an inherited holder that acknowledged a push meanwhile is a holder like any other)
-    for (let j = 0; j < n; j++) for (const p of held[j]) inherited[j].delete(p)
     const hosts = new Set(held.flatMap(s => [...s]))
     // placed once every target among the members holds its fragment (targetsHold), not as soon
     // as as many hosts as are connected hold some: a member away but not declared gone is still
     // a target, and counting against the connected ones called a chunk placed with its fragments
     // missing from the members coming back one by one (after a restart or a partition)
-    // (an inherited holder counts here, asked to promise its block in handOver below: until it
-    // does, it is in no record and no `safe` wait counts it)
-    const placed = targetsHold(ref.k === 1 ? [ranked] : want, held.map((s, j) => inherited[j].size === 0 ? s : new Set([...s, ...inherited[j]]))) && !(hosts.size < 2 && this.c.offline())
+    const placed = targetsHold(ref.k === 1 ? [ranked] : want, held) && !(hosts.size < 2 && this.c.offline())
     if (placeLog.enabled) {
       placeLog('chunk %s %s: %d host(s) hold it: %s', chunk, placed ? 'placed' : 'still pending', hosts.size,
-        held.map((hs, j) => `f${j} ${shortPeers(hs)}${inherited[j].size > 0 ? ` (inherited ${shortPeers(inherited[j])})` : ''}`).join(', '))
+        held.map((hs, j) => `f${j} ${shortPeers(hs)}`).join(', '))
     }
     if (placed) {
       this.pending.delete(ref)
       // handing over the copies that are not this host's waits on the targets' promises, and
       // the targets promise the rest too: in the background (the listener's), so the write does
       // not wait for it (a `settle` placement does)
-      this.handOver(ref, want, ref.k > 1 && !pinners.includes(self), inode, inherited)
+      this.handOver(ref, want, ref.k > 1 && !pinners.includes(self), inode)
     }
   }
 
@@ -1062,28 +1006,10 @@ export class ChunkNetwork extends EventTarget implements Network {
    * Offer the fragments this host is not a target of, once their targets hold them, when
    * `handOver`; and have the targets holding the rest promise them ('handover').
    */
-  private handOver (ref: ChunkRef, want: string[][], handOver: boolean, inode: string | undefined, inherited?: Array<Set<string>>): void {
+  private handOver (ref: ChunkRef, want: string[][], handOver: boolean, inode: string | undefined): void {
     const self = this.host.peerId
     const held = this.heldOf(ref)
     if (held === undefined) return
-    const coding = codingOf(ref)
-    // the chunk is pending again, and a `settle` placement places it again at once (pushing to
-    // the keepers that are no holders now)
-    const again = (): void => {
-      this.refusedCodings.delete(coding)
-      this.refusedCodings.add(coding)
-      if (this.refusedCodings.size > this.placementRemembered) this.refusedCodings.delete(this.refusedCodings.values().next().value!)
-      if (!this.pending.hasCoding(ref)) {
-        this.pending.add(ref, inode)
-        this.retrySoon()
-      }
-    }
-    // inherited holders (placeOne: the old chunk's record, a hint) count as keepers here, but
-    // enter the record only once they promise; one that does not (a refusal, or no answer: an
-    // unreachable host is no holder of a block it was never asked for by this chunk) leaves
-    // the chunk pending, pushed to again
-    const unconfirmed = (inherited ?? []).some(s => s.size > 0)
-    const has = (j: number, p: string): boolean => held[j].has(p) || inherited?.[j]?.has(p) === true
     const mine = new Set(ref.fragments.filter((_, j) => want[j]?.includes(self)).map(f => f.toString()))
     const stillNeeded = (f: CID): boolean => this.keep.has(f.toString()) || this.pending.neededByOther(ref, f) || this.c.needed?.(f) === true
     // (a replicated chunk's `want` is its one block's copies)
@@ -1092,63 +1018,42 @@ export class ChunkNetwork extends EventTarget implements Network {
       ? []
       : planned
         // (parity this host never stored, storeChunk's, has nothing to hand over)
-        .filter(h => held[h.j].has(self) && !mine.has(h.cid.toString()) && !stillNeeded(h.cid) && h.keepers.length > 0 && h.keepers.every(p => has(h.j, p)))
+        .filter(h => held[h.j].has(self) && !mine.has(h.cid.toString()) && !stillNeeded(h.cid) && h.keepers.length > 0 && h.keepers.every(p => held[h.j].has(p)))
     const handed = new Set(handovers.map(h => h.j))
     const keeps = planned
       .filter(h => !handed.has(h.j))
-      .map(h => ({ cid: h.cid, keepers: h.keepers.filter(p => has(h.j, p)) }))
+      .map(h => ({ cid: h.cid, keepers: h.keepers.filter(p => held[h.j].has(p)) }))
       .filter(h => h.keepers.length > 0)
-    if (handovers.length === 0 && keeps.length === 0) {
-      if (unconfirmed) again()
-      return
-    }
+    if (handovers.length === 0 && keeps.length === 0) return
     const dropped = (cids: string[]): void => {
       const gone = new Set(cids)
       for (const h of handovers) if (gone.has(h.cid.toString())) held[h.j].delete(self)
       if (gone.size > 0) placeLog('chunk %s: handed over %d fragment(s) to their keepers', shortCid(ref.cid!), gone.size)
     }
+    const coding = codingOf(ref)
     // the acknowledgements this placement counted are a record, not proof: a keeper promises a
     // block only while it holds it, so one that does not is no holder, and the chunk is placed
     // again (GC or another writer's release deleted it since the record was made, or it was
     // dropped on arrival): left pending, it counted as placed with its fragments missing
     const refused = (cid: string, keepers: string[]): void => {
       let lost = 0
-      ref.fragments.forEach((f, j) => {
-        if (f.toString() !== cid) return
-        for (const p of keepers) if (held[j].delete(p) || inherited?.[j]?.delete(p) === true) lost++
-      })
+      ref.fragments.forEach((f, j) => { if (f.toString() === cid) for (const p of keepers) if (held[j].delete(p)) lost++ })
       if (lost === 0 || this.heldOf(ref) !== held) return
       placeLog('chunk %s: %d keeper(s) of %s did not promise it: placed again', shortCid(ref.cid!), lost, shortCid(cid))
-      again()
+      this.refusedCodings.delete(coding)
+      this.refusedCodings.add(coding)
+      if (this.refusedCodings.size > this.placementRemembered) this.refusedCodings.delete(this.refusedCodings.values().next().value!)
+      if (!this.pending.hasCoding(ref)) {
+        this.pending.add(ref, inode)
+        this.retrySoon()
+      }
     }
-    // an inherited holder that promised its block is a holder: in the record from now on
-    const promised = !unconfirmed
-      ? undefined
-      : (cid: string, keepers: string[]): void => {
-          if (this.heldOf(ref) !== held) return
-          ref.fragments.forEach((f, j) => {
-            if (f.toString() !== cid) return
-            for (const p of keepers) if (inherited?.[j]?.delete(p) === true) held[j].add(p)
-          })
-          this.checkSafe(coding, held, ref.k)
-        }
     const work: Array<Promise<unknown>> = []
     const waitUntil = (p: Promise<unknown>): void => { work.push(p) }
-    this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', { detail: { handovers: handovers.map(({ cid, keepers }) => ({ cid, keepers })), keeps, dropped, waitUntil, refused, promised } }))
-    if (work.length === 0) {
-      if (unconfirmed) again()
-      return
-    }
+    this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', { detail: { handovers: handovers.map(({ cid, keepers }) => ({ cid, keepers })), keeps, dropped, waitUntil, refused } }))
+    if (work.length === 0) return
     // ignored here: the listener logs its own failures (the copies then stay, which is safe)
-    const all: Promise<void> = Promise.allSettled(work).then(() => {
-      // an inherited holder that gave no answer is no holder (it was never pushed this block)
-      if (unconfirmed && this.heldOf(ref) === held && inherited!.some(s => s.size > 0)) {
-        placeLog('chunk %s: %d inherited holder(s) did not promise their fragment: placed again', shortCid(ref.cid!), inherited!.reduce((a, s) => a + s.size, 0))
-        again()
-      }
-      if (this.handing.get(coding) === all) this.handing.delete(coding)
-      this.unkeepSettled(coding)
-    })
+    const all: Promise<void> = Promise.allSettled(work).then(() => { if (this.handing.get(coding) === all) this.handing.delete(coding) })
     this.handing.set(coding, all)
   }
 
