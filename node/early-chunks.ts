@@ -61,15 +61,10 @@ export class EarlyChunks {
     return this.refs.get(i)
   }
 
-  /**
-   * Store the whole chunk `i` and start placing it; waits for room in the window (WINDOW_WAIT_MS
-   * at most). An early chunk `i` stored before is replaced (ChunkWrite.chunk()'s `replaces`:
-   * released, and the fragments the two share stay where its placement put them).
-   */
+  /** Store the whole chunk `i` and start placing it; waits for room in the window (WINDOW_WAIT_MS at most). */
   async store (i: number, bytes: Uint8Array, opts: AbortOptions = {}): Promise<ChunkRef> {
     this.write ??= this.chunks.write({ inode: this.inode })
-    const ref = await this.write.chunk(bytes, i * CHUNK_SIZE, { signal: opts.signal, waitMs: WINDOW_WAIT_MS, replaces: this.refs.get(i) })
-    // (released by chunk(): a no-op here but when it stored nothing new)
+    const ref = await this.write.chunk(bytes, i * CHUNK_SIZE, { signal: opts.signal, waitMs: WINDOW_WAIT_MS })
     this.forget(i)
     this.refs.set(i, ref)
     return ref
@@ -84,17 +79,11 @@ export class EarlyChunks {
    * a close rewriting 1 GiB of a file fio had written at random left that much to place, and
    * the first fsync of the next writer waited SYNC_PLACE_WAIT_MS for it). Not recorded by
    * index: nothing replaces it before the commit is recorded (a commit that fails leaves it to
-   * the next commit or to abandon()). `replaces`: the index of the early chunk this one takes
-   * the place of (patches over it: open-file.ts localRef), released once this one is stored, as
-   * store() releases the chunk it replaces (the fragments the two share stay where they are).
+   * the next commit or to abandon()).
    */
-  async storeNow (bytes: Uint8Array, offset: number, opts: AbortOptions & { replaces?: number } = {}): Promise<ChunkRef> {
+  async storeNow (bytes: Uint8Array, offset: number, opts: AbortOptions = {}): Promise<ChunkRef> {
     this.write ??= this.chunks.write({ inode: this.inode })
-    const replaces = opts.replaces !== undefined ? this.refs.get(opts.replaces) : undefined
-    const ref = await this.write.chunk(bytes, offset, { signal: opts.signal, waitMs: WINDOW_WAIT_MS, replaces })
-    // (released by chunk())
-    if (replaces !== undefined) this.forget(opts.replaces!)
-    return ref
+    return await this.write.chunk(bytes, offset, { signal: opts.signal, waitMs: WINDOW_WAIT_MS })
   }
 
   /**

@@ -1347,11 +1347,10 @@ export class OpenFile {
    * Store chunk bytes of the version being built (at `offset` in the file). In a commit, through
    * the open file's write (early-chunks.ts storeNow): placed as it is stored, the commit waiting
    * for room in the placement window; else in `group`, and `fresh` gets it (placed once the
-   * version is recorded). `replaces`: the index of the chunk stored during this open that these
-   * bytes take the place of (in a commit, its early chunk is replaced: storeNow).
+   * version is recorded).
    */
-  private async storeVersionChunk (bytes: Uint8Array, offset: number, fresh: ChunkRef[], signal?: AbortSignal, group?: PutGroup, replaces?: number): Promise<ChunkRef> {
-    if (this.pipelined) return await this.early.storeNow(bytes, offset, { signal, replaces })
+  private async storeVersionChunk (bytes: Uint8Array, offset: number, fresh: ChunkRef[], signal?: AbortSignal, group?: PutGroup): Promise<ChunkRef> {
+    if (this.pipelined) return await this.early.storeNow(bytes, offset, { signal })
     const ref = (await this.chunks.storeChunk(bytes, offset, { signal, group, recycle: true })).ref
     fresh.push(ref)
     return ref
@@ -1458,9 +1457,8 @@ export class OpenFile {
       return await this.storeVersionChunk(d, i * CHUNK_SIZE, fresh, signal, group)
     }
     if (this.patched(i) && this.stored.has(i)) {
-      // patches over a chunk stored during this open: it is replaced (an early one released, the
-      // fragments the two share left where its placement put them: early-chunks.ts storeNow)
-      const ref = await this.storeVersionChunk(await this.assemble(i, signal), i * CHUNK_SIZE, fresh, signal, group, i)
+      // patches over a chunk stored during this open: it is replaced (an early one released)
+      const ref = await this.storeVersionChunk(await this.assemble(i, signal), i * CHUNK_SIZE, fresh, signal, group)
       this.stored.set(i, ref)
       this.dropPatches(i)
       return ref

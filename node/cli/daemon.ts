@@ -350,12 +350,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // the chunk service is built below, on this network: its open files' spilled chunks (aside)
     // keep their fragments here against a placement of the same bytes handing them over
     let aside: ChunkService['aside'] | undefined
-    // this host's promises to itself of the fragments an abandoned chunk wanted here (custody,
-    // built below: network.ts NetworkComponents disown)
-    let disown: ((cids: CID[]) => void) | undefined
     const network = new ChunkNetwork({
       needed: f => aside?.hasFragment(f) === true,
-      disown: cids => { disown?.(cids) },
       release: {
         ask: async (peer, cids, o) => await release?.ask(peer, cids, o) ?? new Set(),
         mayDelete: cid => release?.mayDelete(cid) ?? false,
@@ -461,7 +457,6 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
     const custody = new Custody({ host, store: guarded, keep: f => aside?.hasFragment(f) === true, promisedTo: (cids, peer) => { opening.teller().noted(cids, peer) } }, { promiseMs: opts.custodyPromiseMs })
     await custody.start()
-    disown = cids => { custody.disown(cids, host.peerId) }
     // (closers run last first: the placement retries stop before custody does, so a retry's
     // promise round never runs against a stopped custody)
     closers.push(async () => { network.stopRetries(); await custody.stop() })

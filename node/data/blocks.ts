@@ -95,18 +95,9 @@ export interface Network {
    * is over (acknowledged, or left pending for a retry); `inode`: the file they belong to;
    * `staged`: fragments still in memory (else they are read from the local store); `lend`: the
    * same, each lent until its push is over (Staging.lend: done(true) only when every target
-   * acknowledged it), preferred to `staged` where given. `holders`: fragment CID -> hosts known
-   * to hold that block by another chunk's placement (the chunk these replace, ChunkWrite
-   * chunk()'s `replaces`: the fragments the two share), counted as holders in the plan (each
-   * asked to promise it, as any holder: one that does not is pushed to again).
+   * acknowledged it), preferred to `staged` where given.
    */
-  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, settle?: boolean, safe?: boolean, holders?: ReadonlyMap<string, ReadonlySet<string>> }) => Promise<void>
-  /**
-   * The hosts this host's placement record says hold each fragment of `ref` (the acknowledgements
-   * of its placement), or undefined when it has none. Optional: without it a replacement chunk
-   * is placed as a fresh one.
-   */
-  heldOf?: (ref: ChunkRef) => ReadonlyArray<ReadonlySet<string>> | undefined
+  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, settle?: boolean, safe?: boolean }) => Promise<void>
   /**
    * Resolves once the chunk survives one lost host by the acknowledgements of its placement so
    * far (two holders of its block, or k fragments left whichever host goes), or when `signal`
@@ -123,12 +114,9 @@ export interface Network {
   fetchOne: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array>
   /**
    * A write that stored these chunks was abandoned before its commit: stop placing them, and
-   * ask the hosts that took their fragments to delete what nothing else needs there; `keep`:
-   * fragments not to ask about, `handedOn`: of those, the ones another chunk of the write places
-   * now (ChunkWrite.release(): the chunk's claims on them as their target here end); `local`:
-   * told once this host's own part is done (records, claims, kept parity), before the peers are asked.
+   * ask the hosts that took their fragments to delete what nothing else needs there.
    */
-  abandon?: (refs: ChunkRef[], opts?: AbortOptions & { keep?: (fragment: CID) => boolean, handedOn?: (fragment: CID) => boolean, local?: () => void }) => Promise<void>
+  abandon?: (refs: ChunkRef[], opts?: AbortOptions & { keep?: (fragment: CID) => boolean }) => Promise<void>
   /** Whether a local block may be deleted now (no peer was promised it: custody). */
   mayDelete?: (cid: CID) => boolean
   /**
@@ -890,7 +878,7 @@ export class ChunkService {
    * holders (promises to this host do not keep a block: keeper/release.ts). A version committed
    * outside a ChunkWrite (an open file's spilled or stored chunks, a fold's) is placed here.
    */
-  async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string, settle?: boolean, safe?: boolean, holders?: ReadonlyMap<string, ReadonlySet<string>> } = {}): Promise<void> {
+  async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string, settle?: boolean, safe?: boolean } = {}): Promise<void> {
     if (this.network === undefined || refs.length === 0) return
     try {
       for (const r of refs) if (this.releasing.busy(r)) await this.releasing.over(r, { signal: opts.signal })
@@ -1015,15 +1003,8 @@ export class ChunkWrite {
    * Store one chunk of the version (at `offset`) and start placing it; waits for room in the
    * window first. `waitMs`: wait for room at most this long, then store the chunk anyway (the
    * window is overrun while the network does not take the bytes; default: wait as long as it takes).
-   * `replaces`: a chunk of this write the new one takes the place of (an open file's early chunk
-   * rewritten in part: early-chunks.ts), released here once the new one is stored (release()).
-   * The two share the data fragments the rewrite left alone (equal shards): the new one's
-   * placement waits for that release's part here (not its round to the peers), and plans each
-   * shared fragment where the old one's placement put it (Network.heldOf), not on a second host
-   * beside it (shared38: the old holder's copy stayed while its promise to the writer lasted, a
-   * stray, and the writer kept the ones it was the old chunk's target of).
    */
-  async chunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { waitMs?: number, replaces?: ChunkRef } = {}): Promise<ChunkRef> {
+  async chunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { waitMs?: number } = {}): Promise<ChunkRef> {
     if (this.done !== 'open') throw new Error(`chunk() on a ${this.done} write`)
     this.params ??= this.chunks.params()
     const { k, m } = this.params
@@ -1051,8 +1032,6 @@ export class ChunkWrite {
     }
     this.refs.push(ref)
     this.chunks.open.add(ref)
-    // (after the push: what the two share is live, the release leaves it)
-    const replaced = opts.replaces !== undefined && opts.replaces !== ref ? this.releaseOf(opts.replaces) : undefined
     if (this.network === undefined || ref.cid === null) {
       const run: Promise<void> = stored.then(() => {
         this.progress.stored += bytes.byteLength
@@ -1087,19 +1066,7 @@ export class ChunkWrite {
       } catch {
         return // aborted: the chunk released (or the write stopped), nothing to place
       }
-      // the chunk this one replaces is released here first (its own claims on the fragments the
-      // two share end with it; its peers' round goes on), and its holders of them count as holders here
-      let holders: ReadonlyMap<string, ReadonlySet<string>> | undefined
-      if (replaced !== undefined) {
-        try {
-          holders = await raceSignal(replaced, signal)
-        } catch (err) {
-          if (signal.aborted) return // aborted, as above
-          // (a release never throws: were it to, this chunk is placed as a fresh one)
-          log.error('rewritten chunk: its release failed (%s); chunk %s placed as a fresh one', (err as Error).message, ref.cid!.toString())
-        }
-      }
-      const placing = this.chunks.place([ref], { inode: this.inode, signal, settle: true, holders })
+      const placing = this.chunks.place([ref], { inode: this.inode, signal, settle: true })
       ran = true
       started.resolve()
       await placing.catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
@@ -1256,48 +1223,30 @@ export class ChunkWrite {
    * that is done (it may store the same blocks again). Before committed() only.
    */
   release (ref: ChunkRef): void {
-    void this.releaseOf(ref)
-  }
-
-  /**
-   * release(); resolves (never rejects) once its part on this host is over (the network's
-   * records and claims: Network.abandon `local`; the peers are asked after it), with the hosts
-   * that held each fragment `ref` shares with the rest of this write by its placement record
-   * when its placement was over (Network.heldOf), by fragment CID: what chunk()'s `replaces`
-   * plans from. Undefined when nothing is released (not this write's chunk, or still the
-   * write's by another ref).
-   */
-  private releaseOf (ref: ChunkRef): Promise<ReadonlyMap<string, ReadonlySet<string>>> | undefined {
     const at = this.refs.indexOf(ref)
-    if (at < 0 || this.done !== 'open') return undefined
+    if (at < 0 || this.done !== 'open') return
     this.refs.splice(at, 1)
     this.chunks.open.remove(ref)
     this.placedRefs.delete(ref)
-    if (ref.cid === null) return undefined
+    if (ref.cid === null) return
     // what the rest of this write still has (equal chunks, equal shards) stays
     const live = new Set<string>()
     for (const r of this.refs) {
       if (r.cid !== null) live.add(r.cid.toString())
       for (const f of r.fragments) live.add(f.toString())
     }
-    if (live.has(ref.cid.toString())) return undefined
+    if (live.has(ref.cid.toString())) return
     // another write here has the same chunk: its fragments are that write's too
-    if (this.chunks.open.has(ref)) return undefined
+    if (this.chunks.open.has(ref)) return
     const gone = ref.fragments.filter(f => !live.has(f.toString()) && !this.chunks.open.hasFragment(f))
     // no longer this write's: committed() leaves them claimed, so the release below still deletes them
     for (const f of gone) this.blocks.delete(f.toString())
     this.placing.get(ref)?.stop.abort(new DOMException('the chunk was rewritten', 'AbortError'))
     // from the check above on: a write of the same bytes here starting meanwhile places them after the release
     const end = this.chunks.releasing.begin(gone)
-    const local = Promise.withResolvers<ReadonlyMap<string, ReadonlySet<string>>>()
     this.releasing = this.releasing.then(async () => {
-      try { await this.drop(ref, gone, live, local.resolve) } finally {
-        end()
-        // (drop() told it already, unless it stopped short: a resolve more is a no-op)
-        local.resolve(new Map())
-      }
+      try { await this.drop(ref, gone, live) } finally { end() }
     })
-    return local.promise
   }
 
   /**
@@ -1318,28 +1267,13 @@ export class ChunkWrite {
     }
   }
 
-  /**
-   * release()'s work: never throws (what it cannot delete is left to GC). Tells `local` the
-   * holders of the fragments `ref` shares with what is `live`, by its record once its placement
-   * is over (taken before the network's abandon forgets it), once the abandon's part here is done.
-   */
-  private async drop (ref: ChunkRef, gone: CID[], live: Set<string>, local: (holders: ReadonlyMap<string, ReadonlySet<string>>) => void): Promise<void> {
+  /** release()'s work: never throws (what it cannot delete is left to GC). */
+  private async drop (ref: ChunkRef, gone: CID[], live: Set<string>): Promise<void> {
     await this.placing.get(ref)?.run
-    const holders = new Map<string, ReadonlySet<string>>()
-    const record = this.network?.heldOf?.(ref)
-    ref.fragments.forEach((f, j) => {
-      const key = f.toString()
-      const on = record?.[j]
-      if (live.has(key) && on !== undefined && on.size > 0) holders.set(key, new Set([...(holders.get(key) ?? []), ...on]))
-    })
     // after the open check (release()): a write of the same bytes here that committed since is in the tree
     const inTree = await this.inTree(gone)
-    // the fragments the rest of this write shares are its to place now: this chunk's claims on
-    // them end (Network.abandon handedOn), unless the tree names this very chunk (one of its own
-    // fragments in it: a version committed here with the same chunk, whose claims are the same)
-    const named = gone.some(f => inTree.has(f.toString()))
     if (this.network?.abandon !== undefined) {
-      await this.network.abandon([ref], { keep: f => live.has(f.toString()) || this.chunks.open.hasFragment(f) || inTree.has(f.toString()), handedOn: f => !named && live.has(f.toString()), local: () => { local(holders) } }).catch((err: Error) => { log.error('rewritten chunk %s: asking peers to delete its fragments failed (GC removes them later): %s', ref.cid!.toString(), err.message) })
+      await this.network.abandon([ref], { keep: f => live.has(f.toString()) || this.chunks.open.hasFragment(f) || inTree.has(f.toString()) }).catch((err: Error) => { log.error('rewritten chunk %s: asking peers to delete its fragments failed (GC removes them later): %s', ref.cid!.toString(), err.message) })
     }
     let freed = 0
     for (const cid of gone) {

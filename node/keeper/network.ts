@@ -93,14 +93,6 @@ export interface NetworkComponents {
    * copy over. None: nothing does.
    */
   needed?: (fragment: CID) => boolean
-  /**
-   * This host's own promises of these blocks end (custody.ts disown): a chunk placed here was
-   * abandoned, and no chunk placed here wants them here any more. Its promise to itself as their
-   * target (the placement's custody round) otherwise kept its copy from being handed over by a
-   * chunk sharing them (the replacement of a chunk rewritten before its commit: shared38) for
-   * as long as it lasted. None: the promises run out.
-   */
-  disown?: (cids: CID[]) => void
 }
 
 /**
@@ -202,13 +194,6 @@ export interface PlaceOptions extends AbortOptions {
    * background, tracked as before (pending until every target acknowledged).
    */
   safe?: boolean
-  /**
-   * Fragment CID -> hosts known to hold that block by another chunk's placement (the chunk these
-   * replace: data/blocks.ts ChunkWrite chunk()'s `replaces`), counted as holders in the plan:
-   * a target holding one keeps it, and is asked to promise it (handOver's keeps; one that does
-   * not is pushed to again, refused).
-   */
-  holders?: ReadonlyMap<string, ReadonlySet<string>>
 }
 
 /**
@@ -250,14 +235,11 @@ export class ChunkNetwork extends EventTarget implements Network {
   /** Chunks written here whose placement has not finished (retried on reconnect). */
   readonly pending: PendingPlacements
   /**
-   * Fragments this host is a target of for some chunk, each with the codings (codingOf) that
-   * want it here. Fragments are content-addressed, so one fragment can belong to several chunks
-   * (equal shards): a fragment is dropped only when no chunk wants it here and no pending chunk
-   * still has to send it. A coding abandoned (a chunk rewritten before its commit, a write given
-   * up) no longer wants its fragments here: its replacement may share one this host is no target
-   * of (shared38: the writer kept such a copy for good).
+   * Fragments this host is a target of for some chunk. Fragments are content-addressed, so one
+   * fragment can belong to several chunks (equal shards): a fragment is dropped only when no
+   * chunk wants it here and no pending chunk still has to send it.
    */
-  private readonly keep = new Map<string, Set<string>>()
+  private readonly keep = new Set<string>()
   /**
    * Parity fragments a placement stored here new (the share this host keeps of a chunk written
    * here, which the write itself stored only as its data fragments): the write knows nothing of
@@ -682,13 +664,9 @@ export class ChunkNetwork extends EventTarget implements Network {
    * A write that stored these chunks was abandoned before its commit (ChunkWrite.abandon): they
    * are no longer pending, and every host known to hold one of their fragments is asked to
    * delete it (release.ts: each deletes only what nothing it knows of needs). `keep`: fragments
-   * not to ask about (the same write still has them in another chunk). `handedOn`: of those, the
-   * ones another chunk of the write places now (the chunk that replaces these, sharing them):
-   * these chunks' claim on them here ends as on the rest (keep, Custody disown), where the ones
-   * kept for another reason (the tree names them) stay claimed. `local`: told once this host's
-   * own part is done (records, claims, the parity it kept), before the peers are asked.
+   * not to ask about (the same write still has them in another chunk).
    */
-  async abandon (refs: ChunkRef[], opts: AbortOptions & { keep?: (fragment: CID) => boolean, handedOn?: (fragment: CID) => boolean, local?: () => void } = {}): Promise<void> {
+  async abandon (refs: ChunkRef[], opts: AbortOptions & { keep?: (fragment: CID) => boolean } = {}): Promise<void> {
     const cids = new Map<string, CID>()
     for (const ref of refs) {
       if (ref.cid === null) continue
@@ -702,9 +680,6 @@ export class ChunkNetwork extends EventTarget implements Network {
         this.placedOrder.delete(key)
       }
       for (const f of ref.fragments) if (opts.keep?.(f) !== true) cids.set(f.toString(), f)
-      // (a fragment kept for the tree's sake stays claimed: the same chunk committed here may want it)
-      const unkept = this.unkeep(ref, f => opts.keep?.(f) !== true || opts.handedOn?.(f) === true)
-      if (unkept.length > 0) this.c.disown?.(unkept)
     }
     // the parity a placement stored here for these chunks (storedHere): the write deletes what it
     // stored itself, not these. Kept when another write in flight stored it too, another pending
@@ -714,11 +689,11 @@ export class ChunkNetwork extends EventTarget implements Network {
         const key = f.toString()
         if (!this.storedHere.has(key) || opts.keep?.(f) === true) continue
         this.storedHere.delete(key)
-        if (this.store.isClaimed(f) || this.pending.neededByOther(ref, f) || !this.mayDelete(f) || this.keep.has(key)) continue
+        if (this.store.isClaimed(f) || this.pending.neededByOther(ref, f) || !this.mayDelete(f)) continue
+        this.keep.delete(key)
         await this.store.delete(f).catch((err: Error) => { placeLog('abandoned write: deleting kept parity %s failed (GC removes it later): %s', key, err.message) })
       }
     }
-    opts.local?.()
     const release = this.c.release
     if (release === undefined || cids.size === 0) return
     // every connected peer, not only the ones that acknowledged: a push cut short by the abort
@@ -728,24 +703,6 @@ export class ChunkNetwork extends EventTarget implements Network {
       const gone = await release.ask(peer, [...cids.values()], opts)
       placeLog('abandoned write: %s deleted %d of %d fragment(s) asked', shortPeer(peer), gone.size, cids.size)
     }))
-  }
-
-  /**
-   * `ref`'s coding no longer wants `which` of its fragments here (keep): abandoned. Returns the
-   * fragments it wanted here that no coding wants here now.
-   */
-  private unkeep (ref: ChunkRef, which: (fragment: CID) => boolean): CID[] {
-    const coding = codingOf(ref)
-    const out: CID[] = []
-    for (const f of ref.fragments) {
-      if (!which(f)) continue
-      const key = f.toString()
-      const by = this.keep.get(key)
-      if (by?.delete(coding) !== true || by.size > 0) continue
-      this.keep.delete(key)
-      out.push(f)
-    }
-    return out
   }
 
   /** Of `cids`, the ones this host's own tree needs: a write given up here releases none of them (release.ts). */
@@ -839,13 +796,6 @@ export class ChunkNetwork extends EventTarget implements Network {
       this.placement.set(key, records)
     }
     for (let j = 0; j < n; j++) if (await this.store.has(ref.fragments[j])) held[j].add(self)
-    // the fragments it shares with the chunk it replaces stay where that one's placement put
-    // them (a target holding one keeps it: assignment.ts), not pushed to a second host beside
-    // them; each such holder is asked to promise it below (handOver's keeps), and one that does
-    // not is pushed to again (refused)
-    if (opts.holders !== undefined) {
-      for (let j = 0; j < n; j++) for (const p of opts.holders.get(ref.fragments[j].toString()) ?? []) held[j].add(p)
-    }
     // a chunk written here is stored as its k data fragments alone (ChunkService.storeChunk): its
     // parity is staged or rebuilt from them (parityOf), so while they are all here this host
     // counts as holding the parity too in the plan: the plan of a fresh write is fragment j on
@@ -944,12 +894,7 @@ export class ChunkNetwork extends EventTarget implements Network {
         })
       }
       for (let j = 0; j < n; j++) {
-        if (want[j].includes(self)) {
-          const key = ref.fragments[j].toString()
-          const by = this.keep.get(key)
-          if (by === undefined) this.keep.set(key, new Set([coding]))
-          else by.add(coding)
-        }
+        if (want[j].includes(self)) this.keep.add(ref.fragments[j].toString())
         // pinning hosts get the k data fragments, on the same chain as the target
         const to = [...want[j], ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p) && up.has(p))
         if (to.length === 0) continue

@@ -120,12 +120,10 @@ describe('placement as an open file is written (six in-process hosts, k=4 m=2)',
     const old = new Set(heldBefore.flatMap(s => [...s]))
     // and what they hold is the version (8 chunks of 6 x 256 KiB) and its manifest's copies, with
     // at most a second copy of each fragment a replaced chunk shares with its replacement (equal
-    // shards: the k - 1 data fragments the 4 KiB patch left alone). The replacement is planned
-    // where the old chunk's placement record says they are (test/cluster/early-shared: one copy
-    // each then), but a push of the old chunk cut short by its release may land with no
-    // acknowledgement: that copy is no holder by the record, and the release leaves it (the
-    // version names it) to the keepers' rebalance (keeper/rebalance.ts), which drops it once
-    // the planned holder has the fragment
+    // shards: the k - 1 data fragments the 4 KiB patch left alone). The old chunk's placement put
+    // them on its own targets, the new one's on its own, and the release leaves them (the version
+    // names them): the copy on a host that is no target of the new chunk is held while the
+    // promise its holder gave the writer lasts (keeper/custody.ts), then dropped by the keepers
     const shared = 2 * 3 * (MiB / 4)
     let stray: string[] = []
     let grown: number[] = []
