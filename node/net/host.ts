@@ -64,7 +64,7 @@ import { ping } from '@libp2p/ping'
 import { gossipsub, StrictNoSign, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
 import { createPeerScoreParams, createTopicScoreParams } from '@libp2p/gossipsub/score'
-import { AdaptiveTimeout, byteStream } from '@libp2p/utils'
+import { AbstractMessageStream, AdaptiveTimeout, byteStream } from '@libp2p/utils'
 import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import { createTrafficMeter, dialCause } from './traffic.ts'
@@ -93,7 +93,7 @@ import { anySignal } from '../abort.ts'
 import { loopTimeSignal } from '../../swarm/index.ts'
 import { forEachLimited } from '../pool.ts'
 import { releasePnetCiphers, renewXsalsa20Views } from './xsalsa20.ts'
-import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto, pnetSend } from './lean-transport.ts'
+import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto, pnetSend, skipUnheardEvents } from './lean-transport.ts'
 import type { PnetSocketSide } from './lean-transport.ts'
 import { accountExternalMemoryInHeapLimit } from './heap.ts'
 import { skipKnownProtocolMerges } from './peer-protocols.ts'
@@ -102,6 +102,8 @@ import { skipKnownProtocolMerges } from './peer-protocols.ts'
 renewXsalsa20Views()
 // yamux streams grant room once half their window is used, not after every frame (lean-transport.ts)
 halfWindowYamux(YamuxStream.prototype)
+// streams and connection layers make no event nobody listens to ('idle' after every send: lean-transport.ts)
+skipUnheardEvents(AbstractMessageStream.prototype)
 // Buffer churn must not force a full GC every 64 MiB (heap.ts)
 accountExternalMemoryInHeapLimit()
 

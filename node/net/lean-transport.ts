@@ -553,6 +553,42 @@ export function halfWindowYamux (proto: unknown): void {
   p.__darkfsHalfWindow = true
 }
 
+// --- events nobody listens to --------------------------------------------------------------------
+//
+// @libp2p/utils 7's AbstractMessageStream (every stream, and each layer of a connection: the
+// socket's, pnet's, Noise's) tells 'idle' each time its write buffer empties, i.e. once per send
+// at each of those layers, and 'drain', 'end', 'remoteCloseWrite' and more, through
+// main-event's safeDispatchEvent: a new CustomEvent, dispatched through node's EventTarget,
+// whether anything listens or not. Nothing listens to 'idle' on the data path, and making node
+// Events there was ~2.5% of the CPU of a request and its answer over a connection (perf, the
+// `wire` part of scripts/bench/_range-costs.ts). An event with no listener is not made: nothing
+// could see it (dispatching it calls no one and returns true, not cancelled).
+
+/** What skipUnheardEvents() reaches of an event emitter (main-event 1 TypedEventEmitter). */
+interface Emitter {
+  listenerCount: (type: string) => number
+  safeDispatchEvent: (type: string, detail?: unknown) => boolean
+  __darkfsUnheard?: true
+}
+
+/**
+ * Make safeDispatchEvent of the class whose prototype is `proto` (AbstractMessageStream of
+ * @libp2p/utils 7) make and dispatch an event only when something listens to its type
+ * (listenerCount, which counts every listener added through the emitter's addEventListener,
+ * once and signal ones included, until removed). Idempotent; a prototype of another shape is
+ * left as it is.
+ */
+export function skipUnheardEvents (proto: unknown): void {
+  const p = proto as Emitter | null | undefined
+  if (p === null || p === undefined || typeof p.safeDispatchEvent !== 'function' || typeof p.listenerCount !== 'function' || p.__darkfsUnheard === true) return
+  const dispatch = p.safeDispatchEvent
+  p.safeDispatchEvent = function (this: Emitter, type: string, detail?: unknown): boolean {
+    if (this.listenerCount(type) === 0) return true
+    return dispatch.call(this, type, detail)
+  }
+  p.__darkfsUnheard = true
+}
+
 // --- Noise's AEAD ------------------------------------------------------------------------------
 //
 // @chainsafe/libp2p-noise 17's default crypto seals and opens a message of 1200 bytes or more with

@@ -23,7 +23,8 @@
 // cluster's idle CPU of the 2 s before them beside theirs). DARKFS_RANGE_N reads (default 3,000) per round,
 // DARKFS_RANGE_ROUNDS rounds (default 3: the first warms the JIT up). DARKFS_RANGE_ANSWER_BYTES: the wire
 // part's answer (default 16,621; 4,333 is a RANGE of one 4 KiB leaf of a 256 KiB fragment, six
-// proof hashes), DARKFS_RANGE_PARTS=wire: that part alone.
+// proof hashes), DARKFS_RANGE_PARTS=wire: that part alone; =swarm: the swarm and holder parts
+// alone (no read rounds: for profiling the swarm's request and answer).
 import { randomBytes, randomInt } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Stream } from '@libp2p/interface'
@@ -42,7 +43,7 @@ const ROUNDS = Number(process.env.DARKFS_RANGE_ROUNDS ?? 3)
 /** A RANGE_WANT on the wire (swarm/protocol.ts, its frame) and a RANGE with one leaf and four hashes. */
 const WANT_BYTES = 41
 const ANSWER_BYTES = Number(process.env.DARKFS_RANGE_ANSWER_BYTES ?? 16_621)
-/** DARKFS_RANGE_PARTS: 'wire' for the transport part alone (default: every part). */
+/** DARKFS_RANGE_PARTS: 'wire' for the transport part alone, 'swarm' for the swarm and holder parts alone (default: every part). */
 const PARTS = process.env.DARKFS_RANGE_PARTS ?? 'all'
 
 const cpuUs = (c: NodeJS.CpuUsage): number => c.user + c.system
@@ -153,13 +154,13 @@ async function cluster (): Promise<void> {
         out(`  ${part}: ${(us / pages.length).toFixed(0)} µs CPU per 4 KiB read (the cluster idle: ${idlePerMs.toFixed(0)} ms/s just before), ${(pages.length / ms * 1000).toFixed(0)} reads/s, ${rc.ranges - ranges0} range reads, ${rc.rangeFallbacks} fallbacks, ${streamsOpened(hosts) - streams0} streams opened (round ${round + 1})`)
       }
     }
-    await rounds('read')
-    network.fetchRange = async (ref, s) => {
+    if (PARTS !== 'swarm') await rounds('read')
+    if (PARTS !== 'swarm') network.fetchRange = async (ref, s) => {
       const got = answers.get(answerKey(ref, s))
       if (got === undefined) throw new Error(`range-costs: no answer recorded for leaves [${s.first}, ${s.end}) of chunk ${String(ref.cid)}`)
       return new Uint8Array(got)
     }
-    await rounds('reader alone (the answers of the rounds before, no network, no holder, no proof check)')
+    if (PARTS !== 'swarm') await rounds('reader alone (the answers of the rounds before, no network, no holder, no proof check)')
     network.fetchRange = fetchRange
     // a holder's part: host 0 keeps the leaf hashes of the fragments it stored
     const h = hosts[0]
@@ -201,5 +202,5 @@ async function cluster (): Promise<void> {
 }
 
 out('range-costs')
-await wire()
+if (PARTS !== 'swarm') await wire()
 if (PARTS !== 'wire') await cluster()

@@ -7,7 +7,9 @@ import { EventEmitter } from 'node:events'
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { pnetXsalsa20, renewXsalsa20Views } from '../../node/net/xsalsa20.ts'
-import { NOISE_NATIVE_AEAD_MIN_BYTES, NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength, ownedBySend, pnetSend, sealPool, sizeClass, SEAL_POOL_FREE_BYTES, SEAL_POOL_MAX_BYTES, SEAL_POOL_MIN_BYTES } from '../../node/net/lean-transport.ts'
+import { NOISE_NATIVE_AEAD_MIN_BYTES, NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength, ownedBySend, pnetSend, sealPool, sizeClass, skipUnheardEvents, SEAL_POOL_FREE_BYTES, SEAL_POOL_MAX_BYTES, SEAL_POOL_MIN_BYTES } from '../../node/net/lean-transport.ts'
+import { AbstractMessageStream } from '@libp2p/utils'
+import type { SendResult } from '@libp2p/utils'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { chacha20Poly1305Native } from '../../node/data/index.ts'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
@@ -108,6 +110,59 @@ describe('lean transport (pnet and Noise receive paths)', function () {
     const bad = seal(small, 3)
     bad[bad.byteLength - 1] ^= 1
     assert.throws(() => s.decrypt(new Uint8ArrayList(bad.subarray(0, 50), bad.subarray(50))))
+  })
+
+  describe('events nobody listens to (skipUnheardEvents)', () => {
+    /** A stream whose every send goes out at once (the 'idle' of each send is told after it). */
+    class Sink extends AbstractMessageStream {
+      sent = 0
+      sendData (data: Uint8ArrayList): SendResult {
+        this.sent += data.byteLength
+        return { sentBytes: data.byteLength, canSendMore: true }
+      }
+
+      sendReset (): void {}
+      sendPause (): void {}
+      sendResume (): void {}
+      async close (): Promise<void> {}
+    }
+
+    it('a stream makes no \'idle\' event while nothing listens to it; a listener, a once listener and one with a signal hear theirs until removed, used or aborted', () => {
+      skipUnheardEvents(AbstractMessageStream.prototype)
+      skipUnheardEvents(AbstractMessageStream.prototype) // idempotent
+      const s = new Sink({ log: logger('darkfs:test:unheard') })
+      const made: string[] = []
+      const dispatch = s.dispatchEvent.bind(s)
+      s.dispatchEvent = (e: Event): boolean => { made.push(e.type); return dispatch(e) }
+      const send = (): void => { s.send(new Uint8Array(10)) }
+      send()
+      assert.deepEqual(made, [], 'no event made for nobody')
+      assert.equal(s.sent, 10, 'the bytes went out')
+      let heard = 0
+      const onIdle = (): void => { heard++ }
+      s.addEventListener('idle', onIdle)
+      send()
+      send()
+      assert.equal(heard, 2, 'a listener hears each send\'s idle')
+      s.removeEventListener('idle', onIdle)
+      send()
+      assert.equal(heard, 2, 'removed: heard no more')
+      s.addEventListener('idle', () => { heard++ }, { once: true })
+      send()
+      send()
+      assert.equal(heard, 3, 'a once listener hears one')
+      const ac = new AbortController()
+      s.addEventListener('idle', () => { heard++ }, { signal: ac.signal })
+      send()
+      ac.abort()
+      send()
+      assert.equal(heard, 4, 'a signal listener hears until aborted')
+      assert.deepEqual(made, ['idle', 'idle', 'idle', 'idle'], 'events made only for listeners')
+      assert.equal(s.sent, 80)
+      // (the stream's own listeners: 'drain' is always heard, by the stream itself)
+      s.onMuxerDrain()
+      assert.deepEqual(made.slice(4), ['drain'])
+    })
   })
 
   describe('yamux window updates (halfWindowYamux)', () => {
