@@ -36,7 +36,8 @@
 //    walking parents in bounded batches (the responder sends the wanted ops plus their
 //    ancestors, breadth first, stopping at the asker's heads), until nothing is missing. That
 //    walk also fetches the missing parents of a push or a gossip message.
-//  - One run both ways (issue 15 item 8): the client of an rbsr run learns both what it lacks
+//  - One run both ways (issue 15 item 8; OFF by default, SyncInit.bothWays: on, an fsync's op
+//    went out 2-3x from its author in test/cluster/hold-relay, cause not found yet): the client of an rbsr run learns both what it lacks
 //    and what the peer lacks (rbsr.ts `have`), so both hosts running one on connect did the work
 //    twice (a 10,000-vs-10,000 merge: 8 rounds and ~880 KB where 4 and ~440 KB do). A host of
 //    this version offers, in its run's first message (`b`), to tell the peer what it lacks; the
@@ -283,7 +284,11 @@ export interface SyncInit {
   requestTimeoutMs?: number
   /**
    * One rbsr run serves both directions with a peer that does too (see "One run both ways" in
-   * the header). Default true; false behaves as the version before (for tests of a mix).
+   * the header). Default false for now: on, an author's fsync op went out 2-3x from its author
+   * (test/cluster/hold-relay after held-attrs, 3 of 3; 0 of 3 off): a reconcile served during the
+   * hold relay's window fetches the op from the author before the holder's gossip copy lands.
+   * Until that is understood, hosts run as the version before; the tests of the one-run mode turn
+   * it on. A host with it off ignores a peer's offer and takes no `lack` call.
    */
   bothWays?: boolean
   /** How long a run the peer's serves waits for its lack list's end. Default SERVED_WAIT_MS. */
@@ -386,7 +391,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   const requestTimeoutMs = init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
   // a maxBatch given bounds byid answers too (as in older versions, whose answers held maxBatch ops at most)
   const byidMax = Math.min(init.maxBatch ?? BYID_MAX_OPS, MAX_CIDS)
-  const bothWays = init.bothWays ?? true
+  const bothWays = init.bothWays ?? false
   const servedWaitMs = init.servedWaitMs ?? SERVED_WAIT_MS
   if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`createSync: maxBatch must be an integer >= 1, got ${String(maxBatch)}`)
 

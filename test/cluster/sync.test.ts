@@ -580,7 +580,7 @@ describe('node/sync (cluster)', function () {
       notice: async () => {}
     })
     teardown.push(unserve)
-    const b = await node(key, [], { servedWaitMs: 300 })
+    const b = await node(key, [], { servedWaitMs: 300, bothWays: true })
     await mkdir(b.tree, 'b-0')
     const t0 = performance.now()
     await b.host.dial(muteHost.addresses()[0])

@@ -87,7 +87,7 @@ export function syncRig (teardown: Array<() => Promise<void>>, tag: string): Syn
         }
       }
     }
-    const sync = createSync({ servedWaitMs: o.servedWaitMs })({ host: view, tree })
+    const sync = createSync({ servedWaitMs: o.servedWaitMs, bothWays: true })({ host: view, tree })
     await sync.start()
     let stopped = false
     const stop = async (): Promise<void> => { if (stopped) return; stopped = true; await sync.stop(); await host.stop() }
