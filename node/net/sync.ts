@@ -36,7 +36,7 @@
 //    walking parents in bounded batches (the responder sends the wanted ops plus their
 //    ancestors, breadth first, stopping at the asker's heads), until nothing is missing. That
 //    walk also fetches the missing parents of a push or a gossip message.
-//  - One run both ways (issue 15 item 8; SyncInit.bothWays, off by default until hold-relay passes with it on): the client of an rbsr run learns both what it lacks
+//  - One run both ways (issue 15 item 8; SyncInit.bothWays, on by default): the client of an rbsr run learns both what it lacks
 //    and what the peer lacks (rbsr.ts `have`), so both hosts running one on connect did the work
 //    twice (a 10,000-vs-10,000 merge: 8 rounds and ~880 KB where 4 and ~440 KB do). A host of
 //    this version offers, in its run's first message (`b`), to tell the peer what it lacks; the
@@ -305,7 +305,7 @@ export interface SyncInit {
   requestTimeoutMs?: number
   /**
    * One rbsr run serves both directions with a peer that does too (see "One run both ways" in
-   * the header). Default false. A host with it off runs as the version before: it ignores a
+   * the header). Default true. A host with it off runs as the version before: it ignores a
    * peer's offer and takes no `lack` call.
    */
   bothWays?: boolean
@@ -414,7 +414,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   const requestTimeoutMs = init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
   // a maxBatch given bounds byid answers too (as in older versions, whose answers held maxBatch ops at most)
   const byidMax = Math.min(init.maxBatch ?? BYID_MAX_OPS, MAX_CIDS)
-  const bothWays = init.bothWays ?? false
+  const bothWays = init.bothWays ?? true
   const servedWaitMs = init.servedWaitMs ?? SERVED_WAIT_MS
   const handedQuietMs = init.handedQuietMs ?? HANDED_QUIET_MS
   if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`createSync: maxBatch must be an integer >= 1, got ${String(maxBatch)}`)
