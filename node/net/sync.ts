@@ -36,9 +36,10 @@
 //    walking parents in bounded batches (the responder sends the wanted ops plus their
 //    ancestors, breadth first, stopping at the asker's heads), until nothing is missing. That
 //    walk also fetches the missing parents of a push or a gossip message.
-//  - One run both ways (issue 15 item 8; SyncInit.bothWays, on by default): the client of an rbsr run learns both what it lacks
-//    and what the peer lacks (rbsr.ts `have`), so both hosts running one on connect did the work
-//    twice (a 10,000-vs-10,000 merge: 8 rounds and ~880 KB where 4 and ~440 KB do). A host of
+//  - One run both ways (issue 15 item 8; SyncInit.bothWays, on by default): the client of an
+//    rbsr run learns both what it lacks and what the peer lacks (rbsr.ts `have`), so both hosts
+//    running one on connect did the work twice (a 10,000-vs-10,000 merge: 8 rounds and ~880 KB
+//    where 4 and ~440 KB do). A host of
 //    this version offers, in its run's first message (`b`), to tell the peer what it lacks; the
 //    peer takes the offer (`b` in its answer) unless it holds no ops (it walks heads). While both
 //    hosts' runs offer, the host whose peer id sorts first answers the other's first message with
@@ -473,6 +474,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (how === 'released') handed.delete(id)
       else handed.set(id, performance.now() + handedQuietMs)
     }
+    /** Entries past their time dropped: once none is left, lack lists and byid answers look up nothing (a merge's 10,000 ids). */
+    const pruneHanded = (now: number): void => {
+      for (const [id, until] of handed) if (until <= now) handed.delete(id)
+    }
     /** Until when op `id` is kept from peers (0: it is not); expired entries are dropped. */
     const handedUntil = (id: string, now: number): number => {
       const until = handed.get(id)
@@ -503,6 +508,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const withoutHanded = (peer: string, ids: Uint8Array[]): Uint8Array[] => {
       if (handed.size === 0) return ids
       const now = performance.now()
+      pruneHanded(now)
+      if (handed.size === 0) return ids
       let until = 0
       const out = ids.filter(d => {
         const u = handedUntil(idOf(opCid(d)), now)
@@ -1191,6 +1198,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       let bytes = 0
       // this host's ops a holder is publishing now are left to its message: the asker (a peer's
       // run learnt it lacks them, as the rbsr client) gets them by gossip, or by a reconcile after
+      if (handed.size > 0) pruneHanded(performance.now())
       const now = handed.size > 0 ? performance.now() : 0
       let until = 0
       let kept = 0
