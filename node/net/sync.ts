@@ -36,10 +36,10 @@
 //    walking parents in bounded batches (the responder sends the wanted ops plus their
 //    ancestors, breadth first, stopping at the asker's heads), until nothing is missing. That
 //    walk also fetches the missing parents of a push or a gossip message.
-//  - One run both ways (issue 15 item 8; OFF by default, SyncInit.bothWays: on, an fsync's op
-//    went out 2-3x from its author in test/cluster/hold-relay, cause not found yet): the client of an rbsr run learns both what it lacks
-//    and what the peer lacks (rbsr.ts `have`), so both hosts running one on connect did the work
-//    twice (a 10,000-vs-10,000 merge: 8 rounds and ~880 KB where 4 and ~440 KB do). A host of
+//  - One run both ways (issue 15 item 8; SyncInit.bothWays, on by default): the client of an
+//    rbsr run learns both what it lacks and what the peer lacks (rbsr.ts `have`), so both hosts
+//    running one on connect did the work twice (a 10,000-vs-10,000 merge: 8 rounds and ~880 KB
+//    where 4 and ~440 KB do). A host of
 //    this version offers, in its run's first message (`b`), to tell the peer what it lacks; the
 //    peer takes the offer (`b` in its answer) unless it holds no ops (it walks heads). While both
 //    hosts' runs offer, the host whose peer id sorts first answers the other's first message with
@@ -59,6 +59,16 @@
 //    fetch runs at a time per peer (the next waits for the one before to end). A host of the
 //    version before neither offers nor takes (it reads neither field), so with it both sides run
 //    rbsr as before; it is never sent a `lack` call.
+//    An author's ops a holder publishes for it (see "Relay") are given by id to no peer for a
+//    while (HANDED_QUIET_MS after the ask, HANDED_PENDING_MS while it runs): a lack list leaves
+//    them out, a byid answer too, and the peer is reconciled with again once that time is over
+//    (a holder that published nothing strands nothing). Without it, in test/cluster/hold-relay,
+//    an fsync's op went out from its author 2-3x: the author's reconciles with the hosts that
+//    joined after it (retried 500 ms after the one on connect, which failed: the new host's sync
+//    did not serve yet) fell in the fsync's ask, and each told its peer it lacked the op (or the
+//    peer, whose id sorts first, ran as the rbsr client and learnt it), which the peer fetched
+//    from the author by id before the holder's gossip message came. With the mode off the
+//    author's runs only fetched; a peer's run in that window (as the client) did the same.
 //  - Catch-up (issue 16): a connection may outlive a cut link (no reconnect, so no reconcile on
 //    connect), and a push or a fetch may fail on a live connection. Nothing is left to the next
 //    connection: a peer a push failed to (or whose outbox overflowed) is owed this host's heads,
@@ -225,6 +235,18 @@ const MAX_PEER_ID_CHARS = 128
 /** Most own ops a hold ask carries below the op it names, and their bytes with it (see "Relay" in the header). */
 const CARRY_MAX_OPS = 64
 const CARRY_MAX_BYTES = 1024 * 1024
+/**
+ * How long after a hold ask's holder said it publishes this host's ops (see "Relay" in the
+ * header) this host still gives them to no peer by id: a lack list leaves them out, a byid answer
+ * too (the holder's gossip message is on its way: the holder's gathering, GOSSIP_PUBLISH_GATHER_MS,
+ * and the receivers', GOSSIP_GATHER_MS, with room for a loaded host). A peer they were kept from
+ * is reconciled with again once this is over (see "One run both ways" in the header).
+ */
+export const HANDED_QUIET_MS = 1000
+/** The same while the ask is under way (its op is held back from gossip): bounded, as an ask is (a commit that failed marks an op that never comes). */
+export const HANDED_PENDING_MS = 3 * REQUEST_TIMEOUT_MS
+/** Most own ops kept from peers that way at once (the oldest is given again past it). */
+const MAX_HANDED = 1024
 /** Most own ops remembered as published by a holder, to know them when its message comes back. */
 const MAX_RETURNING = 256
 /** Most op ids remembered as "came from peer X" (so they are not echoed back). */
@@ -284,15 +306,14 @@ export interface SyncInit {
   requestTimeoutMs?: number
   /**
    * One rbsr run serves both directions with a peer that does too (see "One run both ways" in
-   * the header). Default false for now: on, an author's fsync op went out 2-3x from its author
-   * (test/cluster/hold-relay after held-attrs, 3 of 3; 0 of 3 off): a reconcile served during the
-   * hold relay's window fetches the op from the author before the holder's gossip copy lands.
-   * Until that is understood, hosts run as the version before; the tests of the one-run mode turn
-   * it on. A host with it off ignores a peer's offer and takes no `lack` call.
+   * the header). Default true. A host with it off runs as the version before: it ignores a
+   * peer's offer and takes no `lack` call.
    */
   bothWays?: boolean
   /** How long a run the peer's serves waits for its lack list's end. Default SERVED_WAIT_MS. */
   servedWaitMs?: number
+  /** How long own ops a holder publishes are kept from peers asking by id after the ask. Default HANDED_QUIET_MS. */
+  handedQuietMs?: number
 }
 
 export interface SyncComponents { host: SyncHost, tree: SyncTree }
@@ -335,6 +356,9 @@ export interface SyncStats {
   /** Rbsr runs of this host the peer's own run served (it answered `d`), and ids this host's runs told peers they lack. */
   rbsrServed: number
   lackSent: number
+  /** Own ops a lack list or a byid answer of this host left out while a holder publishes them (HANDED_QUIET_MS), and the reconciles run again for them. */
+  handedKept: number
+  handedRechecks: number
 }
 
 export interface Sync {
@@ -391,14 +415,15 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   const requestTimeoutMs = init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
   // a maxBatch given bounds byid answers too (as in older versions, whose answers held maxBatch ops at most)
   const byidMax = Math.min(init.maxBatch ?? BYID_MAX_OPS, MAX_CIDS)
-  const bothWays = init.bothWays ?? false
+  const bothWays = init.bothWays ?? true
   const servedWaitMs = init.servedWaitMs ?? SERVED_WAIT_MS
+  const handedQuietMs = init.handedQuietMs ?? HANDED_QUIET_MS
   if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`createSync: maxBatch must be an integer >= 1, got ${String(maxBatch)}`)
 
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, fetchTimeouts: 0, headsReconciles: 0, rbsrServed: 0, lackSent: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, fetchTimeouts: 0, headsReconciles: 0, rbsrServed: 0, lackSent: 0, handedKept: 0, handedRechecks: 0 }
     const gossip = host.gossip
     /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
     const gossiped = new Set<string>()
@@ -423,11 +448,79 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (!holdMarks.has(id)) return
       if (how === 'relayed') relayedAt = performance.now()
       for (const [k, v] of holdMarks) {
-        if (v === 'pending') holdMarks.set(k, how)
+        if (v === 'pending') { holdMarks.set(k, how); handedEnd(k, how) }
         if (k === id) break
       }
-      for (const k of also) if (holdMarks.get(k) === 'pending') holdMarks.set(k, how)
+      for (const k of also) if (holdMarks.get(k) === 'pending') { holdMarks.set(k, how); handedEnd(k, how) }
       void publish()
+    }
+    /**
+     * This host's ops a holder publishes, or is being asked to (id -> until when they are kept
+     * from peers that ask by id, or are told they lack them: HANDED_QUIET_MS after the ask's end,
+     * HANDED_PENDING_MS while it runs). The holder's gossip message brings them to every peer
+     * (the reason for the relay: this host uploads each op about once); a reconcile running
+     * meanwhile would have peers fetch them from here first (test/cluster/hold-relay: 2-3 copies
+     * of an fsync's op went out from its author with one run both ways on).
+     */
+    const handed = new Map<string, number>()
+    const handedStart = (id: string): void => {
+      handed.delete(id)
+      handed.set(id, performance.now() + HANDED_PENDING_MS)
+      if (handed.size > MAX_HANDED) handed.delete(handed.keys().next().value as string)
+    }
+    const handedEnd = (id: string, how: 'relayed' | 'released'): void => {
+      if (!handed.has(id)) return
+      // released: this host publishes them itself, as any op of its own
+      if (how === 'released') handed.delete(id)
+      else handed.set(id, performance.now() + handedQuietMs)
+    }
+    /** Entries past their time dropped: once none is left, lack lists and byid answers look up nothing (a merge's 10,000 ids). */
+    const pruneHanded = (now: number): void => {
+      for (const [id, until] of handed) if (until <= now) handed.delete(id)
+    }
+    /** Until when op `id` is kept from peers (0: it is not); expired entries are dropped. */
+    const handedUntil = (id: string, now: number): number => {
+      const until = handed.get(id)
+      if (until === undefined) return 0
+      if (until > now) return until
+      handed.delete(id)
+      return 0
+    }
+    /** Peer -> the timer of its reconcile again, once the ops kept from it are out of their quiet time. */
+    const rechecks = new Map<string, ReturnType<typeof setTimeout>>()
+    /**
+     * Ops were kept from `peer` until `until`: it is reconciled with again then (retry: while it
+     * stays connected), so that none is left to a holder that published nothing (stopped
+     * meanwhile): that run gives them like any op (or, a newer ask's, keeps them and comes again).
+     */
+    const recheck = (peer: string, until: number): void => {
+      if (!running || rechecks.has(peer)) return
+      const t = setTimeout(() => {
+        rechecks.delete(peer)
+        stats.handedRechecks++
+        retry(peer, 'pull')
+        // a pending ask's ops: looked at again after a quiet time at most (the ask is likely over)
+      }, Math.max(0, Math.min(until - performance.now(), handedQuietMs)) + 1)
+      t.unref?.()
+      rechecks.set(peer, t)
+    }
+    /** `ids` (32-byte digests) less this host's ops kept from peers now; `peer` is reconciled with again for those. */
+    const withoutHanded = (peer: string, ids: Uint8Array[]): Uint8Array[] => {
+      if (handed.size === 0) return ids
+      const now = performance.now()
+      pruneHanded(now)
+      if (handed.size === 0) return ids
+      let until = 0
+      const out = ids.filter(d => {
+        const u = handedUntil(idOf(opCid(d)), now)
+        if (u > until) until = u
+        return u === 0
+      })
+      if (until > 0) {
+        stats.handedKept += ids.length - out.length
+        recheck(peer, until)
+      }
+      return out
     }
     /**
      * Own ops a holder publishes for this host (those an ask with `r` carried), by length: its
@@ -618,7 +711,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             const step = rbsrContinue(set, answer, { frameLimit: RBSR_FRAME_BYTES })
             fetch.add(step.need)
             needed += step.need.length
-            if (tell && step.have.length > 0) tellLack(step.have, false)
+            if (tell && step.have.length > 0) {
+              // this host's ops a holder is publishing now are left to its message
+              const have = withoutHanded(peer, step.have)
+              if (have.length > 0) tellLack(have, false)
+            }
             msg = step.next
             if (syncTrace.on) traceMark('rbsr.client', t1, step.need.length)
           } catch (err) {
@@ -1035,7 +1132,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       if (req.t === 'byid') {
         const t0 = performance.now()
-        const ops = exactly(req.ids, req.c === true ? BYID_MAX_BYTES : OPS_MAX_MESSAGE_BYTES - 1024)
+        const ops = exactly(req.ids, req.c === true ? BYID_MAX_BYTES : OPS_MAX_MESSAGE_BYTES - 1024, peer)
         if (syncTrace.on) traceMark('byid.server', t0, ops.length)
         return { t: 'ops', ops }
       }
@@ -1096,17 +1193,35 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     }
 
     /** The ops named that this host holds, within one message's bounds and `maxBytes` (one op at least). */
-    const exactly = (ids: CID[], maxBytes: number): Uint8Array[] => {
+    const exactly = (ids: CID[], maxBytes: number, peer: string): Uint8Array[] => {
       const out: Uint8Array[] = []
       let bytes = 0
+      // this host's ops a holder is publishing now are left to its message: the asker (a peer's
+      // run learnt it lacks them, as the rbsr client) gets them by gossip, or by a reconcile after
+      if (handed.size > 0) pruneHanded(performance.now())
+      const now = handed.size > 0 ? performance.now() : 0
+      let until = 0
+      let kept = 0
       for (const cid of ids) {
         if (out.length >= byidMax) break
+        if (now > 0) {
+          const u = handedUntil(idOf(cid), now)
+          if (u > 0) {
+            if (u > until) until = u
+            kept++
+            continue
+          }
+        }
         const block = tree.getOp(cid)
         if (block === undefined) continue
         if (bytes + block.byteLength > OPS_MAX_MESSAGE_BYTES - 1024) break
         if (out.length > 0 && bytes + block.byteLength > maxBytes) break
         out.push(block)
         bytes += block.byteLength
+      }
+      if (kept > 0) {
+        stats.handedKept += kept
+        recheck(peer, until)
       }
       return out
     }
@@ -1305,7 +1420,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         queue.push(...parentsOf(block))
       }
       out.reverse()
-      for (const c of out) holdMarks.set(c.id, 'pending')
+      for (const c of out) { holdMarks.set(c.id, 'pending'); handedStart(c.id) }
       return out
     }
     const publish = async (): Promise<void> => {
@@ -1665,6 +1780,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         outboxes.clear()
         relays.length = 0
         holdMarks.clear()
+        handed.clear()
+        for (const t of rechecks.values()) clearTimeout(t)
+        rechecks.clear()
         relayIds.clear()
         for (const o of owed.values()) clearTimeout(o.timer)
         owed.clear()
@@ -1720,6 +1838,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         // applied and no longer waiting to be published: it went out already
         if (tree.hasOp(cid) && !publishing.some(e => e.id === id)) return
         holdMarks.set(id, 'pending')
+        handedStart(id)
         // a mark whose op never came (its commit failed) goes in time
         if (holdMarks.size > MAX_ORIGINS) holdMarks.delete(holdMarks.keys().next().value as string)
       },

@@ -52,7 +52,7 @@ describe('node/sync (cluster)', function () {
 
   const memAddr = (): string => `/memory/sync-${randomBytes(6).toString('hex')}`
 
-  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number, bothWays?: boolean, servedWaitMs?: number } = {}): Promise<Node> {
+  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number, bothWays?: boolean, servedWaitMs?: number, handedQuietMs?: number } = {}): Promise<Node> {
     const dir = await mkdtemp(join(tmpdir(), 'darkfs-sync-'))
     teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const key = opts.key ?? await generateKeyPair('Ed25519')
@@ -60,7 +60,7 @@ describe('node/sync (cluster)', function () {
     teardown.push(async () => { await tree.close() })
     const host = await createHost({ privateKey: key, networkKey, listen: [memAddr()], join: join_ })
     teardown.push(async () => { await host.stop() })
-    const sync = createSync({ maxBatch: opts.maxBatch, bothWays: opts.bothWays, servedWaitMs: opts.servedWaitMs })({ host: opts.view?.(host) ?? host, tree })
+    const sync = createSync({ maxBatch: opts.maxBatch, bothWays: opts.bothWays, servedWaitMs: opts.servedWaitMs, handedQuietMs: opts.handedQuietMs })({ host: opts.view?.(host) ?? host, tree })
     await sync.start()
     teardown.push(async () => { await sync.stop() })
     return { host, tree, sync, key, dir }
@@ -280,6 +280,40 @@ describe('node/sync (cluster)', function () {
     assert.equal(a.sync.stats().handedOps, 1)
     assert.equal(b.sync.stats().relayedOps + o.sync.stats().relayedOps, 1)
     assert.equal(all.reduce((n, x) => n + x.sync.stats().badMessages, 0), 0)
+  })
+
+  it('an op a holder publishes for its author is given by id to no peer meanwhile (one run both ways on), and a holder that publishes nothing strands it nowhere', async function () {
+    this.timeout(60_000)
+    const key = createNetworkKey()
+    // h holds as a holder that dies once it answered would: it says it publishes (r) and publishes nothing
+    const h = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: [memAddr()], join: [] })
+    teardown.push(async () => { await h.stop() })
+    await serve(h, HOLD, { call: async () => ({ t: 'held' as const, held: true, r: true as const }) })
+    // the quiet time long enough that c's reconcile below runs within it however loaded the machine
+    const quiet = 5_000
+    const a = await node(key, [h.addresses()[0]], { bothWays: true, handedQuietMs: quiet })
+    const c = await node(key, [a.host.addresses()[0]], { bothWays: true, handedQuietMs: quiet })
+    await until('a and c connected, subscribed', () => a.host.peers().length === 2 && c.host.peers().some(p => p.id === a.host.peerId) && a.host.gossip.subscribers().includes(c.host.peerId))
+    await mkdir(a.tree, 'before')
+    await until('c has a\'s first op', () => c.tree.size === 1)
+    let asked: Promise<string | undefined> | undefined
+    const [x] = await a.tree.commitMany([{ type: 'create', parent: ROOT, name: 'handed', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n }], 'durable', {
+      stamped: ops => {
+        a.sync.holding(ops[0].cid)
+        asked = a.sync.hold(ops[0].cid, [h.peerId], { op: ops[0].bytes })
+      }
+    })
+    assert.equal(await asked, h.peerId)
+    // a reconcile each way while the holder's message would be on its way: c learns it lacks the
+    // op (as the rbsr client, or told by a's run) and gets it from a by id neither way
+    await a.sync.synced(c.host.peerId)
+    await c.sync.synced(a.host.peerId)
+    assert.equal(c.tree.hasOp(x.cid), false, 'c took the op from its author while its holder publishes it')
+    assert.ok(a.sync.stats().handedKept >= 1, 'a kept the op from c')
+    // nothing came from the holder: a reconciles with c again once the quiet time is over
+    await until('c has the op', () => c.tree.hasOp(x.cid))
+    assert.ok(a.sync.stats().handedRechecks >= 1)
+    assert.equal(a.sync.stats().badMessages + c.sync.stats().badMessages, 0)
   })
 
   it('sync.hold with r carries the author\'s ops below its op not sent yet: the holder fetches none of them from the author, publishes them, and the author knows them by their bytes when they come back', async function () {
