@@ -134,10 +134,24 @@ try {
   await until('full mesh', () => hosts.every(h => h.host.peers().length === n - 1), 60_000)
   const dir = await mkdtemp(join(base, 'mnt-'))
   const fops = new Map<string, [number, number]>()
-  const m = await mount(hosts[0].volume, dir, { onOp: (op, sec) => { const x = fops.get(op) ?? [0, 0]; x[0]++; x[1] += sec; fops.set(op, x) } })
+  let mark = (_what: string): void => {}
+  const m = await mount(hosts[0].volume, dir, { onOp: (op, sec) => { const x = fops.get(op) ?? [0, 0]; x[0]++; x[1] += sec; fops.set(op, x); if (op === 'fsync') mark(`fsync answered: ${(sec * 1000).toFixed(1)} ms`) } })
   t.add(async () => { await m.unmount() })
   const tr = hosts[0].tree as any
   let opBytes = 0
+  // DARKFS_DRIVE_TIMELINE=1: one line per op host 0 makes and per fsync it answers, in ms from
+  // the workload's start, with the swarm bytes host 0 sent since the line before
+  const timeline = process.env.DARKFS_DRIVE_TIMELINE === '1'
+  const lines: string[] = []
+  let t0 = performance.now()
+  let swarm0 = 0
+  const swarmSent = (): number => hosts[0].host.traffic().protocols['/darkfs/swarm/1.2.0']?.sent ?? 0
+  mark = (what: string): void => {
+    if (!timeline) return
+    const s = swarmSent()
+    lines.push(`    ${(performance.now() - t0).toFixed(1).padStart(8)} ms  ${what}${s !== swarm0 ? `  swarm +${s - swarm0} B` : ''}`)
+    swarm0 = s
+  }
   hosts[0].tree.addEventListener('op', (e: any) => {
     if (!e.detail.local) return
     opBytes += e.detail.bytes.byteLength
@@ -146,6 +160,7 @@ try {
     try { const id = b.inode ?? b.entry; name = (tr.path(tr.entries(id)[0]?.id ?? id) ?? '?').split('/').pop() } catch {}
     const k = `${b.type}:${name.replace(/^db\.sqlite/, '')}`
     types.set(k, (types.get(k) ?? 0) + 1)
+    mark(`op ${k} ${e.detail.bytes.byteLength} B${b.at !== undefined ? ` at ${b.at}` : ''}${b.size !== undefined ? ` size ${b.size}` : ''}`)
   })
   const strace = process.env.DARKFS_DRIVE_STRACE === '1'
   const syncTotals = (): Record<'relayedOps' | 'handedOps' | 'carriedOps' | 'returnedOps' | 'holdFetches', number> => {
@@ -176,6 +191,9 @@ try {
     let sync0 = syncTotals()
     let recv0 = receives()
     opBytes = 0
+    lines.length = 0
+    t0 = performance.now()
+    swarm0 = swarmSent()
     let s: number
     if (w === 'fsync16') {
       const f = join(dir, 'fio.bin')
@@ -254,6 +272,7 @@ try {
     // the relay of fsyncs' ops (net/sync.ts "Relay"): all hosts
     const sync1 = syncTotals()
     process.stdout.write(`  relay: ${Object.entries(sync1).map(([k, v]) => `${k} ${v - sync0[k as keyof typeof sync0]}`).join(', ')}\n`)
+    if (timeline) process.stdout.write(`  timeline (host 0):\n${lines.join('\n')}\n`)
     process.stdout.write('  fuse: ' + [...fops].map(([k, [c, t]]) => `${k}=${c}/${(t * 1000).toFixed(0)}ms`).join(' ') + '\n')
   }
 } finally {
