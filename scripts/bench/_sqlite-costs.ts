@@ -52,7 +52,11 @@ const timed = (proto: any, name: string, k: keyof typeof waits, when: (args: any
   proto[name] = async function (this: any, ...args: any[]) {
     if (!when(args)) return await f.apply(this, args)
     const t0 = performance.now()
-    try { return await f.apply(this, args) } finally { waits[k][0]++; waits[k][1] += performance.now() - t0 }
+    try { return await f.apply(this, args) } finally {
+      waits[k][0]++
+      waits[k][1] += performance.now() - t0
+      if (k !== 'track') note(`  wait ${k} done (${(performance.now() - t0).toFixed(1)} ms)`)
+    }
   }
 }
 timed(Volume.prototype, 'placed', 'placed')
@@ -87,18 +91,41 @@ const slow: string[] = []
 // (the file's queue, building the version: local block puts, the op commit) and every durable
 // op commit of host 0 (Volume.stamp: an fsync's, a close's)
 const split = { fsync: [0, 0], build: [0, 0], commit: [0, 0] }
+// the timeline's note of a stage (DARKFS_DRIVE_TIMELINE; set once the cluster runs)
+let note = (_what: string): void => {}
 {
   const wrap = (proto: any, name: string, k: keyof typeof split, when: (args: any[]) => boolean): void => {
     const f = proto[name]
     proto[name] = async function (this: any, ...args: any[]) {
       if (!when(args)) return await f.apply(this, args)
       const t0 = performance.now()
-      try { return await f.apply(this, args) } finally { split[k][0]++; split[k][1] += performance.now() - t0 }
+      if (k === 'fsync') note('  fsync commit starts')
+      try { return await f.apply(this, args) } finally {
+        split[k][0]++
+        split[k][1] += performance.now() - t0
+        note(`  ${k} done (${(performance.now() - t0).toFixed(1)} ms)`)
+      }
     }
   }
   wrap(Volume.prototype, 'commitFile', 'fsync', a => a[1] === 'safe')
   wrap(OpenFile.prototype, 'commit', 'build', a => a[1]?.sync === true)
   wrap(Volume.prototype, 'stamp', 'commit', a => a[1] === 'durable')
+}
+// the timeline's stages inside a commit's build: chunks assembled, stored (early), made durable
+{
+  const stage = (proto: any, name: string, what: string): void => {
+    const f = proto[name]
+    proto[name] = async function (this: any, ...args: any[]) {
+      const t0 = performance.now()
+      try { return await f.apply(this, args) } finally { note(`    ${what} (${(performance.now() - t0).toFixed(1)} ms)`) }
+    }
+  }
+  stage(OpenFile.prototype, 'assemble', 'chunk assembled')
+  stage(ChunkWrite.prototype, 'chunk', 'chunk stored early')
+  stage(ChunkWrite.prototype, 'durable', 'early chunks durable')
+  stage(ChunkService.prototype, 'storeManifest', 'manifest stored')
+  // the log sync a file handle's fsync makes after its commit (the file's create, its attributes)
+  stage(Tree.prototype, 'sync', 'op log synced')
 }
 const types = new Map<string, number>()
 // disk syncs: fsync/fdatasync calls (the op log's appends are O_DSYNC writes: one per commit at most)
@@ -152,6 +179,7 @@ try {
     lines.push(`    ${(performance.now() - t0).toFixed(1).padStart(8)} ms  ${what}${s !== swarm0 ? `  swarm +${s - swarm0} B` : ''}`)
     swarm0 = s
   }
+  note = what => { mark(what) }
   hosts[0].tree.addEventListener('op', (e: any) => {
     if (!e.detail.local) return
     opBytes += e.detail.bytes.byteLength
