@@ -52,6 +52,17 @@ export interface Target {
   parity?: () => Record<string, number>
   /** Bytes the writing host's store put and deleted so far (Store.counters; darkfs only): what a write costs its disk. */
   disk?: () => { added: number, removed: number, syncs?: number }
+  /**
+   * The writer's fsyncs answered so far through its mount (darkfs only): when each was answered
+   * (performance.now() ms) and how long it took (ms).
+   */
+  fsyncs?: () => ReadonlyArray<readonly [number, number]>
+  /**
+   * The writer's requests through its mount so far, per kind (count, ms), and its own ops per
+   * type (darkfs only): what a cell spent outside its fsyncs, and the background work (folds)
+   * among its ops.
+   */
+  requests?: () => { fuse: Map<string, [number, number]>, ops: Map<string, number> }
 }
 
 /** What the workloads share in one run: sizes, deadlines, the archive and repository to copy. */

@@ -52,7 +52,11 @@ const timed = (proto: any, name: string, k: keyof typeof waits, when: (args: any
   proto[name] = async function (this: any, ...args: any[]) {
     if (!when(args)) return await f.apply(this, args)
     const t0 = performance.now()
-    try { return await f.apply(this, args) } finally { waits[k][0]++; waits[k][1] += performance.now() - t0 }
+    try { return await f.apply(this, args) } finally {
+      waits[k][0]++
+      waits[k][1] += performance.now() - t0
+      if (k !== 'track') note(`  wait ${k} done (${(performance.now() - t0).toFixed(1)} ms)`)
+    }
   }
 }
 timed(Volume.prototype, 'placed', 'placed')
@@ -87,18 +91,41 @@ const slow: string[] = []
 // (the file's queue, building the version: local block puts, the op commit) and every durable
 // op commit of host 0 (Volume.stamp: an fsync's, a close's)
 const split = { fsync: [0, 0], build: [0, 0], commit: [0, 0] }
+// the timeline's note of a stage (DARKFS_DRIVE_TIMELINE; set once the cluster runs)
+let note = (_what: string): void => {}
 {
   const wrap = (proto: any, name: string, k: keyof typeof split, when: (args: any[]) => boolean): void => {
     const f = proto[name]
     proto[name] = async function (this: any, ...args: any[]) {
       if (!when(args)) return await f.apply(this, args)
       const t0 = performance.now()
-      try { return await f.apply(this, args) } finally { split[k][0]++; split[k][1] += performance.now() - t0 }
+      if (k === 'fsync') note('  fsync commit starts')
+      try { return await f.apply(this, args) } finally {
+        split[k][0]++
+        split[k][1] += performance.now() - t0
+        note(`  ${k} done (${(performance.now() - t0).toFixed(1)} ms)`)
+      }
     }
   }
   wrap(Volume.prototype, 'commitFile', 'fsync', a => a[1] === 'safe')
   wrap(OpenFile.prototype, 'commit', 'build', a => a[1]?.sync === true)
   wrap(Volume.prototype, 'stamp', 'commit', a => a[1] === 'durable')
+}
+// the timeline's stages inside a commit's build: chunks assembled, stored (early), made durable
+{
+  const stage = (proto: any, name: string, what: string): void => {
+    const f = proto[name]
+    proto[name] = async function (this: any, ...args: any[]) {
+      const t0 = performance.now()
+      try { return await f.apply(this, args) } finally { note(`    ${what} (${(performance.now() - t0).toFixed(1)} ms)`) }
+    }
+  }
+  stage(OpenFile.prototype, 'assemble', 'chunk assembled')
+  stage(ChunkWrite.prototype, 'chunk', 'chunk stored early')
+  stage(ChunkWrite.prototype, 'durable', 'early chunks durable')
+  stage(ChunkService.prototype, 'storeManifest', 'manifest stored')
+  // the log sync a file handle's fsync makes after its commit (the file's create, its attributes)
+  stage(Tree.prototype, 'sync', 'op log synced')
 }
 const types = new Map<string, number>()
 // disk syncs: fsync/fdatasync calls (the op log's appends are O_DSYNC writes: one per commit at most)
@@ -134,10 +161,25 @@ try {
   await until('full mesh', () => hosts.every(h => h.host.peers().length === n - 1), 60_000)
   const dir = await mkdtemp(join(base, 'mnt-'))
   const fops = new Map<string, [number, number]>()
-  const m = await mount(hosts[0].volume, dir, { onOp: (op, sec) => { const x = fops.get(op) ?? [0, 0]; x[0]++; x[1] += sec; fops.set(op, x) } })
+  let mark = (_what: string): void => {}
+  const m = await mount(hosts[0].volume, dir, { onOp: (op, sec) => { const x = fops.get(op) ?? [0, 0]; x[0]++; x[1] += sec; fops.set(op, x); if (op === 'fsync') mark(`fsync answered: ${(sec * 1000).toFixed(1)} ms`) } })
   t.add(async () => { await m.unmount() })
   const tr = hosts[0].tree as any
   let opBytes = 0
+  // DARKFS_DRIVE_TIMELINE=1: one line per op host 0 makes and per fsync it answers, in ms from
+  // the workload's start, with the swarm bytes host 0 sent since the line before
+  const timeline = process.env.DARKFS_DRIVE_TIMELINE === '1'
+  const lines: string[] = []
+  let t0 = performance.now()
+  let swarm0 = 0
+  const swarmSent = (): number => hosts[0].host.traffic().protocols['/darkfs/swarm/1.2.0']?.sent ?? 0
+  mark = (what: string): void => {
+    if (!timeline) return
+    const s = swarmSent()
+    lines.push(`    ${(performance.now() - t0).toFixed(1).padStart(8)} ms  ${what}${s !== swarm0 ? `  swarm +${s - swarm0} B` : ''}`)
+    swarm0 = s
+  }
+  note = what => { mark(what) }
   hosts[0].tree.addEventListener('op', (e: any) => {
     if (!e.detail.local) return
     opBytes += e.detail.bytes.byteLength
@@ -146,6 +188,7 @@ try {
     try { const id = b.inode ?? b.entry; name = (tr.path(tr.entries(id)[0]?.id ?? id) ?? '?').split('/').pop() } catch {}
     const k = `${b.type}:${name.replace(/^db\.sqlite/, '')}`
     types.set(k, (types.get(k) ?? 0) + 1)
+    mark(`op ${k} ${e.detail.bytes.byteLength} B${b.at !== undefined ? ` at ${b.at}` : ''}${b.size !== undefined ? ` size ${b.size}` : ''}`)
   })
   const strace = process.env.DARKFS_DRIVE_STRACE === '1'
   const syncTotals = (): Record<'relayedOps' | 'handedOps' | 'carriedOps' | 'returnedOps' | 'holdFetches', number> => {
@@ -176,6 +219,9 @@ try {
     let sync0 = syncTotals()
     let recv0 = receives()
     opBytes = 0
+    lines.length = 0
+    t0 = performance.now()
+    swarm0 = swarmSent()
     let s: number
     if (w === 'fsync16') {
       const f = join(dir, 'fio.bin')
@@ -254,6 +300,7 @@ try {
     // the relay of fsyncs' ops (net/sync.ts "Relay"): all hosts
     const sync1 = syncTotals()
     process.stdout.write(`  relay: ${Object.entries(sync1).map(([k, v]) => `${k} ${v - sync0[k as keyof typeof sync0]}`).join(', ')}\n`)
+    if (timeline) process.stdout.write(`  timeline (host 0):\n${lines.join('\n')}\n`)
     process.stdout.write('  fuse: ' + [...fops].map(([k, [c, t]]) => `${k}=${c}/${(t * 1000).toFixed(0)}ms`).join(' ') + '\n')
   }
 } finally {

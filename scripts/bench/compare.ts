@@ -49,6 +49,7 @@ import { Session } from 'node:inspector/promises'
 import { startCluster, startHost, until } from '../../harness/cluster.ts'
 import { init } from '../../node/cli/index.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
+import type { MountOptions } from '../../fuse/index.ts'
 import { mountHost } from './mount-cluster.ts'
 import { ensureTools } from './_tools.ts'
 import { glusterReady, glusterVolume } from './_gluster.ts'
@@ -255,15 +256,30 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
     hosts = await startCluster(t, n, { transport: 'tcp' })
   }
   await until('full mesh', () => hosts.every(h => h.host.peers().length === n - 1), 60_000)
-  const mountOn = async (h: ClusterHost): Promise<string> => {
+  // the writer's fsyncs: when each was answered and its ms (the SQLite cells' split, below)
+  const fsyncs: Array<readonly [number, number]> = []
+  const mountOn = async (h: ClusterHost, onOp?: MountOptions['onOp']): Promise<string> => {
     const dir = await mkdtemp(join(base, `mnt-${h.name}-`))
-    const m = await mountHost(h, dir)
+    const m = await mountHost(h, dir, onOp !== undefined ? { onOp } : {})
     t.add(async () => { await m.unmount() })
     return dir
   }
   const writer = hosts[0]
   const reader = hosts[hosts.length - 1]
-  const dir = await mountOn(writer)
+  const fuse = new Map<string, [number, number]>()
+  const ops = new Map<string, number>()
+  writer.tree.addEventListener('op', (e: any) => {
+    if (e.detail?.local !== true) return
+    const type = String(e.detail.body?.type)
+    ops.set(type, (ops.get(type) ?? 0) + 1)
+  })
+  const dir = await mountOn(writer, (op, seconds) => {
+    if (op === 'fsync' || op === 'fsyncdir') fsyncs.push([performance.now(), seconds * 1000])
+    let x = fuse.get(op)
+    if (x === undefined) fuse.set(op, x = [0, 0])
+    x[0]++
+    x[1] += seconds * 1000
+  })
   const readDir = n > 1 ? await mountOn(reader) : dir
   if (n > 1 && writer.network.params().k !== 4) process.stdout.write(`  compare: darkfs-${n} writes with k=${writer.network.params().k}, m=${writer.network.params().m}\n`)
   return {
@@ -278,6 +294,8 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
     parity: () => ({ ...writer.volume.chunks.shardPool.counters }),
     // syncs: the writer store's group commits (each one fsync round of its block files), where the addon writes them
     disk: () => { const c = writer.store.counters(); return { added: c.added, removed: c.removed, syncs: writer.store.groupCommits()?.jobs } },
+    fsyncs: () => fsyncs,
+    requests: () => ({ fuse: new Map([...fuse].map(([k, v]) => [k, [v[0], v[1]]])), ops: new Map(ops) }),
     streams: () => {
       const out = new Map<string, number>()
       for (const h of hosts) for (const [p, { streams }] of Object.entries(h.host.traffic().protocols)) out.set(p, (out.get(p) ?? 0) + streams)
@@ -386,6 +404,8 @@ export async function run (): Promise<Record<string, number | string>> {
             const wait0 = await runQueueWait()
             const profDir = process.env.DARKFS_COMPARE_PROF
             const streams0 = target.streams?.()
+            const fsyncs0 = target.fsyncs?.().length
+            const requests0 = target.requests?.()
             const reads0 = target.reads?.()
             const parity0 = target.parity?.()
             const disk0 = target.disk?.()
@@ -442,6 +462,23 @@ export async function run (): Promise<Record<string, number | string>> {
             const files = FILE_CPU_WORKLOADS.get(wl.key)
             if (system.startsWith('darkfs') && files !== undefined) figures[`compare.${key}.cpu.ms_per_file`] = cpuS * 1000 / files
             const waitS = (await runQueueWait()) - wait0
+            if (fsyncs0 !== undefined && PROF_WORKLOADS.has(wl.key)) {
+              // the SQLite cells' time in the writer's fsyncs against the rest (sqlite3's own work,
+              // its writes through the mount): which of them a slow run lost its time in, and
+              // whether a few fsyncs stalled (work left by earlier cells) or all of them grew
+              const got = target.fsyncs!().slice(fsyncs0)
+              const ms = got.map(([, m]) => m).sort((a, b) => a - b)
+              const sum = ms.reduce((a, b) => a + b, 0)
+              const at = (q: number): number => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))] ?? 0
+              const slowest = [...got].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([t, m]) => `${m.toFixed(0)} ms at ${((t - m - t0) / 1000).toFixed(2)} s`)
+              process.stdout.write(`  compare: ${key} writer's fsyncs: ${ms.length}, ${(sum / 1000).toFixed(2)} s of the cell's ${(cellMs / 1000).toFixed(2)} s; median ${at(0.5).toFixed(1)} ms, p90 ${at(0.9).toFixed(1)} ms, slowest ${slowest.join(', ')}\n`)
+              if (requests0 !== undefined) {
+                const r = target.requests!()
+                const kinds = [...r.fuse].map(([k, [n, m]]) => [k, n - (requests0.fuse.get(k)?.[0] ?? 0), m - (requests0.fuse.get(k)?.[1] ?? 0)] as const).filter(([, n]) => n > 0).sort((a, b) => b[2] - a[2])
+                const made = [...r.ops].map(([k, n]) => [k, n - (requests0.ops.get(k) ?? 0)] as const).filter(([, n]) => n > 0)
+                process.stdout.write(`  compare: ${key} writer's requests: ${kinds.slice(0, 8).map(([k, n, m]) => `${k} ${n}/${m.toFixed(0)} ms`).join(', ')}; its ops: ${made.map(([k, n]) => `${k} ${n}`).join(', ')}\n`)
+              }
+            }
             if (streams0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
               // streams opened per protocol in the cell, per MiB (each is an open, a negotiation and a close)
               const opened = [...target.streams!()].map(([p, n]) => [p, n - (streams0.get(p) ?? 0)] as const).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1])

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { mount } from '../../fuse/index.ts'
-import type { Mount } from '../../fuse/index.ts'
+import type { Mount, MountOptions } from '../../fuse/index.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
@@ -33,8 +33,8 @@ const exec = promisify(execFile)
 const here = dirname(fileURLToPath(import.meta.url))
 
 /** Mount a host's Volume, dropping kernel cache entries that peers' ops change (as `darkfs up --mount` does). */
-export async function mountHost (host: ClusterHost, dir: string): Promise<Mount> {
-  const m = await mount(host.volume, dir)
+export async function mountHost (host: ClusterHost, dir: string, opts: MountOptions = {}): Promise<Mount> {
+  const m = await mount(host.volume, dir, opts)
   host.tree.addEventListener('op', (e: any) => {
     if (e.detail?.local === true) return
     for (const path of host.volume.changedPaths(e.detail.body)) m.invalidate(path)
