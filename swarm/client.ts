@@ -31,21 +31,18 @@ export interface WantListener {
 export interface RangeWant { cid: CID, first: number, end: number, verify: (bytes: Uint8Array, proof: Uint8Array[]) => boolean }
 
 /**
- * Key of a range want among the client's wants (and the serving side's queue): the CID's bytes
- * as latin1, then the range. Never equal to a CID's string (it holds a '#'). Not the CID's string:
- * a CID decoded from a frame is a fresh object, whose toString() (base32, ~5 µs: more than
- * decoding the frame) no cache spares, once on each side of every range read.
- */
-/**
- * A block's key in a serving side's want queue and a have-query's pending set: its CID's bytes
- * as latin1 (no base32: a CID off the wire is a fresh object, whose string is made anew). Never
- * a rangeKey: a CID's bytes are never another CID's followed by '#'.
+ * A block's key among the client's wants and pushes, a serving side's want queue and a
+ * have-query's pending set: its CID's bytes as latin1. Not the CID's string: a CID decoded from a
+ * frame (BLOCK, DONT_HAVE, ACK, DONE, a WANT) is a fresh object, whose toString() (base32, ~5 µs:
+ * more than decoding the frame) no cache spares. Never a rangeKey: a CID's bytes are never
+ * another CID's followed by '#'.
  */
 export function wantKey (cid: CID): string {
   const b = cid.bytes
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
 }
 
+/** Key of a range want among the client's wants (and the serving side's queue): wantKey, then the range. */
 export function rangeKey (cid: CID, first: number, end: number): string {
   return `${wantKey(cid)}#${first}-${end}`
 }
@@ -106,7 +103,7 @@ export class Client {
    * placing the block from a thin uplink; a read joining it makes it a read.
    */
   want (cid: CID, listener: WantListener, opts: { background?: boolean } = {}): () => void {
-    const key = cid.toString()
+    const key = wantKey(cid)
     if (this.stopped) {
       queueMicrotask(() => { listener.miss(new SwarmStoppedError()) })
       return () => {}
@@ -176,7 +173,7 @@ export class Client {
    * deadlock on slots.
    */
   async push (cid: CID, bytes: Uint8Array, hops: Hop[], listener: PushListener, opts?: AbortOptions & { origin?: string }): Promise<void> {
-    const key = cid.toString()
+    const key = wantKey(cid)
     let written = false
     const wrote = (): void => { if (!written) { written = true; listener.written?.() } }
     let release: (() => void) | undefined
@@ -284,10 +281,10 @@ export class Client {
   private onMessage (msg: Message): void {
     switch (msg.type) {
       case BLOCK: {
-        const key = msg.cid.toString()
+        const key = wantKey(msg.cid)
         const want = this.wants.get(key)
         if (want === undefined || want.sentAt === undefined) return // cancelled meanwhile, or unasked
-        if (!matches(msg.cid, msg.bytes)) throw new WrongBlockError(key, this.peer)
+        if (!matches(msg.cid, msg.bytes)) throw new WrongBlockError(msg.cid.toString(), this.peer)
         this.settle(key, want)
         this.init.book.answered(this.peer, performance.now() - want.sentAt, true)
         for (const l of want.listeners) l.block(msg.bytes)
@@ -295,12 +292,12 @@ export class Client {
       }
       case DONT_HAVE:
         for (const cid of msg.cids) {
-          const key = cid.toString()
+          const key = wantKey(cid)
           const want = this.wants.get(key)
           if (want?.sentAt === undefined) continue
           this.settle(key, want)
           this.init.book.answered(this.peer, performance.now() - want.sentAt, false)
-          const err = new PeerGoneError(this.peer, `it does not have ${key}`)
+          const err = new PeerGoneError(this.peer, `it does not have ${cid.toString()}`)
           for (const l of want.listeners) l.miss(err)
         }
         return
@@ -324,10 +321,10 @@ export class Client {
       case HAVE:
         return // we send no have-only wants; a stray HAVE is harmless
       case ACK:
-        this.pushes.get(msg.cid.toString())?.ack(msg.holder)
+        this.pushes.get(wantKey(msg.cid))?.ack(msg.holder)
         return
       case DONE: {
-        const key = msg.cid.toString()
+        const key = wantKey(msg.cid)
         const push = this.pushes.get(key)
         this.pushes.delete(key)
         push?.done()

@@ -53,7 +53,13 @@ export interface BlockSource {
    * or undefined when the block is not held or the range is not within it. Absent: every
    * RANGE_WANT is answered "not held".
    */
-  range?: (cid: CID, first: number, end: number, opts?: AbortOptions) => Promise<{ bytes: Uint8Array, proof: Uint8Array[] } | undefined>
+  range?: (cid: CID, first: number, end: number, opts?: AbortOptions & { peer?: string }) => Promise<{ bytes: Uint8Array, proof: Uint8Array[] } | undefined>
+  /**
+   * true: range() itself answers undefined for what has(cid, opts.peer) would refuse (a block not
+   * held, or not served to that peer), so a RANGE_WANT is answered from range() alone, without a
+   * has() before it (a second lookup of the block per small read). Otherwise has() is asked first.
+   */
+  rangeDeclines?: boolean
 }
 /**
  * Where pushed blocks are stored. `verified`: the swarm checked the bytes against the CID on
@@ -276,8 +282,8 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   async function readRange ({ cid, range }: Wanted): Promise<{ bytes: Uint8Array, proof: Uint8Array[] } | undefined> {
     if (range === undefined || ctx.blocks.range === undefined) return undefined
     try {
-      if (!await ctx.blocks.has(cid, peer)) return undefined
-      return await ctx.blocks.range(cid, range.first, range.end, { signal: ctx.signal })
+      if (ctx.blocks.rangeDeclines !== true && !await ctx.blocks.has(cid, peer)) return undefined
+      return await ctx.blocks.range(cid, range.first, range.end, { signal: ctx.signal, peer })
     } catch (err) {
       // answered "not held": the reader asks another holder, or reads the chunk whole
       if (!ctx.signal.aborted) log.error('range [%d, %d) of %s for %s failed: %s', range.first, range.end, shortCid(cid), shortPeer(peer), (err as Error).message)

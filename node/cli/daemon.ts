@@ -253,7 +253,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         // leaves of a fragment with their Merkle proof, for a reader's small read (range wants):
         // read alone from disk once this host has the fragment's leaf hashes (it wrote the
         // fragment, or read it whole once), and the proof built from them (data/leaves.ts)
-        range: async (cid, first, end) => await localLeaves.proof(cid, first, end)
+        range: async (cid, first, end) => await localLeaves.proof(cid, first, end),
+        // proof() answers undefined for a fragment not here (staged, kept or stored: the has()
+        // above, which withholds nothing from a read's want), so a range want is not looked up twice
+        rangeDeclines: true
       },
       sink
     })

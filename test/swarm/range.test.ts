@@ -113,6 +113,40 @@ describe('swarm range wants', function () {
     await assert.rejects(a.swarm.pullRange(want(cid, bytes, 0, 1), [empty.id, old.id]), (err: Error) => err instanceof BlockNotFoundError && /does not have leaves \[0, 1\)/.test(err.message))
   })
 
+  it('a source whose range() declines itself (rangeDeclines) is asked range() alone, told the asking peer; its "not held" moves the pull on', async () => {
+    const a = await net.node()
+    const asked: Array<{ kind: string, peer?: string }> = []
+    const declining = (get: () => TestNode): Partial<BlockSource> => ({
+      rangeDeclines: true,
+      has: async (cid) => { asked.push({ kind: 'has' }); return get().store.map.has(cid.toString()) }
+    })
+    const counted = (get: () => TestNode): NonNullable<BlockSource['range']> => async (cid, first, end, opts) => {
+      asked.push({ kind: 'range', peer: opts?.peer })
+      return await toyRange(get)(cid, first, end, opts)
+    }
+    let empty: TestNode | undefined
+    empty = await net.node({}, counted(() => empty!), undefined, declining(() => empty!))
+    let b: TestNode | undefined
+    b = await net.node({}, counted(() => b!), undefined, declining(() => b!))
+    await net.mesh()
+    const bytes = randomBytes(8 * LEAF, 9)
+    const cid = await block(bytes)
+    b.store.map.set(cid.toString(), bytes)
+    assert.deepEqual(await a.swarm.pullRange(want(cid, bytes, 2, 3), [empty.id, b.id]), bytes.subarray(2 * LEAF, 3 * LEAF))
+    assert.deepEqual(asked, [{ kind: 'range', peer: a.id }, { kind: 'range', peer: a.id }], 'range() alone, on each holder asked, with the asker named')
+    // without the flag has() is still asked first (a source that withholds from some peers there)
+    const calls: string[] = []
+    let c: TestNode | undefined
+    const range = toyRange(() => c!)
+    c = await net.node({}, async (cid, first, end) => { calls.push('range'); return await range(cid, first, end) }, undefined, {
+      has: async (cid) => { calls.push('has'); return c!.store.map.has(cid.toString()) }
+    })
+    await net.mesh()
+    c.store.map.set(cid.toString(), bytes)
+    assert.deepEqual(await a.swarm.pullRange(want(cid, bytes, 4, 5), [c.id]), bytes.subarray(4 * LEAF, 5 * LEAF))
+    assert.deepEqual(calls, ['has', 'range'])
+  })
+
   it('a holder that answers after its hedge time is not given up: its answer is taken while the next holder is asked', async () => {
     // Fails on the old code: the request to the first peer asked was cancelled at its hedge time
     // and its late answer dropped, and the pull failed once the second peer's hedge time passed
