@@ -140,7 +140,7 @@ import type { Host } from './host.ts'
 import { GOSSIP_MAX_MESSAGE_BYTES } from './host.ts'
 import { KeptCaller, RpcProtocolError, RpcTimeoutError, call, defineProtocol, notify, serve } from './rpc.ts'
 import { MAX_OP_BYTES, RBSR_ID_BYTES, RbsrError, cidOf, idOf, opCidOf, rbsrContinue, rbsrInitiate, rbsrRespond } from '../tree/index.ts'
-import type { OpEventDetail, Tree } from '../tree/index.ts'
+import type { OpsEventDetail, Tree } from '../tree/index.ts'
 import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 
@@ -271,7 +271,7 @@ function traceMark (phase: string, t0: number, items = 0, bytes = 0): void {
   p.bytes += bytes
 }
 
-/** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
+/** The part of the Tree sync uses (node/tree/index.ts); its 'ops' event carries OpsEventDetail. */
 export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'written' | 'opSet' | 'addEventListener' | 'removeEventListener'>
 
 /** The part of the Host sync uses. */
@@ -1183,14 +1183,18 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     let peerIds: string[] | undefined
     const connectedPeers = (): string[] => (peerIds ??= host.peers().map(p => p.id))
     const onPeersChanged = (): void => { peerIds = undefined }
-    const onOp = (evt: CustomEvent<OpEventDetail>): void => {
+    /** The tree's 'ops' event: each op applied, in the order applied (thousands in a merge). */
+    const onOps = (evt: CustomEvent<OpsEventDetail>): void => {
       if (!running) return
-      // the event's id and bytes: this runs for every op applied (thousands in a merge)
-      const { id, bytes } = evt.detail
+      const { local, ops } = evt.detail
+      for (let i = 0; i < ops.length; i++) disseminate(ops[i].id, ops[i].bytes, local)
+    }
+    /** Send on an op applied here (its id and bytes: this runs for every op of a merge). */
+    const disseminate = (id: string, bytes: Uint8Array, local: boolean): void => {
       const from = origins.get(id)
       origins.delete(id)
       if (gossip !== undefined) {
-        if (evt.detail.local) {
+        if (local) {
           publishing.push({ id, bytes })
           void publish()
           return
@@ -1635,7 +1639,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         })
         host.addEventListener('peer:disconnect', onHolderGone)
         host.addEventListener('peer:disconnect', onServerGone)
-        tree.addEventListener('op', onOp as EventListener)
+        tree.addEventListener('ops', onOps as EventListener)
         gossip?.handle(onGossip)
         host.addEventListener('peer:connect', onPeersChanged)
         host.addEventListener('peer:disconnect', onPeersChanged)
@@ -1646,7 +1650,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         if (!running) return
         running = false
         shutdown.abort()
-        tree.removeEventListener('op', onOp as EventListener)
+        tree.removeEventListener('ops', onOps as EventListener)
         gossip?.handle(undefined)
         if (headsTimer !== undefined) clearTimeout(headsTimer)
         publishing.length = 0

@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
+import { onEachOp } from '../../harness/ops.ts'
 import { mount } from '../../fuse/index.ts'
 import { sh } from './_proc.ts'
 import { Store } from '../../node/data/index.ts'
@@ -138,10 +139,10 @@ try {
   t.add(async () => { await m.unmount() })
   const tr = hosts[0].tree as any
   let opBytes = 0
-  hosts[0].tree.addEventListener('op', (e: any) => {
-    if (!e.detail.local) return
-    opBytes += e.detail.bytes.byteLength
-    const b = e.detail.body
+  onEachOp(hosts[0].tree, (op, local) => {
+    if (!local) return
+    opBytes += op.bytes.byteLength
+    const b: any = op.body
     let name = '?'
     try { const id = b.inode ?? b.entry; name = (tr.path(tr.entries(id)[0]?.id ?? id) ?? '?').split('/').pop() } catch {}
     const k = `${b.type}:${name.replace(/^db\.sqlite/, '')}`
