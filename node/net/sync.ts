@@ -1183,44 +1183,45 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     let peerIds: string[] | undefined
     const connectedPeers = (): string[] => (peerIds ??= host.peers().map(p => p.id))
     const onPeersChanged = (): void => { peerIds = undefined }
-    /** The tree's 'ops' event: each op applied, in the order applied (thousands in a merge). */
+    /**
+     * The tree's 'ops' event: each op applied is sent on, in the order applied (its id and bytes:
+     * a merge's thousands come in a few events). The gossip topic's subscribers are read once per
+     * event, when a peer other than an op's origin is connected (not once per op).
+     */
     const onOps = (evt: CustomEvent<OpsEventDetail>): void => {
       if (!running) return
       const { local, ops } = evt.detail
-      for (let i = 0; i < ops.length; i++) disseminate(ops[i].id, ops[i].bytes, local)
-    }
-    /** Send on an op applied here (its id and bytes: this runs for every op of a merge). */
-    const disseminate = (id: string, bytes: Uint8Array, local: boolean): void => {
-      const from = origins.get(id)
-      origins.delete(id)
-      if (gossip !== undefined) {
-        if (local) {
-          publishing.push({ id, bytes })
-          void publish()
-          return
+      let subscribed: Set<string> | undefined
+      for (let i = 0; i < ops.length; i++) {
+        const { id, bytes } = ops[i]
+        const from = origins.get(id)
+        origins.delete(id)
+        if (gossip !== undefined) {
+          if (local) {
+            publishing.push({ id, bytes })
+            void publish()
+            continue
+          }
+          // taken in a hold ask with `r` (or fetched below one): published from here for its author
+          if (relayIds.size > 0 && relayIds.delete(id)) {
+            relays.push(bytes)
+            void publish()
+            continue
+          }
+          // gossipsub forwards what it accepted; other ops are followed by a heads publish
+          if (!gossiped.delete(id)) headsSoon()
+          // peers not subscribed to the topic (older versions) still get every op pushed
+          for (const peer of connectedPeers()) {
+            if (peer === from) continue
+            subscribed ??= new Set(gossip.subscribers())
+            if (!subscribed.has(peer)) pushTo(peer, bytes)
+          }
+          continue
         }
-        // taken in a hold ask with `r` (or fetched below one): published from here for its author
-        if (relayIds.size > 0 && relayIds.delete(id)) {
-          relays.push(bytes)
-          void publish()
-          return
-        }
-        // gossipsub forwards what it accepted; other ops are followed by a heads publish
-        if (!gossiped.delete(id)) headsSoon()
-        // peers not subscribed to the topic (older versions) still get every op pushed
-        // (the subscribers are read only when a peer other than the op's origin is connected:
-        // an op fetched from the only peer reaches here for each of a merge's thousands)
-        let subscribed: Set<string> | undefined
         for (const peer of connectedPeers()) {
           if (peer === from) continue
-          subscribed ??= new Set(gossip.subscribers())
-          if (!subscribed.has(peer)) pushTo(peer, bytes)
+          pushTo(peer, bytes)
         }
-        return
-      }
-      for (const peer of connectedPeers()) {
-        if (peer === from) continue
-        pushTo(peer, bytes)
       }
     }
 
