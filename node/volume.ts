@@ -43,7 +43,7 @@ import { BlockUnavailableError, FsError, NotConflictedError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile, type CommitFor, type Committed, type FileState, type PatchExtent } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
-import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId, CommitOptions, Cut, Durability, FileMark } from './tree/index.ts'
+import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId, CommitOptions, Cut, Durability, FileMark, OpsEventDetail } from './tree/index.ts'
 import { ExtentMap, GuardError, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd, extentKey, markedExtents, sameFileMark } from './tree/index.ts'
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
@@ -584,13 +584,16 @@ export class Volume implements VolumeApi {
     this.multiExtent = parts.multiExtent ?? (() => true)
     this.foldIdleMs = parts.foldIdleMs ?? FOLD_IDLE_MS
     this.held = parts.held
-    this.tree.addEventListener('op', (e: any) => {
-      const { body, local } = e.detail ?? {}
-      if (local === true && body?.type !== 'fold') this.busyAt = performance.now()
+    this.tree.addEventListener('ops', (e: Event) => {
+      const { local, ops } = (e as CustomEvent<OpsEventDetail>).detail
+      if (local && ops.some(op => op.body.type !== 'fold')) this.busyAt = performance.now()
       // an unlink, a rename over, an rmdir of a tree or a peer's merge may take a file's last name
+      // (the tree is as the whole batch left it: one look per batch sees what one per op did)
       for (const [inode, stop] of this.foldAborts) if (this.unlinked(inode)) stop.abort()
       // (no file open here: nothing to rebase, and no lookup per op a peer makes)
-      if (local !== true && this.open_.size > 0 && (body?.type === 'write' || body?.type === 'append' || body?.type === 'fold')) {
+      if (local || this.open_.size === 0) return
+      for (const { body } of ops) {
+        if (body.type !== 'write' && body.type !== 'append' && body.type !== 'fold') continue
         const inode = this.tree.get(body.inode)
         const open = inode === undefined ? undefined : this.open_.get(inode.id)
         if (open !== undefined && inode !== undefined) open.rebase(this.fileState(inode))

@@ -9,7 +9,7 @@
 //   repairer    'start' / 'progress' / 'pass' (keeper/repair.ts) -> repair-progress (only in a
 //                pass that repaired something, at most every REPAIR_PROGRESS_EVERY_MS) and
 //                repair-done (a pass that repaired something ended)
-//   tree        'op' (tree/tree.ts), read with conflicts() -> conflict-created / -resolved as
+//   tree        'ops' (tree/tree.ts), read with conflicts() -> conflict-created / -resolved as
 //                the conflict list changes (whoever resolved it: an op like any other)
 //   space       'change' (data/space.ts) -> disk-full when the disk becomes full
 //   pins        'complete' (keeper/pins.ts) -> pin-complete
@@ -128,7 +128,7 @@ export function feedEvents (events: EventLog, s: EventSources): () => void {
   // the conflict list, compared once the ops of one turn are applied
   let conflicts = new Map(s.tree.conflicts().map(c => [c.entry, c.path]))
   let treeQueued = false
-  on(s.tree, 'op', () => {
+  on(s.tree, 'ops', () => {
     if (treeQueued) return
     treeQueued = true
     later(() => {

@@ -96,7 +96,7 @@ export interface MetricsComponents {
   ops: () => number
   /** Live conflict siblings. */
   conflicts: () => number
-  /** The tree: its 'op' events (OpEventDetail: local, hlc) feed the merge lag. */
+  /** The tree: its 'ops' events (OpsEventDetail: local, each op's hlc) feed the merge lag. */
   tree?: EventTarget
   /** The membership: its 'gone' events count peers gone. */
   membership?: EventTarget
@@ -343,10 +343,15 @@ export function createMetrics (c: MetricsComponents): Metrics {
   const fuseSeconds = new Histogram({ name: 'darkfs_fuse_request_duration_seconds', help: 'Seconds from a FUSE request\'s arrival to its answer, by operation.', labelNames: ['op'], buckets: FUSE_BUCKETS, registers: r })
   const errors = new Counter({ name: 'darkfs_errors_total', help: 'Errors by source (fuse: by errno name; api: by HTTP status) and kind.', labelNames: ['source', 'kind'], registers: r })
 
-  const onOp = (e: Event): void => {
-    const d = (e as CustomEvent<{ local: boolean, hlc?: [number, number] }>).detail
-    applied.inc({ origin: d.local ? 'local' : 'remote' })
-    if (!d.local && d.hlc !== undefined) lag.observe(Math.max(0, Date.now() - d.hlc[0]) / 1000)
+  const onOps = (e: Event): void => {
+    const { local, ops } = (e as CustomEvent<{ local: boolean, ops: ReadonlyArray<{ hlc?: readonly [number, number] }> }>).detail
+    applied.inc({ origin: local ? 'local' : 'remote' }, ops.length)
+    if (local) return
+    const now = Date.now()
+    for (let i = 0; i < ops.length; i++) {
+      const hlc = ops[i].hlc
+      if (hlc !== undefined) lag.observe(Math.max(0, now - hlc[0]) / 1000)
+    }
   }
   const onGone = (): void => { gone.inc() }
   let listening = false
@@ -371,13 +376,13 @@ export function createMetrics (c: MetricsComponents): Metrics {
     start: () => {
       if (listening) return
       listening = true
-      c.tree?.addEventListener('op', onOp)
+      c.tree?.addEventListener('ops', onOps)
       c.membership?.addEventListener('gone', onGone)
     },
     stop: () => {
       if (!listening) return
       listening = false
-      c.tree?.removeEventListener('op', onOp)
+      c.tree?.removeEventListener('ops', onOps)
       c.membership?.removeEventListener('gone', onGone)
     }
   }

@@ -11,6 +11,7 @@ import type { Parsed } from './args.ts'
 import type { DaemonOptions } from './daemon.ts'
 import type { Codec } from '../data/index.ts'
 import type { LogLevel, LogFormat } from '../log.ts'
+import type { OpsEventDetail } from '../tree/index.ts'
 import { VERSION } from './version.ts'
 
 function need (p: Parsed, n: number, what: string): string[] {
@@ -448,9 +449,10 @@ async function up (settings: UpSettings): Promise<number> {
       const fuse = await import('../../fuse/index.ts')
       const m = await fuse.mount(daemon.volume, mountDir, { onOp: daemon.metrics.fuseOp })
       // ops from peers change what the kernel has cached: drop exactly what they touched
-      daemon.tree.addEventListener('op', (e: any) => {
-        if (e.detail?.local === true) return
-        for (const path of daemon.volume.changedPaths(e.detail.body)) m.invalidate(path)
+      daemon.tree.addEventListener('ops', (e: Event) => {
+        const { local, ops } = (e as CustomEvent<OpsEventDetail>).detail
+        if (local) return
+        for (const op of ops) for (const path of daemon.volume.changedPaths(op.body)) m.invalidate(path)
       })
       closers.push(async () => { await m.unmount() })
       out(`mounted ${mountDir}`)

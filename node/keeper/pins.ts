@@ -132,9 +132,11 @@ export class Pins extends EventTarget {
   /** Blocks (manifests, fragments) under this host's pins, as of tree size `keptAt`. */
   private kept = new Set<string>()
   private keptAt = -1
-  private readonly onOp = (e: Event): void => {
-    const body = (e as CustomEvent<{ body?: { type: string, name?: string } }>).detail?.body
-    if ((body?.type === 'setxattr' || body?.type === 'removexattr') && body.name === PIN_XATTR_PREFIX + this.c.peerId) {
+  /** The tree's 'ops' event: a change of this host's pin xattrs recounts its pins. */
+  private readonly onOps = (e: Event): void => {
+    const { ops } = (e as CustomEvent<{ ops: ReadonlyArray<{ body: { type: string, name?: string } }> }>).detail
+    const mine = PIN_XATTR_PREFIX + this.c.peerId
+    if (ops.some(({ body }) => (body.type === 'setxattr' || body.type === 'removexattr') && body.name === mine)) {
       this.any = this.pinnedRoots().length > 0
     }
     if (this.any) this.kick()
@@ -148,7 +150,7 @@ export class Pins extends EventTarget {
   start (): void {
     if (this.started) return
     this.started = true
-    this.c.tree.addEventListener('op', this.onOp)
+    this.c.tree.addEventListener('ops', this.onOps)
     this.any = this.pinnedRoots().length > 0
     if (this.any) this.kick(0)
   }
@@ -156,7 +158,7 @@ export class Pins extends EventTarget {
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
-    this.c.tree.removeEventListener('op', this.onOp)
+    this.c.tree.removeEventListener('ops', this.onOps)
     clearTimeout(this.timer)
     this.timer = undefined
     this.controller.abort()

@@ -180,7 +180,7 @@ export interface RepairComponents {
    * given: a full mesh.
    */
   bounded?: () => boolean
-  /** The tree: its 'op' events (new content, new members' pins) call for a pass. */
+  /** The tree: its 'ops' events (new content, new members' pins) call for a pass. */
   ops?: Pick<EventTarget, 'addEventListener' | 'removeEventListener'>
   /** The hosts placement ranks and the copies a replicated chunk needs (placement.ts). */
   policy: Pick<PlacementPolicy, 'members' | 'copies' | 'rank'>
@@ -346,7 +346,7 @@ export class Repairer extends EventTarget {
    * (a mkdir, a rename, a chmod) leave them as they were, and each had every host of the network
    * survey every chunk again.
    */
-  private readonly onOp = (): void => { this.opsSince = true }
+  private readonly onOps = (): void => { this.opsSince = true }
   /** Tree ops came since the last pass or check. */
   private opsSince = false
   /** The retained chunks (chunkKey()) the last settled pass looked at. */
@@ -430,7 +430,7 @@ export class Repairer extends EventTarget {
     this.c.membership.addEventListener('lapsed', this.onGone)
     this.c.membership.addEventListener('back', this.onActivity)
     this.c.membership.addEventListener('change', this.onMembersChange)
-    this.c.ops?.addEventListener('op', this.onOp)
+    this.c.ops?.addEventListener('ops', this.onOps)
     if (this.intervalMs > 0) this.schedule(this.intervalMs)
   }
 
@@ -442,7 +442,7 @@ export class Repairer extends EventTarget {
     this.c.membership.removeEventListener('lapsed', this.onGone)
     this.c.membership.removeEventListener('back', this.onActivity)
     this.c.membership.removeEventListener('change', this.onMembersChange)
-    this.c.ops?.removeEventListener('op', this.onOp)
+    this.c.ops?.removeEventListener('ops', this.onOps)
     clearTimeout(this.timer)
     clearTimeout(this.debounce)
     clearTimeout(this.confirmTimer)

@@ -150,7 +150,7 @@ import type { Host } from './host.ts'
 import { GOSSIP_MAX_MESSAGE_BYTES } from './host.ts'
 import { KeptCaller, RpcProtocolError, RpcTimeoutError, call, defineProtocol, notify, serve } from './rpc.ts'
 import { MAX_OP_BYTES, RBSR_ID_BYTES, RbsrError, cidOf, idOf, opCidOf, rbsrContinue, rbsrInitiate, rbsrRespond } from '../tree/index.ts'
-import type { OpEventDetail, Tree } from '../tree/index.ts'
+import type { OpsEventDetail, Tree } from '../tree/index.ts'
 import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 
@@ -293,7 +293,7 @@ function traceMark (phase: string, t0: number, items = 0, bytes = 0): void {
   p.bytes += bytes
 }
 
-/** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
+/** The part of the Tree sync uses (node/tree/index.ts); its 'ops' event carries OpsEventDetail. */
 export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'written' | 'opSet' | 'addEventListener' | 'removeEventListener'>
 
 /** The part of the Host sync uses. */
@@ -1298,40 +1298,45 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     let peerIds: string[] | undefined
     const connectedPeers = (): string[] => (peerIds ??= host.peers().map(p => p.id))
     const onPeersChanged = (): void => { peerIds = undefined }
-    const onOp = (evt: CustomEvent<OpEventDetail>): void => {
+    /**
+     * The tree's 'ops' event: each op applied is sent on, in the order applied (its id and bytes:
+     * a merge's thousands come in a few events). The gossip topic's subscribers are read once per
+     * event, when a peer other than an op's origin is connected (not once per op).
+     */
+    const onOps = (evt: CustomEvent<OpsEventDetail>): void => {
       if (!running) return
-      // the event's id and bytes: this runs for every op applied (thousands in a merge)
-      const { id, bytes } = evt.detail
-      const from = origins.get(id)
-      origins.delete(id)
-      if (gossip !== undefined) {
-        if (evt.detail.local) {
-          publishing.push({ id, bytes })
-          void publish()
-          return
+      const { local, ops } = evt.detail
+      let subscribed: Set<string> | undefined
+      for (let i = 0; i < ops.length; i++) {
+        const { id, bytes } = ops[i]
+        const from = origins.get(id)
+        origins.delete(id)
+        if (gossip !== undefined) {
+          if (local) {
+            publishing.push({ id, bytes })
+            void publish()
+            continue
+          }
+          // taken in a hold ask with `r` (or fetched below one): published from here for its author
+          if (relayIds.size > 0 && relayIds.delete(id)) {
+            relays.push(bytes)
+            void publish()
+            continue
+          }
+          // gossipsub forwards what it accepted; other ops are followed by a heads publish
+          if (!gossiped.delete(id)) headsSoon()
+          // peers not subscribed to the topic (older versions) still get every op pushed
+          for (const peer of connectedPeers()) {
+            if (peer === from) continue
+            subscribed ??= new Set(gossip.subscribers())
+            if (!subscribed.has(peer)) pushTo(peer, bytes)
+          }
+          continue
         }
-        // taken in a hold ask with `r` (or fetched below one): published from here for its author
-        if (relayIds.size > 0 && relayIds.delete(id)) {
-          relays.push(bytes)
-          void publish()
-          return
-        }
-        // gossipsub forwards what it accepted; other ops are followed by a heads publish
-        if (!gossiped.delete(id)) headsSoon()
-        // peers not subscribed to the topic (older versions) still get every op pushed
-        // (the subscribers are read only when a peer other than the op's origin is connected:
-        // an op fetched from the only peer reaches here for each of a merge's thousands)
-        let subscribed: Set<string> | undefined
         for (const peer of connectedPeers()) {
           if (peer === from) continue
-          subscribed ??= new Set(gossip.subscribers())
-          if (!subscribed.has(peer)) pushTo(peer, bytes)
+          pushTo(peer, bytes)
         }
-        return
-      }
-      for (const peer of connectedPeers()) {
-        if (peer === from) continue
-        pushTo(peer, bytes)
       }
     }
 
@@ -1750,7 +1755,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         })
         host.addEventListener('peer:disconnect', onHolderGone)
         host.addEventListener('peer:disconnect', onServerGone)
-        tree.addEventListener('op', onOp as EventListener)
+        tree.addEventListener('ops', onOps as EventListener)
         gossip?.handle(onGossip)
         host.addEventListener('peer:connect', onPeersChanged)
         host.addEventListener('peer:disconnect', onPeersChanged)
@@ -1761,7 +1766,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         if (!running) return
         running = false
         shutdown.abort()
-        tree.removeEventListener('op', onOp as EventListener)
+        tree.removeEventListener('ops', onOps as EventListener)
         gossip?.handle(undefined)
         if (headsTimer !== undefined) clearTimeout(headsTimer)
         publishing.length = 0

@@ -4,7 +4,7 @@
 //   const tree = await Tree.open({ dir, signer, verify })
 //   const { id } = await tree.commit({ type: 'create', parent: tree.root, name: 'a', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time })
 //   tree.lookup(tree.root, 'a')       // -> Entry naming inode `id`
-//   tree.addEventListener('op', e => gossip((e as CustomEvent<OpEventDetail>).detail))
+//   tree.addEventListener('ops', e => gossip((e as CustomEvent<OpsEventDetail>).detail.ops))
 //
 // The tree is a pure function of the set of ops it holds: every host holding the same ops
 // shows the same tree, whatever order they arrived in.
@@ -16,8 +16,9 @@
 // children(), history() and every op resolve to the survivor.
 //
 // Ops. commit(body) stamps a hybrid logical clock and the current heads as parents, signs with
-// the Signer, fsyncs the op to the log, applies it, and fires 'op' ({ cid, body, local: true });
-// commit(body, 'written') waits only until the op is written to the log (the kernel has it: it
+// the Signer, fsyncs the op to the log, applies it, and fires 'ops' ({ local: true, ops: [op] }:
+// one event per batch applied, local or received, its ops in the order applied); commit(body,
+// 'written') waits only until the op is written to the log (the kernel has it: it
 // survives the process being killed), and it is synced with the next durable commit, a sync(),
 // or within WRITTEN_SYNC_MS (log.ts). The host gossips local ops and answers peers with
 // heads()/hasOp()/getOp(); ops from peers go through receive(blocks): decoded (at most
@@ -100,4 +101,4 @@ export type { Segment } from './extent-map.ts'
 export { treeDigest } from './digest.ts'
 export { OpSet, RbsrError, RBSR_ID_BYTES, rbsrInitiate, rbsrRespond, rbsrContinue, rbsrReconcileInMemory } from './rbsr.ts'
 export type { RbsrItem, RbsrOptions, RbsrStep, RbsrRun } from './rbsr.ts'
-export type { InodeId, EntryId, Kind, Content, Extent, MoreExtent, OpBody, OpType, Inode, Entry, Signer, Verify, Version, Conflict, ResolvedSibling, OpEventDetail, Hlc } from './types.ts'
+export type { InodeId, EntryId, Kind, Content, Extent, MoreExtent, OpBody, OpType, Inode, Entry, Signer, Verify, Version, Conflict, ResolvedSibling, AppliedOp, OpsEventDetail, Hlc } from './types.ts'

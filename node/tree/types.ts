@@ -173,9 +173,16 @@ export interface Version { op: CID, author: string, hlc: [number, number], time:
  */
 export interface Conflict { path: string, entry: EntryId, inode: InodeId, of: InodeId, author: string, time: bigint, head?: string }
 
-/** A new op applied here: `hlc` is its author's stamp ([wall ms, counter]; metrics time merge lag by it). */
 /**
- * An op applied (the tree's 'op' event): `id` is cid.toString() and `bytes` its block (what
- * Tree.getOp(cid) gives), there for listeners that run for every op of a merge.
+ * An op as the tree's 'ops' event tells it: `id` is cid.toString() and `bytes` its block (what
+ * Tree.getOp(cid) gives); `hlc`, its author's stamp ([wall ms, counter]: metrics time merge lag
+ * by it). The CID is made when read (listeners of a merge's thousands of ops read id and bytes).
  */
-export interface OpEventDetail { cid: CID, id: string, bytes: Uint8Array, body: OpBody, local: boolean, hlc: Hlc }
+export type AppliedOp = Readonly<Pick<Op, 'cid' | 'id' | 'bytes' | 'body' | 'hlc'>>
+
+/**
+ * The tree's 'ops' event, one per batch applied (a commit's ops, the ready ops of a receive):
+ * `ops` in the order they were applied (total order), `local` whether this host made them.
+ * Listeners run once per batch, not once per op: a merge's 10k ops are one or a few events.
+ */
+export interface OpsEventDetail { local: boolean, ops: readonly AppliedOp[] }

@@ -15,6 +15,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { Tree, type InodeId, type Signer } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
 import { CONCURRENCY, body } from './tree.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 const N = Number(process.env.N ?? 1_000_000)
 const STEP = Number(process.env.STEP ?? 100_000)
@@ -31,7 +32,7 @@ try {
   // the ops, in the order they were made (a commit's parents are made before it)
   const blocks: Uint8Array[] = []
   const a = await Tree.open({ dir: join(base, 'a'), signer: await signer(), verify })
-  a.addEventListener('op', (e) => { blocks.push((e as CustomEvent<{ bytes: Uint8Array }>).detail.bytes) })
+  onEachOp(a, (op) => { blocks.push(op.bytes) })
   const home = (await a.commit({ type: 'create', parent: a.root, name: 'h', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
   const shared: InodeId[] = []
   for (let i = 0; i < 50; i++) shared.push((await a.commit({ type: 'create', parent: a.root, name: `s${i}`, kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id)

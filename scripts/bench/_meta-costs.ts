@@ -16,6 +16,7 @@ import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
+import { onEachOp } from '../../harness/ops.ts'
 import { mount } from '../../fuse/index.ts'
 import { sh } from './_proc.ts'
 import { makeGitSource } from './_compare-work.ts'
@@ -57,9 +58,9 @@ try {
   const mountOn = async (i: number, onOp?: (op: string, sec: number) => void): Promise<string> => {
     const dir = await mkdtemp(join(base, `mnt${i}-`))
     const m = await mount(hosts[i].volume, dir, onOp === undefined ? {} : { onOp })
-    hosts[i].tree.addEventListener('op', (e: any) => {
-      if (e.detail?.local === true) return
-      for (const path of hosts[i].volume.changedPaths(e.detail.body)) m.invalidate(path)
+    onEachOp(hosts[i].tree, (op, local) => {
+      if (local) return
+      for (const path of hosts[i].volume.changedPaths(op.body)) m.invalidate(path)
     })
     t.add(async () => { await m.unmount() })
     return dir
@@ -67,9 +68,9 @@ try {
   const durs = new Map<string, number[]>()
   const dir = await mountOn(0, (op, sec) => { const x = fops.get(op) ?? [0, 0]; x[0]++; x[1] += sec; fops.set(op, x); const d = durs.get(op) ?? []; d.push(sec * 1000); durs.set(op, d) })
   if (n > 1) await mountOn(n - 1)
-  hosts[0].tree.addEventListener('op', (e: any) => {
-    if (!e.detail.local) return
-    types.set(e.detail.body.type, (types.get(e.detail.body.type) ?? 0) + 1)
+  onEachOp(hosts[0].tree, (op, local) => {
+    if (!local) return
+    types.set(op.body.type, (types.get(op.body.type) ?? 0) + 1)
   })
   const session = new Session()
   if (prof !== undefined) {

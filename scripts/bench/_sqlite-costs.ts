@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
+import { onEachOp } from '../../harness/ops.ts'
 import { mount } from '../../fuse/index.ts'
 import { sh } from './_proc.ts'
 import { Store } from '../../node/data/index.ts'
@@ -180,15 +181,15 @@ try {
     swarm0 = s
   }
   note = what => { mark(what) }
-  hosts[0].tree.addEventListener('op', (e: any) => {
-    if (!e.detail.local) return
-    opBytes += e.detail.bytes.byteLength
-    const b = e.detail.body
+  onEachOp(hosts[0].tree, (op, local) => {
+    if (!local) return
+    opBytes += op.bytes.byteLength
+    const b: any = op.body
     let name = '?'
     try { const id = b.inode ?? b.entry; name = (tr.path(tr.entries(id)[0]?.id ?? id) ?? '?').split('/').pop() } catch {}
     const k = `${b.type}:${name.replace(/^db\.sqlite/, '')}`
     types.set(k, (types.get(k) ?? 0) + 1)
-    mark(`op ${k} ${e.detail.bytes.byteLength} B${b.at !== undefined ? ` at ${b.at}` : ''}${b.size !== undefined ? ` size ${b.size}` : ''}`)
+    mark(`op ${k} ${op.bytes.byteLength} B${b.at !== undefined ? ` at ${b.at}` : ''}${b.size !== undefined ? ` size ${b.size}` : ''}`)
   })
   const strace = process.env.DARKFS_DRIVE_STRACE === '1'
   const syncTotals = (): Record<'relayedOps' | 'handedOps' | 'carriedOps' | 'returnedOps' | 'holdFetches', number> => {

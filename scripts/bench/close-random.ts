@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Volume } from '../../node/index.ts'
 import type { Store } from '../../node/data/index.ts'
-import type { OpEventDetail } from '../../node/tree/index.ts'
+import { onEachOp } from '../../harness/ops.ts'
 import { MiB } from './_stream.ts'
 
 const PAGE = 4096
@@ -41,12 +41,11 @@ export async function run (): Promise<Record<string, number>> {
     let ops = 0
     let extents = 0
     let writes = 0
-    vol.tree.addEventListener('op', (e: Event) => {
-      const d = (e as CustomEvent<OpEventDetail>).detail
-      if (!d.local || !('inode' in d.body) || d.body.inode !== id) return
+    onEachOp(vol.tree, (op, local) => {
+      if (!local || !('inode' in op.body) || op.body.inode !== id) return
       ops++
-      if (d.body.type === 'append') extents += 1 + (d.body.more?.length ?? 0)
-      if (d.body.type === 'write') writes++
+      if (op.body.type === 'append') extents += 1 + (op.body.more?.length ?? 0)
+      if (op.body.type === 'write') writes++
     })
     // distinct random pages, a share of the file's
     const pages = mib * MiB / PAGE

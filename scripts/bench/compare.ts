@@ -47,6 +47,7 @@ import { dirname, basename } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { Session } from 'node:inspector/promises'
 import { startCluster, startHost, until } from '../../harness/cluster.ts'
+import { onEachOp } from '../../harness/ops.ts'
 import { init } from '../../node/cli/index.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import type { MountOptions } from '../../fuse/index.ts'
@@ -268,9 +269,9 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
   const reader = hosts[hosts.length - 1]
   const fuse = new Map<string, [number, number]>()
   const ops = new Map<string, number>()
-  writer.tree.addEventListener('op', (e: any) => {
-    if (e.detail?.local !== true) return
-    const type = String(e.detail.body?.type)
+  onEachOp(writer.tree, (op, local) => {
+    if (!local) return
+    const type = String((op.body as { type?: unknown }).type)
     ops.set(type, (ops.get(type) ?? 0) + 1)
   })
   const dir = await mountOn(writer, (op, seconds) => {

@@ -110,8 +110,17 @@ async function twoHosts (): Promise<Record<string, number>> {
     const d0 = performance.now()
     await Promise.all([diverge(a, homeA, DIVERGE_OPS), diverge(b, homeB, DIVERGE_OPS)])
     const divergeMs = performance.now() - d0
+    const before = [a.tree.receiveStats(), b.tree.receiveStats()]
     const { ms, cpuMs, mainThreadCpuMs } = await reconnectTimed(b, a, [a, b])
+    const after = [a.tree.receiveStats(), b.tree.receiveStats()]
+    // receive()'s stages on both hosts during the reconnect (wall ms: the 'ops' listeners of a
+    // host's sync, volume, metrics, keeper run in eventsMs)
+    const stages: Record<string, number> = {}
+    for (const k of ['decodeMs', 'verifyMs', 'journalMs', 'dagMs', 'crdtMs', 'eventsMs'] as const) {
+      stages[`merge.sync.2hosts.${k}`] = Math.round(after[0][k] - before[0][k] + after[1][k] - before[1][k])
+    }
     return {
+      ...stages,
       'merge.sync.2hosts.opsPerSide': DIVERGE_OPS,
       'merge.sync.2hosts.ms': ms,
       'merge.sync.2hosts.mainThreadCpuMs': Math.round(mainThreadCpuMs),

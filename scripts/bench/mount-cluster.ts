@@ -18,6 +18,7 @@ import type { Mount, MountOptions } from '../../fuse/index.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
+import { onEachOp } from '../../harness/ops.ts'
 import { io } from './mount.ts'
 
 /** Hosts in the cluster: six, so new chunks get k = 4, m = 2. */
@@ -35,9 +36,9 @@ const here = dirname(fileURLToPath(import.meta.url))
 /** Mount a host's Volume, dropping kernel cache entries that peers' ops change (as `darkfs up --mount` does). */
 export async function mountHost (host: ClusterHost, dir: string, opts: MountOptions = {}): Promise<Mount> {
   const m = await mount(host.volume, dir, opts)
-  host.tree.addEventListener('op', (e: any) => {
-    if (e.detail?.local === true) return
-    for (const path of host.volume.changedPaths(e.detail.body)) m.invalidate(path)
+  onEachOp(host.tree, (op, local) => {
+    if (local) return
+    for (const path of host.volume.changedPaths(op.body)) m.invalidate(path)
   })
   return m
 }

@@ -24,7 +24,7 @@ import { WORKLOADS, FIO_FILE, makeGitSource } from './_compare-work.ts'
 import type { Target, Work } from './_compare-work.ts'
 import { ensureTools } from './_tools.ts'
 import { sh } from './_proc.ts'
-import type { OpEventDetail } from '../../node/tree/index.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 const HOSTS = (process.env.DARKFS_SMALL_SYNC_HOSTS ?? '1,6').split(',').map(Number)
 const DEFAULT_MIB = 16
@@ -67,15 +67,11 @@ export async function run (): Promise<Record<string, number | string>> {
           const wl = WORKLOADS.find(w => w.key === key)!
           const traffic = hosts.map(h => h.host.traffic())
           let folds = 0
-          const onOp = (e: Event): void => {
-            const d = (e as CustomEvent<OpEventDetail>).detail
-            if (d.local && d.body.type === 'fold') folds++
-          }
-          for (const h of hosts) h.tree.addEventListener('op', onOp)
+          const stops = hosts.map(h => onEachOp(h.tree, (op, local) => { if (local && op.body.type === 'fold') folds++ }))
           const cpu = process.cpuUsage()
           const v = await wl.run(target, work)
           const used = process.cpuUsage(cpu)
-          for (const h of hosts) h.tree.removeEventListener('op', onOp)
+          for (const stop of stops) stop()
           figures[`small-sync.${key}.darkfs-${n}.folds`] = folds
           figures[`small-sync.${key}.darkfs-${n}`] = v
           if (n > 1) {

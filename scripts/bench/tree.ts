@@ -3,7 +3,7 @@
 //  - remote apply: APPLY_OPS ops made by another replica, received in causal order in batches of
 //    APPLY_BATCH (sync's message size); the figure covers all of receive(): decode (hash, CID,
 //    dag-cbor, shape checks) + signature check + causal order + journal append (one write and one
-//    fdatasync per batch) + DAG insert + CRDT apply + 'op' events. Rates per wall second, per CPU
+//    fdatasync per batch) + DAG insert + CRDT apply + the 'ops' event. Rates per wall second, per CPU
 //    second of the main thread (what "on one core" means: the tree runs there; the machine may
 //    be busy) and per CPU second of the whole process (V8's background compiling and marking,
 //    libuv's file writes too), and the wall time per op of each stage: of the least main-thread

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
 import { startMesh, until } from '../../harness/cluster.ts'
 import { FOLD_EXTENTS } from 'darkfs'
+import { onEachOp } from '../../harness/ops.ts'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -63,7 +64,7 @@ describe('a fold and a peer\'s appends it did not read', function () {
     for (let i = 0; i < 5; i++) { await append(h1, line('C', i)); lines.push(line('C', i)) }
     for (let i = 0; i < FOLD_EXTENTS + 6; i++) { await append(h0, line('A', i)); lines.push(line('A', i)) }
     let folds = 0
-    h0.tree.addEventListener('op', (e: any) => { if (e.detail?.local === true && e.detail?.body?.type === 'fold') folds++ })
+    onEachOp(h0.tree, (op, local) => { if (local && op.body.type === 'fold') folds++ })
     await until('host 0 built a fold and folded', () => folding && folds > 0, 60_000)
     await until('host 0 holds every op of host 1', async () => {
       const got = dec.decode(await h0.volume.readFile('/log'))

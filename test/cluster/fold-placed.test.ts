@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { FOLD_EXTENTS, FOLD_SETTLE_MS } from 'darkfs'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 const MiB = 1 << 20
 
@@ -27,8 +28,8 @@ describe('cluster: a fold places its chunks before its op', function () {
     // at each local fold op: the chunks the writer still had to place, and how many hosts the
     // writer knew to hold each chunk it placed (from acknowledgements)
     const atFold: Array<{ pending: Set<string>, hosts: Map<string, number> }> = []
-    w.tree.addEventListener('op', (e: any) => {
-      if (e.detail?.local !== true || e.detail.body?.type !== 'fold') return
+    onEachOp(w.tree, (op, local) => {
+      if (!local || op.body.type !== 'fold') return
       const hosts = new Map<string, number>()
       for (const key of w.network.placement.keys()) hosts.set(key, w.network.holders(key)?.hosts ?? 0)
       atFold.push({ pending: new Set([...w.network.pending.values()].map(ref => ref.cid!.toString())), hosts })

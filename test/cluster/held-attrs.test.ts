@@ -15,6 +15,7 @@ import assert from 'node:assert/strict'
 import type { FileHandle } from '../../node/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 describe('cluster: mode and owner changes of an open file held and committed as one op (three hosts)', function () {
   this.timeout(120_000)
@@ -33,7 +34,7 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     await w.volume.writeFile('/f', 'base')
     await until('the file everywhere', async () => (await Promise.all(hosts.map(async h => await h.volume.stat('/f').then(() => true, () => false)))).every(x => x), 30_000)
     const local: Array<Record<string, any>> = []
-    w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true) local.push(e.detail.body) })
+    onEachOp(w.tree, (op, mine) => { if (mine) local.push(op.body) })
     const fh = await w.volume.open('/f', 'r+')
     t.add(async () => { await fh.close().catch(() => {}) })
     await fh.write(Buffer.from('new bytes'), 0, 9, 0)
@@ -46,7 +47,7 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     // what is held stays held until the flush, however slow the machine (not the 250 ms timer)
     ;(w.volume as any).heldAttrsMs = 3600_000
     const local: Array<Record<string, any>> = []
-    w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true) local.push(e.detail.body) })
+    onEachOp(w.tree, (op, mine) => { if (mine) local.push(op.body) })
     const bytes = Buffer.alloc(10_000, 3)
     const mtime = new Date('2001-02-03T04:05:06Z')
     const atime = new Date('2002-01-01T00:00:00Z')
@@ -83,7 +84,7 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     const hosts = await setup()
     const w = hosts[0]
     const local: Array<Record<string, any>> = []
-    w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true) local.push(e.detail.body) })
+    onEachOp(w.tree, (op, mine) => { if (mine) local.push(op.body) })
     const mtime = new Date('2001-02-03T04:05:06Z')
     const ns = BigInt(mtime.getTime()) * 1_000_000n
     // another op of this host (a mkdir) while the times are held with writes before them, and
@@ -196,7 +197,7 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     const written = (await fh.stat()).mtimeMs
     const old = new Date('2001-02-03T04:05:06Z')
     let applied = false
-    w.tree.addEventListener('op', (e: any) => { if (e.detail.local !== true && e.detail.body.type === 'setattr') applied = true })
+    onEachOp(w.tree, (op, local) => { if (!local && op.body.type === 'setattr') applied = true })
     await until('the other host sees the version', async () => (await o.volume.stat('/f')).size === 9, 30_000)
     await o.volume.utimes('/f', old, old)
     await until("the writer applied the other host's times", () => applied, 30_000)
@@ -221,7 +222,7 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     // held again, then a rename: every host that sees the new name sees the new mode with it
     const seenWith: number[] = []
     for (const h of hosts.slice(1)) {
-      h.tree.addEventListener('op', () => {
+      onEachOp(h.tree, () => {
         const st = h.volume.stat('/moved').catch(() => undefined)
         void st.then(s => { if (s !== undefined && seenWith.length < 10) seenWith.push(s.mode & 0o7777) })
       })
@@ -237,7 +238,7 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     const hosts = await setup()
     const w = hosts[0]
     const setattrs: Array<Record<string, unknown>> = []
-    w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.body) })
+    onEachOp(w.tree, (op, local) => { if (local && op.body.type === 'setattr') setattrs.push(op.body) })
     const fh = await w.volume.open('/db-journal', 'w')
     t.add(async () => { await fh.close().catch(() => {}) })
     const own = await fh.stat()
@@ -272,7 +273,7 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     const hosts = await setup()
     const w = hosts[0]
     const setattrs: Array<Record<string, unknown>> = []
-    w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.body) })
+    onEachOp(w.tree, (op, local) => { if (local && op.body.type === 'setattr') setattrs.push(op.body) })
     // no change, then a real one in the same hold, then a version: one op with the new owner
     const a = await w.volume.open('/a', 'w')
     const own = await a.stat()

@@ -9,8 +9,8 @@ import { FEATURE_HOLD, HOLD_PROTOCOL, OPS_PROTOCOL } from '../../node/net/index.
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
+import { onEachOp } from '../../harness/ops.ts'
 import type { CID } from 'multiformats/cid'
-import type { OpEventDetail } from '../../node/tree/index.ts'
 
 const HOSTS = 5
 const MiB = 1 << 20
@@ -60,18 +60,14 @@ describe('cluster: an fsync\'s small write goes out from its author once', funct
     await pages(fh, model)
     // the ops the fsync makes (its write op; a fold or another op of the file may come with it)
     const made: Array<{ cid: CID, bytes: number }> = []
-    const onOp = (e: Event): void => {
-      const d = (e as CustomEvent<OpEventDetail>).detail
-      if (d.local) made.push({ cid: d.cid, bytes: d.bytes.byteLength })
-    }
-    a.tree.addEventListener('op', onOp)
+    const stop = onEachOp(a.tree, (op, local) => { if (local) made.push({ cid: op.cid, bytes: op.bytes.byteLength }) })
     const before = opBytesSent(a)
     const handed = a.sync.stats().handedOps
     const relayed = (): number => others.reduce((n, h) => n + h.sync.stats().relayedOps, 0)
     const relayedBefore = relayed()
     const returned = a.sync.stats().returnedOps
     await fh.sync()
-    a.tree.removeEventListener('op', onOp)
+    stop()
     const opBytes = made.reduce((n, op) => n + op.bytes, 0)
     assert.ok(opBytes > 64 * 1024, `the pages ride inline in the ops (${opBytes} bytes in ${made.length})`)
     await until('every host has the ops', () => others.every(h => made.every(op => h.tree.hasOp(op.cid))), 30_000)

@@ -5,11 +5,12 @@
 // still extents (the writer's folds held back), and again, folded, once the writer is gone.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import type { OpBody, OpEventDetail } from '../../node/tree/index.ts'
+import type { OpBody } from '../../node/tree/index.ts'
 import type { OpenFile } from '../../node/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
 import { prng } from '../../harness/prng.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 const MiB = 1 << 20
 
@@ -26,9 +27,8 @@ describe('cluster: the close of sparse small writes', function () {
     await w.volume.writeFile('/big', model)
     const id = w.tree.byIno((await w.volume.stat('/big')).ino)!.id
     const made: OpBody[] = []
-    w.tree.addEventListener('op', (e: Event) => {
-      const d = (e as CustomEvent<OpEventDetail>).detail
-      if (d.local && 'inode' in d.body && d.body.inode === id) made.push(d.body)
+    onEachOp(w.tree, (op, local) => {
+      if (local && 'inode' in op.body && op.body.inode === id) made.push(op.body)
     })
     // the writer's folds wait (a fold's placement is the only one without `safe`) until the
     // reader has read the extents

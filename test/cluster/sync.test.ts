@@ -906,7 +906,7 @@ describe('node/sync (cluster)', function () {
     await assert.rejects(b.sync.synced(a.host.peerId))
     const before = opened
     await mkdir(a.tree, 'unsent')
-    // a running sync pushes from the tree's 'op' event, in microtasks: once the event loop has
+    // a running sync pushes from the tree's 'ops' event, in microtasks: once the event loop has
     // turned, a push would have opened its stream
     await new Promise(resolve => setImmediate(resolve))
     assert.equal(opened, before, 'a stopped sync opened an ops stream')

@@ -1,7 +1,8 @@
 // Pages written through a handle and fsynced, and the positioned-extent ops that fsync made:
 // how the multi-extent gate is watched (test/node/features, test/cluster/upgrade).
-import type { Tree, OpBody, OpEventDetail } from '../../node/tree/index.ts'
+import type { Tree, OpBody } from '../../node/tree/index.ts'
 import type { FileHandle } from '../../node/index.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 export interface PageSyncs {
   /** Write 4 KiB pages (each filled with `fill + page`) at `pages`, into `model` too, and fsync: the append ops that made. */
@@ -13,9 +14,8 @@ export interface PageSyncs {
 /** Watch `tree` for this host's append ops on inode `id`; write `pages` through `fh`. */
 export function pageSyncs (tree: Tree, id: string, fh: FileHandle, model: Uint8Array, pages: readonly number[]): PageSyncs {
   const made: OpBody[] = []
-  tree.addEventListener('op', (e: Event) => {
-    const d = (e as CustomEvent<OpEventDetail>).detail
-    if (d.local && 'inode' in d.body && d.body.inode === id && d.body.type === 'append') made.push(d.body)
+  onEachOp(tree, (op, local) => {
+    if (local && 'inode' in op.body && op.body.inode === id && op.body.type === 'append') made.push(op.body)
   })
   return {
     sync: async (fill) => {

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { mount } from '../../fuse/index.ts'
 import { teardown, mountTemp, tempDir, ok } from '../helpers/fuse-mount.ts'
 import type { Mounted, Teardown } from '../helpers/fuse-mount.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 /** Run in its own process (the process serving the mount must not do I/O on it): the same writes to both files. */
 const PWRITES = `
@@ -48,7 +49,7 @@ describe('mount: positioned extents', function () {
     const local = await tempDir(t, 'darkfs-local-')
     /** the ops this host made for files, by type (issue 15 item 1: an fdatasync's ranges are one op) */
     const made: Array<{ type: string, more?: unknown[] }> = []
-    if (m.kind === 'real') (m.volume as any).tree.addEventListener('op', (e: any) => { if (e.detail.local === true) made.push(e.detail.body) })
+    if (m.kind === 'real') onEachOp((m.volume as any).tree, (op, local) => { if (local) made.push(op.body) })
     await ok(`python3 - '${join(m.dir, 'db')}' '${join(local, 'db')}' 7 <<'PY'\n${PWRITES}\nPY`)
     const want = await readFile(join(local, 'db'))
     assert.equal(await ok(`cmp db '${join(local, 'db')}' && echo same`, { cwd: m.dir }), 'same\n')

@@ -7,6 +7,7 @@ import { open, stat, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { teardown, mountQuiet } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 describe('mount: setattr of a file with buffered writes (tar x)', function () {
   this.timeout(60_000)
@@ -22,9 +23,9 @@ describe('mount: setattr of a file with buffered writes (tar x)', function () {
     const fh = await open(file, 'w', 0o600)
     const setattrs: Array<Record<string, unknown>> = []
     const versions: Array<Record<string, unknown>> = []
-    vol.tree.addEventListener('op', (e: any) => {
-      const b = e.detail.body
-      if (e.detail.local !== true) return
+    onEachOp(vol.tree, (op, local) => {
+      const b = op.body
+      if (!local) return
       if (b.type === 'setattr') setattrs.push(b)
       if (b.type === 'write' || b.type === 'append') versions.push(b)
     })

@@ -21,6 +21,7 @@ import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { replica } from '../helpers/tree.ts'
 import { BlockUnavailableError } from '../../node/errors.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 const MiB = 1 << 20
 const HOUR = 3600_000
@@ -60,7 +61,7 @@ describe('volume: history versions and GC', function () {
     const vol = await Volume.open({ dir })
     t.add(async () => { await vol.close() })
     const ops: Uint8Array[] = []
-    vol.tree.addEventListener('op', (e: Event) => { ops.push(vol.tree.getOp((e as CustomEvent<{ cid: CID }>).detail.cid)!) })
+    onEachOp(vol.tree, (op) => { ops.push(vol.tree.getOp(op.cid)!) })
     const first = bytes(3 * MiB + 1234, 1)
     await vol.writeFile('/f', first)
     const id = vol.tree.byIno((await vol.stat('/f')).ino)!.id

@@ -118,17 +118,17 @@ describe('Repairer: a coding whose every handover another coding blocks (node/ke
         await settled()
         // new content: an incremental pass asks about it, and not about the block
         refs.push(c)
-        ops.dispatchEvent(new CustomEvent('op'))
+        ops.dispatchEvent(new CustomEvent('ops'))
         assert.deepEqual([...await nextPass('an incremental pass')], [c.fragments[0].toString()], 'only the new chunk is asked about')
         await settled()
         refs.push(d)
-        ops.dispatchEvent(new CustomEvent('op'))
+        ops.dispatchEvent(new CustomEvent('ops'))
         assert.deepEqual([...await nextPass('another incremental pass')], [d.fragments[0].toString()], 'again only the new chunk')
         assert.equal(dropped.length, 0, 'the block the k = 1 m = 1 coding wants here is kept')
         assert.ok(here.has(block))
         // the coding that wanted the block here goes: the other is surveyed again, and its copy handed over
         refs.splice(refs.indexOf(two), 1)
-        ops.dispatchEvent(new CustomEvent('op'))
+        ops.dispatchEvent(new CustomEvent('ops'))
         const deadline = Date.now() + 30_000
         while (!dropped.includes(block)) {
           if (Date.now() > deadline) throw new Error('timed out waiting for the handover')
@@ -156,11 +156,11 @@ describe('Repairer: a coding whose every handover another coding blocks (node/ke
       await nextPass('the first (full) pass')
       await settled()
       refs.push(c)
-      ops.dispatchEvent(new CustomEvent('op'))
+      ops.dispatchEvent(new CustomEvent('ops'))
       assert.deepEqual([...await nextPass('an incremental pass')], [c.fragments[0].toString()], 'both blocked codings fine')
       assert.equal(dropped.length, 0)
       refs.splice(refs.indexOf(two), 1)
-      ops.dispatchEvent(new CustomEvent('op'))
+      ops.dispatchEvent(new CustomEvent('ops'))
       const deadline = Date.now() + 30_000
       while (!dropped.includes(block)) {
         if (Date.now() > deadline) throw new Error('timed out waiting for the handover')

@@ -150,7 +150,7 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
       // members than the last full pass, and must be a full one
       view.members = ['self', 'peer']
       refs.push(b)
-      ops.dispatchEvent(new CustomEvent('op'))
+      ops.dispatchEvent(new CustomEvent('ops'))
       const asked = await nextPass('the pass after the quiet change')
       assert.deepEqual(new Set(asked), new Set([a, b].map(x => x.cid!.toString())), 'every chunk asked about')
       assert.equal(counts.resyncs, before.resyncs + 1, 'the store checked, as by every full pass')
@@ -176,7 +176,7 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
       view.members = ['self', 'peer', 'other']
       membership.dispatchEvent(new CustomEvent('change', { detail: 'peer' }))
       refs.push(b)
-      ops.dispatchEvent(new CustomEvent('op'))
+      ops.dispatchEvent(new CustomEvent('ops'))
       const pushes = counts.pushes
       const asked = await nextPass('the pass after the change')
       assert.ok(asked.has(a.cid!.toString()), 'a asked about again')
@@ -222,12 +222,12 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
       assert.equal(resyncs, 1)
       // new content: only the new chunk is asked about, and the store is not checked
       refs = [a, b]
-      ops.dispatchEvent(new CustomEvent('op'))
+      ops.dispatchEvent(new CustomEvent('ops'))
       assert.deepEqual([...await nextPass('a pass for b')], [key(b)])
       assert.equal(resyncs, 1, 'no store check for an incremental pass')
       // a chunk the peer lacks stays unsettled: asked about on every pass until it is redundant
       refs = [a, b, c]
-      ops.dispatchEvent(new CustomEvent('op'))
+      ops.dispatchEvent(new CustomEvent('ops'))
       assert.deepEqual([...await nextPass('a pass for c')], [key(c)])
       assert.deepEqual([...await nextPass('c again')], [key(c)], 'c is short: asked about again (and only c)')
       peerHolds.add(key(c))
@@ -283,7 +283,7 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
     try {
       await nextPass('the first pass')
       refs = [mine, placed, short]
-      ops.dispatchEvent(new CustomEvent('op'))
+      ops.dispatchEvent(new CustomEvent('ops'))
       assert.deepEqual(chunks(await nextPass('a pass for the new chunks')), [order.get(mine)!.join(','), order.get(short)!.join(',')], 'the chunk held here as placed, kept by x, is not asked about')
       // a full pass (a caller's) asks about every chunk
       assert.deepEqual(chunks(await r.pass().then(() => asked[asked.length - 1])), [mine, placed, short].map(c => order.get(c)!.join(',')))
@@ -342,7 +342,7 @@ describe('Repairer: placement notices (node/keeper/placed.ts, repair.ts placedBy
       const [key, fragments, holders] = notice(other)
       assert.equal(r.placedBy('y', key, [fragments[1], fragments[0], fragments[2]], holders), true)
       assert.equal(r.placedBy('y', ...notice(missing, [['self'], [], ['y']])), true)
-      ops.dispatchEvent(new CustomEvent('op'))
+      ops.dispatchEvent(new CustomEvent('ops'))
       assert.deepEqual(surveyed(await nextPass('a pass for the new chunks')), ['stranger', 'other-fragments', 'x-missing'], 'only the chunk a member proved placed is not asked about')
       assert.deepEqual(r.ackCounts, { taken: 3, ignored: 1, used: 1, refused: 2 })
     } finally {
@@ -359,7 +359,7 @@ describe('Repairer: placement notices (node/keeper/placed.ts, repair.ts placedBy
       membership.dispatchEvent(new CustomEvent('gone', { detail: 'y' }))
       assert.deepEqual(surveyed(await nextPass('the full pass after y went')), ['held-by-y'])
       assert.equal(r.placedBy('x', ...notice(refs[0])), true)
-      ops.dispatchEvent(new CustomEvent('op'))
+      ops.dispatchEvent(new CustomEvent('ops'))
       assert.deepEqual(surveyed(await nextPass('an incremental pass after the notice')), ['held-by-y'], 'asked about again')
       assert.equal(r.ackCounts.used, 0)
     } finally {

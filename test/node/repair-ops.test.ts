@@ -59,7 +59,7 @@ describe('Repairer and tree ops (node/keeper/repair.ts)', function () {
       await until(r, 'the first pass, settled', () => passes >= 1 && r.idle())
       // an op that changes no chunk (a mkdir): the timer reads the chunks and runs no pass
       const before = passes
-      ops.dispatchEvent(new CustomEvent('op'))
+      ops.dispatchEvent(new CustomEvent('ops'))
       assert.ok(!r.idle(), 'an op is something that may have changed')
       const s0 = skips
       await until(r, 'timer rounds after the op', () => skips >= s0 + 3)
@@ -69,7 +69,7 @@ describe('Repairer and tree ops (node/keeper/repair.ts)', function () {
       const b = await chunk('b')
       held.add(b.cid!.toString())
       refs = [...refs, b]
-      ops.dispatchEvent(new CustomEvent('op'))
+      ops.dispatchEvent(new CustomEvent('ops'))
       await until(r, 'a pass for the new chunk', () => passes > before)
       await until(r, 'settled again', () => r.idle())
     } finally {

@@ -1,7 +1,7 @@
 // Unit tests of the metadata tree: each op, each merge rule, bounds, bad input, durability.
 import assert from 'node:assert/strict'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { InvalidOpError, isConflictName, Tree, VERIFY_INLINE_CHECKS, VERIFY_INLINE_OPS, type OpEventDetail, type Verify } from '../../node/tree/index.ts'
+import { InvalidOpError, isConflictName, Tree, VERIFY_INLINE_CHECKS, VERIFY_INLINE_OPS, type OpsEventDetail, type Verify } from '../../node/tree/index.ts'
 import { verify as hostVerify } from '../../node/net/signing.ts'
 import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps, makeKey, signerFor } from '../helpers/tree.ts'
 import { createOp, cidOf, idOf, opCidOf } from '../../node/tree/op.ts'
@@ -152,20 +152,21 @@ describe('node/tree', function () {
       assert.deepEqual([...i.xattrs.keys()], ['user.a'])
     })
 
-    it('tree emits "op" after every applied op', async () => {
+    it('tree emits "ops" after every applied batch', async () => {
       const a = await replica(t)
       const b = await replica(t)
-      const seen: OpEventDetail[] = []
-      b.tree.addEventListener('op', (e) => { seen.push((e as CustomEvent<OpEventDetail>).detail) })
+      const seen: OpsEventDetail[] = []
+      b.tree.addEventListener('ops', (e) => { seen.push((e as CustomEvent<OpsEventDetail>).detail) })
       const local: boolean[] = []
-      a.tree.addEventListener('op', (e) => { local.push((e as CustomEvent<OpEventDetail>).detail.local) })
+      a.tree.addEventListener('ops', (e) => { local.push((e as CustomEvent<OpsEventDetail>).detail.local) })
       const { cid } = await a.tree.commit(mkdir(a.tree.root, 'x'))
       assert.deepEqual(local, [true])
       await sync(a.tree, b.tree)
       assert.equal(seen.length, 1)
       assert.equal(seen[0].local, false)
-      assert.ok(seen[0].cid.equals(cid))
-      assert.equal(seen[0].body.type, 'create')
+      assert.equal(seen[0].ops.length, 1)
+      assert.ok(seen[0].ops[0].cid.equals(cid))
+      assert.equal(seen[0].ops[0].body.type, 'create')
     })
 
     it('tree.heads() names the latest op; every op names the previous heads', async () => {
@@ -400,12 +401,13 @@ describe('node/tree', function () {
       const [bx, by, bz] = [x, y, z].map(o => a.tree.getOp(o.cid)!)
       // z held (its parent y missing), then every op again, y and z twice, children before parents
       assert.equal((await b.tree.receive([bz])).applied, 0)
-      const seen: string[] = []
-      b.tree.addEventListener('op', (e) => seen.push((e as CustomEvent<OpEventDetail>).detail.id))
+      const seen: string[][] = []
+      b.tree.addEventListener('ops', (e) => seen.push((e as CustomEvent<OpsEventDetail>).detail.ops.map(op => op.id)))
       const r = await b.tree.receive([bz, by, bz, bx, by])
       assert.equal(r.applied, 3)
       assert.deepEqual(r.missing, [])
-      assert.deepEqual(seen, [x, y, z].map(o => idOf(o.cid)))
+      // one event for the three, in the order applied
+      assert.deepEqual(seen, [[x, y, z].map(o => idOf(o.cid))])
       assert.equal(b.tree.size, a.tree.size)
       assert.equal(b.tree.path(z.id), '/x/y/z')
       assert.deepEqual(b.tree.heads().map(String), [z.cid.toString()])

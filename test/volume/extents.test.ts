@@ -15,11 +15,12 @@ import assert from 'node:assert/strict'
 import { constants } from 'node:fs'
 import { Volume, FOLD_AMPLIFICATION, FOLD_INLINE_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_QUIET_AMPLIFICATION, FOLD_QUIET_BATCH, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
 import type { Store } from '../../node/data/index.ts'
-import type { OpBody, OpEventDetail } from '../../node/tree/index.ts'
+import type { OpBody } from '../../node/tree/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { prngInts } from '../../harness/prng.ts'
 import { stubPuts } from '../helpers/store-stubs.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 const MiB = 1 << 20
 
@@ -129,9 +130,8 @@ describe('volume: positioned extents (one host)', function () {
     const id = vol.tree.byIno((await vol.stat('/db')).ino)!.id
     /** the ops this host made for /db, in order */
     const made: OpBody[] = []
-    vol.tree.addEventListener('op', (e: Event) => {
-      const d = (e as CustomEvent<OpEventDetail>).detail
-      if (d.local && 'inode' in d.body && d.body.inode === id && d.body.type === 'append') made.push(d.body)
+    onEachOp(vol.tree, (op, local) => {
+      if (local && 'inode' in op.body && op.body.inode === id && op.body.type === 'append') made.push(op.body)
     })
     const fh = await vol.open('/db', 'r+')
     for (let sync = 0; sync < 8; sync++) {
@@ -167,9 +167,8 @@ describe('volume: positioned extents (one host)', function () {
     let blocks = 0
     stubPuts(vol, async (putMany, b, opts) => { blocks += b.length; await putMany(b, opts) })
     const made: OpBody[] = []
-    vol.tree.addEventListener('op', (e: Event) => {
-      const d = (e as CustomEvent<OpEventDetail>).detail
-      if (d.local) made.push(d.body)
+    onEachOp(vol.tree, (op, local) => {
+      if (local) made.push(op.body)
     })
     // SQLite's journal: O_RDWR | O_CREAT, a 512-byte header, then page records (4 + 4096 + 4 bytes), one fsync
     const journal = new Uint8Array(512 + 2 * 4104)
@@ -231,8 +230,8 @@ describe('volume: positioned extents (one host)', function () {
     await vol.writeFile('/gone', bytes(5000, 4))
     const gone = await ino('/gone')
     const folded = new Set<string>()
-    vol.tree.addEventListener('op', (e: Event) => {
-      const body = (e as CustomEvent<{ body: { type: string, inode?: string } }>).detail.body
+    onEachOp(vol.tree, (op) => {
+      const body = op.body
       if (body.type === 'fold' && body.inode !== undefined) folded.add(body.inode)
     })
     const j = await vol.open('/gone', 'r+')
@@ -391,8 +390,8 @@ describe('volume: positioned extents (one host)', function () {
     }
     await fh.close()
     let folds = 0
-    vol.tree.addEventListener('op', (e: Event) => {
-      const body = (e as CustomEvent<OpEventDetail>).detail.body
+    onEachOp(vol.tree, (op) => {
+      const body = op.body
       if (body.type === 'fold') folds++
     })
     // the fold's first chunk stored: the file is unlinked then (as `rm` does while it runs)
@@ -456,8 +455,8 @@ describe('volume: positioned extents (one host)', function () {
     await vol.writeFile('/big', model)
     const id = vol.tree.byIno((await vol.stat('/big')).ino)!.id
     const folds: Array<Extract<OpBody, { type: 'fold' }>> = []
-    vol.tree.addEventListener('op', (e: Event) => {
-      const { body, local } = (e as CustomEvent<OpEventDetail>).detail
+    onEachOp(vol.tree, (op, local) => {
+      const { body } = op
       if (local && body.type === 'fold' && body.inode === id) folds.push(body)
     })
     const page = 4096
@@ -500,8 +499,8 @@ describe('volume: positioned extents (one host)', function () {
     await vol.writeFile('/busy', bytes(MiB, 18))
     const id = vol.tree.byIno((await vol.stat('/quiet')).ino)!.id
     let folded = 0
-    vol.tree.addEventListener('op', (e: Event) => {
-      const { body, local } = (e as CustomEvent<OpEventDetail>).detail
+    onEachOp(vol.tree, (op, local) => {
+      const { body } = op
       if (local && body.type === 'fold' && body.inode === id) folded++
     })
     const fh = await vol.open('/quiet', 'r+')

@@ -5,9 +5,9 @@
 // not every FOLD_SETTLE_MS while ops keep coming (each one read, built and placed its chunks).
 import assert from 'node:assert/strict'
 import { Volume, FOLD_EXTENTS, FOLD_SETTLE_MS, FOLD_MOVED_MAX_MS } from 'darkfs'
-import type { OpEventDetail } from '../../node/tree/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 const enc = new TextEncoder()
 
@@ -43,8 +43,8 @@ describe('volume: a fold found moved backs off', function () {
       return left
     }
     let folds = 0
-    vol.tree.addEventListener('op', (e: Event) => {
-      if ((e as CustomEvent<OpEventDetail>).detail.body.type === 'fold') folds++
+    onEachOp(vol.tree, (op) => {
+      if (op.body.type === 'fold') folds++
     })
     // past FOLD_EXTENTS: a fold is due once they settle
     for (let i = 0; i < FOLD_EXTENTS + 4; i++) {

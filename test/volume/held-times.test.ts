@@ -9,6 +9,7 @@ import { Volume } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { stubChunkStores } from '../helpers/store-stubs.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 const MTIME = new Date('2001-02-03T04:05:06Z')
 
@@ -49,7 +50,7 @@ describe('Volume: times held with writes not committed', function () {
     await vol.writeFile('/f', 'old')
     const before = await vol.stat('/f')
     const setattrs: Array<Record<string, unknown>> = []
-    vol.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.body) })
+    onEachOp(vol.tree, (op, local) => { if (local && op.body.type === 'setattr') setattrs.push(op.body) })
     ;(vol as unknown as { holdTimer: () => void }).holdTimer = () => {}
     const fh = await vol.open('/f', 'r+')
     const data = randomBytes(200_000)
@@ -78,7 +79,7 @@ describe('Volume: times held with writes not committed', function () {
     t.add(async () => { await vol.close() })
     await vol.writeFile('/f', 'old')
     const setattrs: Array<Record<string, unknown>> = []
-    vol.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.body) })
+    onEachOp(vol.tree, (op, local) => { if (local && op.body.type === 'setattr') setattrs.push(op.body) })
     ;(vol as unknown as { holdTimer: () => void }).holdTimer = () => {}
     const fh = await vol.open('/f', 'r+')
     const ATIME = new Date('2003-01-01T00:00:00Z')
@@ -159,7 +160,7 @@ describe('Volume: times held with writes not committed', function () {
     t.add(async () => { await vol.close() })
     await vol.writeFile('/f', 'old')
     const setattrs: Array<Record<string, unknown>> = []
-    vol.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.body) })
+    onEachOp(vol.tree, (op, local) => { if (local && op.body.type === 'setattr') setattrs.push(op.body) })
     const fh = await vol.open('/f', 'r+')
     await fh.utimes('omit', MTIME)
     const data = randomBytes(200_000)
@@ -190,7 +191,7 @@ describe('Volume: times held with writes not committed', function () {
     t.add(async () => { if (!closed) await vol.close() })
     await vol.writeFile('/f', 'old')
     const setattrs: Array<Record<string, unknown>> = []
-    vol.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.body) })
+    onEachOp(vol.tree, (op, local) => { if (local && op.body.type === 'setattr') setattrs.push(op.body) })
     const fh = await vol.open('/f', 'r+')
     await fh.utimes('omit', MTIME)
     await fh.write(Buffer.from('first'), 0, 5, 0)
@@ -258,7 +259,7 @@ describe('Volume: times held with writes not committed', function () {
     await vol.writeFile('/a', 'a')
     await vol.writeFile('/b', 'b')
     const setattrs: Array<Record<string, unknown>> = []
-    vol.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.body) })
+    onEachOp(vol.tree, (op, local) => { if (local && op.body.type === 'setattr') setattrs.push(op.body) })
     const a = await vol.open('/a', 'r+')
     const [openA] = [...(vol as any).open_.values()]
     const b = await vol.open('/b', 'r+')

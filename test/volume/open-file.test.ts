@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { Volume } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { PATCHES_PER_CHUNK_MAX, OPEN_FILE_BUFFER_BYTES, SPILL_PACK_MAX, OpenFile } from '../../node/index.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 const MiB = 1 << 20
 
@@ -402,7 +403,7 @@ describe('open files (node/open-file.ts) on the real Volume', function () {
       await fh.flush()
       const versions = vol.tree.history(id).length
       const ops: string[] = []
-      vol.tree.addEventListener('op', (e: any) => { ops.push(e.detail.body.type) })
+      onEachOp(vol.tree, (op) => { ops.push(op.body.type) })
       if (how === 'unlink') await vol.unlink('/f')
       else { await vol.writeFile('/g', 'other'); await vol.rename('/g', '/f') }
       ops.length = 0

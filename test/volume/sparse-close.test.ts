@@ -9,11 +9,12 @@
 import assert from 'node:assert/strict'
 import { Volume, CHUNK_SIZE, COMMIT_EXTENT_MAX, FOLD_QUIET_MS, FOLD_SETTLE_MS } from 'darkfs'
 import type { Store } from '../../node/data/index.ts'
-import type { OpBody, OpEventDetail } from '../../node/tree/index.ts'
+import type { OpBody } from '../../node/tree/index.ts'
 import type { OpenFile } from '../../node/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { prngInts } from '../../harness/prng.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 const MiB = 1 << 20
 
@@ -43,9 +44,8 @@ describe('volume: the close of sparse small writes records extents', function ()
         model.set(data, pos)
       }
       const made: OpBody[] = []
-      vol.tree.addEventListener('op', (e: Event) => {
-        const d = (e as CustomEvent<OpEventDetail>).detail
-        if (d.local && 'inode' in d.body && d.body.inode === id) made.push(d.body)
+      onEachOp(vol.tree, (op, local) => {
+        if (local && 'inode' in op.body && op.body.inode === id) made.push(op.body)
       })
       const fh = await vol.open('/big', 'r+')
       // the open file behind the handle: a small buffer, so these writes spill many times

@@ -8,6 +8,7 @@ import type { ChunkRef, Network } from '../../node/data/index.ts'
 import { Volume } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { seededBytes } from '../../harness/prng.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 describe('fh.sync() and a placement that does not end', function () {
   this.timeout(60_000)
@@ -223,7 +224,7 @@ describe('which commits ask a peer to hold their ops', function () {
     const vol = await Volume.open({ dir: await tempDir(t), held: async cid => { asked.push(cid.toString()) } })
     t.add(async () => { await vol.close() })
     const setattrs: string[] = []
-    vol.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.cid.toString()) })
+    onEachOp(vol.tree, (op, local) => { if (local && op.body.type === 'setattr') setattrs.push(op.cid.toString()) })
     const fh = await vol.open('/t', 'w')
     const page = seededBytes(5000, 5)
     await fh.write(page, 0, page.length, 0)

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { Volume, FsError, AlreadyRunningError } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { assertSameBytes } from '../helpers/same-bytes.ts'
+import { onEachOp } from '../../harness/ops.ts'
 
 async function rejectsCode (p: Promise<unknown>, code: string): Promise<void> {
   await assert.rejects(p, (err: any) => {
@@ -156,7 +157,7 @@ describe('Volume (one host, real data dir)', function () {
 
   it('volume.changedPaths(op) of an unlink or a rename over a hard link names the file\'s other names', async () => {
     const bodies: any[] = []
-    vol.tree.addEventListener('op', (e: any) => { bodies.push(e.detail.body) })
+    onEachOp(vol.tree, (op) => { bodies.push(op.body) })
     await vol.mkdir('/d')
     await vol.writeFile('/a', 'data')
     await vol.link('/a', '/d/b')
