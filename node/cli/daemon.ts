@@ -226,6 +226,13 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // threadpool job, off the event loop (LocalLeaves.check), the leaves then kept by the put of
     // those bytes without hashing them again
     const sink = { ...releasingSink(keeping, () => opening.teller()), check: async (cid: CID, bytes: Uint8Array) => await localLeaves.check(cid, bytes) }
+    // whether a want of `cid` from `peer` is served at all, held or not: every refusal goes here,
+    // where the swarm's has() and range() below both ask (a range want is answered from range()
+    // alone, rangeDeclines: a refusal only has() made would not reach it). Background wants
+    // (repair, pins' catch-up) are refused what this host is still placing through relays: the
+    // relays deliver it to those hosts (pending.ts); a range want is a read's, never background
+    const serves = (cid: CID, _peer: string | undefined, o?: { background?: boolean }): boolean =>
+      !(o?.background === true && pending.withholdsBackground(cid))
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {
@@ -234,15 +241,13 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       unhandle: async protocol => { await host.unhandle(protocol) },
       dialProtocol: async (peer, protocol, o) => await host.newStream(peer, protocol, o),
       hangUp: async peer => { await host.hangUp(peer) },
-      // background wants (repair, pins' catch-up) are refused what this host is still placing
-      // through relays: the relays deliver it to those hosts (pending.ts)
       blocks: {
         // a staged fragment may be on no disk here (the parity of a chunk written here,
         // ChunkService.storeChunk): served to the wants of it (relays pull it, placement's
         // targets), but a have-query (a keeper's survey, a placement's count of holders) is
         // answered from the store alone: it counts the answer as this host keeping the block,
         // and staged parity is gone with a restart (the pending list too, pending.ts)
-        has: async (cid, _peer, o) => !(o?.background === true && pending.withholdsBackground(cid)) &&
+        has: async (cid, peer, o) => serves(cid, peer, o) &&
           ((o?.haveOnly !== true && staging.has(cid)) || await store.has(cid)),
         // a fragment still waiting for its placement is served from memory (relays pull it)
         get: async cid => staging.get(cid) ?? await store.get(cid, { size: localLeaves.length(cid) }),
@@ -253,9 +258,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         // leaves of a fragment with their Merkle proof, for a reader's small read (range wants):
         // read alone from disk once this host has the fragment's leaf hashes (it wrote the
         // fragment, or read it whole once), and the proof built from them (data/leaves.ts)
-        range: async (cid, first, end) => await localLeaves.proof(cid, first, end),
-        // proof() answers undefined for a fragment not here (staged, kept or stored: the has()
-        // above, which withholds nothing from a read's want), so a range want is not looked up twice
+        range: async (cid, first, end, o) => serves(cid, o?.peer) ? await localLeaves.proof(cid, first, end) : undefined,
+        // range() declines what has() would: serves() above, and proof() answers undefined for a
+        // fragment neither staged nor in the store (kept leaf hashes alone serve nothing: LocalLeaves
+        // drops them when the store no longer gives the fragment), so a range want is looked up once
         rangeDeclines: true
       },
       sink

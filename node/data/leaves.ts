@@ -50,8 +50,12 @@ export class LocalLeaves {
    * bytes keeps them; weak: bytes never stored (a failed put) take their entry with them.
    */
   private readonly checked = new WeakMap<Uint8Array, { cid: CID, hashes: Uint8Array, root: Uint8Array }>()
-  /** Slices read from disk and checked against kept hashes, whole reads done to get hashes, and slices that did not match. */
-  readonly counters = { slices: 0, wholeReads: 0, mismatches: 0 }
+  /**
+   * Slices read from disk and checked against kept hashes, whole reads done to get hashes, slices
+   * read that did not match (a corrupt disk's sign), and slices of kept fragments the store no
+   * longer gave (gone: moved off this host, deleted, or a file shorter than its hashes say).
+   */
+  readonly counters = { slices: 0, wholeReads: 0, mismatches: 0, gone: 0 }
 
   constructor (store: Store, opts: { staged?: (cid: CID) => Uint8Array | undefined, maxBytes?: number, maxInnerBytes?: number } = {}) {
     this.store = store
@@ -217,9 +221,13 @@ export class LocalLeaves {
         this.counters.slices++
         return { bytes, length, hashes }
       }
-      // gone meanwhile, or the disk no longer holds what was hashed: read it whole, which
-      // verifies it against its CID (and quarantines it when corrupt)
-      this.counters.mismatches++
+      // no bytes: the fragment left the store since its hashes were kept (a holder asked for a
+      // fragment it handed on: the swarm asks range() alone, rangeDeclines), no mismatch. Bytes
+      // that do not match: the disk no longer holds what was hashed. Either way the hashes go,
+      // and it is read whole if still here, which verifies it against its CID (and quarantines
+      // it when corrupt)
+      if (bytes === undefined) this.counters.gone++
+      else this.counters.mismatches++
       this.kept.delete(key)
       this.inner.delete(key)
     }

@@ -186,6 +186,11 @@ describe('verified range reads across hosts (seven in-process hosts)', function 
     const bytes = await holders[0].store.get(frag)
     await to.store.put(frag, bytes)
     for (const x of holders) await x.store.delete(frag)
+    // a former holder keeps the fragment's leaf hashes (pushed to it); asked for the range, it
+    // answers "not held" and counts no mismatch (a corrupt disk's sign: review of read39, F1)
+    const kept = holders.filter(x => x.volume.chunks.localLeaves.keeps(frag))
+    const mismatches = hosts.map(x => x.volume.chunks.localLeaves.counters.mismatches)
+    const goneBefore = hosts.reduce((n, x) => n + x.volume.chunks.localLeaves.counters.gone, 0)
     const chunks = h.volume.chunks
     chunks.dropCache()
     const before = chunks.readCounters()
@@ -194,6 +199,9 @@ describe('verified range reads across hosts (seven in-process hosts)', function 
     const after = chunks.readCounters()
     assert.equal(after.ranges - before.ranges, 1, 'read from leaves')
     assert.equal(after.fetches - before.fetches, 0, 'no chunk fetched')
+    assert.deepEqual(hosts.map(x => x.volume.chunks.localLeaves.counters.mismatches), mismatches, 'no host counted a mismatch')
+    const gone = hosts.reduce((n, x) => n + x.volume.chunks.localLeaves.counters.gone, 0) - goneBefore
+    assert.ok(kept.length === 0 || gone >= 1, `a former holder was asked and found it gone (${gone})`)
   })
 
   it('a data fragment missing everywhere: the read rebuilds the chunk from parity', async () => {

@@ -199,6 +199,35 @@ describe('local range reads (LocalLeaves)', function () {
     assert.equal(await chunks.localLeaves.proof(frag.cid, 1, 2), undefined, 'gone from the store: not served')
   })
 
+  it('a former holder (the fragment moved off, its leaf hashes still kept) asked for a range answers "not here" and counts no mismatch (review of read39, F1)', async () => {
+    const store = await Store.open(join(await tempDir(t), 'store'))
+    t.add(async () => { await store.close() })
+    const leaves = new LocalLeaves(store)
+    const bytes = seededBytes(256 * 1024, 120)
+    const cid = cidOf(bytes)
+    await store.put(cid, bytes)
+    leaves.remember(cid, bytes)
+    assert.ok(await leaves.proof(cid, 1, 2) !== undefined, 'served while here')
+    // handed on (a placement moved it to its target, a repair's handover): gone from the store,
+    // its hashes still kept; the swarm asks proof() alone for a peer's range want (rangeDeclines)
+    await store.delete(cid)
+    assert.equal(leaves.keeps(cid), true)
+    for (let i = 0; i < 3; i++) assert.equal(await leaves.proof(cid, 2, 3), undefined, 'not here: not served')
+    assert.equal(leaves.counters.mismatches, 0, 'an absent fragment is no slice that did not match')
+    assert.equal(leaves.counters.gone, 1, 'counted gone once: its hashes were dropped at the first want')
+    assert.equal(leaves.keeps(cid), false, 'the hashes of a fragment no longer here are dropped')
+    // a slice that came back and did not match still counts (a corrupt disk)
+    const other = seededBytes(256 * 1024, 121)
+    const otherCid = cidOf(other)
+    await store.put(otherCid, other)
+    const wrong = Uint8Array.from(other)
+    wrong[LEAF_BYTES + 3] ^= 0x01
+    leaves.remember(otherCid, wrong) // hashes that the disk's bytes do not match
+    assert.ok(await leaves.slice(otherCid, 1, 2) !== undefined, 'read whole instead, and sound')
+    assert.equal(leaves.counters.mismatches, 1)
+    assert.equal(leaves.counters.gone, 1)
+  })
+
   it('a ref whose root is not the stored fragment\'s is not served from it', async () => {
     const { chunks } = await service({ k: 1, m: 0 })
     const bytes = seededBytes(1 << 20, 8)
