@@ -17,7 +17,7 @@ import { FsError } from '../errors.ts'
 import { forEachLimited } from '../pool.ts'
 import { withMethods } from '../wrap.ts'
 import { PIN_XATTR_PREFIX, isPinXattr } from '../types.ts'
-import type { Content, Tree, InodeId } from '../tree/index.ts'
+import type { Content, Tree, InodeId, OpsEventDetail } from '../tree/index.ts'
 import type { Volume } from '../index.ts'
 import { anySignal } from '../abort.ts'
 import { logger, shortCid } from '../log.ts'
@@ -134,7 +134,7 @@ export class Pins extends EventTarget {
   private keptAt = -1
   /** The tree's 'ops' event: a change of this host's pin xattrs recounts its pins. */
   private readonly onOps = (e: Event): void => {
-    const { ops } = (e as CustomEvent<{ ops: ReadonlyArray<{ body: { type: string, name?: string } }> }>).detail
+    const { ops } = (e as CustomEvent<OpsEventDetail>).detail
     const mine = PIN_XATTR_PREFIX + this.c.peerId
     if (ops.some(({ body }) => (body.type === 'setxattr' || body.type === 'removexattr') && body.name === mine)) {
       this.any = this.pinnedRoots().length > 0
