@@ -60,7 +60,7 @@
 //    version before neither offers nor takes (it reads neither field), so with it both sides run
 //    rbsr as before; it is never sent a `lack` call.
 //    An author's ops a holder publishes for it (see "Relay") are given by id to no peer for a
-//    while (HANDED_QUIET_MS after the ask, HANDED_PENDING_MS while it runs): a lack list leaves
+//    while (HANDED_QUIET_MS after the ask, 3 request timeouts while it runs): a lack list leaves
 //    them out, a byid answer too to a peer that offered in this connection (so takes this
 //    host's offer), and the peer is reconciled with again once that time is over: this host's
 //    run tells it what it lacks (a holder that published nothing strands nothing). A peer that
@@ -247,8 +247,11 @@ const CARRY_MAX_BYTES = 1024 * 1024
  * is reconciled with again once this is over (see "One run both ways" in the header).
  */
 export const HANDED_QUIET_MS = 1000
-/** The same while the ask is under way (its op is held back from gossip): bounded, as an ask is (a commit that failed marks an op that never comes). */
-export const HANDED_PENDING_MS = 3 * REQUEST_TIMEOUT_MS
+/**
+ * The same while the ask is under way (its op is held back from gossip), in request timeouts
+ * (SyncInit.requestTimeoutMs): bounded, as an ask is (a commit that failed marks an op that never comes).
+ */
+export const HANDED_PENDING_TIMEOUTS = 3
 /** Most own ops kept from peers that way at once (the oldest is given again past it). */
 const MAX_HANDED = 1024
 /** Most own ops remembered as published by a holder, to know them when its message comes back. */
@@ -422,6 +425,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   const bothWays = init.bothWays ?? true
   const servedWaitMs = init.servedWaitMs ?? SERVED_WAIT_MS
   const handedQuietMs = init.handedQuietMs ?? HANDED_QUIET_MS
+  const handedPendingMs = HANDED_PENDING_TIMEOUTS * requestTimeoutMs
   if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`createSync: maxBatch must be an integer >= 1, got ${String(maxBatch)}`)
 
   return ({ host, tree }) => {
@@ -461,7 +465,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     /**
      * This host's ops a holder publishes, or is being asked to (id -> until when they are kept
      * from peers that ask by id, or are told they lack them: HANDED_QUIET_MS after the ask's end,
-     * HANDED_PENDING_MS while it runs). The holder's gossip message brings them to every peer
+     * HANDED_PENDING_TIMEOUTS request timeouts while it runs). The holder's gossip message brings them to every peer
      * (the reason for the relay: this host uploads each op about once); a reconcile running
      * meanwhile would have peers fetch them from here first (test/cluster/hold-relay: 2-3 copies
      * of an fsync's op went out from its author with one run both ways on).
@@ -469,7 +473,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const handed = new Map<string, number>()
     const handedStart = (id: string): void => {
       handed.delete(id)
-      handed.set(id, performance.now() + HANDED_PENDING_MS)
+      handed.set(id, performance.now() + handedPendingMs)
       if (handed.size > MAX_HANDED) handed.delete(handed.keys().next().value as string)
     }
     const handedEnd = (id: string, how: 'relayed' | 'released'): void => {

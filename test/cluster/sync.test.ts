@@ -18,10 +18,10 @@ import { signerFor, verify } from '../../node/net/index.ts'
 
 interface Node { host: Host, tree: Tree, sync: Sync, key: PrivateKey, dir: string }
 
-async function until (what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+async function until (what: string, check: () => boolean | Promise<boolean>, boundMs = 30_000): Promise<void> {
   for (let i = 0; ; i++) {
     if (await check()) return
-    if (i > 600) throw new Error(`never happened: ${what}`)
+    if (i > boundMs / 50) throw new Error(`never happened: ${what}`)
     await new Promise(resolve => setTimeout(resolve, 50))
   }
 }
@@ -52,7 +52,7 @@ describe('node/sync (cluster)', function () {
 
   const memAddr = (): string => `/memory/sync-${randomBytes(6).toString('hex')}`
 
-  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number, bothWays?: boolean, servedWaitMs?: number, handedQuietMs?: number } = {}): Promise<Node> {
+  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number, bothWays?: boolean, servedWaitMs?: number, handedQuietMs?: number, requestTimeoutMs?: number } = {}): Promise<Node> {
     const dir = await mkdtemp(join(tmpdir(), 'darkfs-sync-'))
     teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const key = opts.key ?? await generateKeyPair('Ed25519')
@@ -60,7 +60,7 @@ describe('node/sync (cluster)', function () {
     teardown.push(async () => { await tree.close() })
     const host = await createHost({ privateKey: key, networkKey, listen: [memAddr()], join: join_ })
     teardown.push(async () => { await host.stop() })
-    const sync = createSync({ maxBatch: opts.maxBatch, bothWays: opts.bothWays, servedWaitMs: opts.servedWaitMs, handedQuietMs: opts.handedQuietMs })({ host: opts.view?.(host) ?? host, tree })
+    const sync = createSync({ maxBatch: opts.maxBatch, bothWays: opts.bothWays, servedWaitMs: opts.servedWaitMs, handedQuietMs: opts.handedQuietMs, requestTimeoutMs: opts.requestTimeoutMs })({ host: opts.view?.(host) ?? host, tree })
     await sync.start()
     teardown.push(async () => { await sync.stop() })
     return { host, tree, sync, key, dir }
@@ -339,6 +339,28 @@ describe('node/sync (cluster)', function () {
       assert.equal(a.sync.stats().badMessages + c.sync.stats().badMessages, 0)
     })
   }
+
+  it('an op whose hold ask never ends is kept from peers by id for HANDED_PENDING_TIMEOUTS of the configured request timeout, not of the default one', async function () {
+    this.timeout(60_000)
+    const key = createNetworkKey()
+    // a request timeout of 2 s: its ops are kept 6 s while their ask runs (30 s at the default 10 s)
+    const a = await node(key, [], { handedQuietMs: 500, requestTimeoutMs: 2_000 })
+    const c = await node(key, [a.host.addresses()[0]])
+    await until('a and c connected, subscribed', () => a.host.peers().length === 1 && c.host.peers().some(p => p.id === a.host.peerId) && a.host.gossip.subscribers().includes(c.host.peerId))
+    await mkdir(a.tree, 'before')
+    await until('c has a\'s first op', () => c.tree.size === 1)
+    // marked for a hold ask that is never made: the op stays held back from gossip, its ask "under way"
+    const [x] = await a.tree.commitMany([{ type: 'create', parent: ROOT, name: 'pending', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n }], 'durable', {
+      stamped: ops => { a.sync.holding(ops[0].cid) }
+    })
+    await c.sync.synced(a.host.peerId)
+    assert.equal(c.tree.hasOp(x.cid), false, 'c took the op from a while its ask runs')
+    assert.ok(a.sync.stats().handedKept >= 1)
+    // the rechecks give it once 3 request timeouts (6 s) are over: well within 20 s (the 30 s of
+    // the default timeout are not)
+    await until('c has the op', () => c.tree.hasOp(x.cid), 20_000)
+    assert.equal(a.sync.stats().badMessages + c.sync.stats().badMessages, 0)
+  })
 
   for (const [aOn, cOn] of [[true, false], [false, true]]) {
     it(`an op a holder publishes for its author is kept from no peer that does not take its author's offer (${aOn ? 'the peer' : 'the author'} with one run both ways off): the peer's run gets it by id, whichever id sorts first`, async function () {
