@@ -60,10 +60,14 @@
 //    version before neither offers nor takes (it reads neither field), so with it both sides run
 //    rbsr as before; it is never sent a `lack` call.
 //    An author's ops a holder publishes for it (see "Relay") are given by id to no peer for a
-//    while (HANDED_QUIET_MS after the ask, HANDED_PENDING_MS while it runs): a lack list leaves
-//    them out, a byid answer too, and the peer is reconciled with again once that time is over
-//    (a holder that published nothing strands nothing). Without it, in test/cluster/hold-relay,
-//    an fsync's op went out from its author 2-3x: the author's reconciles with the hosts that
+//    while (HANDED_QUIET_MS after the ask, 3 request timeouts while it runs): a lack list leaves
+//    them out, a byid answer too to a peer that offered in this connection (so takes this
+//    host's offer), and the peer is reconciled with again once that time is over: this host's
+//    run tells it what it lacks (a holder that published nothing strands nothing). A peer that
+//    takes no offer (the mode off on either side, the version before) gets them by id as before:
+//    nothing would tell it them after the quiet time, to its next write or reconnect. Without
+//    the keeping, in test/cluster/hold-relay, an fsync's op went out from its author 2-3x (one
+//    run both ways on): the author's reconciles with the hosts that
 //    joined after it (retried 500 ms after the one on connect, which failed: the new host's sync
 //    did not serve yet) fell in the fsync's ask, and each told its peer it lacked the op (or the
 //    peer, whose id sorts first, ran as the rbsr client and learnt it), which the peer fetched
@@ -243,8 +247,11 @@ const CARRY_MAX_BYTES = 1024 * 1024
  * is reconciled with again once this is over (see "One run both ways" in the header).
  */
 export const HANDED_QUIET_MS = 1000
-/** The same while the ask is under way (its op is held back from gossip): bounded, as an ask is (a commit that failed marks an op that never comes). */
-export const HANDED_PENDING_MS = 3 * REQUEST_TIMEOUT_MS
+/**
+ * The same while the ask is under way (its op is held back from gossip), in request timeouts
+ * (SyncInit.requestTimeoutMs): bounded, as an ask is (a commit that failed marks an op that never comes).
+ */
+export const HANDED_PENDING_TIMEOUTS = 3
 /** Most own ops kept from peers that way at once (the oldest is given again past it). */
 const MAX_HANDED = 1024
 /** Most own ops remembered as published by a holder, to know them when its message comes back. */
@@ -418,6 +425,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   const bothWays = init.bothWays ?? true
   const servedWaitMs = init.servedWaitMs ?? SERVED_WAIT_MS
   const handedQuietMs = init.handedQuietMs ?? HANDED_QUIET_MS
+  const handedPendingMs = HANDED_PENDING_TIMEOUTS * requestTimeoutMs
   if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`createSync: maxBatch must be an integer >= 1, got ${String(maxBatch)}`)
 
   return ({ host, tree }) => {
@@ -457,7 +465,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     /**
      * This host's ops a holder publishes, or is being asked to (id -> until when they are kept
      * from peers that ask by id, or are told they lack them: HANDED_QUIET_MS after the ask's end,
-     * HANDED_PENDING_MS while it runs). The holder's gossip message brings them to every peer
+     * HANDED_PENDING_TIMEOUTS request timeouts while it runs). The holder's gossip message brings them to every peer
      * (the reason for the relay: this host uploads each op about once); a reconcile running
      * meanwhile would have peers fetch them from here first (test/cluster/hold-relay: 2-3 copies
      * of an fsync's op went out from its author with one run both ways on).
@@ -465,7 +473,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const handed = new Map<string, number>()
     const handedStart = (id: string): void => {
       handed.delete(id)
-      handed.set(id, performance.now() + HANDED_PENDING_MS)
+      handed.set(id, performance.now() + handedPendingMs)
       if (handed.size > MAX_HANDED) handed.delete(handed.keys().next().value as string)
     }
     const handedEnd = (id: string, how: 'relayed' | 'released'): void => {
@@ -581,6 +589,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const onServerGone = (e: Event): void => {
       const peer = (e as CustomEvent<string>).detail
       taken.delete(peer)
+      offerers.delete(peer)
       const st = served.get(peer)
       if (st === undefined) return
       served.delete(peer)
@@ -764,6 +773,16 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * of this host waits on (`d`), is refused (its ids would be fetched, and kept, for nothing).
      */
     const taken = new Set<string>()
+    /**
+     * Connected peers that sent an rbsr offer (`b`) while this host runs both ways: they take
+     * this host's offer in turn (unless they hold no ops: they walk heads, never asking by id).
+     * Only those are left without this host's ops a holder publishes in a byid answer: this
+     * host's run after the quiet time tells them what they lack. A peer that does not take it
+     * (the mode off, the version before) would be told nothing, and its own runs fetch the kept
+     * ops only at its next reconcile (an op of this host's it lacks, a reconnect): it gets them
+     * by id as before.
+     */
+    const offerers = new Set<string>()
     /** Tokens of this host's runs in flight that the peer was told (`d`) serve it too. */
     const promised = new Set<number>()
     /** Peer -> the lack list of its latest run that tells this host (one per peer: a newer run's replaces it). */
@@ -1103,6 +1122,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         return { t: 'lack' }
       }
       if (req.t === 'rbsr') {
+        // a peer that offers takes this host's offer too: own ops kept from it by id reach it
+        // by this host's run after their quiet time (exactly)
+        if (req.b === true && bothWays) offerers.add(peer)
         // an offer (b) while this host's own run with the peer offers too: the run of the host
         // whose id sorts first serves both ways, the other stops (see the header)
         if (req.b === true && bothWays && host.peerId < peer) {
@@ -1132,7 +1154,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       if (req.t === 'byid') {
         const t0 = performance.now()
-        const ops = exactly(req.ids, req.c === true ? BYID_MAX_BYTES : OPS_MAX_MESSAGE_BYTES - 1024, peer)
+        const ops = exactly(req.ids, req.c === true ? BYID_MAX_BYTES : OPS_MAX_MESSAGE_BYTES - 1024, offerers.has(peer) ? peer : undefined)
         if (syncTrace.on) traceMark('byid.server', t0, ops.length)
         return { t: 'ops', ops }
       }
@@ -1192,14 +1214,19 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       return out
     }
 
-    /** The ops named that this host holds, within one message's bounds and `maxBytes` (one op at least). */
-    const exactly = (ids: CID[], maxBytes: number, peer: string): Uint8Array[] => {
+    /**
+     * The ops named that this host holds, within one message's bounds and `maxBytes` (one op at
+     * least). `keepFrom`: the asker, when this host's ops a holder is publishing now are left out
+     * for it (see `offerers`).
+     */
+    const exactly = (ids: CID[], maxBytes: number, keepFrom?: string): Uint8Array[] => {
       const out: Uint8Array[] = []
       let bytes = 0
       // this host's ops a holder is publishing now are left to its message: the asker (a peer's
-      // run learnt it lacks them, as the rbsr client) gets them by gossip, or by a reconcile after
-      if (handed.size > 0) pruneHanded(performance.now())
-      const now = handed.size > 0 ? performance.now() : 0
+      // run learnt it lacks them, as the rbsr client) gets them by gossip, or by this host's
+      // reconcile after (its run tells the asker what it lacks: the asker takes its offer)
+      if (keepFrom !== undefined && handed.size > 0) pruneHanded(performance.now())
+      const now = keepFrom !== undefined && handed.size > 0 ? performance.now() : 0
       let until = 0
       let kept = 0
       for (const cid of ids) {
@@ -1219,9 +1246,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         out.push(block)
         bytes += block.byteLength
       }
-      if (kept > 0) {
+      if (kept > 0 && keepFrom !== undefined) {
         stats.handedKept += kept
-        recheck(peer, until)
+        recheck(keepFrom, until)
       }
       return out
     }
@@ -1777,6 +1804,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         served.clear()
         servedFetching.clear()
         taken.clear()
+        offerers.clear()
         holds?.close()
         oldHolders.clear()
         host.removeEventListener('peer:connect', onPeersChanged)

@@ -18,10 +18,10 @@ import { signerFor, verify } from '../../node/net/index.ts'
 
 interface Node { host: Host, tree: Tree, sync: Sync, key: PrivateKey, dir: string }
 
-async function until (what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+async function until (what: string, check: () => boolean | Promise<boolean>, boundMs = 30_000): Promise<void> {
   for (let i = 0; ; i++) {
     if (await check()) return
-    if (i > 600) throw new Error(`never happened: ${what}`)
+    if (i > boundMs / 50) throw new Error(`never happened: ${what}`)
     await new Promise(resolve => setTimeout(resolve, 50))
   }
 }
@@ -52,7 +52,7 @@ describe('node/sync (cluster)', function () {
 
   const memAddr = (): string => `/memory/sync-${randomBytes(6).toString('hex')}`
 
-  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number, bothWays?: boolean, servedWaitMs?: number, handedQuietMs?: number } = {}): Promise<Node> {
+  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number, bothWays?: boolean, servedWaitMs?: number, handedQuietMs?: number, requestTimeoutMs?: number } = {}): Promise<Node> {
     const dir = await mkdtemp(join(tmpdir(), 'darkfs-sync-'))
     teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const key = opts.key ?? await generateKeyPair('Ed25519')
@@ -60,7 +60,7 @@ describe('node/sync (cluster)', function () {
     teardown.push(async () => { await tree.close() })
     const host = await createHost({ privateKey: key, networkKey, listen: [memAddr()], join: join_ })
     teardown.push(async () => { await host.stop() })
-    const sync = createSync({ maxBatch: opts.maxBatch, bothWays: opts.bothWays, servedWaitMs: opts.servedWaitMs, handedQuietMs: opts.handedQuietMs })({ host: opts.view?.(host) ?? host, tree })
+    const sync = createSync({ maxBatch: opts.maxBatch, bothWays: opts.bothWays, servedWaitMs: opts.servedWaitMs, handedQuietMs: opts.handedQuietMs, requestTimeoutMs: opts.requestTimeoutMs })({ host: opts.view?.(host) ?? host, tree })
     await sync.start()
     teardown.push(async () => { await sync.stop() })
     return { host, tree, sync, key, dir }
@@ -282,17 +282,28 @@ describe('node/sync (cluster)', function () {
     assert.equal(all.reduce((n, x) => n + x.sync.stats().badMessages, 0), 0)
   })
 
-  it('an op a holder publishes for its author is given by id to no peer meanwhile (one run both ways on), and a holder that publishes nothing strands it nowhere', async function () {
-    this.timeout(60_000)
+  /**
+   * a (the author) with a holder h that answers it publishes (r) and publishes nothing, as one
+   * that died once it answered; c joined to a. a commits an op and asks h to hold it; then a
+   * reconcile each way while the holder's message would be on its way. `aFirst`: a's peer id
+   * sorts first (a's run tells c what it lacks: the lack list's filter), else c's (c's run, as the
+   * rbsr client, fetches the op from a by id: the byid answer's filter).
+   */
+  async function handedPair (o: { aOn: boolean, cOn: boolean, aFirst: boolean, quiet: number }): Promise<{ a: Node, c: Node, x: { cid: CID } }> {
     const key = createNetworkKey()
-    // h holds as a holder that dies once it answered would: it says it publishes (r) and publishes nothing
     const h = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: [memAddr()], join: [] })
     teardown.push(async () => { await h.stop() })
     await serve(h, HOLD, { call: async () => ({ t: 'held' as const, held: true, r: true as const }) })
-    // the quiet time long enough that c's reconcile below runs within it however loaded the machine
-    const quiet = 5_000
-    const a = await node(key, [h.addresses()[0]], { bothWays: true, handedQuietMs: quiet })
-    const c = await node(key, [a.host.addresses()[0]], { bothWays: true, handedQuietMs: quiet })
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+    let ka: PrivateKey
+    let kc: PrivateKey
+    do {
+      ka = await generateKeyPair('Ed25519')
+      kc = await generateKeyPair('Ed25519')
+    } while ((peerIdFromPrivateKey(ka).toString() < peerIdFromPrivateKey(kc).toString()) !== o.aFirst)
+    const a = await node(key, [h.addresses()[0]], { bothWays: o.aOn, handedQuietMs: o.quiet, key: ka })
+    const c = await node(key, [a.host.addresses()[0]], { bothWays: o.cOn, handedQuietMs: o.quiet, key: kc })
+    assert.equal(a.host.peerId < c.host.peerId, o.aFirst)
     await until('a and c connected, subscribed', () => a.host.peers().length === 2 && c.host.peers().some(p => p.id === a.host.peerId) && a.host.gossip.subscribers().includes(c.host.peerId))
     await mkdir(a.tree, 'before')
     await until('c has a\'s first op', () => c.tree.size === 1)
@@ -304,17 +315,67 @@ describe('node/sync (cluster)', function () {
       }
     })
     assert.equal(await asked, h.peerId)
-    // a reconcile each way while the holder's message would be on its way: c learns it lacks the
-    // op (as the rbsr client, or told by a's run) and gets it from a by id neither way
     await a.sync.synced(c.host.peerId)
     await c.sync.synced(a.host.peerId)
-    assert.equal(c.tree.hasOp(x.cid), false, 'c took the op from its author while its holder publishes it')
-    assert.ok(a.sync.stats().handedKept >= 1, 'a kept the op from c')
-    // nothing came from the holder: a reconciles with c again once the quiet time is over
-    await until('c has the op', () => c.tree.hasOp(x.cid))
-    assert.ok(a.sync.stats().handedRechecks >= 1)
+    return { a, c, x }
+  }
+
+  for (const aFirst of [true, false]) {
+    it(`an op a holder publishes for its author is given by id to no peer meanwhile (one run both ways on, ${aFirst ? 'the author\'s id sorts first: its lack list leaves it out' : 'the peer\'s id sorts first: a byid answer leaves it out'}), and a holder that publishes nothing strands it nowhere`, async function () {
+      this.timeout(60_000)
+      // the quiet time long enough that the reconciles and the call below run within it however loaded the machine
+      const { a, c, x } = await handedPair({ aOn: true, cOn: true, aFirst, quiet: 5_000 })
+      const rbsrServed = { a: a.sync.stats().rbsrServed, c: c.sync.stats().rbsrServed }
+      // the run of the host whose id sorts first served both: the other's stopped at its first message
+      assert.ok((aFirst ? rbsrServed.c : rbsrServed.a) >= 1, `the ${aFirst ? 'peer' : 'author'}'s run was served`)
+      assert.equal(c.tree.hasOp(x.cid), false, 'c took the op from its author while its holder publishes it')
+      assert.ok(a.sync.stats().handedKept >= 1, 'a kept the op from c')
+      // the byid filter on its own: c (its run offered, so it takes a's offer) asks a for the op by id
+      const reply = await call(c.host, a.host.peerId, OPS, { t: 'byid', ids: [x.cid] }, { timeoutMs: 10_000 })
+      assert.deepEqual(reply, { t: 'ops', ops: [] }, 'a gave the op by id while its holder publishes it')
+      // nothing came from the holder: a reconciles with c again once the quiet time is over
+      await until('c has the op', () => c.tree.hasOp(x.cid))
+      assert.ok(a.sync.stats().handedRechecks >= 1)
+      assert.equal(a.sync.stats().badMessages + c.sync.stats().badMessages, 0)
+    })
+  }
+
+  it('an op whose hold ask never ends is kept from peers by id for HANDED_PENDING_TIMEOUTS of the configured request timeout, not of the default one', async function () {
+    this.timeout(60_000)
+    const key = createNetworkKey()
+    // a request timeout of 2 s: its ops are kept 6 s while their ask runs (30 s at the default 10 s)
+    const a = await node(key, [], { handedQuietMs: 500, requestTimeoutMs: 2_000 })
+    const c = await node(key, [a.host.addresses()[0]])
+    await until('a and c connected, subscribed', () => a.host.peers().length === 1 && c.host.peers().some(p => p.id === a.host.peerId) && a.host.gossip.subscribers().includes(c.host.peerId))
+    await mkdir(a.tree, 'before')
+    await until('c has a\'s first op', () => c.tree.size === 1)
+    // marked for a hold ask that is never made: the op stays held back from gossip, its ask "under way"
+    const [x] = await a.tree.commitMany([{ type: 'create', parent: ROOT, name: 'pending', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n }], 'durable', {
+      stamped: ops => { a.sync.holding(ops[0].cid) }
+    })
+    await c.sync.synced(a.host.peerId)
+    assert.equal(c.tree.hasOp(x.cid), false, 'c took the op from a while its ask runs')
+    assert.ok(a.sync.stats().handedKept >= 1)
+    // the rechecks give it once 3 request timeouts (6 s) are over: well within 20 s (the 30 s of
+    // the default timeout are not)
+    await until('c has the op', () => c.tree.hasOp(x.cid), 20_000)
     assert.equal(a.sync.stats().badMessages + c.sync.stats().badMessages, 0)
   })
+
+  for (const [aOn, cOn] of [[true, false], [false, true]]) {
+    it(`an op a holder publishes for its author is kept from no peer that does not take its author's offer (${aOn ? 'the peer' : 'the author'} with one run both ways off): the peer's run gets it by id, whichever id sorts first`, async function () {
+      this.timeout(120_000)
+      for (const aFirst of [true, false]) {
+        const { a, c, x } = await handedPair({ aOn, cOn, aFirst, quiet: 5_000 })
+        // c's run (the rbsr client, its ops not told by a) learnt it lacks the op and fetched it
+        // from a: a byid answer left out nothing (a peer that does not take a's offer would never
+        // be told it after the quiet time)
+        assert.equal(c.tree.hasOp(x.cid), true, `c lacks the op after its run (a's id sorts ${aFirst ? 'first' : 'second'})`)
+        assert.equal(a.sync.stats().handedKept, 0)
+        assert.equal(a.sync.stats().badMessages + c.sync.stats().badMessages, 0)
+      }
+    })
+  }
 
   it('sync.hold with r carries the author\'s ops below its op not sent yet: the holder fetches none of them from the author, publishes them, and the author knows them by their bytes when they come back', async function () {
     const key = createNetworkKey()
