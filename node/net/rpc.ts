@@ -445,30 +445,62 @@ export interface CallOptions<Next> extends AbortOptions {
  * the dial's error.
  */
 export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: RpcProtocol<Req, Res, any, Next>, request: Req, opts: CallOptions<Next> = {}): Promise<Res> {
-  const timer = silence(opts.timeoutMs ?? p.timeoutMs, `${p.id} call to ${peer}`)
-  const signal = anySignal([opts.signal, timer.signal])
+  const w = callWatch(p, peer, opts)
+  const { timer, signal } = w
   let stream: Stream | undefined
-  let unhear: (() => void) | undefined
-  let out: ReturnType<typeof outgoing> | undefined
   try {
     const bytes = encodeCall(p, request)
     stream = await host.newStream(peer, p.id, { signal })
-    unhear = hearing(stream, timer)
     const lp = framed(stream, p, Math.min(p.maxMessageBytes, opts.maxReplyBytes ?? Infinity))
     // the request's bytes going out keep the silence quiet: write() returns at the stream's first
     // drain, the rest of a big request still leaving while the reply is awaited
-    out = outgoing(stream, timer, bytes.byteLength, opts.timeoutMs ?? p.timeoutMs)
+    w.watch(stream, bytes.byteLength)
     await lp.write(bytes, { signal })
-    out.written()
+    w.written()
     const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext)
     await stream.close({ signal }).catch((err: unknown) => { log.trace('%s: closing a finished call to %s: %e', p.id, peer, err) })
     return value
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
-    out?.stop()
-    unhear?.()
-    timer.clear()
+    w.end()
+  }
+}
+
+/** One call's watch (call(), KeptCaller.call(): callWatch()). */
+interface CallWatch {
+  /** The silence timer of the call's replies (silence()). */
+  timer: Silence
+  /** What the call's steps take: the caller's signal and the timer's. */
+  signal: AbortSignal
+  /** The call's stream is there, its request of `bytes` bytes about to be written: its bytes heard (hearing()) and going out (outgoing()) keep the silence quiet. */
+  watch: (stream: Stream, bytes: number) => void
+  /** The request's write returned. */
+  written: () => void
+  /** Stops the watch of the stream and the timer (in a finally). */
+  end: () => void
+}
+
+/** The silence timer of one call to `peer` and, once its stream is there, the watch of the stream. */
+function callWatch (p: RpcProtocol<any, any, any, any>, peer: string, opts: AbortOptions & { timeoutMs?: number }): CallWatch {
+  const ms = opts.timeoutMs ?? p.timeoutMs
+  const timer = silence(ms, `${p.id} call to ${peer}`)
+  const signal = anySignal([opts.signal, timer.signal])
+  let unhear: (() => void) | undefined
+  let out: ReturnType<typeof outgoing> | undefined
+  return {
+    timer,
+    signal,
+    watch: (stream, bytes) => {
+      unhear = hearing(stream, timer)
+      out = outgoing(stream, timer, bytes, ms)
+    },
+    written: () => { out?.written() },
+    end: () => {
+      out?.stop()
+      unhear?.()
+      timer.clear()
+    }
   }
 }
 
@@ -535,23 +567,20 @@ export class KeptCaller<Req, Res> {
     const p = this.p
     const bytes = encodeCall(p, request)
     for (let attempt = 0; ; attempt++) {
-      const timer = silence(opts.timeoutMs ?? p.timeoutMs, `${p.id} call to ${peer}`)
-      const signal = anySignal([opts.signal, timer.signal])
+      const w = callWatch(p, peer, opts)
+      const { timer, signal } = w
       let k = attempt === 0 ? this.take(peer) : undefined
       const reused = k !== undefined
       let heard = false
-      let unhear: (() => void) | undefined
-      let out: ReturnType<typeof outgoing> | undefined
       try {
         if (k === undefined) {
           const stream = await this.host.newStream(peer, p.id, { signal })
           this.opened++
           k = { stream, lp: framed(stream, p) }
         }
-        unhear = hearing(k.stream, timer)
-        out = outgoing(k.stream, timer, bytes.byteLength, opts.timeoutMs ?? p.timeoutMs)
+        w.watch(k.stream, bytes.byteLength)
         await k.lp.write(bytes, { signal })
-        out.written()
+        w.written()
         const value = await readReply(p, peer, request, k.stream, k.lp, timer, signal, () => { heard = true })
         this.put(peer, k)
         return value
@@ -564,9 +593,7 @@ export class KeptCaller<Req, Res> {
         if (!ended) throw e
         log.trace('%s: kept stream to %s had ended (%e): sent again on a new one', p.id, peer, err)
       } finally {
-        out?.stop()
-        unhear?.()
-        timer.clear()
+        w.end()
       }
     }
   }
