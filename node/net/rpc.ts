@@ -43,7 +43,9 @@
 //    waiting on a full connection is no progress). Each message also has a cap that progress does
 //    not extend past: LOOP_TIME_MAX_FACTOR timeouts plus its bytes at RPC_MIN_BYTES_PER_SECOND
 //    (review38b: a peer trickling a byte just under each timeout held a call with no signal open
-//    for ~its bytes x the timeout). A call with intermediate replies starts the cap again at each.
+//    for ~its bytes x the timeout). A call with intermediate replies starts the cap again at each,
+//    so their number is bounded by what the request asks (the protocol's maxNext, RPC_MAX_NEXT by
+//    default: past it, RpcTooManyRepliesError), and with it the call's whole life.
 //  - Every call takes an AbortSignal; aborting it aborts the stream and rejects with its reason.
 //  - Errors on the wire keep their stable `name`. The caller rebuilds the classes the protocol
 //    lists (`errors`) from it; any other name arrives as RpcRemoteError (`remoteName`).
@@ -83,6 +85,12 @@ export const RPC_KEPT_CALLER_IDLE_MS = 30_000
  * own open for ~its bytes x the timeout).
  */
 export const RPC_MIN_BYTES_PER_SECOND = 8 * 1024
+/**
+ * Most intermediate replies one call takes, for a protocol that names no bound of its own
+ * (RpcProtocol.maxNext): each reply starts the silence and the cap again, so a peer sending
+ * replies for ever held a call open for ever (clocks39); one more is RpcTooManyRepliesError.
+ */
+export const RPC_MAX_NEXT = 1024
 /** Unread bytes a stream may buffer beyond one whole message (a peer sending more is cut off). */
 const READ_BUFFER_SLACK_BYTES = 64
 
@@ -96,6 +104,11 @@ export class RpcProtocolError extends Error {
 /** A message over its protocol's bound (refused from its length, or refused to be sent). */
 export class RpcTooLargeError extends RpcProtocolError {
   override readonly name: string = 'RpcTooLargeError'
+}
+
+/** A call got more intermediate replies than its bound (RpcProtocol.maxNext, CallOptions.maxNext): the peer is given up. */
+export class RpcTooManyRepliesError extends RpcProtocolError {
+  override readonly name: string = 'RpcTooManyRepliesError'
 }
 
 /** The other side sent nothing for the protocol's timeout. */
@@ -146,6 +159,12 @@ export interface RpcProtocol<Req = never, Res = never, Note = never, Next = neve
   request? (value: unknown): Req
   reply? (value: unknown, request: Req): Res
   next? (value: unknown, request: Req): Next
+  /**
+   * Most intermediate replies a call of `request` takes (default RPC_MAX_NEXT): what the request
+   * asks bounds them (one per fragment and holder, say). One more fails the call
+   * (RpcTooManyRepliesError) and aborts its stream.
+   */
+  maxNext? (request: Req): number
   notice? (value: unknown): Note
   /** Error classes a caller rebuilds from a remote error's name. */
   readonly errors?: readonly ErrorClass[]
@@ -436,6 +455,8 @@ export interface CallOptions<Next> extends AbortOptions {
    * than the protocol's bound: a bigger frame is refused from its length prefix (RpcTooLargeError).
    */
   maxReplyBytes?: number
+  /** Most intermediate replies this call takes (RpcTooManyRepliesError past it). Default: the protocol's maxNext, else RPC_MAX_NEXT. */
+  maxNext?: number
 }
 
 /**
@@ -457,7 +478,7 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
     w.watch(stream, bytes.byteLength)
     await lp.write(bytes, { signal })
     w.written()
-    const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext)
+    const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext, opts.maxNext)
     await stream.close({ signal }).catch((err: unknown) => { log.trace('%s: closing a finished call to %s: %e', p.id, peer, err) })
     return value
   } catch (err: any) {
@@ -510,11 +531,14 @@ function callWatch (p: RpcProtocol<any, any, any, any>, peer: string, opts: Abor
  * (the answerer closes it after one) and throws the remote error.
  */
 async function readReply<Req, Res, Next> (p: RpcProtocol<Req, Res, any, Next>, peer: string, request: Req, stream: Stream, lp: LengthPrefixedStream<Stream>,
-  timer: Pick<Silence, 'touch'>, signal: AbortSignal, onNext?: (progress: Next) => void): Promise<Res> {
-  for (;;) {
+  timer: Pick<Silence, 'touch'>, signal: AbortSignal, onNext?: (progress: Next) => void, maxNext?: number): Promise<Res> {
+  const most = maxNext ?? p.maxNext?.(request) ?? RPC_MAX_NEXT
+  for (let next = 0; ; next++) {
     const reply = decodeReply(p, (await lp.read({ signal })).subarray(), request)
     timer.touch()
     if (reply.kind === 'next') {
+      // each reply starts the silence again: a peer replying for ever is given up here
+      if (next >= most) throw new RpcTooManyRepliesError(`${p.id} call to ${peer}: more than ${most} intermediate replies`)
       onNext?.(reply.value)
       continue
     }
