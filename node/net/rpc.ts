@@ -479,13 +479,41 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
     await lp.write(bytes, { signal })
     w.written()
     const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext, opts.maxNext)
-    await stream.close({ signal }).catch((err: unknown) => { log.trace('%s: closing a finished call to %s: %e', p.id, peer, err) })
+    const done = stream
+    await done.close({ signal }).then(() => { closedBy(done, opts.timeoutMs ?? p.timeoutMs, `${p.id} call to ${peer}`) }, (err: unknown) => {
+      log.trace('%s: closing a finished call to %s: %e', p.id, peer, err)
+      // a close that did not finish (its bytes never went out before the call's signal aborted)
+      // left the stream half-open until the connection ended
+      done.abort(err instanceof Error ? err : new Error(String(err)))
+    })
     return value
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
     w.end()
   }
+}
+
+/**
+ * A finished call's stream, its side closed: the answerer closes its own after the final reply
+ * (serve()); one that has not within `ms` has the stream aborted, which otherwise stayed
+ * half-open until the connection ended. The call does not wait for it.
+ */
+function closedBy (stream: Stream, ms: number, what: string): void {
+  if (stream.status !== 'open' || stream.remoteWriteStatus !== 'writable') return
+  const over = (): void => {
+    clearTimeout(timer)
+    stream.removeEventListener('remoteCloseWrite', over)
+    stream.removeEventListener('close', over)
+  }
+  const timer = setTimeout(() => {
+    over()
+    log.trace('%s: the answerer kept its side open %d ms after the final reply', what, ms)
+    stream.abort(new RpcTimeoutError(`${what}: the answerer did not close its side within ${ms} ms of its final reply`))
+  }, ms)
+  timer.unref?.()
+  stream.addEventListener('remoteCloseWrite', over)
+  stream.addEventListener('close', over)
 }
 
 /** One call's watch (call(), KeptCaller.call(): callWatch()). */

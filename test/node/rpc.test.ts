@@ -8,7 +8,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
 import * as dagCbor from '@ipld/dag-cbor'
 import { createHost } from '../../node/net/host.ts'
-import type { Host } from '../../node/net/host.ts'
+import type { Host, Stream } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import {
   KeptCaller, RPC_MAX_NEXT, RPC_MIN_MESSAGE_BYTES, RpcClosedError, RpcProtocolError, RpcRemoteError, RpcTimeoutError, RpcTooLargeError, RpcTooManyRepliesError,
@@ -192,6 +192,29 @@ describe('node/net/rpc', function () {
     try {
       await assert.rejects(call(a, b.peerId, ROGUE, { text: 'x' }), EchoProtocolError)
     } finally {
+      await b.unhandle(proto)
+    }
+  })
+
+  it('a finished call whose stream the answerer never closes (or whose close times out) has it aborted after the call\'s timeout: not left half-open until the connection ends', async () => {
+    const proto = '/darkfs/test-rpc-no-close/1.0.0'
+    const P = defineProtocol({ ...ECHO, id: proto, notice: undefined })
+    let held: Stream | undefined
+    await b.handle(proto, (stream) => {
+      held = stream
+      void (async () => {
+        const lp = lpStream(stream)
+        await lp.read()
+        // the reply, then nothing: its side stays open, and it reads no more
+        await lp.write(dagCbor.encode({ ok: { text: 'done' } }))
+      })().catch(() => {})
+    })
+    try {
+      assert.deepEqual(await call(a, b.peerId, P, { text: 'x' }), { text: 'done' })
+      // the caller closed its side; b's still open after the call's timeout, the stream is aborted (a reset reaches b)
+      await until(() => held?.status === 'reset' || held?.status === 'aborted' || held?.status === 'closed', `the answerer's stream ended (status ${String(held?.status)})`)
+    } finally {
+      held?.abort(new Error('test over'))
       await b.unhandle(proto)
     }
   })
