@@ -44,9 +44,9 @@ async function alive (pid: number): Promise<boolean> {
  * after it (node/cli/supervisor.ts), so an `up` started right then waits for it, not fails.
  */
 async function gone (pid: number, graceMs: number): Promise<boolean> {
-  const end = Date.now() + graceMs
+  const end = performance.now() + graceMs
   while (await alive(pid)) {
-    if (Date.now() >= end) return false
+    if (performance.now() >= end) return false
     await new Promise(resolve => setTimeout(resolve, 50))
   }
   return true

@@ -1107,9 +1107,9 @@ export class ChunkWrite {
    * write is in flight), at most `waitMs` when given: the backpressure of chunk() and placeStored().
    */
   private async room (cost: number, opts: AbortOptions & { waitMs?: number }): Promise<void> {
-    const until = opts.waitMs !== undefined ? Date.now() + opts.waitMs : Infinity
+    const until = opts.waitMs !== undefined ? performance.now() + opts.waitMs : Infinity
     while (this.held > 0 && this.held + cost > this.window) {
-      const left = until - Date.now()
+      const left = until - performance.now()
       if (left <= 0) break
       let timer: NodeJS.Timeout | undefined
       const timeout = left === Infinity ? [] : [new Promise<void>(resolve => { timer = setTimeout(resolve, left) })]

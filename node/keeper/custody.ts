@@ -86,7 +86,7 @@ const noAnswer = (cids: CID[]): CustodyAnswer => ({ promised: new Set(), unanswe
 
 export class Custody {
   private readonly c: CustodyComponents
-  /** Block -> when this host's promise to keep it ends. */
+  /** Block -> when this host's promise to keep it ends (on `clock`). */
   private readonly promises = new Map<string, number>()
   /**
    * Block -> the peers its live promise was made to ('' when not known): a peer that asks to
@@ -98,12 +98,20 @@ export class Custody {
   /** Per keeper, the drops' blocks waiting for the next call to it (askTogether()). */
   private readonly asking: PeerBatches<{ cids: CID[], answer: (answer: CustodyAnswer) => void }>
   private readonly promiseMs: number
+  /** The monotonic clock (ms) promises are timed on. */
+  private readonly clock: () => number
   private started = false
   private unserve: (() => Promise<void>) | undefined
 
-  constructor (c: CustodyComponents, init: { promiseMs?: number, lingerMs?: number } = {}) {
+  /**
+   * `clock`: the monotonic clock (ms) a promise's end is timed on (default performance.now): a
+   * wall clock stepped (NTP, a resume from suspend) neither ends promises early nor keeps them
+   * for as long as the step (clocks39: they were on Date.now). Promises live in memory only.
+   */
+  constructor (c: CustodyComponents, init: { promiseMs?: number, lingerMs?: number, clock?: () => number } = {}) {
     this.c = c
     this.promiseMs = init.promiseMs ?? CUSTODY_PROMISE_MS
+    this.clock = init.clock ?? (() => performance.now())
     this.asking = new PeerBatches({
       send: async (peer, batch) => {
         const cids = [...new Map(batch.flatMap(w => w.cids).map(c => [c.toString(), c])).values()]
@@ -142,7 +150,7 @@ export class Custody {
     const key = typeof cid === 'string' ? cid : cid.toString()
     const until = this.promises.get(key)
     if (until === undefined) return false
-    if (until <= Date.now()) {
+    if (until <= this.clock()) {
       this.forget(key)
       return false
     }
@@ -176,7 +184,7 @@ export class Custody {
    */
   async promise (cids: CID[], to = ''): Promise<Set<string>> {
     const out = new Set<string>()
-    const now = Date.now()
+    const now = this.clock()
     const fresh: CID[] = []
     for (const cid of cids) {
       const key = cid.toString()
@@ -381,7 +389,7 @@ export class Custody {
     if (this.promises.size < CUSTODY_SWEEP_AT) return
     // the ended ones only (the map is in order of expiry): every placed chunk's targets promise
     // now (rel30), and a full map of live promises was scanned whole at each promise() call
-    const now = Date.now()
+    const now = this.clock()
     for (const [k, until] of this.promises) {
       if (until > now) break
       this.forget(k)

@@ -488,6 +488,11 @@ function validateReply (r: any, n: number): PlaceReply {
   throw new PlaceProtocolError('malformed place reply')
 }
 
+/** Most progress replies one place call takes (PLACE's maxNext). */
+export function placeProgressMax (req: Pick<PlaceRequest, 'fragments' | 'pinners'>): number {
+  return 4 * req.fragments.length * (2 + req.pinners.length)
+}
+
 /** PLACE_PROTOCOL on rpc.ts. */
 export const PLACE = defineProtocol<PlaceRequest, PlaceDone, never, PlaceProgress>({
   id: PLACE_PROTOCOL,
@@ -506,7 +511,12 @@ export const PLACE = defineProtocol<PlaceRequest, PlaceDone, never, PlaceProgres
     const r = validateReply(v, req.fragments.length)
     if (r.t === 'done') throw new PlaceProtocolError('done is a final reply')
     return r
-  }
+  },
+  // a relay's progress: a 'got' per fragment it gathers, an 'ack' per fragment and holder (its
+  // target, and the pinners of a data fragment); four times that leaves room for repeats (a
+  // fragment pulled from two sources at once, acks of a retried push). Each starts
+  // the call's silence again: unbounded, a relay replying for ever held the writer's call for ever
+  maxNext: (req) => placeProgressMax(req)
 })
 
 /** Decode and validate a bare request value (dag-cbor). */

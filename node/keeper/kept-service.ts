@@ -132,9 +132,10 @@ export async function startKeptService (host: KeptServiceHost, kept: KeptNotices
         const root = kept.rootTotals()
         return root === undefined ? { t: 'sum', taken } : { t: 'sum', taken, root }
       }
-      const last = answered.get(peer) ?? 0
-      if (Date.now() - last < TABLE_ANSWER_MIN_INTERVAL_MS) return { t: 'kept', records: [] }
-      answered.set(peer, Date.now())
+      // (the monotonic clock: a wall clock stepped back refused every peer's table for as long)
+      const last = answered.get(peer) ?? -Infinity
+      if (performance.now() - last < TABLE_ANSWER_MIN_INTERVAL_MS) return { t: 'kept', records: [] }
+      answered.set(peer, performance.now())
       const records: Uint8Array[] = []
       // the bound leaves room for the encoding around the records (a few bytes each)
       let bytes = 64

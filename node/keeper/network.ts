@@ -751,14 +751,14 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (this.retryStopped || this.pending.size === 0) return
     if (this.retryRunning) { this.retryAgain = true; return }
     if (this.retryTimer !== undefined) return
-    const wait = this.retryLast + this.retryGap - Date.now()
+    const wait = this.retryLast + this.retryGap - performance.now()
     if (wait > 0) {
       this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.retrySoon() }, wait)
       this.retryTimer.unref?.()
       return
     }
     this.retryRunning = true
-    this.retryLast = Date.now()
+    this.retryLast = performance.now()
     const tried = [...this.pending.values()].map(r => r.cid!.toString())
     this.retry().catch((err: Error) => {
       placeLog.error('placement retry of %d pending chunk(s) failed: %s', tried.length, err.message)

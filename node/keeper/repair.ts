@@ -359,14 +359,14 @@ export class Repairer extends EventTarget {
   private settled?: string
   /** What the last pass left for the next, by reason (leftover()). */
   private left = new Map<string, number>()
-  /** When that pass ended (ms). */
-  private settledAt = 0
+  /** When that pass ended (performance.now(), ms: a wall clock stepped moves no pass). */
+  private settledAt = -Infinity
   /** RepairInit.incremental. */
   private readonly incrementalPasses: boolean
   /** The next background pass surveys every chunk (not incremental): something since calls for it. */
   private full = true
-  /** When the last pass that surveyed every chunk started (ms). */
-  private fullAt = 0
+  /** When the last pass that surveyed every chunk started (performance.now(), ms). */
+  private fullAt = -Infinity
   /**
    * The view() under which the last pass that surveyed every chunk (and was no leave's) ran to
    * its end: a pass is incremental only under that same view. Events say most changes ('gone',
@@ -515,8 +515,8 @@ export class Repairer extends EventTarget {
     if (!this.started) return
     // the safety net: every chunk surveyed (and the store checked against its disk) at least
     // once a quiet interval, whatever calls for passes meanwhile
-    if (Date.now() - this.fullAt >= this.quietIntervalMs) this.full = true
-    if (this.dirty || this.settled !== this.view() || Date.now() - this.settledAt >= this.quietIntervalMs) {
+    if (performance.now() - this.fullAt >= this.quietIntervalMs) this.full = true
+    if (this.dirty || this.settled !== this.view() || performance.now() - this.settledAt >= this.quietIntervalMs) {
       this.schedule(0)
       return
     }
@@ -747,7 +747,7 @@ export class Repairer extends EventTarget {
     const after = background && view !== this.fullView ? this.goneOnly(gone, parts) : undefined
     // a pass that surveys every chunk: whatever called for one is answered by this one
     const incremental = (background && view === this.fullView) || after !== undefined
-    if (!incremental) { this.full = false; this.fullAt = Date.now() }
+    if (!incremental) { this.full = false; this.fullAt = performance.now() }
     const left = new Map<string, number>()
     const end = this.c.health?.begin()
     const started = Date.now()
@@ -759,7 +759,7 @@ export class Repairer extends EventTarget {
       // a pass after members went: every chunk it did not survey is as the last full pass saw it
       if (after !== undefined) { this.fullView = view; this.fullParts = parts }
       this.left = left
-      if (settled) { this.settled = view; this.settledAt = Date.now(); this.settledChunks = this.passChunks }
+      if (settled) { this.settled = view; this.settledAt = performance.now(); this.settledChunks = this.passChunks }
       else if (left.size > 0) log('pass of %d chunk(s) leaves work for the next: %s', p.chunks, [...left].map(([why, n]) => `${n} ${why}`).join(', '))
       this.totals_.passes++
       this.dispatchEvent(new CustomEvent('pass', { detail: p }))

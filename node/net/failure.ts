@@ -608,7 +608,7 @@ export class Membership extends EventTarget {
    * (keeper/lazy.ts stopWaiting()).
    */
   awayFor (): Map<string, number> {
-    const now = Date.now()
+    const now = performance.now()
     return new Map([...this.awaySince].map(([peer, a]) => [peer, Math.max(0, now - a.since)]))
   }
 
@@ -616,8 +616,9 @@ export class Membership extends EventTarget {
   private markAway (peer: string): void {
     if (this.awaySince.has(peer) || this.left.has(peer)) return
     // it disconnected a failure timeout ago (here, or at the neighbour whose DOWN notice came)
-    const since = Date.now() - this.timeoutMs
-    const left = since + this.repairDelayMs - Date.now()
+    // (on the monotonic clock: a wall clock stepped ahead ended the at-risk wait at once)
+    const since = performance.now() - this.timeoutMs
+    const left = since + this.repairDelayMs - performance.now()
     if (left <= 0) return
     const timer = setTimeout(() => {
       if (this.awaySince.get(peer)?.timer !== timer) return

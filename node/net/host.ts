@@ -454,6 +454,13 @@ export interface HostInit {
   fullMeshPeers?: number
   /** Connections kept open once settled (`--max-connections`). Default DEFAULT_MAX_CONNECTIONS. */
   maxConnections?: number
+  /**
+   * The monotonic clock (ms) this host times intervals kept in memory on: dial backoffs, the long
+   * link's failed-dial memory, refused neighbours, pings (default performance.now). A wall clock
+   * stepped (NTP, a resume) neither ends them at once nor stretches them by the step (clocks39:
+   * they were on Date.now). Times of libp2p's own (connection and stream timelines) stay on the wall clock.
+   */
+  clock?: () => number
   /** The first dial backoff after a failed dial (doubling to DIAL_BACKOFF_MAX_MS). Default DIAL_BACKOFF_MS; no flag: tests of the backoff set it long, so no stall of a loaded machine outlasts it. */
   dialBackoffMs?: number
   /** Peers whose failed dials are remembered, the latest (DIAL_FAILURES_KEPT). Default DIAL_FAILURES_KEPT; tests set it small. */
@@ -640,6 +647,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   const dialTimeoutMs = init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
   const maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   const dialBackoffMs = init.dialBackoffMs ?? DIAL_BACKOFF_MS
+  const mono = init.clock ?? (() => performance.now())
   if (!Number.isSafeInteger(dialBackoffMs) || dialBackoffMs < 1) throw new UsageError(`createHost: dialBackoffMs must be a whole number >= 1, got ${String(dialBackoffMs)}`)
   const dialFailuresKept = init.dialFailuresKept ?? DIAL_FAILURES_KEPT
   if (!Number.isSafeInteger(dialFailuresKept) || dialFailuresKept < 1) throw new UsageError(`createHost: dialFailuresKept must be a whole number >= 1, got ${String(dialFailuresKept)}`)
@@ -658,7 +666,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   const usesMemory = [...init.listen, ...(init.join ?? [])].some(a => a.startsWith('/memory/'))
 
   const onMismatch = (m: KeyMismatch): void => {
-    mismatches.push({ ...m, at: Date.now() })
+    mismatches.push({ ...m, at: mono() })
     if (mismatches.length > MISMATCH_RECORDS) mismatches.shift()
     events.dispatchEvent(new CustomEvent('peer:key-mismatch', { detail: m }))
   }
@@ -668,7 +676,7 @@ export async function createHost (init: HostInit): Promise<Host> {
    */
   const unverified: Array<{ address: string, at: number, verified: boolean, signal?: AbortSignal }> = []
   const onProtected = (address: string, signal?: AbortSignal): { verified: () => void } => {
-    const r = { address, at: Date.now(), verified: false, signal }
+    const r = { address, at: mono(), verified: false, signal }
     unverified.push(r)
     if (unverified.length > MISMATCH_RECORDS) unverified.shift()
     return { verified: () => { r.verified = true } }
@@ -789,7 +797,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     const tried = id !== undefined && fresh ? addrsOf(id) : []
     if (id !== undefined && fresh) {
       const b = backoff.get(id)
-      if (b !== undefined && Date.now() < b.until) throw new DialBackoffError(`not dialling ${id}: a dial to it failed ${Math.round((Date.now() - b.until + b.ms) / 100) / 10} s ago (backing off ${b.ms / 1000} s)`)
+      if (b !== undefined && mono() < b.until) throw new DialBackoffError(`not dialling ${id}: a dial to it failed ${Math.round((mono() - b.until + b.ms) / 100) / 10} s ago (backing off ${b.ms / 1000} s)`)
     }
     if (fresh) {
       const limit = Error.stackTraceLimit
@@ -810,7 +818,7 @@ export async function createHost (init: HostInit): Promise<Host> {
           const ms = Math.min(Math.max(DIAL_BACKOFF_MAX_MS, dialBackoffMs), (backoff.get(id)?.ms ?? dialBackoffMs / 2) * 2)
           // entered again, so the maps' order is the failures' (the oldest first, forgotten first)
           backoff.delete(id)
-          backoff.set(id, { ms, until: Date.now() + ms })
+          backoff.set(id, { ms, until: mono() + ms })
           neighbourDialFailed(id)
           const failed = failedAt.get(id) ?? new Set<string>()
           for (const a of tried) failed.add(a)
@@ -821,7 +829,7 @@ export async function createHost (init: HostInit): Promise<Host> {
           // and the peers: members gone for good are never connected again (DIAL_FAILURES_KEPT):
           // those whose backoff is over are forgotten first, the oldest first; one still backing
           // off only beyond DIAL_FAILURES_HELD times the bound (forgotten, it was redialled at once)
-          const now = Date.now()
+          const now = mono()
           for (const map of [backoff, failedAt]) {
             for (const old of map.keys()) {
               if (map.size <= dialFailuresKept) break
@@ -853,7 +861,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   const upgradeInbound = upgrader.upgradeInbound.bind(upgrader)
   const upgrading = new Map<unknown, number>()
   upgrader.upgradeInbound = async (maConn, opts) => {
-    upgrading.set(maConn, Date.now())
+    upgrading.set(maConn, mono())
     try {
       return await upgradeInbound(maConn, opts)
     } finally {
@@ -871,25 +879,25 @@ export async function createHost (init: HostInit): Promise<Host> {
   const pingedAt = new WeakMap<Connection, number>()
   const pinging = new WeakSet<Connection>()
   const pingConnection = async (conn: Connection): Promise<void> => {
-    let start = Date.now()
+    let start = mono()
     const signal = pingTimeout.getTimeoutSignal({ signal: pingAbort.signal })
     let stream: Stream | undefined
     try {
       stream = await conn.newStream(PING_PROTOCOL, { signal, runOnLimitedConnection: true })
       const bytes = byteStream(stream)
-      start = Date.now()
+      start = mono()
       await Promise.all([
         bytes.write(crypto.getRandomValues(new Uint8Array(PING_BYTES)), { signal }),
         bytes.read({ bytes: PING_BYTES, signal })
       ])
-      conn.rtt = Date.now() - start
+      conn.rtt = mono() - start
       await stream.close({ signal })
     } catch (err) {
       stream?.abort(err as Error)
       // a peer without the ping protocol answered multistream-select: it is there (as libp2p's
       // monitor has it), two round trips
       if ((err as Error).name !== 'UnsupportedProtocolError') throw err
-      conn.rtt = (Date.now() - start) / 2
+      conn.rtt = (mono() - start) / 2
     } finally {
       pingTimeout.cleanUp(signal)
     }
@@ -897,7 +905,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   const pinger = setInterval(() => {
     const conns = libp2p.getConnections()
     const every = pingIntervalMs(conns.length)
-    const now = Date.now()
+    const now = mono()
     for (const conn of conns) {
       const last = pingedAt.get(conn)
       // a new connection: its first ping somewhere in the next interval
@@ -1054,7 +1062,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     spareRing = false
     if (members.size + 1 <= fullMesh) return undefined
     spareRing = neighbourCount(maxConnections) < maxConnections
-    const now = Date.now()
+    const now = mono()
     for (const [id, until] of refused) {
       if (until <= now) refused.delete(id)
       else members.delete(id)
@@ -1293,7 +1301,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       }
       // a member whose dial failed here is left out for a period; and one drawn that did not
       // answer leaves a second draw this period (a member gone took the whole period)
-      for (const [peer, at] of linkFailed) { if (at <= Date.now() - longLinkMs) linkFailed.delete(peer) }
+      for (const [peer, at] of linkFailed) { if (at <= mono() - longLinkMs) linkFailed.delete(peer) }
       let id: string | undefined
       for (let draw = 0; draw < 2 && id === undefined; draw++) {
         if (stopped) return
@@ -1303,7 +1311,7 @@ export async function createHost (init: HostInit): Promise<Host> {
           dialing: peer => dialing.has(peer),
           down: peer => isDown(peer),
           failedUntil: peer => Math.max(backoff.get(peer)?.until ?? 0, linkFailed.get(peer) ?? 0),
-          now: Date.now(),
+          now: mono(),
           periodMs: longLinkMs
         })
         if (pool.length === 0) return
@@ -1316,7 +1324,7 @@ export async function createHost (init: HostInit): Promise<Host> {
           id = drawn
         } catch (err) {
           log('long link to %s not made: %e', drawn, err)
-          linkFailed.set(drawn, Date.now())
+          linkFailed.set(drawn, mono())
         } finally {
           bound.clear()
         }
@@ -1372,7 +1380,7 @@ export async function createHost (init: HostInit): Promise<Host> {
 
   await serve(wire, TRIM, {
     call: async (_req, { peer }) => {
-      trimmedBy.set(peer, Date.now())
+      trimmedBy.set(peer, mono())
       return {}
     }
   }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
@@ -1433,7 +1441,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     void keepAlive(id, chosen === undefined || chosen.has(id))
     trimmed.delete(id)
     trimmedBy.delete(id)
-    connectedAt.set(id, Date.now())
+    connectedAt.set(id, mono())
     if (connectedIds().length > maxConnections) trimSoon(TRIM_GRACE_MS)
     events.dispatchEvent(new CustomEvent('peer:connect', { detail: id }))
   })
@@ -1441,13 +1449,13 @@ export async function createHost (init: HostInit): Promise<Host> {
     const id = evt.detail.toString()
     // a neighbour that closed the connection soon after it opened does not want this host: left
     // out for a while, longer each time it does so again (REFUSED_NEIGHBOUR_MAX_MS)
-    const lasted = Date.now() - (connectedAt.get(id) ?? 0)
+    const lasted = mono() - (connectedAt.get(id) ?? -Infinity)
     if (lasted >= RECONNECT_STABLE_MS) refusedFor.delete(id)
     if (chosen?.has(id) === true && !trimmed.has(id) && !hungUp.has(id) && !stopped && lasted < RECONNECT_STABLE_MS) {
       const out = Math.min(REFUSED_NEIGHBOUR_MAX_MS, refusedFor.has(id) ? refusedFor.get(id)! * 2 : REFUSED_NEIGHBOUR_MS)
       refusedFor.set(id, out)
       log('neighbour %s closed the connection: choosing another for %d s', id, Math.round(out / 1000))
-      refused.set(id, Date.now() + out)
+      refused.set(id, mono() + out)
       refreshSoon()
     }
     events.dispatchEvent(new CustomEvent('peer:disconnect', { detail: id }))
@@ -1472,7 +1480,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     if (trimmed.has(id) || (chosen !== undefined && !chosen.has(id))) return
     const controller = new AbortController()
     redials.set(id, controller)
-    const lasted = Date.now() - (connectedAt.get(id) ?? 0)
+    const lasted = mono() - (connectedAt.get(id) ?? -Infinity)
     const start = lasted >= RECONNECT_STABLE_MS ? RECONNECT_RETRY_INTERVAL_MS : Math.min((firstDelay.get(id) ?? RECONNECT_RETRY_INTERVAL_MS / RECONNECT_BACKOFF) * RECONNECT_BACKOFF, RECONNECT_MAX_DELAY_MS)
     firstDelay.set(id, start)
     void (async () => {
@@ -1507,7 +1515,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     } catch (err: any) {
       throw new UsageError(`not a multiaddr: ${JSON.stringify(addr)} (${err?.message ?? String(err)})`)
     }
-    const started = Date.now()
+    const started = mono()
     const transport = stripPeer(ma.toString())
     // the dial's bound in the event loop's time (loopTimeSignal), as the handshake's
     const bound = loopTimeSignal(opts?.timeoutMs ?? dialTimeoutMs)
@@ -1639,7 +1647,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     closedHere: peer => trimmed.has(peer) || hungUp.has(peer),
     keepFirst: peers => { kept = peers },
     declaredDown: down => { isDown = down },
-    trimmedThere: peer => Date.now() - (trimmedBy.get(peer) ?? -Infinity) < TRIM_NOTICE_VALID_MS,
+    trimmedThere: peer => mono() - (trimmedBy.get(peer) ?? -Infinity) < TRIM_NOTICE_VALID_MS,
     describeConnections: () => {
       const now = Date.now()
       const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`
@@ -1652,7 +1660,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       return {
         pending: cm.incomingPendingConnections,
         upgrading: upgrading.size,
-        oldestMs: upgrading.size === 0 ? 0 : Date.now() - oldest,
+        oldestMs: upgrading.size === 0 ? 0 : mono() - oldest,
         connections: cm.getConnections().length,
         maxConnections: cm.getMaxConnections(),
         refused: { ...refusedInbound },

@@ -45,8 +45,8 @@ export { BYID_MAX_BYTES, HOLD, LACK_MAX_IDS, LACK_MAX_LIST, SERVED_WAIT_MS, HOLD
 export type { OpsPush, OpsReply, OpsRequest, Sync, SyncHost, SyncPhase } from './sync.ts'
 export { UPLINK, UPLINK_PROTOCOL, UplinkProtocolError, startUplinks, uploadCap, parseRate } from './uplink.ts'
 export {
-  RPC_ERROR_REPLY_TIMEOUT_MS, RPC_KEPT_CALLER_IDLE_MS, RPC_KEPT_IDLE_MS, RPC_MAX_ERROR_MESSAGE_CHARS, RPC_MAX_ERROR_NAME_CHARS, RPC_MAX_MESSAGE_BYTES, RPC_MIN_MESSAGE_BYTES,
-  KeptCaller, RpcClosedError, RpcProtocolError, RpcRemoteError, RpcTimeoutError, RpcTooLargeError,
+  RPC_ERROR_REPLY_TIMEOUT_MS, RPC_KEPT_CALLER_IDLE_MS, RPC_KEPT_IDLE_MS, RPC_MAX_ERROR_MESSAGE_CHARS, RPC_MAX_ERROR_NAME_CHARS, RPC_MAX_MESSAGE_BYTES, RPC_MAX_NEXT, RPC_MIN_MESSAGE_BYTES,
+  KeptCaller, RpcClosedError, RpcProtocolError, RpcRemoteError, RpcTimeoutError, RpcTooLargeError, RpcTooManyRepliesError,
   broadcast, call, decodeIncoming, decodeReply, defineProtocol, encodeCall, encodeError, encodeNext, encodeNotice, encodeOk, notify, remoteError, serve
 } from './rpc.ts'
 export type { CallContext, CallOptions, ErrorClass, KeptCallerInit, Incoming, NoticeContext, Reply, RpcDialer, RpcHandleOptions, RpcHandlers, RpcProtocol, RpcServer, ServeOptions } from './rpc.ts'

@@ -254,10 +254,11 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   const busyUntil = new Map<string, number>()
   const noteBusy = (peer: string, err: unknown): void => {
     if (!(err instanceof MembersBusyError)) return
-    busyUntil.set(peer, Date.now() + BUSY_BACKOFF_MS)
-    for (const [p, until] of busyUntil) if (until <= Date.now()) busyUntil.delete(p)
+    // (the monotonic clock: a wall clock stepped neither ends the backoff nor stretches it)
+    busyUntil.set(peer, performance.now() + BUSY_BACKOFF_MS)
+    for (const [p, until] of busyUntil) if (until <= performance.now()) busyUntil.delete(p)
   }
-  const askable = (peer: string): boolean => (busyUntil.get(peer) ?? 0) <= Date.now()
+  const askable = (peer: string): boolean => (busyUntil.get(peer) ?? -Infinity) <= performance.now()
 
   const pull = async (peer: string, since?: number): Promise<number> => {
     const reply = await call(host, peer, MEMBERS, since === undefined ? { t: 'table' } : { t: 'table', since }).catch((err: unknown) => {
@@ -381,11 +382,12 @@ export async function startMemberService (host: MemberServiceHost, table: Member
 
   // expiry is checked every MEMBER_REFRESH_CHECK_MS; this host's record is signed again once
   // memberRefreshMs(table size) went by since the last one (the table grows after the start)
-  let signedAt = Date.now()
+  // (on the monotonic clock: a wall clock stepped back held the refresh for as long as the step)
+  let signedAt = performance.now()
   const refresh = setInterval(() => {
     table.expire()
-    if (Date.now() - signedAt < memberRefreshMs(table.size)) return
-    signedAt = Date.now()
+    if (performance.now() - signedAt < memberRefreshMs(table.size)) return
+    signedAt = performance.now()
     announceUntilReached()
   }, MEMBER_REFRESH_CHECK_MS)
   refresh.unref()

@@ -43,7 +43,9 @@
 //    waiting on a full connection is no progress). Each message also has a cap that progress does
 //    not extend past: LOOP_TIME_MAX_FACTOR timeouts plus its bytes at RPC_MIN_BYTES_PER_SECOND
 //    (review38b: a peer trickling a byte just under each timeout held a call with no signal open
-//    for ~its bytes x the timeout). A call with intermediate replies starts the cap again at each.
+//    for ~its bytes x the timeout). A call with intermediate replies starts the cap again at each,
+//    so their number is bounded by what the request asks (the protocol's maxNext, RPC_MAX_NEXT by
+//    default: past it, RpcTooManyRepliesError), and with it the call's whole life.
 //  - Every call takes an AbortSignal; aborting it aborts the stream and rejects with its reason.
 //  - Errors on the wire keep their stable `name`. The caller rebuilds the classes the protocol
 //    lists (`errors`) from it; any other name arrives as RpcRemoteError (`remoteName`).
@@ -83,6 +85,12 @@ export const RPC_KEPT_CALLER_IDLE_MS = 30_000
  * own open for ~its bytes x the timeout).
  */
 export const RPC_MIN_BYTES_PER_SECOND = 8 * 1024
+/**
+ * Most intermediate replies one call takes, for a protocol that names no bound of its own
+ * (RpcProtocol.maxNext): each reply starts the silence and the cap again, so a peer sending
+ * replies for ever held a call open for ever (clocks39); one more is RpcTooManyRepliesError.
+ */
+export const RPC_MAX_NEXT = 1024
 /** Unread bytes a stream may buffer beyond one whole message (a peer sending more is cut off). */
 const READ_BUFFER_SLACK_BYTES = 64
 
@@ -96,6 +104,11 @@ export class RpcProtocolError extends Error {
 /** A message over its protocol's bound (refused from its length, or refused to be sent). */
 export class RpcTooLargeError extends RpcProtocolError {
   override readonly name: string = 'RpcTooLargeError'
+}
+
+/** A call got more intermediate replies than its bound (RpcProtocol.maxNext, CallOptions.maxNext): the peer is given up. */
+export class RpcTooManyRepliesError extends RpcProtocolError {
+  override readonly name: string = 'RpcTooManyRepliesError'
 }
 
 /** The other side sent nothing for the protocol's timeout. */
@@ -146,6 +159,12 @@ export interface RpcProtocol<Req = never, Res = never, Note = never, Next = neve
   request? (value: unknown): Req
   reply? (value: unknown, request: Req): Res
   next? (value: unknown, request: Req): Next
+  /**
+   * Most intermediate replies a call of `request` takes (default RPC_MAX_NEXT): what the request
+   * asks bounds them (one per fragment and holder, say). One more fails the call
+   * (RpcTooManyRepliesError) and aborts its stream.
+   */
+  maxNext? (request: Req): number
   notice? (value: unknown): Note
   /** Error classes a caller rebuilds from a remote error's name. */
   readonly errors?: readonly ErrorClass[]
@@ -436,6 +455,8 @@ export interface CallOptions<Next> extends AbortOptions {
    * than the protocol's bound: a bigger frame is refused from its length prefix (RpcTooLargeError).
    */
   maxReplyBytes?: number
+  /** Most intermediate replies this call takes (RpcTooManyRepliesError past it). Default: the protocol's maxNext, else RPC_MAX_NEXT. */
+  maxNext?: number
 }
 
 /**
@@ -445,30 +466,90 @@ export interface CallOptions<Next> extends AbortOptions {
  * the dial's error.
  */
 export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: RpcProtocol<Req, Res, any, Next>, request: Req, opts: CallOptions<Next> = {}): Promise<Res> {
-  const timer = silence(opts.timeoutMs ?? p.timeoutMs, `${p.id} call to ${peer}`)
-  const signal = anySignal([opts.signal, timer.signal])
+  const w = callWatch(p, peer, opts)
+  const { timer, signal } = w
   let stream: Stream | undefined
-  let unhear: (() => void) | undefined
-  let out: ReturnType<typeof outgoing> | undefined
   try {
     const bytes = encodeCall(p, request)
     stream = await host.newStream(peer, p.id, { signal })
-    unhear = hearing(stream, timer)
     const lp = framed(stream, p, Math.min(p.maxMessageBytes, opts.maxReplyBytes ?? Infinity))
     // the request's bytes going out keep the silence quiet: write() returns at the stream's first
     // drain, the rest of a big request still leaving while the reply is awaited
-    out = outgoing(stream, timer, bytes.byteLength, opts.timeoutMs ?? p.timeoutMs)
+    w.watch(stream, bytes.byteLength)
     await lp.write(bytes, { signal })
-    out.written()
-    const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext)
-    await stream.close({ signal }).catch((err: unknown) => { log.trace('%s: closing a finished call to %s: %e', p.id, peer, err) })
+    w.written()
+    const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext, opts.maxNext)
+    const done = stream
+    await done.close({ signal }).then(() => { closedBy(done, opts.timeoutMs ?? p.timeoutMs, `${p.id} call to ${peer}`) }, (err: unknown) => {
+      log.trace('%s: closing a finished call to %s: %e', p.id, peer, err)
+      // a close that did not finish (its bytes never went out before the call's signal aborted)
+      // left the stream half-open until the connection ended
+      done.abort(err instanceof Error ? err : new Error(String(err)))
+    })
     return value
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
-    out?.stop()
-    unhear?.()
-    timer.clear()
+    w.end()
+  }
+}
+
+/**
+ * A finished call's stream, its side closed: the answerer closes its own after the final reply
+ * (serve()); one that has not within `ms` has the stream aborted, which otherwise stayed
+ * half-open until the connection ended. The call does not wait for it.
+ */
+function closedBy (stream: Stream, ms: number, what: string): void {
+  if (stream.status !== 'open' || stream.remoteWriteStatus !== 'writable') return
+  const over = (): void => {
+    clearTimeout(timer)
+    stream.removeEventListener('remoteCloseWrite', over)
+    stream.removeEventListener('close', over)
+  }
+  const timer = setTimeout(() => {
+    over()
+    log.trace('%s: the answerer kept its side open %d ms after the final reply', what, ms)
+    stream.abort(new RpcTimeoutError(`${what}: the answerer did not close its side within ${ms} ms of its final reply`))
+  }, ms)
+  timer.unref?.()
+  stream.addEventListener('remoteCloseWrite', over)
+  stream.addEventListener('close', over)
+}
+
+/** One call's watch (call(), KeptCaller.call(): callWatch()). */
+interface CallWatch {
+  /** The silence timer of the call's replies (silence()). */
+  timer: Silence
+  /** What the call's steps take: the caller's signal and the timer's. */
+  signal: AbortSignal
+  /** The call's stream is there, its request of `bytes` bytes about to be written: its bytes heard (hearing()) and going out (outgoing()) keep the silence quiet. */
+  watch: (stream: Stream, bytes: number) => void
+  /** The request's write returned. */
+  written: () => void
+  /** Stops the watch of the stream and the timer (in a finally). */
+  end: () => void
+}
+
+/** The silence timer of one call to `peer` and, once its stream is there, the watch of the stream. */
+function callWatch (p: RpcProtocol<any, any, any, any>, peer: string, opts: AbortOptions & { timeoutMs?: number }): CallWatch {
+  const ms = opts.timeoutMs ?? p.timeoutMs
+  const timer = silence(ms, `${p.id} call to ${peer}`)
+  const signal = anySignal([opts.signal, timer.signal])
+  let unhear: (() => void) | undefined
+  let out: ReturnType<typeof outgoing> | undefined
+  return {
+    timer,
+    signal,
+    watch: (stream, bytes) => {
+      unhear = hearing(stream, timer)
+      out = outgoing(stream, timer, bytes, ms)
+    },
+    written: () => { out?.written() },
+    end: () => {
+      out?.stop()
+      unhear?.()
+      timer.clear()
+    }
   }
 }
 
@@ -478,11 +559,14 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
  * (the answerer closes it after one) and throws the remote error.
  */
 async function readReply<Req, Res, Next> (p: RpcProtocol<Req, Res, any, Next>, peer: string, request: Req, stream: Stream, lp: LengthPrefixedStream<Stream>,
-  timer: Pick<Silence, 'touch'>, signal: AbortSignal, onNext?: (progress: Next) => void): Promise<Res> {
-  for (;;) {
+  timer: Pick<Silence, 'touch'>, signal: AbortSignal, onNext?: (progress: Next) => void, maxNext?: number): Promise<Res> {
+  const most = maxNext ?? p.maxNext?.(request) ?? RPC_MAX_NEXT
+  for (let next = 0; ; next++) {
     const reply = decodeReply(p, (await lp.read({ signal })).subarray(), request)
     timer.touch()
     if (reply.kind === 'next') {
+      // each reply starts the silence again: a peer replying for ever is given up here
+      if (next >= most) throw new RpcTooManyRepliesError(`${p.id} call to ${peer}: more than ${most} intermediate replies`)
       onNext?.(reply.value)
       continue
     }
@@ -535,23 +619,20 @@ export class KeptCaller<Req, Res> {
     const p = this.p
     const bytes = encodeCall(p, request)
     for (let attempt = 0; ; attempt++) {
-      const timer = silence(opts.timeoutMs ?? p.timeoutMs, `${p.id} call to ${peer}`)
-      const signal = anySignal([opts.signal, timer.signal])
+      const w = callWatch(p, peer, opts)
+      const { timer, signal } = w
       let k = attempt === 0 ? this.take(peer) : undefined
       const reused = k !== undefined
       let heard = false
-      let unhear: (() => void) | undefined
-      let out: ReturnType<typeof outgoing> | undefined
       try {
         if (k === undefined) {
           const stream = await this.host.newStream(peer, p.id, { signal })
           this.opened++
           k = { stream, lp: framed(stream, p) }
         }
-        unhear = hearing(k.stream, timer)
-        out = outgoing(k.stream, timer, bytes.byteLength, opts.timeoutMs ?? p.timeoutMs)
+        w.watch(k.stream, bytes.byteLength)
         await k.lp.write(bytes, { signal })
-        out.written()
+        w.written()
         const value = await readReply(p, peer, request, k.stream, k.lp, timer, signal, () => { heard = true })
         this.put(peer, k)
         return value
@@ -564,9 +645,7 @@ export class KeptCaller<Req, Res> {
         if (!ended) throw e
         log.trace('%s: kept stream to %s had ended (%e): sent again on a new one', p.id, peer, err)
       } finally {
-        out?.stop()
-        unhear?.()
-        timer.clear()
+        w.end()
       }
     }
   }

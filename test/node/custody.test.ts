@@ -149,6 +149,34 @@ describe('Custody: a copy is deleted only after its keepers promise to keep it (
     assert.equal(short.promised(cid, 'second'), false)
   })
 
+  it('a wall clock stepped (NTP, a resume) neither ends a promise early nor keeps it past its time: promises are on the monotonic clock', async () => {
+    const [, b] = nodes
+    const { cid, bytes } = await block()
+    await b.store.put(cid, bytes)
+    const wall = Date.now
+    const step = (ms: number): void => { Date.now = () => wall.call(Date) + ms }
+    try {
+      // (not started: promise() and promised() are local; the default clock)
+      const custody = new Custody({ host: b.host, store: b.store }, { promiseMs: 60_000 })
+      assert.equal((await custody.promise([cid], 'asker')).has(cid.toString()), true)
+      step(24 * 3600_000)
+      assert.equal(custody.promised(cid), true, 'a wall clock stepped a day ahead ended the promise')
+      step(-24 * 3600_000)
+      assert.equal(custody.promised(cid), true, 'a wall clock stepped a day back ended the promise')
+      // a promise made while the wall clock is a day back still ends after promiseMs of the clock
+      let mono = 0
+      const timed = new Custody({ host: b.host, store: b.store }, { promiseMs: 1_000, clock: () => mono })
+      assert.equal((await timed.promise([cid], 'asker')).has(cid.toString()), true)
+      step(0)
+      mono = 999
+      assert.equal(timed.promised(cid), true)
+      mono = 1_000
+      assert.equal(timed.promised(cid), false, 'the promise outlived promiseMs of its clock')
+    } finally {
+      Date.now = wall
+    }
+  })
+
   it('two holders dropping in favour of each other at once: one copy always stays', async () => {
     const [, b, c] = nodes
     for (let i = 0; i < 20; i++) {

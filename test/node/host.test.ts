@@ -514,6 +514,23 @@ describe('node/host', function () {
     stream.abort(new Error('done'))
   })
 
+  it('a dial backoff is timed on the monotonic clock: a wall clock stepped a day ahead (NTP, a resume) does not end it', async function () {
+    const key = createNetworkKey()
+    const a = await host(key, [memAddr()], [], { dialBackoffMs: 600_000 })
+    const b = await host(key, [memAddr()], [a.addresses()[0]])
+    await until(() => a.peers().some(p => p.id === b.peerId && p.addresses.length > 0), 'b joined')
+    await b.stop()
+    await until(() => a.peers().length === 0, 'b gone')
+    await until(async () => await a.newStream(b.peerId, '/ipfs/id/1.0.0').then(() => false, (err: Error) => err.name !== 'DialBackoffError'), 'a dial to b failed', 200)
+    const wall = Date.now
+    Date.now = () => wall.call(Date) + 24 * 3600_000
+    try {
+      await assert.rejects(a.newStream(b.peerId, '/ipfs/id/1.0.0'), { name: 'DialBackoffError' })
+    } finally {
+      Date.now = wall
+    }
+  })
+
   it('failed dials are remembered for the latest dialFailuresKept peers, past it while they back off: none is dialled before its backoff ends (fails on the old code: the oldest forgotten and dialled again at once), and beyond DIAL_FAILURES_HELD times the bound the oldest is forgotten', async function () {
     const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
     const a = await host(createNetworkKey(), [memAddr()], [], { dialFailuresKept: 2, dialBackoffMs: 600_000 })

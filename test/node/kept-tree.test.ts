@@ -16,6 +16,9 @@ import { keptCounts } from '../helpers/kept-counts.ts'
 
 const counts = keptCounts
 
+/** Bound of a wait on a condition the event loop brings (well within mocha's timeout). */
+const UNTIL_MS = 30_000
+
 /** A clock the test moves, and timers that never fire: the test drives recount() itself. */
 let time = 1_000_000
 const still: KeptClock = { now: () => time, setTimeout: () => ({}), clearTimeout: () => {} }
@@ -127,16 +130,27 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
     let gossip: Uint8Array[]
     let sentUp: number
 
+    /** Every KeptNotices a test made: stopped after it, whatever it did (no timer of one test fires in another). */
+    let made: KeptNotices[] = []
+    class Tracked extends KeptNotices {
+      constructor (...args: ConstructorParameters<typeof KeptNotices>) {
+        super(...args)
+        made.push(this)
+      }
+    }
+
     before(async () => {
       signers = await Promise.all(Array.from({ length: N }, async () => signerFor(await generateKeyPair('Ed25519'))))
     })
 
     beforeEach(() => {
+      // each test from the same state, whatever ran before it
+      time = 1_000_000
       up = signers.map(s => s.author)
       own = new Map(up.map((p, i) => [p, counts(10 + i, i % 3)]))
       gossip = []
       sentUp = 0
-      notices = new Map(signers.map(signer => [signer.author, new KeptNotices({
+      notices = new Map(signers.map(signer => [signer.author, new Tracked({
         signer,
         verify,
         counts: () => own.get(signer.author)!,
@@ -154,7 +168,10 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       })]))
     })
 
-    afterEach(() => { for (const n of notices.values()) n.stop() })
+    afterEach(() => {
+      for (const n of made) n.stop()
+      made = []
+    })
 
     /** Recount every host up, deepest first, until the root's totals count every host up (rounds taken). */
     const settle = async (): Promise<number> => {
@@ -280,7 +297,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const signer = signers.find(s => s.author === root)!
       notices.get(root)!.stop()
       // the same host back at once: the same hosts up, no member event anywhere
-      const fresh = new KeptNotices({ signer, verify, counts: () => own.get(root)!, up: () => up, member: () => true, tell: () => {}, publish: () => async (msg: Uint8Array) => { gossip.push(msg); return ['a peer'] }, sendUp: async () => true, clock: still })
+      const fresh = new Tracked({ signer, verify, counts: () => own.get(root)!, up: () => up, member: () => true, tell: () => {}, publish: () => async (msg: Uint8Array) => { gossip.push(msg); return ['a peer'] }, sendUp: async () => true, clock: still })
       notices.set(root, fresh)
       await fresh.recount()
       assert.ok(fresh.totals().reporting < N, 'its children forgotten')
@@ -303,8 +320,18 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const timers: Array<{ fn: () => void, ms: number }> = []
       return { timers, now: () => time, setTimeout: (fn, ms) => { const t = { fn, ms }; timers.push(t); return t }, clearTimeout: (h) => { const i = timers.indexOf(h as { fn: () => void, ms: number }); if (i >= 0) timers.splice(i, 1) } }
     }
-    /** Turns of the event loop until `done` (a recount a timer started settles). */
-    const until = async (done: () => boolean): Promise<void> => { while (!done()) await new Promise(resolve => setImmediate(resolve)) }
+    /**
+     * Turns of the event loop until `done` (a recount a timer started settles), failing with
+     * `what` after UNTIL_MS (kept-tree under heavy load: unbounded, a recount that never settled
+     * spun to mocha's timeout, and the test's body went on changing the next tests' state).
+     */
+    const until = async (done: () => boolean, what: string): Promise<void> => {
+      const start = performance.now()
+      while (!done()) {
+        if (performance.now() - start > UNTIL_MS) throw new Error(`never happened within ${UNTIL_MS} ms: ${what}`)
+        await new Promise(resolve => setImmediate(resolve))
+      }
+    }
 
     it('a sum its parent did not take is sent again after the up interval, backing off', async () => {
       const child = up.find(p => keptParent(up, p) === keptRoot(up))!
@@ -313,7 +340,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       // its parent refuses twice (it does not see it as its child yet), then takes it
       const answers = [false, false]
       let tries = 0
-      const n = new KeptNotices({ signer, verify, counts: () => own.get(child)!, up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['a peer'], sendUp: async () => { tries++; return answers.shift() ?? true }, clock })
+      const n = new Tracked({ signer, verify, counts: () => own.get(child)!, up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['a peer'], sendUp: async () => { tries++; return answers.shift() ?? true }, clock })
       const every = keptIntervalOf(N, 'up')
       await n.recount()
       assert.equal(tries, 1)
@@ -321,11 +348,11 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       assert.equal(clock.timers[0].ms, every, 'after the up interval')
       time += every
       clock.timers.shift()!.fn()
-      await until(() => tries === 2 && clock.timers.length === 1)
+      await until(() => tries === 2 && clock.timers.length === 1, 'the second send, and one timer set after it')
       assert.equal(clock.timers[0].ms, 2 * every, 'then after twice that')
       time += 2 * every
       clock.timers.shift()!.fn()
-      await until(() => tries === 3 && clock.timers.length === 1)
+      await until(() => tries === 3 && clock.timers.length === 1, 'the third send, and one timer set after it')
       assert.equal(clock.timers[0].ms, KEPT_RESEND_INTERVALS * every, 'taken: sent again only after KEPT_RESEND_INTERVALS up intervals while nothing changes')
       n.stop()
     })
@@ -344,7 +371,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       let view = up
       const to: string[] = []
       // its parent never takes it (it does not see it as its child)
-      const n = new KeptNotices({ signer, verify, counts: () => own.get(child)!, up: () => view, member: () => true, tell: () => {}, publish: () => async () => ['a peer'], sendUp: async p => { to.push(p); return p !== parent }, clock })
+      const n = new Tracked({ signer, verify, counts: () => own.get(child)!, up: () => view, member: () => true, tell: () => {}, publish: () => async () => ['a peer'], sendUp: async p => { to.push(p); return p !== parent }, clock })
       const every = keptIntervalOf(N, 'up')
       await n.recount()
       for (let i = 1; i <= 3; i++) {
@@ -353,7 +380,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
         if (i === 3) break
         time += clock.timers[0].ms
         clock.timers.shift()!.fn()
-        await until(() => to.length === i + 1 && clock.timers.length === 1)
+        await until(() => to.length === i + 1 && clock.timers.length === 1, `send ${i + 1}, and one timer set after it`)
       }
       // the parent goes: the wait of 4 up intervals is cut to the up pace, to the new parent
       view = up.filter(p => p !== parent)
@@ -362,7 +389,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       assert.equal(pending.length, 1, `a send within the up interval: ${clock.timers.map(t => t.ms).join(', ')}`)
       time += pending[0].ms
       pending[0].fn()
-      await until(() => to.length === 4)
+      await until(() => to.length === 4, 'the sum sent to the new parent')
       assert.notEqual(to[3], parent, 'sent to its new parent')
       assert.deepEqual(to.slice(0, 3), [parent, parent, parent])
       n.stop()
@@ -375,7 +402,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const next = keptRoot(up.filter(p => p !== old))!
       const signer = signers.find(s => s.author === next)!
       let published = 0
-      const n = new KeptNotices({ signer, verify, counts: () => own.get(next)!, up: () => up, member: () => true, tell: () => {}, publish: () => async () => { published++; return ['a peer'] }, sendUp: async () => true, clock })
+      const n = new Tracked({ signer, verify, counts: () => own.get(next)!, up: () => up, member: () => true, tell: () => {}, publish: () => async () => { published++; return ['a peer'] }, sendUp: async () => true, clock })
       await n.recount()
       clock.timers.length = 0
       // the root goes: `next` is the root now, right after it sent its sum up
@@ -394,7 +421,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
         time += timer.ms
         assert.ok(time - start <= settleMs + 2 * KEPT_DEBOUNCE_MS, `no totals ${time - start} ms after the change`)
         timer.fn()
-        await until(() => clock.timers.length > 0 || published > 0)
+        await until(() => clock.timers.length > 0 || published > 0, `the new root's recount at ${time - start} ms after the change: a timer set or totals published`)
       }
       assert.ok(time - start >= settleMs, `totals ${time - start} ms after the change, before the sums climbed the tree`)
       // then at the root's pace
@@ -403,11 +430,11 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       clock.timers.length = 0
       // settled: at the root's pace
       n.stop()
-      const settled = new KeptNotices({ signer, verify, counts: () => own.get(next)!, up: () => up, member: () => true, tell: () => {}, publish: () => async () => { published++; return ['a peer'] }, sendUp: async () => true, clock })
+      const settled = new Tracked({ signer, verify, counts: () => own.get(next)!, up: () => up, member: () => true, tell: () => {}, publish: () => async () => { published++; return ['a peer'] }, sendUp: async () => true, clock })
       settled.changed()
       time += KEPT_ROOT_SETTLE_INTERVALS * upEvery
       clock.timers.shift()!.fn()
-      await until(() => published === 2)
+      await until(() => published === 2, 'the settled root\'s totals published')
       settled.changed()
       assert.equal(clock.timers.at(-1)!.ms, rootEvery)
       settled.stop()
@@ -420,19 +447,20 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const root = keptRoot(up)!
       const clock = recordingClock()
       let published = 0
-      const n = new KeptNotices({ signer: signers.find(s => s.author === root)!, verify, counts: () => own.get(root)!, up: () => up, member: () => true, tell: () => {}, publish: () => async () => { published++; return ['a peer'] }, sendUp: async () => true, clock })
+      const n = new Tracked({ signer: signers.find(s => s.author === root)!, verify, counts: () => own.get(root)!, up: () => up, member: () => true, tell: () => {}, publish: () => async () => { published++; return ['a peer'] }, sendUp: async () => true, clock })
       await n.recount()
       assert.equal(published, 1)
       const rootEvery = keptIntervalOf(N, 'root')
-      /** Timers run in order until `done`: the virtual time it took. */
-      const run = async (done: () => boolean): Promise<number> => {
+      /** Timers run in order until `done` (`what`), at most 20: the virtual time it took. */
+      const run = async (done: () => boolean, what: string): Promise<number> => {
         const start = time
-        while (!done()) {
-          assert.equal(clock.timers.length, 1)
+        for (let fired = 0; !done(); fired++) {
+          assert.ok(fired < 20, `${what}: not after 20 timers (${time - start} ms)`)
+          assert.equal(clock.timers.length, 1, `${what}: one timer set (${time - start} ms)`)
           const timer = clock.timers.shift()!
           time += timer.ms
           timer.fn()
-          await until(() => clock.timers.length > 0 || done())
+          await until(() => clock.timers.length > 0 || done(), `the root's recount at ${time - start} ms: a timer set, or ${what}`)
         }
         return time - start
       }
@@ -441,7 +469,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       n.upChanged()
       own.set(root, counts(77))
       n.changed()
-      assert.equal(await run(() => published === 2), KEPT_DEBOUNCE_MS)
+      assert.equal(await run(() => published === 2, 'the totals after a count moved'), KEPT_DEBOUNCE_MS)
       // a host lapses and is back within the settle: nothing moved, no totals
       time += 2 * rootEvery
       clock.timers.length = 0
@@ -466,7 +494,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       n.upChanged()
       time += 1000
       n.upChanged()
-      const took = await run(() => published === 3)
+      const took = await run(() => published === 3, 'the totals after two hosts joined')
       const settleMs = keptRootSettleMs(N)
       assert.ok(took + 1000 >= settleMs && took + 1000 <= settleMs + 2 * KEPT_DEBOUNCE_MS, `${took + 1000} ms, settle ${settleMs}`)
       n.stop()
@@ -480,13 +508,13 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       assert.ok(KEPT_SUM_GOSSIP_TAG >= 0x40 && KEPT_SUM_GOSSIP_TAG <= 0x5f)
       const root = signers.find(s => s.author === keptRoot(up))!
       const kinds: Array<boolean | undefined> = []
-      const n = new KeptNotices({ signer: root, verify, counts: () => own.get(root.author)!, up: () => up, member: () => true, tell: () => {}, publish: () => async (_msg: Uint8Array, sum?: boolean) => { kinds.push(sum); return ['a peer'] }, sendUp: async () => true, clock: still })
+      const n = new Tracked({ signer: root, verify, counts: () => own.get(root.author)!, up: () => up, member: () => true, tell: () => {}, publish: () => async (_msg: Uint8Array, sum?: boolean) => { kinds.push(sum); return ['a peer'] }, sendUp: async () => true, clock: still })
       await n.recount()
       assert.deepEqual(kinds, [true], 'the root\'s totals, as a sum')
       n.stop()
       // not along the tree: the host's own record, not as a sum
       const flatKinds: Array<boolean | undefined> = []
-      const flat = new KeptNotices({ signer: root, verify, counts: () => own.get(root.author)!, up: () => up, member: () => true, tell: () => {}, publish: () => async (_msg: Uint8Array, sum?: boolean) => { flatKinds.push(sum); return ['a peer'] }, clock: still })
+      const flat = new Tracked({ signer: root, verify, counts: () => own.get(root.author)!, up: () => up, member: () => true, tell: () => {}, publish: () => async (_msg: Uint8Array, sum?: boolean) => { flatKinds.push(sum); return ['a peer'] }, clock: still })
       await flat.recount()
       assert.deepEqual(flatKinds, [undefined])
       flat.stop()
@@ -502,7 +530,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const [a] = signers
       let ups = 0
       const published: Uint8Array[] = []
-      const n = new KeptNotices({ signer: a, verify, counts: () => own.get(a.author)!, up: () => up, member: () => true, tell: () => {}, publish: () => async (msg: Uint8Array) => { published.push(msg); return ['a peer'] }, sendUp: async () => { ups++; return true }, tree: () => keptTreeMode(50), clock: still })
+      const n = new Tracked({ signer: a, verify, counts: () => own.get(a.author)!, up: () => up, member: () => true, tell: () => {}, publish: () => async (msg: Uint8Array) => { published.push(msg); return ['a peer'] }, sendUp: async () => { ups++; return true }, tree: () => keptTreeMode(50), clock: still })
       await n.recount()
       assert.equal(ups, 0)
       assert.equal(published.length, 1)
@@ -527,7 +555,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const joiner = signers.find(s => s.author !== root.author)!
       // a host starting: until it knows itself beyond the full mesh, only its connected peers are up
       let view = up.filter(p => p !== root.author).slice(0, 3)
-      const n = new KeptNotices({ signer: joiner, verify, counts: () => counts(1), up: () => view, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
+      const n = new Tracked({ signer: joiner, verify, counts: () => counts(1), up: () => view, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
       const totals = await signKept(root, Date.now() * 1000, counts(5), N)
       assert.equal(await n.take(totals, 'a peer'), 'old', 'not the root here yet: not taken, not forwarded')
       // other members' totals offered meanwhile (a peer id that sorts first, an old root's: a
@@ -558,7 +586,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const other = signers.find(s => s.author !== root && s !== child)!
       // the parent's answers: first totals signed by a host not the root (not taken), then the root's
       const answers = [await signKept(other, Date.now() * 1000, counts(3), N), totals]
-      const n = new KeptNotices({ signer: child, verify, counts: () => counts(50 + answers.length), up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['a peer'], sendUp: async () => ({ taken: true, root: answers.shift() }), clock: still })
+      const n = new Tracked({ signer: child, verify, counts: () => counts(50 + answers.length), up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['a peer'], sendUp: async () => ({ taken: true, root: answers.shift() }), clock: still })
       await n.recount()
       assert.deepEqual(n.held(), [], 'totals not signed by the root: not taken')
       await n.recount()
@@ -578,7 +606,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const root = signers.find(s => s.author === keptRoot(up))!
       const joiner = signers.find(s => s.author !== root.author)!
       const view = [root.author, joiner.author]
-      const n = new KeptNotices({ signer: joiner, verify, counts: () => counts(1), up: () => view, members: () => N, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
+      const n = new Tracked({ signer: joiner, verify, counts: () => counts(1), up: () => view, members: () => N, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
       assert.equal(await n.take(await signKept(root, Date.now() * 1000, counts(5), N), 'a peer'), 'new')
       assert.equal(n.refused, 0)
       time += 60_000
@@ -592,7 +620,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const root = signers.find(s => s.author === keptRoot(up))!
       const joiner = signers.find(s => s.author !== root.author)!
       let view = up.filter(p => p !== root.author).slice(0, 3)
-      const n = new KeptNotices({ signer: joiner, verify, counts: () => counts(1), up: () => view, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
+      const n = new Tracked({ signer: joiner, verify, counts: () => counts(1), up: () => view, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
       assert.equal(await n.take(await signKept(root, Date.now() * 1000, counts(5), N), 'a peer'), 'old')
       // a root interval later: too old to be taken
       time += keptIntervalOf(N, 'root') + 1
@@ -618,7 +646,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const child = signers.find(s => keptParent(up, s.author) === root.author)!
       const other = signers.find(s => s !== root && s !== child)!
       const rec = await signKept(other, Date.now() * 1000, counts(7))
-      const n = new KeptNotices({ signer: child, verify, counts: () => counts(2), up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => ({ taken: true, root: rec }), clock: still })
+      const n = new Tracked({ signer: child, verify, counts: () => counts(2), up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => ({ taken: true, root: rec }), clock: still })
       await n.recount()
       assert.equal(n.table.get(other.author), undefined)
       assert.equal(n.refused, 1)
@@ -629,9 +657,9 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       let gated = false
       const clock = recordingClock()
       const totals = await signKept(root, Date.now() * 1000, counts(5), N)
-      const slow = new KeptNotices({ signer: child, verify: async (...a) => { gated = true; await gate; return await verify(...a) }, counts: () => counts(2), up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => ({ taken: true, root: totals }), clock })
+      const slow = new Tracked({ signer: child, verify: async (...a) => { gated = true; await gate; return await verify(...a) }, counts: () => counts(2), up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => ({ taken: true, root: totals }), clock })
       const counting = slow.recount()
-      await until(() => gated)
+      await until(() => gated, 'the root\'s totals in the answer being checked')
       slow.stop()
       clock.timers.length = 0
       release()
@@ -643,7 +671,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const parent = keptRoot(up)!
       const stranger = signers.find(s => { const q = keptParent(up, s.author); return typeof q === 'string' && q !== parent })!
       let verified = 0
-      const n = new KeptNotices({ signer: signers.find(s => s.author === parent)!, verify: async (...a) => { verified++; return await verify(...a) }, counts: () => emptyKept(), up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
+      const n = new Tracked({ signer: signers.find(s => s.author === parent)!, verify: async (...a) => { verified++; return await verify(...a) }, counts: () => emptyKept(), up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
       assert.equal(await n.takeSum(await signKept(stranger, 1, counts(5), 1), stranger.author), 'old')
       assert.equal(verified, 0)
       assert.equal(n.totals().reporting, 1)
@@ -666,7 +694,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       assert.equal(await parent.takeSum(await signKept(a, 2, counts(5), 2 * keptGroupSize(up, a.author) + 17), a.author), 'reject', 'more hosts than its group has')
       assert.equal(await parent.takeSum(sum, a.author), 'new')
       assert.equal(await parent.takeSum(await signKept(a, 9, counts(6), 2), a.author), 'old', 'a flood: too soon after the last')
-      const strict = new KeptNotices({ signer: b, verify, counts: () => emptyKept(), up: () => up, member: p => p !== a.author, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
+      const strict = new Tracked({ signer: b, verify, counts: () => emptyKept(), up: () => up, member: p => p !== a.author, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
       assert.equal(await strict.takeSum(await signKept(a, 3, counts(5), 1), a.author), 'old', 'not a member')
       strict.stop()
       assert.equal(parent.refused, 3)

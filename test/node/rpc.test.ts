@@ -8,13 +8,18 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
 import * as dagCbor from '@ipld/dag-cbor'
 import { createHost } from '../../node/net/host.ts'
-import type { Host } from '../../node/net/host.ts'
+import type { Host, Stream } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import {
-  KeptCaller, RPC_MIN_MESSAGE_BYTES, RpcClosedError, RpcProtocolError, RpcRemoteError, RpcTimeoutError, RpcTooLargeError,
+  KeptCaller, RPC_MAX_NEXT, RPC_MIN_MESSAGE_BYTES, RpcClosedError, RpcProtocolError, RpcRemoteError, RpcTimeoutError, RpcTooLargeError, RpcTooManyRepliesError,
   broadcast, call, decodeIncoming, decodeReply, defineProtocol, encodeCall, encodeError, encodeNotice, notify, serve
 } from '../../node/net/rpc.ts'
 import type { CallContext } from '../../node/net/rpc.ts'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import * as raw from 'multiformats/codecs/raw'
+import { PLACE, placeProgressMax } from '../../node/keeper/forward.ts'
+import type { PlaceRequest } from '../../node/keeper/forward.ts'
 
 class EchoProtocolError extends RpcProtocolError {
   override readonly name = 'EchoProtocolError'
@@ -191,6 +196,29 @@ describe('node/net/rpc', function () {
     }
   })
 
+  it('a finished call whose stream the answerer never closes (or whose close times out) has it aborted after the call\'s timeout: not left half-open until the connection ends', async () => {
+    const proto = '/darkfs/test-rpc-no-close/1.0.0'
+    const P = defineProtocol({ ...ECHO, id: proto, notice: undefined })
+    let held: Stream | undefined
+    await b.handle(proto, (stream) => {
+      held = stream
+      void (async () => {
+        const lp = lpStream(stream)
+        await lp.read()
+        // the reply, then nothing: its side stays open, and it reads no more
+        await lp.write(dagCbor.encode({ ok: { text: 'done' } }))
+      })().catch(() => {})
+    })
+    try {
+      assert.deepEqual(await call(a, b.peerId, P, { text: 'x' }), { text: 'done' })
+      // the caller closed its side; b's still open after the call's timeout, the stream is aborted (a reset reaches b)
+      await until(() => held?.status === 'reset' || held?.status === 'aborted' || held?.status === 'closed', `the answerer's stream ended (status ${String(held?.status)})`)
+    } finally {
+      held?.abort(new Error('test over'))
+      await b.unhandle(proto)
+    }
+  })
+
   it('a handler\'s error reaches the caller by name: a listed class is rebuilt, any other is RpcRemoteError', async () => {
     await assert.rejects(call(a, b.peerId, ECHO, { text: 'shout' }), (err: any) => err instanceof TooLoudError && /not so loud/.test(err.message))
     await assert.rejects(call(a, b.peerId, ECHO, { text: 'fail' }), (err: any) => err instanceof RpcRemoteError && err.remoteName === 'Error' && err.peer === b.peerId && /plain failure/.test(err.message))
@@ -221,6 +249,70 @@ describe('node/net/rpc', function () {
       const steps: number[] = []
       assert.deepEqual(await call(a, b.peerId, P, { text: 'slow' }, { onNext: s => { steps.push(s.step) } }), { text: 'slow' })
       assert.deepEqual(steps, [0, 1, 2, 3])
+    } finally {
+      await stop()
+    }
+  })
+
+  it('a peer sending intermediate replies for ever is given up past the call\'s bound (RpcTooManyRepliesError), its stream aborted; the protocol\'s maxNext, RPC_MAX_NEXT by default, a call\'s own', async () => {
+    const FOREVER = '/darkfs/test-rpc-forever/1.0.0'
+    const P = defineProtocol({ ...ECHO, id: FOREVER, notice: undefined, maxNext: (req: Say) => req.steps ?? 0 })
+    const Q = defineProtocol({ ...ECHO, id: `${FOREVER}-default`, notice: undefined })
+    const signals: AbortSignal[] = []
+    // each reply within the silence: only a bound on the replies ends it (a turn of the event
+    // loop between replies: the caller shares this process)
+    const forever = async (_req: Say, ctx: CallContext<{ step: number }>): Promise<{ text: string }> => {
+      signals.push(ctx.signal)
+      for (let i = 0; !ctx.signal.aborted; i++) {
+        await ctx.next({ step: i })
+        await new Promise(resolve => setImmediate(resolve))
+      }
+      throw ctx.signal.reason
+    }
+    const stops = [await serve(b, P, { call: forever }), await serve(b, Q, { call: forever })]
+    /** What the call settled with (its error), or once `ms` passed (the test's bound, not the call's) its abort, 'still running'. */
+    const settled = async (pending: (signal: AbortSignal) => Promise<unknown>, ms: number): Promise<unknown> => {
+      const bound = AbortSignal.timeout(ms)
+      return await pending(bound).then(() => 'resolved', (err: Error) => bound.aborted ? `still running after ${ms} ms` : err)
+    }
+    try {
+      let heard = 0
+      const err = await settled(async signal => await call(a, b.peerId, P, { text: 'x', steps: 7 }, { signal, onNext: () => { heard++ } }), 10_000)
+      assert.ok(err instanceof RpcTooManyRepliesError, `the call: ${String(err)}`)
+      assert.match(err.message, /more than 7 intermediate replies/)
+      assert.equal(heard, 7, 'the replies within the bound reach onNext')
+      await until(() => signals[0]?.aborted === true, 'the answerer sees its stream go')
+      // the caller's own bound wins over the protocol's
+      assert.ok(await settled(async signal => await call(a, b.peerId, P, { text: 'x', steps: 7 }, { signal, maxNext: 2 }), 10_000) instanceof RpcTooManyRepliesError)
+      // no bound of the protocol's: RPC_MAX_NEXT
+      heard = 0
+      assert.ok(await settled(async signal => await call(a, b.peerId, Q, { text: 'x' }, { signal, onNext: () => { heard++ } }), 30_000) instanceof RpcTooManyRepliesError)
+      assert.equal(heard, RPC_MAX_NEXT)
+      await until(() => signals.every(s => s.aborted), 'every answerer sees its stream go')
+    } finally {
+      for (const stop of stops) await stop()
+    }
+  })
+
+  it('PLACE: a relay sending progress for ever is given up after placeProgressMax(request) replies', async () => {
+    const cid = CID.createV1(raw.code, await sha256.digest(new Uint8Array([1])))
+    const req: PlaceRequest = { chunk: cid, size: 1024, k: 2, m: 1, fragments: [cid, cid, cid], targets: [b.peerId, b.peerId, b.peerId], pinners: [] }
+    let signal: AbortSignal | undefined
+    const stop = await serve(b, PLACE, {
+      call: async (_req, ctx) => {
+        signal = ctx.signal
+        while (!ctx.signal.aborted) {
+          await ctx.next({ t: 'got', n: 1 })
+          await new Promise(resolve => setImmediate(resolve))
+        }
+        throw ctx.signal.reason
+      }
+    })
+    try {
+      let heard = 0
+      await assert.rejects(call(a, b.peerId, PLACE, req, { signal: AbortSignal.timeout(10_000), onNext: () => { heard++ } }), RpcTooManyRepliesError)
+      assert.equal(heard, placeProgressMax(req))
+      await until(() => signal?.aborted === true, 'the relay sees its stream go')
     } finally {
       await stop()
     }
