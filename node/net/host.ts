@@ -278,11 +278,13 @@ export function longLinkDelay (periodMs: number, random = Math.random()): number
  * when a long link's dial failed). A member that left was drawn every period before: `known` is
  * never pruned, and the dial backoff (30 s at most) ends well within a period.
  */
-export function longLinkPool (known: Iterable<string>, o: { self: string, connected: ReadonlySet<string>, dialing: (id: string) => boolean, down: (id: string) => boolean, failedUntil: (id: string) => number, now: number, periodMs: number }): string[] {
+export function longLinkPool (known: Iterable<string>, o: { self: string, connected: ReadonlySet<string>, dialing: (id: string) => boolean, down: (id: string) => boolean, failedUntil: (id: string) => number | undefined, now: number, periodMs: number }): string[] {
   const pool: string[] = []
   for (const id of known) {
     if (id === o.self || o.connected.has(id) || o.dialing(id) || o.down(id)) continue
-    if (o.failedUntil(id) > o.now - o.periodMs) continue
+    // undefined: no dial to it ever failed (not 0: on the monotonic clock a young process's now - periodMs is below 0)
+    const failed = o.failedUntil(id)
+    if (failed !== undefined && failed > o.now - o.periodMs) continue
     pool.push(id)
   }
   return pool
@@ -1310,7 +1312,11 @@ export async function createHost (init: HostInit): Promise<Host> {
           connected: new Set(connectedIds()),
           dialing: peer => dialing.has(peer),
           down: peer => isDown(peer),
-          failedUntil: peer => Math.max(backoff.get(peer)?.until ?? 0, linkFailed.get(peer) ?? 0),
+          failedUntil: peer => {
+            const until = backoff.get(peer)?.until
+            const failed = linkFailed.get(peer)
+            return until === undefined && failed === undefined ? undefined : Math.max(until ?? -Infinity, failed ?? -Infinity)
+          },
           now: mono(),
           periodMs: longLinkMs
         })
