@@ -548,7 +548,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       let ok = false
       if (!giveUp) {
         try {
-          ok = await reconcileRanges(peer, undefined, false, lacking)
+          // after a reconcile in flight with the peer (not fetching the same ops twice at once)
+          await reconciling.get(peer)?.catch(() => {})
+          ok = running && await reconcileRanges(peer, undefined, false, lacking)
         } catch (err) {
           log('rechecking the ops kept from %s failed: %e', peer, err)
         }
