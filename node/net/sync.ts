@@ -851,7 +851,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * Connected peers that sent an rbsr offer (`b`) while this host runs both ways: they take
      * this host's offer in turn (unless they hold no ops: they walk heads, never asking by id).
      * Only those are left without this host's ops a holder publishes in a byid answer: this
-     * host's run after the quiet time tells them what they lack. A peer that does not take it
+     * host's recheck after the quiet time gives them those they lack (`keptFrom`). A peer that does not take it
      * (the mode off, the version before) would be told nothing, and its own runs fetch the kept
      * ops only at its next reconcile (an op of this host's it lacks, a reconnect): it gets them
      * by id as before.
@@ -1197,7 +1197,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       if (req.t === 'rbsr') {
         // a peer that offers takes this host's offer too: own ops kept from it by id reach it
-        // by this host's run after their quiet time (exactly)
+        // by this host's recheck after their quiet time (exactly, keptFrom)
         if (req.b === true && bothWays) offerers.add(peer)
         // an offer (b) while this host's own run with the peer offers too: the run of the host
         // whose id sorts first serves both ways, the other stops (see the header)
@@ -1298,7 +1298,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       let bytes = 0
       // this host's ops a holder is publishing now are left to its message: the asker (a peer's
       // run learnt it lacks them, as the rbsr client) gets them by gossip, or by this host's
-      // reconcile after (its run tells the asker what it lacks: the asker takes its offer)
+      // recheck after (keptFrom: pushed to it if it still lacks them)
       if (keepFrom !== undefined && handed.size > 0) pruneHanded(performance.now())
       const now = keepFrom !== undefined && handed.size > 0 ? performance.now() : 0
       let until = 0
