@@ -41,7 +41,7 @@ export type { Invite } from './invite.ts'
 export { Presence } from './presence.ts'
 export { signerFor, verify } from './signing.ts'
 export { SPACE, SPACE_PROTOCOL, SpaceNoticeError, SpaceNotices } from './space-notice.ts'
-export { BYID_MAX_BYTES, HOLD, LACK_MAX_IDS, LACK_MAX_LIST, SERVED_WAIT_MS, HOLD_PROTOCOL, OPS, OPS_MAX_MESSAGE_BYTES, OPS_PROTOCOL, RBSR_FRAME_BYTES, SyncProtocolError, createSync, syncTrace } from './sync.ts'
+export { BYID_MAX_BYTES, HANDED_RECHECK_TRIES, HOLD, LACK_MAX_IDS, LACK_MAX_LIST, SERVED_WAIT_MS, HOLD_PROTOCOL, OPS, OPS_MAX_MESSAGE_BYTES, OPS_PROTOCOL, RBSR_FRAME_BYTES, SyncProtocolError, createSync, syncTrace } from './sync.ts'
 export type { OpsPush, OpsReply, OpsRequest, Sync, SyncHost, SyncPhase } from './sync.ts'
 export { UPLINK, UPLINK_PROTOCOL, UplinkProtocolError, startUplinks, uploadCap, parseRate } from './uplink.ts'
 export {

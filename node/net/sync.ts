@@ -62,8 +62,12 @@
 //    An author's ops a holder publishes for it (see "Relay") are given by id to no peer for a
 //    while (HANDED_QUIET_MS after the ask, 3 request timeouts while it runs): a lack list leaves
 //    them out, a byid answer too to a peer that offered in this connection (so takes this
-//    host's offer), and the peer is reconciled with again once that time is over: this host's
-//    run tells it what it lacks (a holder that published nothing strands nothing). A peer that
+//    host's offer). The ids kept from each peer are remembered until it was told them (a lack
+//    list carried them, a byid answer gave them); once their time is over a recheck runs rbsr
+//    with the peer (offering nothing), forgets those it holds and pushes it those it lacks. A
+//    recheck that fails (a request, the heads walk) is tried again with backoff while the peer
+//    stays connected, and after HANDED_RECHECK_TRIES the kept ops are pushed as they are: a
+//    holder that published nothing strands nothing, nor does a failed run. A peer that
 //    takes no offer (the mode off on either side, the version before) gets them by id as before:
 //    nothing would tell it them after the quiet time, to its next write or reconnect. Without
 //    the keeping, in test/cluster/hold-relay, an fsync's op went out from its author 2-3x (one
@@ -247,6 +251,8 @@ const CARRY_MAX_BYTES = 1024 * 1024
  * is reconciled with again once this is over (see "One run both ways" in the header).
  */
 export const HANDED_QUIET_MS = 1000
+/** Failed rechecks of the ops kept from a peer before they are pushed to it as they are. */
+export const HANDED_RECHECK_TRIES = 3
 /**
  * The same while the ask is under way (its op is held back from gossip), in request timeouts
  * (SyncInit.requestTimeoutMs): bounded, as an ask is (a commit that failed marks an op that never comes).
@@ -494,23 +500,84 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       handed.delete(id)
       return 0
     }
-    /** Peer -> the timer of its reconcile again, once the ops kept from it are out of their quiet time. */
-    const rechecks = new Map<string, ReturnType<typeof setTimeout>>()
     /**
-     * Ops were kept from `peer` until `until`: it is reconciled with again then (retry: while it
-     * stays connected), so that none is left to a holder that published nothing (stopped
-     * meanwhile): that run gives them like any op (or, a newer ask's, keeps them and comes again).
+     * Peer -> this host's ops kept from it (id -> CID) that it was not told yet, the timer of
+     * their recheck and how many rechecks failed. An entry ends only when the peer was told them
+     * (a lack list carried them, a byid answer gave them), when a recheck's rbsr run found the
+     * peer holds them, or when they were pushed to it; or when the peer goes away (its reconnect
+     * reconciles both ways).
+     */
+    const keptFrom = new Map<string, { ids: Map<string, CID>, timer?: ReturnType<typeof setTimeout>, fails: number }>()
+    const keep = (peer: string, id: string, cid: CID): void => {
+      let k = keptFrom.get(peer)
+      if (k === undefined) keptFrom.set(peer, k = { ids: new Map(), fails: 0 })
+      k.ids.set(id, cid)
+    }
+    /** Op `id` reached `peer` (or is known to be there): it no longer waits on a recheck. */
+    const toldOf = (peer: string, id: string): void => {
+      const k = keptFrom.get(peer)
+      if (k === undefined || !k.ids.delete(id) || k.ids.size > 0) return
+      clearTimeout(k.timer)
+      keptFrom.delete(peer)
+    }
+    /**
+     * Ops were kept from `peer` until `until`: once that is over, a recheck runs rbsr with it
+     * (offering nothing: its own run), pushes it those kept ops it lacks and forgets those it holds.
+     * A recheck that fails is tried again with backoff while the peer stays connected; after
+     * HANDED_RECHECK_TRIES failures the kept ops are pushed to it as they are (none is stranded
+     * on a holder that published nothing, nor on a run that fell back to the heads walk).
      */
     const recheck = (peer: string, until: number): void => {
-      if (!running || rechecks.has(peer)) return
-      const t = setTimeout(() => {
-        rechecks.delete(peer)
-        stats.handedRechecks++
-        retry(peer, 'pull')
-        // a pending ask's ops: looked at again after a quiet time at most (the ask is likely over)
-      }, Math.max(0, Math.min(until - performance.now(), handedQuietMs)) + 1)
-      t.unref?.()
-      rechecks.set(peer, t)
+      const k = keptFrom.get(peer)
+      if (!running || k === undefined || k.timer !== undefined) return
+      const wait = k.fails === 0 ? Math.max(0, Math.min(until - performance.now(), handedQuietMs)) + 1 : Math.min(RETRY_FIRST_MS * 2 ** (k.fails - 1), RETRY_MAX_MS)
+      k.timer = setTimeout(() => {
+        k.timer = undefined
+        void runRecheck(peer, k)
+      }, wait)
+      k.timer.unref?.()
+    }
+    const runRecheck = async (peer: string, k: { ids: Map<string, CID>, timer?: ReturnType<typeof setTimeout>, fails: number }): Promise<void> => {
+      if (!running || keptFrom.get(peer) !== k) return
+      if (k.ids.size === 0 || !host.peers().some(p => p.id === peer)) { keptFrom.delete(peer); return }
+      stats.handedRechecks++
+      const lacking = new Set<string>()
+      const start = new Map(k.ids)
+      // past the tries, the kept ops are pushed without a run
+      const giveUp = k.fails >= HANDED_RECHECK_TRIES
+      let ok = false
+      if (!giveUp) {
+        try {
+          // after a reconcile in flight with the peer (not fetching the same ops twice at once)
+          await reconciling.get(peer)?.catch(() => {})
+          ok = running && await reconcileRanges(peer, undefined, false, lacking)
+        } catch (err) {
+          log('rechecking the ops kept from %s failed: %e', peer, err)
+        }
+      }
+      if (!running || keptFrom.get(peer) !== k) return
+      if (!ok && !giveUp) {
+        // the run did not end (a failed request, the heads walk): again, with backoff
+        k.fails++
+        recheck(peer, 0)
+        return
+      }
+      const now = performance.now()
+      let until = 0
+      for (const [id, cid] of start) {
+        if (!k.ids.has(id)) continue
+        // the run found the peer holds it
+        if (ok && !lacking.has(id)) { k.ids.delete(id); continue }
+        const u = handedUntil(id, now)
+        if (u > 0) { if (u > until) until = u; continue } // still a holder's to publish
+        const bytes = tree.getOp(cid)
+        k.ids.delete(id)
+        if (bytes !== undefined) pushTo(peer, bytes)
+      }
+      if (k.ids.size === 0) { keptFrom.delete(peer); return }
+      // those a holder was asked to publish again: rechecked once that is over
+      k.fails = 0
+      recheck(peer, until)
     }
     /** `ids` (32-byte digests) less this host's ops kept from peers now; `peer` is reconciled with again for those. */
     const withoutHanded = (peer: string, ids: Uint8Array[]): Uint8Array[] => {
@@ -520,8 +587,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (handed.size === 0) return ids
       let until = 0
       const out = ids.filter(d => {
-        const u = handedUntil(idOf(opCid(d)), now)
+        const cid = opCid(d)
+        const id = idOf(cid)
+        const u = handedUntil(id, now)
         if (u > until) until = u
+        if (u > 0) keep(peer, id, cid)
         return u === 0
       })
       if (until > 0) {
@@ -590,6 +660,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const peer = (e as CustomEvent<string>).detail
       taken.delete(peer)
       offerers.delete(peer)
+      const k = keptFrom.get(peer)
+      if (k !== undefined) { clearTimeout(k.timer); keptFrom.delete(peer) }
       const st = served.get(peer)
       if (st === undefined) return
       served.delete(peer)
@@ -640,7 +712,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * version closes the stream on an unknown request), or the run took MAX_RBSR_ROUNDS (a run
      * telling the peer its lack list throws then, to be retried).
      */
-    const reconcileRanges = async (peer: string, opts?: AbortOptions, offer = bothWays): Promise<boolean> => {
+    const reconcileRanges = async (peer: string, opts?: AbortOptions, offer = bothWays, lacking?: Set<string>): Promise<boolean> => {
       const t00 = performance.now()
       const set = tree.opSet()
       let needed = 0
@@ -664,6 +736,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             if (!told) return
             await request(peer, req, opts)
             stats.lackSent += part.length
+            if (keptFrom.has(peer)) for (const d of part) toldOf(peer, idOf(opCid(d)))
           }).catch((err: unknown) => {
             // the peer runs rbsr itself once it has waited SERVED_WAIT_MS for the end
             told = false
@@ -720,6 +793,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             const step = rbsrContinue(set, answer, { frameLimit: RBSR_FRAME_BYTES })
             fetch.add(step.need)
             needed += step.need.length
+            if (lacking !== undefined) for (const d of step.have) lacking.add(idOf(opCid(d)))
             if (tell && step.have.length > 0) {
               // this host's ops a holder is publishing now are left to its message
               const have = withoutHanded(peer, step.have)
@@ -777,7 +851,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * Connected peers that sent an rbsr offer (`b`) while this host runs both ways: they take
      * this host's offer in turn (unless they hold no ops: they walk heads, never asking by id).
      * Only those are left without this host's ops a holder publishes in a byid answer: this
-     * host's run after the quiet time tells them what they lack. A peer that does not take it
+     * host's recheck after the quiet time gives them those they lack (`keptFrom`). A peer that does not take it
      * (the mode off, the version before) would be told nothing, and its own runs fetch the kept
      * ops only at its next reconcile (an op of this host's it lacks, a reconnect): it gets them
      * by id as before.
@@ -1123,7 +1197,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       if (req.t === 'rbsr') {
         // a peer that offers takes this host's offer too: own ops kept from it by id reach it
-        // by this host's run after their quiet time (exactly)
+        // by this host's recheck after their quiet time (exactly, keptFrom)
         if (req.b === true && bothWays) offerers.add(peer)
         // an offer (b) while this host's own run with the peer offers too: the run of the host
         // whose id sorts first serves both ways, the other stops (see the header)
@@ -1224,7 +1298,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       let bytes = 0
       // this host's ops a holder is publishing now are left to its message: the asker (a peer's
       // run learnt it lacks them, as the rbsr client) gets them by gossip, or by this host's
-      // reconcile after (its run tells the asker what it lacks: the asker takes its offer)
+      // recheck after (keptFrom: pushed to it if it still lacks them)
       if (keepFrom !== undefined && handed.size > 0) pruneHanded(performance.now())
       const now = keepFrom !== undefined && handed.size > 0 ? performance.now() : 0
       let until = 0
@@ -1236,6 +1310,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           if (u > 0) {
             if (u > until) until = u
             kept++
+            if (keepFrom !== undefined) keep(keepFrom, idOf(cid), cid)
             continue
           }
         }
@@ -1245,6 +1320,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         if (out.length > 0 && bytes + block.byteLength > maxBytes) break
         out.push(block)
         bytes += block.byteLength
+        if (keepFrom !== undefined && keptFrom.has(keepFrom)) toldOf(keepFrom, idOf(cid))
       }
       if (kept > 0 && keepFrom !== undefined) {
         stats.handedKept += kept
@@ -1814,8 +1890,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         relays.length = 0
         holdMarks.clear()
         handed.clear()
-        for (const t of rechecks.values()) clearTimeout(t)
-        rechecks.clear()
+        for (const k of keptFrom.values()) clearTimeout(k.timer)
+        keptFrom.clear()
         relayIds.clear()
         for (const o of owed.values()) clearTimeout(o.timer)
         owed.clear()

@@ -11,7 +11,7 @@ import type { CID } from 'multiformats/cid'
 import { createHost } from '../../node/net/index.ts'
 import type { Host } from '../../node/net/index.ts'
 import { createNetworkKey } from '../../node/net/index.ts'
-import { BYID_MAX_BYTES, LACK_MAX_IDS, call, createSync, decodeReply, encodeCall, encodeNotice, HOLD, HOLD_PROTOCOL, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
+import { BYID_MAX_BYTES, HANDED_RECHECK_TRIES, LACK_MAX_IDS, call, createSync, decodeReply, encodeCall, encodeNotice, HOLD, HOLD_PROTOCOL, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
 import type { OpsReply, Sync, SyncHost } from '../../node/net/index.ts'
 import { Tree, ROOT, LOG_FILE, rbsrRespond } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
@@ -289,7 +289,7 @@ describe('node/sync (cluster)', function () {
    * sorts first (a's run tells c what it lacks: the lack list's filter), else c's (c's run, as the
    * rbsr client, fetches the op from a by id: the byid answer's filter).
    */
-  async function handedPair (o: { aOn: boolean, cOn: boolean, aFirst: boolean, quiet: number }): Promise<{ a: Node, c: Node, x: { cid: CID } }> {
+  async function handedPair (o: { aOn: boolean, cOn: boolean, aFirst: boolean, quiet: number, view?: (h: Host) => SyncHost }): Promise<{ a: Node, c: Node, x: { cid: CID } }> {
     const key = createNetworkKey()
     const h = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: [memAddr()], join: [] })
     teardown.push(async () => { await h.stop() })
@@ -301,7 +301,7 @@ describe('node/sync (cluster)', function () {
       ka = await generateKeyPair('Ed25519')
       kc = await generateKeyPair('Ed25519')
     } while ((peerIdFromPrivateKey(ka).toString() < peerIdFromPrivateKey(kc).toString()) !== o.aFirst)
-    const a = await node(key, [h.addresses()[0]], { bothWays: o.aOn, handedQuietMs: o.quiet, key: ka })
+    const a = await node(key, [h.addresses()[0]], { bothWays: o.aOn, handedQuietMs: o.quiet, key: ka, view: o.view })
     const c = await node(key, [a.host.addresses()[0]], { bothWays: o.cOn, handedQuietMs: o.quiet, key: kc })
     assert.equal(a.host.peerId < c.host.peerId, o.aFirst)
     await until('a and c connected, subscribed', () => a.host.peers().length === 2 && c.host.peers().some(p => p.id === a.host.peerId) && a.host.gossip.subscribers().includes(c.host.peerId))
@@ -318,6 +318,41 @@ describe('node/sync (cluster)', function () {
     await a.sync.synced(c.host.peerId)
     await c.sync.synced(a.host.peerId)
     return { a, c, x }
+  }
+
+  for (const [aFirst, faults] of [[true, 1], [false, 1], [true, HANDED_RECHECK_TRIES]] as const) {
+    it(`ops kept from a peer reach it when the recheck's rbsr request fails ${faults === 1 ? 'once' : `${faults} times (pushed)`} (${aFirst ? 'the author\'s' : 'the peer\'s'} id sorts first): retried, not left to the heads walk`, async function () {
+      this.timeout(60_000)
+      // the first `faults` ops streams a opens to c once a's recheck has started fail (a stream reset)
+      const fail = { on: false, left: faults as number, peer: '', rechecks: (): number => 0 }
+      const view = (h: Host): SyncHost => ({
+        peerId: h.peerId,
+        peers: () => h.peers(),
+        handle: h.handle.bind(h),
+        unhandle: h.unhandle.bind(h),
+        newStream: async (peer, protocol, o) => {
+          if (fail.on && peer === fail.peer && protocol === OPS_PROTOCOL && fail.rechecks() >= 1) {
+            if (--fail.left === 0) fail.on = false
+            throw new Error('test: stream reset')
+          }
+          return await h.newStream(peer, protocol, o)
+        },
+        addEventListener: h.addEventListener.bind(h),
+        removeEventListener: h.removeEventListener.bind(h),
+        gossip: h.gossip,
+        beyondFullMesh: () => h.beyondFullMesh()
+      })
+      const { a, c, x } = await handedPair({ aOn: true, cOn: true, aFirst, quiet: 2_000, view })
+      fail.peer = c.host.peerId
+      fail.rechecks = () => a.sync.stats().handedRechecks
+      assert.equal(c.tree.hasOp(x.cid), false)
+      fail.on = true
+      await until('a\'s ops streams of the recheck failed', () => !fail.on, 20_000)
+      await until('c has x', () => c.tree.hasOp(x.cid), 20_000)
+      assert.ok(a.host.peers().some(p => p.id === c.host.peerId), 'a and c stayed connected')
+      // past the tries, pushed without a run (the rechecks that failed, then the push)
+      if (faults === HANDED_RECHECK_TRIES) assert.ok(a.sync.stats().handedRechecks >= faults + 1, `rechecks ${a.sync.stats().handedRechecks}`)
+    })
   }
 
   for (const aFirst of [true, false]) {
