@@ -153,7 +153,11 @@ export interface MembershipInit {
    * trimmed, and the trim made the member a suspect again (see BRIEF_CONNECTION_MS).
    */
   probe?: (peer: string) => Promise<boolean>
-  /** Wall clock in ms (tests give their own). */
+  /**
+   * Clock in ms for this host's own intervals (a connection's age, the time a member has been away):
+   * monotonic by default, so a wall clock stepped by NTP or a suspend changes no decision; tests give
+   * their own.
+   */
   now?: () => number
 }
 
@@ -370,7 +374,7 @@ export class Membership extends EventTarget {
     this.table = init.table
     this.publish = init.publish
     this.probe = init.probe
-    this.now = init.now ?? Date.now
+    this.now = init.now ?? (() => performance.now())
     if (!(this.timeoutMs >= 0)) throw new RangeError(`failure timeout must be >= 0 ms, got ${this.timeoutMs}`)
   }
 
@@ -608,7 +612,7 @@ export class Membership extends EventTarget {
    * (keeper/lazy.ts stopWaiting()).
    */
   awayFor (): Map<string, number> {
-    const now = performance.now()
+    const now = this.now()
     return new Map([...this.awaySince].map(([peer, a]) => [peer, Math.max(0, now - a.since)]))
   }
 
@@ -617,8 +621,8 @@ export class Membership extends EventTarget {
     if (this.awaySince.has(peer) || this.left.has(peer)) return
     // it disconnected a failure timeout ago (here, or at the neighbour whose DOWN notice came)
     // (on the monotonic clock: a wall clock stepped ahead ended the at-risk wait at once)
-    const since = performance.now() - this.timeoutMs
-    const left = since + this.repairDelayMs - performance.now()
+    const since = this.now() - this.timeoutMs
+    const left = since + this.repairDelayMs - this.now()
     if (left <= 0) return
     const timer = setTimeout(() => {
       if (this.awaySince.get(peer)?.timer !== timer) return

@@ -155,6 +155,29 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
     assert.deepEqual(m.suspects(), ['w'])
   })
 
+  it('a brief connection stays brief when the wall clock steps a day ahead meanwhile (the default clock is monotonic; review39e)', async () => {
+    const host = new FakeHost()
+    host.bounded = true
+    const table = new FakeTable()
+    for (const p of ['self', 'a', 'b', 'c', 'w']) table.all.add(p)
+    host.connected.add('a')
+    const wall = Date.now
+    let step = 0
+    Date.now = () => wall() + step
+    try {
+      m = new Membership(host as unknown as MembershipHost, { table: table as unknown as MemberTable, failureTimeoutMs: 600_000 })
+      await m.start()
+      host.connect('w')
+      // w probed this host and hung up at once, while NTP stepped the wall clock a day ahead: on the
+      // wall clock the connection had lasted a day (w a suspect, probed at the failure timeout)
+      step = 86_400_000
+      host.disconnect('w')
+    } finally {
+      Date.now = wall
+    }
+    assert.deepEqual(m.suspects(), [])
+  })
+
   it('a watched member that closed a connection that lasted is no suspect when it said it trims it (its bound), and is one when it did not', async () => {
     const { host, m } = await start(true)
     // w trimmed this host away, having said so first: w is live, nothing to probe
