@@ -87,7 +87,7 @@ describe('node/net/rpc: concurrent calls to one peer', function () {
     }
   })
 
-  it('a call waiting behind the limit is aborted by its signal (and the ones under way still answer)', async () => {
+  it('a call waiting behind the limit is aborted by its signal or its timeout, never sent (and the ones under way still answer)', async () => {
     const p = echo('abort', 2)
     let hold: Array<() => void> = []
     let answered = 0
@@ -101,11 +101,15 @@ describe('node/net/rpc: concurrent calls to one peer', function () {
     try {
       const first = [call(a, b.peerId, p, { text: '1' }), call(a, b.peerId, p, { text: '2' })]
       await until(() => hold.length === 2, 'two calls under way there')
+      // two more wait: one with a signal, one with a short silence timeout; once the timeout took
+      // the second, the first is aborted; neither ever reached the peer
       const ac = new AbortController()
       const queued = call(a, b.peerId, p, { text: '3' }, { signal: ac.signal })
+      await assert.rejects(call(a, b.peerId, p, { text: '4' }, { timeoutMs: 300 }), (err: Error) => err.name === 'RpcTimeoutError')
       const reason = new Error('given up while queued')
       ac.abort(reason)
       await assert.rejects(queued, (err) => err === reason)
+      assert.equal(hold.length, 2, 'the queued calls never reached the peer')
       for (const f of hold) f()
       hold = []
       assert.deepEqual(await Promise.all(first), [{ text: 'echo 1' }, { text: 'echo 2' }])
