@@ -372,6 +372,8 @@ export interface SyncStats {
   /** Own ops a lack list or a byid answer of this host left out while a holder publishes them (HANDED_QUIET_MS), and the reconciles run again for them. */
   handedKept: number
   handedRechecks: number
+  /** Of those kept ops, the ones pushed without a run after HANDED_RECHECK_TRIES failed rechecks. */
+  handedGivenUp: number
 }
 
 export interface Sync {
@@ -422,6 +424,8 @@ export type HoldRequest = Extract<OpsRequest, { t: 'hold' }>
  */
 interface Fetch { add: (digests: Uint8Array[]) => void, end: () => Promise<void>, cut: () => void }
 export type HoldReply = Extract<OpsReply, { t: 'held' }>
+/** The ops kept from a peer (see keptFrom in createSync). */
+interface Kept { ids: Map<string, CID>, timer?: ReturnType<typeof setTimeout>, fails: number, until: number }
 
 export function createSync (init: SyncInit = {}): (components: SyncComponents) => Sync {
   const maxBatch = Math.min(init.maxBatch ?? DEFAULT_MAX_BATCH, MAX_OPS_PER_MESSAGE)
@@ -437,7 +441,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, fetchTimeouts: 0, headsReconciles: 0, rbsrServed: 0, lackSent: 0, handedKept: 0, handedRechecks: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, fetchTimeouts: 0, headsReconciles: 0, rbsrServed: 0, lackSent: 0, handedKept: 0, handedRechecks: 0, handedGivenUp: 0 }
     const gossip = host.gossip
     /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
     const gossiped = new Set<string>()
@@ -505,12 +509,18 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * their recheck and how many rechecks failed. An entry ends only when the peer was told them
      * (a lack list carried them, a byid answer gave them), when a recheck's rbsr run found the
      * peer holds them, or when they were pushed to it; or when the peer goes away (its reconnect
-     * reconciles both ways).
+     * reconciles both ways). `until`: the latest end of a quiet time asked for while a timer or a
+     * run was under way (the next recheck waits for it).
      */
-    const keptFrom = new Map<string, { ids: Map<string, CID>, timer?: ReturnType<typeof setTimeout>, fails: number }>()
+    const keptFrom = new Map<string, Kept>()
+    /**
+     * Peer -> its recheck running now: one at a time per peer (ops kept meanwhile are rechecked
+     * once it ends), and stop() waits for them (their fetch applies ops to the tree).
+     */
+    const rechecksRunning = new Map<string, Promise<void>>()
     const keep = (peer: string, id: string, cid: CID): void => {
       let k = keptFrom.get(peer)
-      if (k === undefined) keptFrom.set(peer, k = { ids: new Map(), fails: 0 })
+      if (k === undefined) keptFrom.set(peer, k = { ids: new Map(), fails: 0, until: 0 })
       k.ids.set(id, cid)
     }
     /** Op `id` reached `peer` (or is known to be there): it no longer waits on a recheck. */
@@ -529,15 +539,24 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      */
     const recheck = (peer: string, until: number): void => {
       const k = keptFrom.get(peer)
-      if (!running || k === undefined || k.timer !== undefined) return
+      if (!running || k === undefined) return
+      if (until > k.until) k.until = until
+      if (k.timer !== undefined || rechecksRunning.has(peer)) return
+      until = k.until
+      k.until = 0
       const wait = k.fails === 0 ? Math.max(0, Math.min(until - performance.now(), handedQuietMs)) + 1 : Math.min(RETRY_FIRST_MS * 2 ** (k.fails - 1), RETRY_MAX_MS)
       k.timer = setTimeout(() => {
         k.timer = undefined
-        void runRecheck(peer, k)
+        if (!running || rechecksRunning.has(peer)) return
+        rechecksRunning.set(peer, runRecheck(peer, k).finally(() => {
+          rechecksRunning.delete(peer)
+          // again (a failed run, ops a holder still publishes, ops kept during the run)
+          if ((keptFrom.get(peer)?.ids.size ?? 0) > 0) recheck(peer, 0)
+        }))
       }, wait)
       k.timer.unref?.()
     }
-    const runRecheck = async (peer: string, k: { ids: Map<string, CID>, timer?: ReturnType<typeof setTimeout>, fails: number }): Promise<void> => {
+    const runRecheck = async (peer: string, k: Kept): Promise<void> => {
       if (!running || keptFrom.get(peer) !== k) return
       if (k.ids.size === 0 || !host.peers().some(p => p.id === peer)) { keptFrom.delete(peer); return }
       stats.handedRechecks++
@@ -557,9 +576,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       if (!running || keptFrom.get(peer) !== k) return
       if (!ok && !giveUp) {
-        // the run did not end (a failed request, the heads walk): again, with backoff
+        // the run did not end (a failed request, the heads walk): again, with backoff (the run's end schedules it)
         k.fails++
-        recheck(peer, 0)
         return
       }
       const now = performance.now()
@@ -572,12 +590,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         if (u > 0) { if (u > until) until = u; continue } // still a holder's to publish
         const bytes = tree.getOp(cid)
         k.ids.delete(id)
-        if (bytes !== undefined) pushTo(peer, bytes)
+        if (bytes === undefined) continue
+        if (giveUp) stats.handedGivenUp++
+        pushTo(peer, bytes)
       }
       if (k.ids.size === 0) { keptFrom.delete(peer); return }
-      // those a holder was asked to publish again: rechecked once that is over
+      // those a holder was asked to publish again: rechecked once that is over (the run's end schedules it)
       k.fails = 0
-      recheck(peer, until)
+      if (until > k.until) k.until = until
     }
     /** `ids` (32-byte digests) less this host's ops kept from peers now; `peer` is reconciled with again for those. */
     const withoutHanded = (peer: string, ids: Uint8Array[]): Uint8Array[] => {
@@ -1888,12 +1908,13 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         handed.clear()
         for (const k of keptFrom.values()) clearTimeout(k.timer)
         keptFrom.clear()
+        const rechecks = [...rechecksRunning.values()]
         relayIds.clear()
         for (const o of owed.values()) clearTimeout(o.timer)
         owed.clear()
         await unserve?.()
         await unserveHold?.()
-        await Promise.allSettled([...reconciling.values()])
+        await Promise.allSettled([...reconciling.values(), ...rechecks])
       },
       synced,
       hold: async (cid, peers, opts) => {
