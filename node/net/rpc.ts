@@ -91,24 +91,6 @@ export const RPC_MIN_BYTES_PER_SECOND = 8 * 1024
  * replies for ever held a call open for ever (clocks39); one more is RpcTooManyRepliesError.
  */
 export const RPC_MAX_NEXT = 1024
-/**
- * Streams of one protocol a host answers at once from one peer, for a protocol that names no
- * bound of its own (RpcProtocol.maxStreams): libp2p's registrar default for a handler's inbound
- * streams per connection (libp2p 3, registrar.ts DEFAULT_MAX_INBOUND_STREAMS), which aborted the
- * 33rd stream after its protocol was selected and the caller's write failed with a raw
- * StreamStateError (streams39). A caller sends no more at once to one peer (the rest wait, see
- * call()); an answerer refuses one more with RpcBusyError.
- */
-export const RPC_MAX_STREAMS = 32
-/** Largest maxStreams a protocol may declare. */
-export const RPC_MAX_STREAMS_LIMIT = 256
-/**
- * libp2p's own (hard) limit of a served protocol's streams per connection, as a multiple of its
- * maxStreams: a stream a caller closed stays counted there until its close arrives, so a caller
- * within maxStreams may open the next before the last one is gone; serve() counts what it
- * answers and refuses past maxStreams with a reply (RpcBusyError), libp2p only past this.
- */
-export const RPC_STREAMS_HARD_FACTOR = 2
 /** Unread bytes a stream may buffer beyond one whole message (a peer sending more is cut off). */
 const READ_BUFFER_SLACK_BYTES = 64
 
@@ -132,15 +114,6 @@ export class RpcTooManyRepliesError extends RpcProtocolError {
 /** The other side sent nothing for the protocol's timeout. */
 export class RpcTimeoutError extends Error {
   override readonly name = 'RpcTimeoutError'
-}
-
-/**
- * The peer refused the stream: it answers as many of this protocol from this host as it takes at
- * once (RpcProtocol.maxStreams). Nothing of the call was done there: it may be sent again once a
- * call to that peer finished (call() waits for that itself; this is a peer with a lower limit).
- */
-export class RpcBusyError extends Error {
-  override readonly name = 'RpcBusyError'
 }
 
 /** The stream ended before the reply (or, for a handler, the caller went away). */
@@ -195,13 +168,6 @@ export interface RpcProtocol<Req = never, Res = never, Note = never, Next = neve
   notice? (value: unknown): Note
   /** Error classes a caller rebuilds from a remote error's name. */
   readonly errors?: readonly ErrorClass[]
-  /**
-   * Streams of this protocol one host answers at once from one peer (calls and notices; default
-   * RPC_MAX_STREAMS), and so the most a caller sends at once to one peer: those past it wait for
-   * one to finish (call(), notify(), KeptCaller). Both sides read it from here, so it is part of
-   * the protocol: lowering it under hosts that run an older value makes their calls RpcBusyError.
-   */
-  readonly maxStreams?: number
   /** Class of this protocol's malformed messages (default RpcProtocolError). */
   readonly malformed?: new (message: string) => RpcProtocolError
   /**
@@ -219,9 +185,6 @@ export function defineProtocol<Req = never, Res = never, Note = never, Next = ne
   }
   if (p.maxIncomingBytes !== undefined && (!Number.isSafeInteger(p.maxIncomingBytes) || p.maxIncomingBytes < RPC_MIN_MESSAGE_BYTES || p.maxIncomingBytes > p.maxMessageBytes)) {
     throw new RangeError(`${p.id}: maxIncomingBytes must be ${RPC_MIN_MESSAGE_BYTES}..maxMessageBytes (${p.maxMessageBytes}), got ${p.maxIncomingBytes}`)
-  }
-  if (p.maxStreams !== undefined && (!Number.isSafeInteger(p.maxStreams) || p.maxStreams < 1 || p.maxStreams > RPC_MAX_STREAMS_LIMIT)) {
-    throw new RangeError(`${p.id}: maxStreams must be 1..${RPC_MAX_STREAMS_LIMIT}, got ${p.maxStreams}`)
   }
   if (!(p.timeoutMs > 0)) throw new RangeError(`${p.id}: timeoutMs must be > 0, got ${p.timeoutMs}`)
   if ((p.request === undefined) !== (p.reply === undefined)) throw new RangeError(`${p.id}: a protocol with calls validates both requests and replies`)
@@ -315,7 +278,6 @@ export function decodeReply<Req, Res, Next> (p: RpcProtocol<Req, Res, any, Next>
 
 /** The error a caller throws for an error reply: a class the protocol lists, else RpcRemoteError. */
 export function remoteError (p: AnyProtocol, peer: string, name: string, message: string): Error {
-  if (name === 'RpcBusyError') return new RpcBusyError(`${peer}: ${message}`)
   for (const C of p.errors ?? []) {
     const e = new C(`${peer}: ${message}`)
     if (e.name === name) return e
@@ -327,80 +289,13 @@ export function remoteError (p: AnyProtocol, peer: string, name: string, message
 
 /** What callers need of the host. */
 export interface RpcDialer {
-  /** maxOutboundStreams: libp2p's limit of this protocol's outbound streams per connection (when this host does not serve it). */
-  newStream: (peer: string, protocol: string, opts?: AbortOptions & { maxOutboundStreams?: number }) => Promise<Stream>
-}
-
-/** The streams of one protocol to one peer a caller has open, and the calls waiting for one. */
-interface Slots {
-  open: number
-  waiting: Array<{ go: () => void }>
-}
-
-/** Per dialer (a host), per protocol and peer: the streams open and waiting (slot()). */
-const slotsOf = new WeakMap<RpcDialer, Map<string, Slots>>()
-
-/**
- * Wait for a stream of `p` to `peer` within the protocol's maxStreams (RPC_MAX_STREAMS): at once
- * when fewer are open, else in order behind the others. Rejects with the signal's reason when it
- * aborts first (the caller's signal or the call's silence timer: no call waits for ever).
- * Returns the slot's release (call it once, when the stream is done).
- */
-async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: AbortSignal): Promise<() => void> {
-  signal.throwIfAborted()
-  let byKey = slotsOf.get(host)
-  if (byKey === undefined) {
-    byKey = new Map()
-    slotsOf.set(host, byKey)
-  }
-  const key = `${p.id} ${peer}`
-  let s = byKey.get(key)
-  if (s === undefined) {
-    s = { open: 0, waiting: [] }
-    byKey.set(key, s)
-  }
-  const slots = s
-  const map = byKey
-  let released = false
-  const release = (): void => {
-    if (released) return
-    released = true
-    const next = slots.waiting.shift()
-    // the slot passes to the next waiting call as it is
-    if (next !== undefined) { next.go(); return }
-    slots.open--
-    if (slots.open === 0) map.delete(key)
-  }
-  if (slots.open < (p.maxStreams ?? RPC_MAX_STREAMS)) {
-    slots.open++
-    return release
-  }
-  await new Promise<void>((resolve, reject) => {
-    const w = {
-      go: () => {
-        signal.removeEventListener('abort', onAbort)
-        resolve()
-      }
-    }
-    const onAbort = (): void => {
-      const i = slots.waiting.indexOf(w)
-      if (i >= 0) slots.waiting.splice(i, 1)
-      reject(signal.reason)
-    }
-    signal.addEventListener('abort', onAbort, { once: true })
-    slots.waiting.push(w)
-  })
-  return release
+  newStream: (peer: string, protocol: string, opts?: AbortOptions) => Promise<Stream>
 }
 
 export interface RpcHandleOptions {
-  /**
-   * Streams of this protocol answered at once per peer, in place of the protocol's maxStreams
-   * (serve(): past it RpcBusyError; libp2p's limit per connection is RPC_STREAMS_HARD_FACTOR
-   * times it). Callers read the protocol's maxStreams: a lower value here refuses some of them.
-   */
+  /** Concurrent inbound streams of this protocol per connection. */
   maxInboundStreams?: number
-  /** libp2p's limit of this protocol's outbound streams per connection. Default RPC_STREAMS_HARD_FACTOR x maxStreams. */
+  /** Concurrent outbound streams of this protocol per connection. */
   maxOutboundStreams?: number
 }
 
@@ -424,9 +319,6 @@ function streamError (p: AnyProtocol, err: any): Error {
       return new RpcTooLargeError(`${p.id}: ${String(err.message)}`)
     case 'InvalidMessageLengthError':
       return malformed(p, String(err.message))
-    case 'TooManyInboundProtocolStreamsError':
-    case 'TooManyOutboundProtocolStreamsError':
-      return new RpcBusyError(`${p.id}: ${String(err.message)}`)
     case 'UnexpectedEOFError':
       return new RpcClosedError(`${p.id}: the stream ended before a whole message (${String(err.message)})`)
     default:
@@ -577,11 +469,9 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   const w = callWatch(p, peer, opts)
   const { timer, signal } = w
   let stream: Stream | undefined
-  let release: (() => void) | undefined
   try {
     const bytes = encodeCall(p, request)
-    release = await slot(host, peer, p, signal)
-    stream = await host.newStream(peer, p.id, { signal, maxOutboundStreams: outboundCap(p) })
+    stream = await host.newStream(peer, p.id, { signal })
     const lp = framed(stream, p, Math.min(p.maxMessageBytes, opts.maxReplyBytes ?? Infinity))
     // the request's bytes going out keep the silence quiet: write() returns at the stream's first
     // drain, the rest of a big request still leaving while the reply is awaited
@@ -600,14 +490,8 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
-    release?.()
     w.end()
   }
-}
-
-/** libp2p's limit of `p`'s streams per connection, either way (RPC_STREAMS_HARD_FACTOR). */
-function outboundCap (p: AnyProtocol): number {
-  return RPC_STREAMS_HARD_FACTOR * (p.maxStreams ?? RPC_MAX_STREAMS)
 }
 
 /**
@@ -737,17 +621,12 @@ export class KeptCaller<Req, Res> {
     for (let attempt = 0; ; attempt++) {
       const w = callWatch(p, peer, opts)
       const { timer, signal } = w
-      let k: Kept | undefined
-      let reused = false
+      let k = attempt === 0 ? this.take(peer) : undefined
+      const reused = k !== undefined
       let heard = false
-      let release: (() => void) | undefined
       try {
-        // an idle kept stream holds no slot: the answerer's libp2p limit has room for it (RPC_STREAMS_HARD_FACTOR)
-        release = await slot(this.host, peer, p, signal)
-        k = attempt === 0 ? this.take(peer) : undefined
-        reused = k !== undefined
         if (k === undefined) {
-          const stream = await this.host.newStream(peer, p.id, { signal, maxOutboundStreams: outboundCap(p) })
+          const stream = await this.host.newStream(peer, p.id, { signal })
           this.opened++
           k = { stream, lp: framed(stream, p) }
         }
@@ -766,7 +645,6 @@ export class KeptCaller<Req, Res> {
         if (!ended) throw e
         log.trace('%s: kept stream to %s had ended (%e): sent again on a new one', p.id, peer, err)
       } finally {
-        release?.()
         w.end()
       }
     }
@@ -839,11 +717,9 @@ export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtoco
   const signal = anySignal([opts.signal, timer.signal])
   let stream: Stream | undefined
   let out: ReturnType<typeof outgoing> | undefined
-  let release: (() => void) | undefined
   try {
     const bytes = encodeNotice(p, notice)
-    release = await slot(host, peer, p, signal)
-    stream = await host.newStream(peer, p.id, { signal, maxOutboundStreams: outboundCap(p) })
+    stream = await host.newStream(peer, p.id, { signal })
     // bounded by its bytes' progress out (and its cap), through the close that waits for the last
     out = outgoing(stream, timer, bytes.byteLength, ms)
     await framed(stream, p).write(bytes, { signal })
@@ -851,7 +727,6 @@ export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtoco
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
-    release?.()
     out?.stop()
     timer.clear()
   }
@@ -921,11 +796,6 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
   const alive = anySignal([stopped.signal, opts.signal])
   const timeoutMs = opts.timeoutMs ?? p.timeoutMs
   const keptIdleMs = opts.keptIdleMs ?? RPC_KEPT_IDLE_MS
-  // streams answered at once per peer: past it a stream is refused with RpcBusyError (a caller of
-  // this code never sends more; an older or other caller is told why); libp2p's own limit, a
-  // multiple of it, only aborts streams past what closes in flight explain
-  const maxStreams = opts.maxInboundStreams ?? p.maxStreams ?? RPC_MAX_STREAMS
-  const answering = new Map<string, number>()
   const report = (err: unknown, peer: string): void => {
     const e = err instanceof Error ? err : new Error(String(err))
     if (e instanceof RpcProtocolError) log.error('%s: malformed message from %s: %s', p.id, peer, e.message)
@@ -939,25 +809,6 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
 
   const answer = async (stream: Stream, peer: string): Promise<void> => {
     const lp = framed(stream, p, p.maxIncomingBytes)
-    // a kept protocol's idle streams are not counted by their callers (KeptCaller): libp2p's limit only
-    if (p.kept === true) return await answerCounted(stream, peer, lp)
-    const now = (answering.get(peer) ?? 0) + 1
-    answering.set(peer, now)
-    try {
-      if (now > maxStreams) {
-        log('%s: %s has %d streams open, over %d: refused', p.id, peer, now, maxStreams)
-        await refuse(stream, lp, p, new RpcBusyError(`${p.id}: more than ${maxStreams} streams at once from one peer`), false)
-        return
-      }
-      await answerCounted(stream, peer, lp)
-    } finally {
-      const left = (answering.get(peer) ?? 1) - 1
-      if (left <= 0) answering.delete(peer)
-      else answering.set(peer, left)
-    }
-  }
-
-  const answerCounted = async (stream: Stream, peer: string, lp: LengthPrefixedStream<Stream>): Promise<void> => {
     const refusal = opts.admit?.(peer)
     if (refusal !== undefined) {
       log.trace('%s: %s refused unread: %s', p.id, peer, refusal.message)
@@ -1072,9 +923,8 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     })
   }, {
-    // over what callers send (the protocol's maxStreams) too: a stream past a lower maxStreams here is refused with a reply
-    maxInboundStreams: RPC_STREAMS_HARD_FACTOR * Math.max(maxStreams, p.maxStreams ?? RPC_MAX_STREAMS),
-    maxOutboundStreams: opts.maxOutboundStreams ?? outboundCap(p)
+    ...(opts.maxInboundStreams !== undefined ? { maxInboundStreams: opts.maxInboundStreams } : {}),
+    ...(opts.maxOutboundStreams !== undefined ? { maxOutboundStreams: opts.maxOutboundStreams } : {})
   })
 
   return async () => {
