@@ -26,3 +26,21 @@ describe('mount: open O_RDONLY|O_TRUNC', function () {
     assert.equal(await ok('cat f', { cwd: m.dir }), 'hello')
   })
 })
+
+describe('mount: open O_TRUNC of a hard-linked file', function () {
+  this.timeout(60_000)
+  // a long attribute cache, so a stale size of the other name shows rather than expires
+  const here = mountEach({ attrTimeout: 30 })
+
+  for (const mode of ['O_WRONLY', 'O_RDONLY']) {
+    for (const held of [false, true]) {
+      it(`${mode}|O_TRUNC through one name${held ? ', the file open on another fd' : ''}: the other name shows 0 bytes at once`, async function () {
+        const { m } = here()
+        await ok('head -c 2000000 /dev/urandom > a && ln a c && stat -c %s c > /dev/null', { cwd: m.dir })
+        // stat while the truncating fd is still open: its close refreshes the other names anyway
+        const out = await ok(`${held ? 'exec 3<a; ' : ''}python3 -c 'import os; fd = os.open("a", os.${mode} | os.O_TRUNC); print(os.stat("a").st_size, os.stat("c").st_size); os.close(fd)'`, { cwd: m.dir })
+        assert.equal(out, '0 0\n')
+      })
+    }
+  }
+})
