@@ -806,7 +806,8 @@ static int op_open (const char *path, struct fuse_file_info *fi) {
   r->fi = fi;
   int res = dispatch(r);
   if (res == 0 && (fi->flags & O_DIRECT) != 0) opener_note(current_mount(), fi->fh, r->pid);
-  return finish(r, res);
+  // an O_TRUNC open cut the file: its other names (JS names them) show the new size at once
+  return finish_refresh(r, res);
 }
 
 static int op_opendir (const char *path, struct fuse_file_info *fi) {
@@ -827,7 +828,8 @@ static int op_create (const char *path, mode_t mode, struct fuse_file_info *fi) 
   r->fi = fi;
   int res = dispatch(r);
   if (res == 0 && (fi->flags & O_DIRECT) != 0) opener_note(current_mount(), fi->fh, r->pid);
-  return finish(r, res);
+  // an O_TRUNC open cut the file: its other names (JS names them) show the new size at once
+  return finish_refresh(r, res);
 }
 
 static int op_read (const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
@@ -2001,6 +2003,12 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
           // shared mmap (which a direct_io handle refuses)
           if (r->op != OP_OPENDIR && (r->fi->flags & O_APPEND) != 0 && (r->fi->flags & O_ACCMODE) != O_RDONLY)
             r->fi->direct_io = 1;
+          // other names of a file an O_TRUNC open cut, refreshed by op_open (finish_refresh)
+          if (r->op == OP_OPEN) {
+            r->names = names;
+            r->count = count;
+            names = NULL;
+          }
           result = 0;
           break;
         case OP_READDIR:

@@ -524,7 +524,8 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         // The offset the kernel puts on an O_APPEND write is its cached size, which another
         // name of a hard-linked file (another kernel inode here) or a concurrent commit makes
         // stale: the Volume writes appends at its own end of file, in the inode's write order
-        return await open(await volume.open(need(path, 'open'), n[0] & OPEN_FLAGS, undefined, undefined, o), n[0])
+        // An O_TRUNC open cut the file: its other names' cached sizes go (as a truncate's)
+        return { ...await open(await volume.open(need(path, 'open'), n[0] & OPEN_FLAGS, undefined, undefined, o), n[0]), ...((n[0] & O_TRUNC) !== 0 ? { a: links.others(path!) } : {}) }
       case Op.create: {
         const p = checkName(need(path, 'create'), 'create')
         const own = await owner(p, caller, o)

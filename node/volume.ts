@@ -1991,7 +1991,9 @@ export class Volume implements VolumeApi {
     // what this open writes before its first commit is the content of the file it created
     if (file !== undefined && created !== undefined && file.inode === created && !file.changed) file.createdEmpty = true
     if (file !== undefined) file.handles++
-    if (fl.truncate && fl.write && file !== undefined && file.size > 0) {
+    // O_TRUNC cuts the file whatever the access mode, O_RDONLY too, as Linux's own file systems
+    // do (the kernel asked for write permission before passing the flag on)
+    if (fl.truncate && file !== undefined && file.size > 0) {
       try {
         await file.truncate(0, options)
       } catch (err) {
