@@ -26,17 +26,23 @@ async function until (what: string, check: () => boolean | Promise<boolean>, bou
   }
 }
 
-/** h as a host of the version before HOLD_PROTOCOL sees it: that protocol neither served nor unserved by its sync. */
-const withoutHoldProtocol = (h: Host): SyncHost => ({
+/** h as its sync sees it, with some of its calls replaced. */
+const syncView = (h: Host, over: Partial<SyncHost> = {}): SyncHost => ({
   peerId: h.peerId,
   peers: () => h.peers(),
-  handle: async (protocol, handler, o) => { if (protocol !== HOLD_PROTOCOL) await h.handle(protocol, handler, o) },
-  unhandle: async (protocol) => { if (protocol !== HOLD_PROTOCOL) await h.unhandle(protocol) },
+  handle: h.handle.bind(h),
+  unhandle: h.unhandle.bind(h),
   newStream: h.newStream.bind(h),
   addEventListener: h.addEventListener.bind(h),
   removeEventListener: h.removeEventListener.bind(h),
   gossip: h.gossip,
-  beyondFullMesh: () => h.beyondFullMesh()
+  beyondFullMesh: () => h.beyondFullMesh(),
+  ...over
+})
+/** h as a host of the version before HOLD_PROTOCOL sees it: that protocol neither served nor unserved by its sync. */
+const withoutHoldProtocol = (h: Host): SyncHost => syncView(h, {
+  handle: async (protocol, handler, o) => { if (protocol !== HOLD_PROTOCOL) await h.handle(protocol, handler, o) },
+  unhandle: async (protocol) => { if (protocol !== HOLD_PROTOCOL) await h.unhandle(protocol) }
 })
 const headIds = (t: Tree): string => t.heads().map(c => c.toString()).sort().join(',')
 const names = (t: Tree): string[] => t.children(ROOT).map(e => e.name).sort()
@@ -327,11 +333,7 @@ describe('node/sync (cluster)', function () {
       // reset); (pushed) every one until a's recheck gives up: its push is the only way to c
       const pushed = faults === HANDED_RECHECK_TRIES
       const fail = { on: false, left: pushed ? Infinity : faults as number, peer: '', rechecks: (): number => 0 }
-      const view = (h: Host): SyncHost => ({
-        peerId: h.peerId,
-        peers: () => h.peers(),
-        handle: h.handle.bind(h),
-        unhandle: h.unhandle.bind(h),
+      const view = (h: Host): SyncHost => syncView(h, {
         newStream: async (peer, protocol, o) => {
           if (pushed && fail.rechecks() > HANDED_RECHECK_TRIES) fail.on = false
           if (fail.on && peer === fail.peer && protocol === OPS_PROTOCOL && fail.rechecks() >= 1) {
@@ -339,11 +341,7 @@ describe('node/sync (cluster)', function () {
             throw new Error('test: stream reset')
           }
           return await h.newStream(peer, protocol, o)
-        },
-        addEventListener: h.addEventListener.bind(h),
-        removeEventListener: h.removeEventListener.bind(h),
-        gossip: h.gossip,
-        beyondFullMesh: () => h.beyondFullMesh()
+        }
       })
       const { a, c, x } = await handedPair({ aOn: true, cOn: true, aFirst, quiet: 2_000, view })
       fail.peer = c.host.peerId
@@ -367,11 +365,7 @@ describe('node/sync (cluster)', function () {
     // one I/O turn later (as a real stream open does)
     const order: string[] = []
     const gate = { peer: '', rechecks: (): number => 0, entered: false }
-    const view = (h: Host): SyncHost => ({
-      peerId: h.peerId,
-      peers: () => h.peers(),
-      handle: h.handle.bind(h),
-      unhandle: h.unhandle.bind(h),
+    const view = (h: Host): SyncHost => syncView(h, {
       newStream: async (peer, protocol, o) => {
         if (peer === gate.peer && protocol === OPS_PROTOCOL && gate.rechecks() >= 1) {
           gate.entered = true
@@ -386,11 +380,7 @@ describe('node/sync (cluster)', function () {
           throw new Error('test: aborted')
         }
         return await h.newStream(peer, protocol, o)
-      },
-      addEventListener: h.addEventListener.bind(h),
-      removeEventListener: h.removeEventListener.bind(h),
-      gossip: h.gossip,
-      beyondFullMesh: () => h.beyondFullMesh()
+      }
     })
     const { a, c } = await handedPair({ aOn: true, cOn: true, aFirst: true, quiet: 2_000, view })
     gate.peer = c.host.peerId
