@@ -70,6 +70,9 @@ export class Deadlines {
       else if (d.at < next) next = d.at
     }
     for (const d of due) this.pending.delete(d)
+    // in time order, as timers of their own would run (a late firing finds several due: a set keeps
+    // insertion order, and a deadline added later may be due earlier)
+    if (due.length > 1) due.sort((x, y) => x.at - y.at)
     if (next < Infinity) this.arm(now, next)
     this.firing = due
     // one deadline's throw (an uncaught exception, as from a timer of its own) spares the others;

@@ -56,6 +56,19 @@ describe('swarm deadlines', () => {
     assert.equal(d.size, 0)
   })
 
+  it('a late firing that finds several due runs them in time order, not the order they were added (final CI: b before a under load)', async () => {
+    const d = new Deadlines()
+    const fired: string[] = []
+    d.add(60, () => { fired.push('b') })
+    d.add(30, () => { fired.push('a') })
+    d.add(45, () => { fired.push('m') })
+    // the event loop busy past every deadline (as a loaded machine made it): one firing finds all due
+    const end = performance.now() + 80
+    while (performance.now() < end) { /* busy */ }
+    await until('three deadlines fired', () => fired.length === 3)
+    assert.deepEqual(fired, ['a', 'm', 'b'])
+  })
+
   it('a deadline added after an earlier one was cancelled still fires (the timer fires early, finds nothing due, arms again)', async () => {
     const d = new Deadlines()
     const first = d.add(20, () => { assert.fail('cancelled') })
