@@ -587,7 +587,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     let run = this.placing.get(coding)
     if (run === undefined) {
       run = this.placeOne(r, opts).catch((err: Error) => {
-        // the chunk stays pending (local-only until then): retried on reconnect and by the retry timer
+        // the chunk stays pending (local-only until then): retried below
         placeLog.error('chunk %s: placement failed, left pending: %s', shortCid(key), err.message)
       }).finally(() => {
         this.placing.delete(coding)
@@ -597,6 +597,12 @@ export class ChunkNetwork extends EventTarget implements Network {
         // waits still here raced this run, which is over
         this.safeWaits.delete(coding)
         this.remember(key)
+        // a chunk left pending (an attempt that failed, or targets that did not all acknowledge)
+        // is retried with the others (retrySoon(): PLACE_RETRY_MIN_GAP_MS after, the wait
+        // doubling while retries place nothing), not only on the next connection or the
+        // daemon's minute timer: with every peer connected, an acknowledgement lost to a busy
+        // host left the chunk short for a minute
+        if (this.pending.hasCoding(r)) this.retrySoon()
       })
       this.placing.set(coding, run)
       this.placingChunks.set(key, (this.placingChunks.get(key) ?? 0) + 1)

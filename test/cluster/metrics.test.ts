@@ -170,10 +170,12 @@ describe('GET /metrics (3 real `darkfs up --redundancy 1 --failure-timeout 2` pr
     }
 
     // every chunk placed: host 0's book has them redundant
+    let book = ''
     await until('host 0 counts its chunks redundant', async () => {
       const s = await scrape(dirs[0])
+      book = ['redundant', 'degraded', 'local-only', 'placing', 'unreachable', 'lost', 'unknown'].map(health => `${health} ${s.get('darkfs_chunks', { health })}`).join(', ')
       return s.get('darkfs_chunks', { health: 'redundant' }) >= FILES && s.get('darkfs_chunks', { health: 'placing' }) === 0
-    }, 60_000)
+    }, 60_000).catch(err => { throw new Error(`${(err as Error).message}: ${book}`) })
 
     // kill host 2 (its worker, and the `up` that would restart it). The figures to compare with
     // are read before the kill: read after, they may already count it (host 2 is declared gone
