@@ -189,6 +189,25 @@ describe('node/net/rpc: more calls at once to one peer than its streams allow', 
     }
   })
 
+  it('a notice the peer resets instead of closing its side (refused there) is an error, never taken for delivered', async () => {
+    const p = echo('refused')
+    // b's raw handler resets each stream once the sender's side is closed, the notice sent whole:
+    // the sender's own close had returned by then
+    const refused: string[] = []
+    await b.handle(p.id, (stream) => {
+      stream.addEventListener('remoteCloseWrite', () => {
+        refused.push(stream.id)
+        stream.abort(new Error('refused after reading'))
+      }, { once: true })
+    })
+    try {
+      await assert.rejects(notify(a, b.peerId, p, { text: 'lost?' }), (err: Error) => err.name === 'RpcClosedError')
+      assert.equal(refused.length, 1)
+    } finally {
+      await b.unhandle(p.id)
+    }
+  })
+
   it('relay back: 100 calls a -> b whose handler calls a, whose handler calls b, on the same protocol, all finish', async () => {
     const p = echo('relay')
     // each side's handler calls the caller back with one hop fewer: a's calls to b (hops 0) are
