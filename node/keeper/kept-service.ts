@@ -61,6 +61,7 @@ export type KeptTableReply = { t: 'kept', records: Uint8Array[] } | { t: 'digest
 
 export const KEPT_TABLE = defineProtocol<KeptTableRequest, KeptTableReply>({
   id: KEPT_TABLE_PROTOCOL,
+  maxStreams: 4,
   maxMessageBytes: MAX_KEPT_TABLE_BYTES,
   timeoutMs: 30_000,
   malformed: KeptTableError,
@@ -146,7 +147,7 @@ export async function startKeptService (host: KeptServiceHost, kept: KeptNotices
       }
       return { t: 'kept', records }
     }
-  }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+  })
 
   const pull = async (peer: string): Promise<number> => {
     const reply = await call(host, peer, KEPT_TABLE, { t: 'kept' })

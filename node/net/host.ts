@@ -1389,14 +1389,14 @@ export async function createHost (init: HostInit): Promise<Host> {
       trimmedBy.set(peer, mono())
       return {}
     }
-  }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
+  })
 
   await serve(wire, PEX, {
     call: async ({ peers }) => {
       void learn(peers)
       return { peers: members() }
     }
-  }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+  })
 
   // a new member is announced to every member in one debounced round, so members that joined
   // through the same host at the same moment still meet each other
@@ -1997,6 +1997,7 @@ export class PeerExchangeError extends RpcProtocolError {
 /** PEX_PROTOCOL on rpc.ts: a call with this host's members, answered with the peer's. */
 export const PEX = defineProtocol<{ peers: PexPeer[] }, { peers: PexPeer[] }>({
   id: PEX_PROTOCOL,
+  maxStreams: 4,
   maxMessageBytes: PEX_MAX_MESSAGE_BYTES,
   timeoutMs: PEX_TIMEOUT_MS,
   malformed: PeerExchangeError,
@@ -2012,6 +2013,7 @@ export class TrimNoticeError extends RpcProtocolError {
 /** TRIM_PROTOCOL on rpc.ts: an empty call, answered empty once taken. */
 export const TRIM = defineProtocol<Record<string, never>, Record<string, never>>({
   id: TRIM_PROTOCOL,
+  maxStreams: 2,
   maxMessageBytes: 1024,
   timeoutMs: TRIM_NOTICE_TIMEOUT_MS,
   malformed: TrimNoticeError,

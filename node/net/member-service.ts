@@ -223,7 +223,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   // pushes on their own protocol: no admit (a push is one small frame, read whole; the push
   // budget drops a flood of them before any signature check, and lets a host's own DOWN as it
   // leaves through once, member-gate.ts push())
-  const unservePushes = await serve(host, MEMBER_PUSHES, { notice: pushed }, { maxInboundStreams: 4, maxOutboundStreams: 4, onError: malformed })
+  const unservePushes = await serve(host, MEMBER_PUSHES, { notice: pushed }, { onError: malformed })
   const unserve = await serve(host, MEMBERS, {
     // a push from a host of an older version (this version pushes on MEMBER_PUSH_PROTOCOL)
     notice: pushed,
@@ -242,8 +242,6 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       return { t: 'table', members: pacing.answer(peer, req.since !== undefined) ? members : [] }
     }
   }, {
-    maxInboundStreams: 4,
-    maxOutboundStreams: 4,
     // a peer with no unit of its call budget left is refused before its frame is decoded (a
     // push on this protocol from it too: only a host of an older version pushes here)
     admit: peer => gate.admit(peer),

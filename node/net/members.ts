@@ -238,6 +238,8 @@ export interface MembersNotice { t: 'push', m: Uint8Array }
 
 export const MEMBERS = defineProtocol<MembersRequest, MembersReply, MembersNotice>({
   id: MEMBERS_PROTOCOL,
+  // streams open to one peer at once (the rest queue, rpc.ts slot()); libp2p takes twice it
+  maxStreams: 4,
   maxMessageBytes: MAX_TABLE_MESSAGE_BYTES,
   maxIncomingBytes: MAX_MEMBERS_INCOMING_BYTES,
   timeoutMs: 30_000,
@@ -286,6 +288,7 @@ export const MEMBERS = defineProtocol<MembersRequest, MembersReply, MembersNotic
 /** A push alone (MEMBER_PUSH_PROTOCOL): one member message, read whole (a small frame), no admit. */
 export const MEMBER_PUSHES = defineProtocol<never, never, MembersNotice>({
   id: MEMBER_PUSH_PROTOCOL,
+  maxStreams: 4,
   maxMessageBytes: MAX_MEMBER_MESSAGE_BYTES + 1024,
   timeoutMs: 30_000,
   malformed: MemberRecordError,

@@ -47,12 +47,19 @@
 //    so their number is bounded by what the request asks (the protocol's maxNext, RPC_MAX_NEXT by
 //    default: past it, RpcTooManyRepliesError), and with it the call's whole life.
 //  - Every call takes an AbortSignal; aborting it aborts the stream and rejects with its reason.
+//  - Streams: a caller keeps at most the protocol's maxStreams (RPC_MAX_STREAMS) of its streams
+//    open to one peer; further calls and notices wait in order, honouring their signal and
+//    timeout, and a call made while a handler runs does not wait (slot(): nested calls never
+//    queue behind calls waiting on them). libp2p takes RPC_STREAMS_HARD_FACTOR times it per
+//    connection either way, and aborted the 33rd inbound stream by default, which callers saw as
+//    a raw StreamStateError (streams40). A notice resolves once the answerer took it whole.
 //  - Errors on the wire keep their stable `name`. The caller rebuilds the classes the protocol
 //    lists (`errors`) from it; any other name arrives as RpcRemoteError (`remoteName`).
 //
 // Dissemination seam: notices to every connected peer go through broadcast(). A gossip transport
 // (libp2p gossipsub on a topic private to the network) could replace it for the notices that
 // need no per-peer answer, without touching their senders or receivers.
+import { AsyncLocalStorage } from 'node:async_hooks'
 import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import type { LengthPrefixedStream } from '@libp2p/utils'
@@ -91,6 +98,22 @@ export const RPC_MIN_BYTES_PER_SECOND = 8 * 1024
  * replies for ever held a call open for ever (clocks39); one more is RpcTooManyRepliesError.
  */
 export const RPC_MAX_NEXT = 1024
+/**
+ * Streams of one protocol a caller keeps open to one peer at once, for a protocol that names no
+ * bound of its own (RpcProtocol.maxStreams): libp2p's registrar default for a handler's inbound
+ * streams per connection (libp2p 3.3, registrar.ts DEFAULT_MAX_INBOUND_STREAMS), past which the
+ * answerer aborted the stream once its protocol was selected and the caller's write failed with a
+ * raw StreamStateError (streams40). Calls and notices past it wait for one of them to end (slot()).
+ */
+export const RPC_MAX_STREAMS = 32
+/** Largest maxStreams a protocol may declare. */
+export const RPC_MAX_STREAMS_LIMIT = 128
+/**
+ * libp2p's own limit of a protocol's streams per connection, either way, as a multiple of its
+ * maxStreams (serve(), and a caller's newStream): the headroom takes the calls made from a
+ * handler, which do not queue (slot()), and streams whose close is still on its way to the peer.
+ */
+export const RPC_STREAMS_HARD_FACTOR = 2
 /** Unread bytes a stream may buffer beyond one whole message (a peer sending more is cut off). */
 const READ_BUFFER_SLACK_BYTES = 64
 
@@ -114,6 +137,15 @@ export class RpcTooManyRepliesError extends RpcProtocolError {
 /** The other side sent nothing for the protocol's timeout. */
 export class RpcTimeoutError extends Error {
   override readonly name = 'RpcTimeoutError'
+}
+
+/**
+ * A call made from a handler found every stream this host may open of the protocol to that peer
+ * taken (RPC_STREAMS_HARD_FACTOR x maxStreams): it was not sent. A handler's own calls do not wait
+ * for a stream (the calls holding them may be waiting on that handler: slot()).
+ */
+export class RpcBusyError extends Error {
+  override readonly name = 'RpcBusyError'
 }
 
 /** The stream ended before the reply (or, for a handler, the caller went away). */
@@ -168,6 +200,12 @@ export interface RpcProtocol<Req = never, Res = never, Note = never, Next = neve
   notice? (value: unknown): Note
   /** Error classes a caller rebuilds from a remote error's name. */
   readonly errors?: readonly ErrorClass[]
+  /**
+   * Streams of this protocol (calls and notices) a caller keeps open to one peer at once (default
+   * RPC_MAX_STREAMS); the rest wait in order (slot()). libp2p's limit of its streams per
+   * connection, either way, is RPC_STREAMS_HARD_FACTOR times it (serve(), newStream).
+   */
+  readonly maxStreams?: number
   /** Class of this protocol's malformed messages (default RpcProtocolError). */
   readonly malformed?: new (message: string) => RpcProtocolError
   /**
@@ -185,6 +223,9 @@ export function defineProtocol<Req = never, Res = never, Note = never, Next = ne
   }
   if (p.maxIncomingBytes !== undefined && (!Number.isSafeInteger(p.maxIncomingBytes) || p.maxIncomingBytes < RPC_MIN_MESSAGE_BYTES || p.maxIncomingBytes > p.maxMessageBytes)) {
     throw new RangeError(`${p.id}: maxIncomingBytes must be ${RPC_MIN_MESSAGE_BYTES}..maxMessageBytes (${p.maxMessageBytes}), got ${p.maxIncomingBytes}`)
+  }
+  if (p.maxStreams !== undefined && (!Number.isSafeInteger(p.maxStreams) || p.maxStreams < 1 || p.maxStreams > RPC_MAX_STREAMS_LIMIT)) {
+    throw new RangeError(`${p.id}: maxStreams must be 1..${RPC_MAX_STREAMS_LIMIT}, got ${p.maxStreams}`)
   }
   if (!(p.timeoutMs > 0)) throw new RangeError(`${p.id}: timeoutMs must be > 0, got ${p.timeoutMs}`)
   if ((p.request === undefined) !== (p.reply === undefined)) throw new RangeError(`${p.id}: a protocol with calls validates both requests and replies`)
@@ -289,13 +330,98 @@ export function remoteError (p: AnyProtocol, peer: string, name: string, message
 
 /** What callers need of the host. */
 export interface RpcDialer {
-  newStream: (peer: string, protocol: string, opts?: AbortOptions) => Promise<Stream>
+  /** maxOutboundStreams: libp2p's limit of the protocol's outbound streams per connection, when this host does not serve it. */
+  newStream: (peer: string, protocol: string, opts?: AbortOptions & { maxOutboundStreams?: number }) => Promise<Stream>
+}
+
+/** libp2p's limit of `p`'s streams per connection, either way (RPC_STREAMS_HARD_FACTOR). */
+function streamsCap (p: AnyProtocol): number {
+  return RPC_STREAMS_HARD_FACTOR * (p.maxStreams ?? RPC_MAX_STREAMS)
+}
+
+/** The streams of one protocol a caller has open to one peer, and the calls waiting for one (in order). */
+interface Gate {
+  open: number
+  queue: Array<() => void>
+}
+
+/** Per dialer (a host), per protocol and peer: its gate (slot()). */
+const gatesOf = new WeakMap<RpcDialer, Map<string, Gate>>()
+
+/**
+ * Set while a handler of serve() runs (its `running` cleared when it returns): the calls it makes
+ * meanwhile are a handler's own (slot()).
+ */
+const handling = new AsyncLocalStorage<{ running: boolean }>()
+
+/**
+ * A stream of `p` to `peer` within the protocol's maxStreams: at once when fewer are open and
+ * none waits, else in order behind the others. Leaving the queue when `signal` aborts (its reason
+ * thrown: the caller's signal, or the call's silence timer). Returns the slot's release, which
+ * frees it once however often it is called (in a finally).
+ *
+ * A call made while a handler runs does not queue: the calls holding the slots may be waiting on
+ * that very handler (A calls B, B's handler calls A, A's handler calls B: A's slots all held by
+ * calls waiting on B deadlocked). It takes a slot at once up to libp2p's limit (streamsCap()),
+ * past it fails with RpcBusyError. The handler's calls are bounded by what the peers let this
+ * host answer at once; the answerer counts nothing itself, libp2p counts its streams until closed.
+ */
+async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: AbortSignal): Promise<() => void> {
+  signal.throwIfAborted()
+  let gates = gatesOf.get(host)
+  if (gates === undefined) {
+    gates = new Map()
+    gatesOf.set(host, gates)
+  }
+  const key = `${p.id} ${peer}`
+  const g = gates.get(key) ?? { open: 0, queue: [] }
+  gates.set(key, g)
+  const max = p.maxStreams ?? RPC_MAX_STREAMS
+  const map = gates
+  let released = false
+  const release = (): void => {
+    if (released) return
+    released = true
+    g.open--
+    // a handler's calls may hold slots past max: a waiting call goes only below it
+    while (g.open < max && g.queue.length > 0) {
+      g.open++
+      g.queue.shift()!()
+    }
+    if (g.open === 0 && g.queue.length === 0) map.delete(key)
+  }
+  if (handling.getStore()?.running === true) {
+    if (g.open >= streamsCap(p)) {
+      throw new RpcBusyError(`${p.id}: ${g.open} streams open to ${peer}, as many as libp2p takes: a handler's call is not queued`)
+    }
+    g.open++
+    return release
+  }
+  if (g.open < max && g.queue.length === 0) {
+    g.open++
+    return release
+  }
+  await new Promise<void>((resolve, reject) => {
+    const go = (): void => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }
+    const onAbort = (): void => {
+      const i = g.queue.indexOf(go)
+      if (i >= 0) g.queue.splice(i, 1)
+      if (g.open === 0 && g.queue.length === 0) map.delete(key)
+      reject(signal.reason)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    g.queue.push(go)
+  })
+  return release
 }
 
 export interface RpcHandleOptions {
-  /** Concurrent inbound streams of this protocol per connection. */
+  /** Concurrent inbound streams of this protocol per connection (libp2p's limit). */
   maxInboundStreams?: number
-  /** Concurrent outbound streams of this protocol per connection. */
+  /** Concurrent outbound streams of this protocol per connection (libp2p's limit). */
   maxOutboundStreams?: number
 }
 
@@ -462,16 +588,19 @@ export interface CallOptions<Next> extends AbortOptions {
 /**
  * Call `peer`: send `request`, hand intermediate replies to onNext, return the final reply.
  * Rejects with the caller's abort reason, RpcTimeoutError, RpcClosedError, an RpcProtocolError
- * (the reply is malformed or over the bound), the remote error (rebuilt, or RpcRemoteError), or
- * the dial's error.
+ * (the reply is malformed or over the bound), the remote error (rebuilt, or RpcRemoteError),
+ * RpcBusyError (a handler's call past libp2p's stream limit, slot()), or the dial's error. Past the
+ * protocol's maxStreams to `peer` it waits for a stream (slot()), its signal and timeout running.
  */
 export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: RpcProtocol<Req, Res, any, Next>, request: Req, opts: CallOptions<Next> = {}): Promise<Res> {
   const w = callWatch(p, peer, opts)
   const { timer, signal } = w
   let stream: Stream | undefined
+  let release: (() => void) | undefined
   try {
     const bytes = encodeCall(p, request)
-    stream = await host.newStream(peer, p.id, { signal })
+    release = await slot(host, peer, p, signal)
+    stream = await host.newStream(peer, p.id, { signal, maxOutboundStreams: streamsCap(p) })
     const lp = framed(stream, p, Math.min(p.maxMessageBytes, opts.maxReplyBytes ?? Infinity))
     // the request's bytes going out keep the silence quiet: write() returns at the stream's first
     // drain, the rest of a big request still leaving while the reply is awaited
@@ -490,6 +619,7 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
+    release?.()
     w.end()
   }
 }
@@ -621,12 +751,17 @@ export class KeptCaller<Req, Res> {
     for (let attempt = 0; ; attempt++) {
       const w = callWatch(p, peer, opts)
       const { timer, signal } = w
-      let k = attempt === 0 ? this.take(peer) : undefined
-      const reused = k !== undefined
+      let k: Kept | undefined
+      let reused = false
       let heard = false
+      let release: (() => void) | undefined
       try {
+        // an idle kept stream holds no slot: libp2p's limit has room for it (RPC_STREAMS_HARD_FACTOR)
+        release = await slot(this.host, peer, p, signal)
+        k = attempt === 0 ? this.take(peer) : undefined
+        reused = k !== undefined
         if (k === undefined) {
-          const stream = await this.host.newStream(peer, p.id, { signal })
+          const stream = await this.host.newStream(peer, p.id, { signal, maxOutboundStreams: streamsCap(p) })
           this.opened++
           k = { stream, lp: framed(stream, p) }
         }
@@ -645,6 +780,7 @@ export class KeptCaller<Req, Res> {
         if (!ended) throw e
         log.trace('%s: kept stream to %s had ended (%e): sent again on a new one', p.id, peer, err)
       } finally {
+        release?.()
         w.end()
       }
     }
@@ -710,26 +846,62 @@ function failure (p: RpcProtocol<any, any, any, any>, err: any, stream: Stream |
   return streamError(p, err)
 }
 
-/** Send one notice to `peer` (no reply; resolves once it is handed to the stream and closed). */
+/**
+ * Send one notice to `peer` (no reply; resolves once the answerer read it whole and closed its
+ * side: takenBy()). Waits for a stream as a call does (slot()).
+ */
 export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtocol<any, any, Note, any>, notice: Note, opts: AbortOptions & { timeoutMs?: number } = {}): Promise<void> {
   const ms = opts.timeoutMs ?? p.timeoutMs
   const timer = silence(ms, `${p.id} notice to ${peer}`)
   const signal = anySignal([opts.signal, timer.signal])
   let stream: Stream | undefined
   let out: ReturnType<typeof outgoing> | undefined
+  let release: (() => void) | undefined
   try {
     const bytes = encodeNotice(p, notice)
-    stream = await host.newStream(peer, p.id, { signal })
+    release = await slot(host, peer, p, signal)
+    stream = await host.newStream(peer, p.id, { signal, maxOutboundStreams: streamsCap(p) })
     // bounded by its bytes' progress out (and its cap), through the close that waits for the last
     out = outgoing(stream, timer, bytes.byteLength, ms)
     await framed(stream, p).write(bytes, { signal })
     await stream.close({ signal })
+    await takenBy(stream, p, peer, signal)
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
+    release?.()
     out?.stop()
     timer.clear()
   }
+}
+
+/**
+ * Resolves once the answerer closed its side of a notice's stream, which serve() does once it has
+ * read the whole notice (and before it handles it); rejects (RpcClosedError) when the stream was
+ * reset or aborted instead: a notice refused there (libp2p past its stream limit, a malformed
+ * frame) is the sender's error, never a notice it was told had arrived (review39g).
+ */
+async function takenBy (stream: Stream, p: AnyProtocol, peer: string, signal: AbortSignal): Promise<void> {
+  if (stream.status === 'open' || stream.status === 'closing') {
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        stream.removeEventListener('remoteCloseWrite', done)
+        stream.removeEventListener('close', done)
+        signal.removeEventListener('abort', aborted)
+        resolve()
+      }
+      const aborted = (): void => {
+        stream.removeEventListener('remoteCloseWrite', done)
+        stream.removeEventListener('close', done)
+        reject(signal.reason)
+      }
+      if (stream.remoteWriteStatus !== 'writable') { resolve(); return }
+      stream.addEventListener('remoteCloseWrite', done)
+      stream.addEventListener('close', done)
+      signal.addEventListener('abort', aborted, { once: true })
+    })
+  }
+  if (stream.status === 'reset' || stream.status === 'aborted') throw new RpcClosedError(`${p.id}: ${peer} did not take the notice: its stream was ${stream.status}`)
 }
 
 /**
@@ -767,7 +939,7 @@ export interface RpcHandlers<Req, Res, Note, Next> {
   notice?: (notice: Note, ctx: NoticeContext) => void | Promise<void>
 }
 
-export interface ServeOptions extends RpcHandleOptions, AbortOptions {
+export interface ServeOptions extends AbortOptions {
   /** Longest silence of the request's bytes, and of each reply's bytes going out (ms); the caps scale with it. Default: the protocol's. */
   timeoutMs?: number
   /** Hears every failure on this protocol (malformed input, a handler's error), with the peer. */
@@ -917,14 +1089,18 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
   }
 
   await host.handle(p.id, (stream, peer) => {
-    answer(stream, peer).catch((err: unknown) => {
+    // the calls made while this stream is answered are a handler's own: they do not queue (slot())
+    const frame = { running: true }
+    handling.run(frame, async () => { await answer(stream, peer) }).catch((err: unknown) => {
       // answer() catches what it does; this is a bug, not input: say so, keep the host up
       log.error('%s: answering %s failed: %e', p.id, peer, err)
       stream.abort(err instanceof Error ? err : new Error(String(err)))
-    })
+    }).finally(() => { frame.running = false })
   }, {
-    ...(opts.maxInboundStreams !== undefined ? { maxInboundStreams: opts.maxInboundStreams } : {}),
-    ...(opts.maxOutboundStreams !== undefined ? { maxOutboundStreams: opts.maxOutboundStreams } : {})
+    // the protocol's maxStreams with its headroom, both ways: callers of this code keep within it
+    // (slot()), so libp2p aborts no stream they open
+    maxInboundStreams: streamsCap(p),
+    maxOutboundStreams: streamsCap(p)
   })
 
   return async () => {

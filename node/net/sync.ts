@@ -168,7 +168,7 @@ const log = logger('net:sync')
 export const OPS_PROTOCOL = '/darkfs/ops/2.0.0'
 /** Hold asks on kept streams (see "Hold" in the header): hosts of older versions do not speak it. */
 export const HOLD_PROTOCOL = '/darkfs/hold/1.0.0'
-/** Concurrent inbound hold streams per connection (an asker keeps one, and opens another only while one is busy). */
+/** Hold calls open to one peer at once (HOLD.maxStreams; an asker keeps one stream, and opens another only while one is busy). */
 export const MAX_HOLD_STREAMS = 8
 /** Default most ops per message (push or get answer). */
 export const DEFAULT_MAX_BATCH = 256
@@ -230,7 +230,7 @@ export const SERVED_WAIT_MS = 20_000
 export const MAX_RBSR_ROUNDS = 256
 /** Time for one request/answer exchange. */
 export const REQUEST_TIMEOUT_MS = 10_000
-/** Concurrent inbound ops streams per connection. */
+/** OPS streams (calls and pushes) open to one peer at once (OPS.maxStreams; libp2p takes twice it per connection). */
 export const MAX_INBOUND_STREAMS = 16
 /** Most ops waiting to be pushed to one peer; beyond it the peer catches up by reconciling. */
 export const MAX_OUTBOX_OPS = 10_000
@@ -1864,16 +1864,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         unserve = await serve(host, OPS, { call: async (req, { peer }) => await answer(req, peer), notice: async (push, { peer }) => { await takePush(peer, push.ops) } }, {
           signal: shutdown.signal,
           timeoutMs: requestTimeoutMs,
-          maxInboundStreams: MAX_INBOUND_STREAMS,
-          maxOutboundStreams: MAX_INBOUND_STREAMS,
           onError: onServeError
         })
         holds = new KeptCaller(host, HOLD)
         unserveHold = await serve(host, HOLD, { call: async (req, { peer }) => await holdFor(peer, req) }, {
           signal: shutdown.signal,
           timeoutMs: requestTimeoutMs,
-          maxInboundStreams: MAX_HOLD_STREAMS,
-          maxOutboundStreams: MAX_HOLD_STREAMS,
           onError: onServeError
         })
         host.addEventListener('peer:disconnect', onHolderGone)
@@ -1983,6 +1979,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
 /** OPS_PROTOCOL on rpc.ts: heads and get are calls, push is a notice. */
 export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
   id: OPS_PROTOCOL,
+  // calls and pushes open to one peer at once (the rest queue, rpc.ts slot()); libp2p takes twice it
+  maxStreams: MAX_INBOUND_STREAMS,
   maxMessageBytes: OPS_MAX_MESSAGE_BYTES,
   timeoutMs: REQUEST_TIMEOUT_MS,
   malformed: SyncProtocolError,
@@ -2053,6 +2051,7 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
 /** HOLD_PROTOCOL on rpc.ts: the hold call of OPS alone, on kept streams (see "Hold" in the header). */
 export const HOLD = defineProtocol<HoldRequest, HoldReply>({
   id: HOLD_PROTOCOL,
+  maxStreams: MAX_HOLD_STREAMS,
   kept: true,
   maxMessageBytes: MAX_OP_BYTES + 4096,
   timeoutMs: REQUEST_TIMEOUT_MS,

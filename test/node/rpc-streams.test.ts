@@ -1,0 +1,235 @@
+// node/net/rpc.ts: more calls of one protocol to one peer at once than libp2p lets a connection
+// carry (streams40). libp2p's registrar takes 32 inbound streams of a protocol per connection by
+// default and aborts the next one once its protocol is selected, so the caller's write failed
+// with a raw StreamStateError (and its callers took the peer for dead). A caller now keeps at most
+// the protocol's maxStreams open to one peer and queues the rest in order; a queued call leaves
+// the queue when its signal aborts; a slot is freed whatever ends its call; a call made from a
+// handler never waits behind calls that wait on that handler (the relay-back case); a notice the
+// peer did not take is an error, never a silent loss. The review of streams39 (reverted) probed
+// the last three.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createHost } from '../../node/net/host.ts'
+import type { Host } from '../../node/net/host.ts'
+import { createNetworkKey } from '../../node/net/keys.ts'
+import { RPC_MAX_STREAMS, call, defineProtocol, notify, serve } from '../../node/net/rpc.ts'
+
+interface Say { text: string, hops?: number }
+
+function say (v: unknown): Say {
+  const o = v as { text?: unknown, hops?: unknown } | null
+  if (typeof o?.text !== 'string') throw new Error('no text')
+  if (o.hops !== undefined && !(Number.isSafeInteger(o.hops) && (o.hops as number) >= 0 && (o.hops as number) <= 3)) throw new Error('hops: 0..3')
+  return o.hops === undefined ? { text: o.text } : { text: o.text, hops: o.hops as number }
+}
+
+/** An echo protocol of its own id per test (no state shared between tests): calls and notices. */
+function echo (name: string) {
+  return defineProtocol<Say, { text: string }, { text: string }>({
+    id: `/darkfs-test/streams40-${name}/1`,
+    maxMessageBytes: 4096,
+    timeoutMs: 10_000,
+    request: say,
+    reply: v => ({ text: say(v).text }),
+    notice: v => ({ text: say(v).text })
+  })
+}
+
+async function until (check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; !check(); i++) {
+    if (i > 1000) throw new Error(`never happened: ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+/** The rejections of `results` as "i: name: message". */
+function failures (results: Array<PromiseSettledResult<unknown>>): string[] {
+  return results.flatMap((r, i) => r.status === 'rejected' ? [`${i}: ${String((r.reason as Error)?.name)}: ${String((r.reason as Error)?.message)}`] : [])
+}
+
+/**
+ * Handler calls held until `release()`, or until their call goes away (ctx.signal): `inFlight`
+ * counts those held now, `most` the most at once.
+ */
+function holder () {
+  let waiting: Array<() => void> = []
+  const h = {
+    inFlight: 0,
+    most: 0,
+    seen: [] as string[],
+    hold: async (text: string, signal: AbortSignal): Promise<void> => {
+      h.seen.push(text)
+      h.inFlight++
+      h.most = Math.max(h.most, h.inFlight)
+      try {
+        await new Promise<void>(resolve => {
+          waiting.push(resolve)
+          signal.addEventListener('abort', () => { resolve() }, { once: true })
+        })
+      } finally {
+        h.inFlight--
+      }
+    },
+    release: (): void => {
+      const w = waiting
+      waiting = []
+      for (const f of w) f()
+    }
+  }
+  return h
+}
+
+describe('node/net/rpc: more calls at once to one peer than its streams allow', function () {
+  this.timeout(60_000)
+  const teardown: Array<() => Promise<void>> = []
+  let a: Host
+  let b: Host
+
+  before(async function () {
+    const key = createNetworkKey()
+    const addr = `/memory/darkfs-rpcs40-${randomBytes(6).toString('hex')}`
+    b = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: [addr] })
+    teardown.push(async () => { await b.stop() })
+    a = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: [`${addr}-a`], join: [b.addresses()[0]] })
+    teardown.push(async () => { await a.stop() })
+    await until(() => a.peers().some(p => p.id === b.peerId), 'a and b connected')
+  })
+  after(async function () {
+    while (teardown.length > 0) await teardown.pop()!().catch(() => {})
+  })
+
+  it('100 calls at once to one peer all get their own answer, at most maxStreams of them open at a time', async () => {
+    const p = echo('many')
+    const n = 100
+    const h = holder()
+    let answered = 0
+    // each batch is held until as many calls are under way there as may be (or as are left): the
+    // answerer holds as many streams open at once as the caller gets through
+    const stop = await serve(b, p, {
+      call: async (req, ctx) => {
+        const held = h.hold(req.text, ctx.signal)
+        if (h.inFlight >= Math.min(RPC_MAX_STREAMS, n - answered)) h.release()
+        await held
+        answered++
+        return { text: `echo ${req.text}` }
+      },
+      notice: () => {}
+    })
+    try {
+      const results = await Promise.allSettled(Array.from({ length: n }, async (_, i) => await call(a, b.peerId, p, { text: `m${i}` })))
+      assert.deepEqual(failures(results), [])
+      assert.deepEqual(results.map(r => r.status === 'fulfilled' ? r.value.text : undefined), Array.from({ length: n }, (_, i) => `echo m${i}`))
+      assert.equal(h.most, RPC_MAX_STREAMS, 'as many at once as the protocol allows, no more')
+    } finally {
+      h.release()
+      await stop()
+    }
+  })
+
+  it('a queued call whose signal aborts leaves the queue unsent; aborted calls free their slots for later ones', async () => {
+    const p = echo('abort')
+    const h = holder()
+    const stop = await serve(b, p, {
+      call: async (req, ctx) => {
+        await h.hold(req.text, ctx.signal)
+        return { text: `echo ${req.text}` }
+      },
+      notice: () => {}
+    })
+    try {
+      // every slot taken by a call held there
+      const sent = Array.from({ length: RPC_MAX_STREAMS }, () => new AbortController())
+      const held = sent.map(async (c, i) => await call(a, b.peerId, p, { text: `held${i}` }, { signal: c.signal }))
+      await until(() => h.inFlight === RPC_MAX_STREAMS, 'every slot held there')
+      // two more wait at the caller; aborting them ends them with the signal's reason
+      const queued = [new AbortController(), new AbortController()]
+      const waiting = queued.map(async (c, i) => await call(a, b.peerId, p, { text: `queued${i}` }, { signal: c.signal }))
+      const reason = new Error('not wanted any more')
+      for (const c of queued) c.abort(reason)
+      for (const r of await Promise.allSettled(waiting)) assert.deepEqual(r, { status: 'rejected', reason })
+      // four calls under way there are aborted too
+      for (const c of sent.slice(0, 4)) c.abort(reason)
+      const ends = await Promise.allSettled(held.slice(0, 4))
+      for (const r of ends) assert.deepEqual(r, { status: 'rejected', reason })
+      h.release()
+      assert.deepEqual(failures(await Promise.allSettled(held.slice(4))), [])
+      // a full round again: no slot was lost to an aborted call (a leaked one keeps this round
+      // short of RPC_MAX_STREAMS at once: its handlers never released, its calls time out)
+      const again = Array.from({ length: RPC_MAX_STREAMS }, async (_, i) => await call(a, b.peerId, p, { text: `again${i}` }))
+      await until(() => h.inFlight === RPC_MAX_STREAMS, 'a full round held there again')
+      h.release()
+      assert.deepEqual(failures(await Promise.allSettled(again)), [])
+      assert.deepEqual(h.seen.filter(t => t.startsWith('queued')), [], 'the queued calls never reached the peer')
+    } finally {
+      h.release()
+      await stop()
+    }
+  })
+
+  it('100 notices at once to one peer: each one that resolved was handled there; none failed', async () => {
+    const p = echo('notices')
+    const n = 100
+    const handled: string[] = []
+    const stop = await serve(b, p, {
+      call: async (req) => ({ text: req.text }),
+      notice: async (note) => {
+        // a slow handler: its stream is closed before it runs, it holds no stream open
+        await new Promise(resolve => setImmediate(resolve))
+        handled.push(note.text)
+      }
+    })
+    try {
+      const results = await Promise.allSettled(Array.from({ length: n }, async (_, i) => { await notify(a, b.peerId, p, { text: `n${i}` }) }))
+      assert.deepEqual(failures(results), [])
+      await until(() => handled.length >= n, `all ${n} notices handled (${handled.length} were)`)
+      assert.deepEqual([...handled].sort(), Array.from({ length: n }, (_, i) => `n${i}`).sort())
+    } finally {
+      await stop()
+    }
+  })
+
+  it('a notice the peer resets instead of closing its side (refused there) is an error, never taken for delivered', async () => {
+    const p = echo('refused')
+    // b's raw handler resets each stream once the sender's side is closed, the notice sent whole:
+    // the sender's own close had returned by then
+    const refused: string[] = []
+    await b.handle(p.id, (stream) => {
+      stream.addEventListener('remoteCloseWrite', () => {
+        refused.push(stream.id)
+        stream.abort(new Error('refused after reading'))
+      }, { once: true })
+    })
+    try {
+      await assert.rejects(notify(a, b.peerId, p, { text: 'lost?' }), (err: Error) => err.name === 'RpcClosedError')
+      assert.equal(refused.length, 1)
+    } finally {
+      await b.unhandle(p.id)
+    }
+  })
+
+  it('relay back: 100 calls a -> b whose handler calls a, whose handler calls b, on the same protocol, all finish', async () => {
+    const p = echo('relay')
+    // each side's handler calls the caller back with one hop fewer: a's calls to b (hops 0) are
+    // made while a's own calls to b (hops 2) hold every slot and wait for them
+    const handlerOf = (self: Host) => ({
+      call: async (req: Say, ctx: { peer: string }) => {
+        if ((req.hops ?? 0) === 0) return { text: `${req.text}.` }
+        const back = await call(self, ctx.peer, p, { text: `${req.text}>`, hops: req.hops! - 1 })
+        return { text: back.text }
+      },
+      notice: () => {}
+    })
+    const stopB = await serve(b, p, handlerOf(b))
+    const stopA = await serve(a, p, handlerOf(a))
+    try {
+      const n = 100
+      const results = await Promise.allSettled(Array.from({ length: n }, async (_, i) => await call(a, b.peerId, p, { text: `r${i}`, hops: 2 })))
+      assert.deepEqual(failures(results), [])
+      assert.deepEqual(results.map(r => r.status === 'fulfilled' ? r.value.text : undefined), Array.from({ length: n }, (_, i) => `r${i}>>.`))
+    } finally {
+      await stopA()
+      await stopB()
+    }
+  })
+})
