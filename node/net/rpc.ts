@@ -863,9 +863,10 @@ export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtoco
     stream = await host.newStream(peer, p.id, { signal, maxOutboundStreams: streamsCap(p) })
     // bounded by its bytes' progress out (and its cap), through the close that waits for the last
     out = outgoing(stream, timer, bytes.byteLength, ms)
-    await framed(stream, p).write(bytes, { signal })
+    const lp = framed(stream, p)
+    await lp.write(bytes, { signal })
     await stream.close({ signal })
-    await takenBy(stream, p, peer, signal)
+    await takenBy(stream, lp, p, peer, signal)
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
@@ -876,32 +877,29 @@ export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtoco
 }
 
 /**
- * Resolves once the answerer closed its side of a notice's stream, which serve() does once it has
- * read the whole notice (and before it handles it); rejects (RpcClosedError) when the stream was
- * reset or aborted instead: a notice refused there (libp2p past its stream limit, a malformed
- * frame) is the sender's error, never a notice it was told had arrived (review39g).
+ * Resolves once the answerer closed its side of a notice's stream with nothing said, which
+ * serve() does once it has read the whole notice (before it handles it): the notice was taken.
+ * Rejects when the answerer said something instead (an error reply: a notice refused unread, by
+ * `admit`, or over its bound; rebuilt as a call's is), or the stream was reset or aborted: a
+ * refused notice is the sender's error, never a notice it was told had arrived (review39g,
+ * review40a).
  */
-async function takenBy (stream: Stream, p: AnyProtocol, peer: string, signal: AbortSignal): Promise<void> {
-  if (stream.status === 'open' || stream.status === 'closing') {
-    await new Promise<void>((resolve, reject) => {
-      const done = (): void => {
-        stream.removeEventListener('remoteCloseWrite', done)
-        stream.removeEventListener('close', done)
-        signal.removeEventListener('abort', aborted)
-        resolve()
-      }
-      const aborted = (): void => {
-        stream.removeEventListener('remoteCloseWrite', done)
-        stream.removeEventListener('close', done)
-        reject(signal.reason)
-      }
-      if (stream.remoteWriteStatus !== 'writable') { resolve(); return }
-      stream.addEventListener('remoteCloseWrite', done)
-      stream.addEventListener('close', done)
-      signal.addEventListener('abort', aborted, { once: true })
-    })
+async function takenBy (stream: Stream, lp: LengthPrefixedStream<Stream>, p: AnyProtocol, peer: string, signal: AbortSignal): Promise<void> {
+  let bytes: Uint8Array
+  try {
+    bytes = (await lp.read({ signal })).subarray()
+  } catch (err: any) {
+    // the end of the answerer's side, with nothing before it: taken
+    if (err?.name === 'UnexpectedEOFError' && stream.status !== 'reset' && stream.status !== 'aborted') return
+    if (stream.status === 'reset' || stream.status === 'aborted') throw new RpcClosedError(`${p.id}: ${peer} did not take the notice: its stream was ${stream.status}`)
+    throw err
   }
-  if (stream.status === 'reset' || stream.status === 'aborted') throw new RpcClosedError(`${p.id}: ${peer} did not take the notice: its stream was ${stream.status}`)
+  const reply = decodeReply(p, bytes, undefined as never)
+  if (reply.kind === 'error') {
+    stream.abort(new RpcRemoteError(peer, reply.name, reply.message))
+    throw remoteError(p, peer, reply.name, reply.message)
+  }
+  throw malformed(p, `${peer} answered a notice`)
 }
 
 /**
@@ -979,6 +977,21 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
     }
   }
 
+  /**
+   * One call's handler, with the calls it makes meanwhile marked as a handler's own: they do not
+   * queue (slot()). Only while it runs: work it leaves behind (a timer, a promise not awaited)
+   * queues as any call does once it has returned, and a kept stream's next request is a new
+   * frame (review40a). A notice's handler gets none: its stream is closed, nobody waits on it.
+   */
+  const handled = async (request: Req, ctx: CallContext<Next>): Promise<Res> => {
+    const frame = { running: true }
+    try {
+      return await handling.run(frame, async () => await handlers.call!(request, ctx))
+    } finally {
+      frame.running = false
+    }
+  }
+
   const answer = async (stream: Stream, peer: string): Promise<void> => {
     const lp = framed(stream, p, p.maxIncomingBytes)
     const refusal = opts.admit?.(peer)
@@ -1043,7 +1056,7 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
     try {
       let request: Req | undefined = incoming.value
       while (request !== undefined) {
-        await write(encodeOk(p, await handlers.call!(request, ctx)))
+        await write(encodeOk(p, await handled(request, ctx)))
         // a kept stream: the caller's next request, until it closes the stream or goes silent
         request = p.kept === true ? await nextRequest(stream, lp, signal, gone.signal) : undefined
       }
@@ -1089,13 +1102,11 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
   }
 
   await host.handle(p.id, (stream, peer) => {
-    // the calls made while this stream is answered are a handler's own: they do not queue (slot())
-    const frame = { running: true }
-    handling.run(frame, async () => { await answer(stream, peer) }).catch((err: unknown) => {
+    answer(stream, peer).catch((err: unknown) => {
       // answer() catches what it does; this is a bug, not input: say so, keep the host up
       log.error('%s: answering %s failed: %e', p.id, peer, err)
       stream.abort(err instanceof Error ? err : new Error(String(err)))
-    }).finally(() => { frame.running = false })
+    })
   }, {
     // the protocol's maxStreams with its headroom, both ways: callers of this code keep within it
     // (slot()), so libp2p aborts no stream they open

@@ -13,7 +13,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../node/net/host.ts'
 import type { Host } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { RPC_MAX_STREAMS, call, defineProtocol, notify, serve } from '../../node/net/rpc.ts'
+import { KeptCaller, RPC_MAX_STREAMS, call, defineProtocol, notify, serve } from '../../node/net/rpc.ts'
 
 interface Say { text: string, hops?: number }
 
@@ -205,6 +205,41 @@ describe('node/net/rpc: more calls at once to one peer than its streams allow', 
       assert.equal(refused.length, 1)
     } finally {
       await b.unhandle(p.id)
+    }
+  })
+
+  it('a notice the peer refuses unread (admit: an error reply, then its close) rejects with that error, never taken for delivered', async () => {
+    const p = echo('admit')
+    const handled: string[] = []
+    const stop = await serve(b, p, { call: async r => ({ text: r.text }), notice: n => { handled.push(n.text) } }, {
+      admit: () => new Error('ask less')
+    })
+    try {
+      await assert.rejects(notify(a, b.peerId, p, { text: 'refused' }), (err: Error) => err.name === 'RpcRemoteError' && /ask less/.test(err.message))
+      assert.equal(handled.length, 0, 'b handled a notice it refused')
+      // a notice taken still resolves on the same protocol once admitted (b serves it again, admitting all)
+    } finally {
+      await stop()
+    }
+    const stop2 = await serve(b, p, { call: async r => ({ text: r.text }), notice: n => { handled.push(n.text) } })
+    try {
+      await notify(a, b.peerId, p, { text: 'taken' })
+      await until(() => handled.length === 1, 'b handled the notice')
+      assert.deepEqual(handled, ['taken'])
+    } finally {
+      await stop2()
+    }
+  })
+
+  it('a KeptCaller frees its slot after each call: calls in turn on a protocol of maxStreams 1 all go', async () => {
+    const K = defineProtocol<Say, { text: string }>({ id: '/darkfs-test/streams40-kept-slots/1', kept: true, maxStreams: 1, maxMessageBytes: 4096, timeoutMs: 5_000, request: say, reply: v => ({ text: say(v).text }) })
+    const stop = await serve(b, K, { call: async r => ({ text: r.text }) })
+    const kc = new KeptCaller(a, K)
+    try {
+      for (let i = 0; i < 3; i++) assert.deepEqual(await kc.call(b.peerId, { text: `k${i}` }), { text: `k${i}` })
+    } finally {
+      kc.close()
+      await stop()
     }
   })
 
