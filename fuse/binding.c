@@ -105,10 +105,11 @@
 // Slots of the table of getattrs by path (mount_t.looked): a path's slot is a hash of it, shared
 // by the paths of the same hash (a retry the more, never one the fewer: see inval_thread).
 #define LOOKED_SLOTS 1024
-// An invalidation that found no inode (inval_thread) is tried again after this, then twice as
-// long each time, up to INVAL_RETRY_MAX_MS between tries.
-#define INVAL_RETRY_MS 1
-#define INVAL_RETRY_MAX_MS 64
+// An invalidation that found no inode (inval_thread) is tried again after this (us), then twice
+// as long each time, up to INVAL_RETRY_MAX_US between tries: the old attributes an inode made
+// late shows stay for about as long as the kernel took to make it since the first try.
+#define INVAL_RETRY_US 100
+#define INVAL_RETRY_MAX_US 64000
 // Invalidations waiting to be tried again, at most (past that the oldest is dropped).
 #define INVAL_RETRIES_MAX 4096
 
@@ -217,9 +218,9 @@ typedef struct inval_s {
   struct inval_s *next;
   char *path;
   // an invalidation to try again (inval_thread): since when it finds no inode, when to try
-  // next, and the wait after that (ms)
+  // next, and the wait after that (us)
   long long since_ns, due_ns;
-  int wait_ms;
+  int wait_us;
 } inval_t;
 
 typedef struct req_s {
@@ -1187,8 +1188,8 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
 // LOOKUP of an inode it has, against an invalidation in flight (its attr_version), but not one
 // that makes a new inode: lost, the invalidation leaves the old attributes cached for the
 // attribute time. So an invalidation that finds no inode while a getattr of its path's slot is
-// unanswered, or one succeeded within the attribute time, is tried again (1, 2, 4 ... ms, at
-// most INVAL_RETRY_MAX_MS apart) until it finds the inode (the answer's attributes are dropped
+// unanswered, or one succeeded within the attribute time, is tried again (0.1, 0.2, 0.4 ... ms,
+// at most INVAL_RETRY_MAX_US apart) until it finds the inode (the answer's attributes are dropped
 // then, and any later LOOKUP is guarded) or no getattr of the slot is unanswered and none has
 // succeeded for the attribute time: from then any inode made from an old answer was made long
 // ago (or will never be), and has its attributes expired. Tries wait
@@ -1219,7 +1220,7 @@ static void inval_retry_put (mount_t *m, inval_t *i, long long now) {
     free(o->path);
     free(o);
   }
-  i->due_ns = now + (long long)i->wait_ms * 1000000LL;
+  i->due_ns = now + (long long)i->wait_us * 1000LL;
   i->next = m->inval_retry;
   m->inval_retry = i;
   m->inval_retries++;
@@ -1296,9 +1297,9 @@ static void *inval_thread (void *arg) {
       if (!retry) {
         if (waiting != NULL) { free(i->path); free(i); i = waiting; waiting = NULL; }
         i->since_ns = now;
-        i->wait_ms = INVAL_RETRY_MS;
+        i->wait_us = INVAL_RETRY_US;
       } else {
-        i->wait_ms = i->wait_ms * 2 > INVAL_RETRY_MAX_MS ? INVAL_RETRY_MAX_MS : i->wait_ms * 2;
+        i->wait_us = i->wait_us * 2 > INVAL_RETRY_MAX_US ? INVAL_RETRY_MAX_US : i->wait_us * 2;
       }
       if (inval_may_miss(m, i->path, now)) { inval_retry_put(m, i, now); i = NULL; }
     }
