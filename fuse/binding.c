@@ -48,7 +48,9 @@
 //                                 of direct requests { interrupted, expired, late }, and of
 //                                 requests whose caller was dying { killed }, and of the others
 //                                 (libfuse's workers') seen interrupted { interruptedOthers } or
-//                                 given up at the native deadline { expiredOthers }
+//                                 given up at the native deadline { expiredOthers }, and of
+//                                 invalidations tried again { invalRetried } (inval_thread),
+//                                 and those of them that found the inode { invalRecovered }
 //   umount(dir, cb(errno))        lazy unmount, umount2(MNT_DETACH), on a libuv worker
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE
@@ -57,6 +59,7 @@
 #include <linux/fuse.h>
 #include <node_api.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -97,6 +100,18 @@
 #define STATFS_FIELDS 7
 // How long attributes answered with a change stay usable for the getattr that follows it.
 #define AFTER_TTL_NS 5000000L
+// Times a getattr is asked again because an invalidation of its path came while JS answered it.
+#define GETATTR_ASKS 3
+// Slots of the table of getattrs by path (mount_t.looked): a path's slot is a hash of it, shared
+// by the paths of the same hash (a retry the more, never one the fewer: see inval_thread).
+#define LOOKED_SLOTS 1024
+// An invalidation that found no inode (inval_thread) is tried again after this (us), then twice
+// as long each time, up to INVAL_RETRY_MAX_US between tries: the old attributes an inode made
+// late shows stay for about as long as the kernel took to make it since the first try.
+#define INVAL_RETRY_US 100
+#define INVAL_RETRY_MAX_US 64000
+// Invalidations waiting to be tried again, at most (past that the oldest is dropped).
+#define INVAL_RETRIES_MAX 4096
 
 enum {
   OP_GETATTR = 1, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR, OP_SYMLINK,
@@ -144,11 +159,18 @@ typedef struct mount_s {
   // piece of a write(2) with more to come (piece_min, set from the kernel's INIT: see write_bits)
   uint32_t max_write, pages_limit, piece_min;
   pthread_mutex_t lock; // guards `fuse` for invalidate
-  // invalidations waiting for the mount's invalidation thread (see inval_thread), oldest first
+  // invalidations waiting for the mount's invalidation thread (see inval_thread), oldest first,
+  // and those waiting to be tried again (inval_retry: unordered, inval_retries of them); and
+  // for js_stats: tries again, and the invalidations they made (under inval_mu)
   pthread_mutex_t inval_mu;
   pthread_cond_t inval_cv;
-  struct inval_s *inval_head, *inval_tail;
-  int inval_stop;
+  struct inval_s *inval_head, *inval_tail, *inval_retry;
+  int inval_stop, inval_retries;
+  uint64_t inval_retried, inval_recovered;
+  // getattrs by path (op_getattr: a kernel's LOOKUP asks for one first), by slot (LOOKED_SLOTS):
+  // how many are unanswered, when one last succeeded (CLOCK_MONOTONIC, ns), and invalidations
+  // of the slot's paths pushed so far (inval_push); see op_getattr and inval_thread
+  struct { atomic_int busy; atomic_llong ok_ns; atomic_uint pushed; } looked[LOOKED_SLOTS];
   // direct reads (read_direct): the device their replies are written to (-1 once the session has
   // ended), and how many are unanswered; reply_mu guards both, reply_cv tells the drain
   pthread_mutex_t reply_mu;
@@ -195,6 +217,10 @@ typedef struct mount_s {
 typedef struct inval_s {
   struct inval_s *next;
   char *path;
+  // an invalidation to try again (inval_thread): since when it finds no inode, when to try
+  // next, and the wait after that (us)
+  long long since_ns, due_ns;
+  int wait_us;
 } inval_t;
 
 typedef struct req_s {
@@ -738,13 +764,49 @@ static double fh_of (struct fuse_file_info *fi) {
   return fi != NULL ? (double)fi->fh : -1;
 }
 
-static int op_getattr (const char *path, struct stat *st, struct fuse_file_info *fi) {
+static long long mono_ns (void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+// The slot of `path` in mount_t.looked (FNV-1a).
+static unsigned looked_slot (const char *path) {
+  uint32_t h = 2166136261u;
+  for (const unsigned char *c = (const unsigned char *)path; *c != 0; c++) h = (h ^ *c) * 16777619u;
+  return h % LOOKED_SLOTS;
+}
+
+static int getattr_js (const char *path, struct stat *st, struct fuse_file_info *fi) {
   if (after_take(path, st)) return 0;
   req_t *r = req_new(OP_GETATTR, path, NULL);
   if (r == NULL) return -ENOMEM;
   r->n[0] = fh_of(fi);
   r->st = st;
   return finish(r, dispatch(r));
+}
+
+// A getattr by path is counted in its slot of mount_t.looked while it is unanswered, and its
+// success stamped there before it leaves it: the invalidation thread tells from them whether an
+// invalidation that found no inode may have missed one the kernel is making from this answer
+// (see inval_thread). And an answer JS gave before a change of the path it then invalidated (an
+// invalidation of the slot pushed while JS answered) is not given: JS is asked again, up to
+// GETATTR_ASKS times, so the kernel never makes a new inode from it (most of the window
+// inval_thread's tries cover, closed here: no stat sees the old attributes at all).
+static int op_getattr (const char *path, struct stat *st, struct fuse_file_info *fi) {
+  if (path == NULL) return getattr_js(path, st, fi);
+  mount_t *m = current_mount();
+  unsigned k = looked_slot(path);
+  atomic_fetch_add(&m->looked[k].busy, 1);
+  int res;
+  for (int asked = 1; ; asked++) {
+    unsigned pushed = atomic_load(&m->looked[k].pushed);
+    res = getattr_js(path, st, fi);
+    if (res != 0 || asked >= GETATTR_ASKS || atomic_load(&m->looked[k].pushed) == pushed) break;
+  }
+  if (res == 0) atomic_store(&m->looked[k].ok_ns, mono_ns());
+  atomic_fetch_sub(&m->looked[k].busy, 1);
+  return res;
 }
 
 static int op_readlink (const char *path, char *buf, size_t size) {
@@ -1118,26 +1180,138 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
 // where a few blocked ones would stop the process's file I/O (the op log's writes and fsyncs),
 // which the unanswered request itself waits for, until its deadline answers it EIO. Each mount
 // has one thread of its own for them, in order, a path queued twice waiting once.
+//
+// An invalidation may come while the kernel is looking the name up for the first time: the
+// kernel asked for the name (LOOKUP), JS answered the getattr before the change, and the change
+// is invalidated before the kernel has made the inode from that answer (libfuse has no node of
+// the path yet, or the kernel no inode: -ENOENT either way). The kernel guards a GETATTR, and a
+// LOOKUP of an inode it has, against an invalidation in flight (its attr_version), but not one
+// that makes a new inode: lost, the invalidation leaves the old attributes cached for the
+// attribute time. So an invalidation that finds no inode while a getattr of its path's slot is
+// unanswered, or one succeeded within the attribute time, is tried again (0.1, 0.2, 0.4 ... ms,
+// at most INVAL_RETRY_MAX_US apart) until it finds the inode (the answer's attributes are dropped
+// then, and any later LOOKUP is guarded) or no getattr of the slot is unanswered and none has
+// succeeded for the attribute time: from then any inode made from an old answer was made long
+// ago (or will never be), and has its attributes expired. Tries wait
+// in a list of their own (a try due runs before the queue); a run of their path from the queue
+// settles them. Pushes never wait for any of it (inval_push).
+
+/** Under inval_mu: takes `path`'s entry off the retry list (or NULL). */
+static inval_t *inval_retry_take (mount_t *m, const char *path) {
+  for (inval_t **at = &m->inval_retry; *at != NULL; at = &(*at)->next) {
+    inval_t *i = *at;
+    if (strcmp(i->path, path) != 0) continue;
+    *at = i->next;
+    m->inval_retries--;
+    return i;
+  }
+  return NULL;
+}
+
+/** Under inval_mu: i goes on the retry list, its try due after its wait (the list is bounded). */
+static void inval_retry_put (mount_t *m, inval_t *i, long long now) {
+  if (m->inval_retries >= INVAL_RETRIES_MAX) {
+    // the one longest waiting goes (the list is short unless the kernel forgets much at once)
+    inval_t **oldest = &m->inval_retry;
+    for (inval_t **at = &m->inval_retry; *at != NULL; at = &(*at)->next) if ((*at)->since_ns < (*oldest)->since_ns) oldest = at;
+    inval_t *o = *oldest;
+    *oldest = o->next;
+    m->inval_retries--;
+    free(o->path);
+    free(o);
+  }
+  i->due_ns = now + (long long)i->wait_us * 1000LL;
+  i->next = m->inval_retry;
+  m->inval_retry = i;
+  m->inval_retries++;
+}
+
+/** May the kernel still make an inode of `path`, with attributes it would keep, from a getattr
+ * answered before an invalidation that found none: one of its slot unanswered, or answered
+ * within the attribute time? */
+static int inval_may_miss (mount_t *m, const char *path, long long now) {
+  long long window = (long long)(m->attr_timeout * 1e9);
+  if (window <= 0) return 0; // no attributes cached
+  unsigned k = looked_slot(path);
+  if (atomic_load(&m->looked[k].busy) > 0) return 1;
+  long long ok = atomic_load(&m->looked[k].ok_ns);
+  return ok != 0 && now - ok < window;
+}
+
 static void *inval_thread (void *arg) {
   mount_t *m = arg;
   for (;;) {
     pthread_mutex_lock(&m->inval_mu);
-    while (m->inval_head == NULL && !m->inval_stop) pthread_cond_wait(&m->inval_cv, &m->inval_mu);
-    inval_t *i = m->inval_head;
-    if (i == NULL) { pthread_mutex_unlock(&m->inval_mu); return NULL; }
-    m->inval_head = i->next;
-    if (m->inval_head == NULL) m->inval_tail = NULL;
+    inval_t *i = NULL;
+    int retry = 0;
+    for (;;) {
+      // a try due goes first (a busy queue must not hold it past its window), then the queue
+      long long now = mono_ns(), due = 0;
+      inval_t **first = NULL;
+      for (inval_t **at = &m->inval_retry; *at != NULL && !m->inval_stop; at = &(*at)->next) {
+        if (first == NULL || (*at)->due_ns < due) { first = at; due = (*at)->due_ns; }
+      }
+      if (first != NULL && due <= now) {
+        i = *first;
+        *first = i->next;
+        m->inval_retries--;
+        m->inval_retried++;
+        retry = 1;
+        break;
+      }
+      if (m->inval_head != NULL) {
+        i = m->inval_head;
+        m->inval_head = i->next;
+        if (m->inval_head == NULL) m->inval_tail = NULL;
+        break;
+      }
+      if (m->inval_stop) break;
+      if (first == NULL) { pthread_cond_wait(&m->inval_cv, &m->inval_mu); continue; }
+      struct timespec until = { (time_t)(due / 1000000000LL), (long)(due % 1000000000LL) };
+      pthread_cond_timedwait(&m->inval_cv, &m->inval_mu, &until);
+    }
+    if (i == NULL) {
+      // stopped: what waits to be tried again goes
+      while (m->inval_retry != NULL) {
+        inval_t *r = m->inval_retry;
+        m->inval_retry = r->next;
+        free(r->path);
+        free(r);
+      }
+      m->inval_retries = 0;
+      pthread_mutex_unlock(&m->inval_mu);
+      return NULL;
+    }
     pthread_mutex_unlock(&m->inval_mu);
+    int rc = 0;
     pthread_mutex_lock(&m->lock);
-    if (m->fuse != NULL && !m->inval_stop) fuse_invalidate_path(m->fuse, i->path);
+    if (m->fuse != NULL && !m->inval_stop) rc = fuse_invalidate_path(m->fuse, i->path);
     pthread_mutex_unlock(&m->lock);
-    free(i->path);
-    free(i);
+    long long now = mono_ns();
+    pthread_mutex_lock(&m->inval_mu);
+    // a run of the path from the queue settles the try waiting for it: that try goes on (its
+    // wait started over) when this run found no inode either, else it goes
+    inval_t *waiting = retry ? NULL : inval_retry_take(m, i->path);
+    if (rc == 0 && retry) m->inval_recovered++;
+    if (rc == -ENOENT && !m->inval_stop) {
+      if (!retry) {
+        if (waiting != NULL) { free(i->path); free(i); i = waiting; waiting = NULL; }
+        i->since_ns = now;
+        i->wait_us = INVAL_RETRY_US;
+      } else {
+        i->wait_us = i->wait_us * 2 > INVAL_RETRY_MAX_US ? INVAL_RETRY_MAX_US : i->wait_us * 2;
+      }
+      if (inval_may_miss(m, i->path, now)) { inval_retry_put(m, i, now); i = NULL; }
+    }
+    pthread_mutex_unlock(&m->inval_mu);
+    if (waiting != NULL) { free(waiting->path); free(waiting); }
+    if (i != NULL) { free(i->path); free(i); }
   }
 }
 
-/** Queue an invalidation of `path` (taken over) for the mount's invalidation thread. */
+/** Queue an invalidation of `path` (taken over) for the mount's invalidation thread (never waits for it). */
 static void inval_push (mount_t *m, char *path) {
+  atomic_fetch_add(&m->looked[looked_slot(path)].pushed, 1);
   pthread_mutex_lock(&m->inval_mu);
   int queued = m->inval_stop;
   for (inval_t *i = m->inval_head; i != NULL && !queued; i = i->next) queued = strcmp(i->path, path) == 0;
@@ -1807,7 +1981,7 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   m->piece_min = PIECE_MIN_DEFAULT;
   pthread_mutex_init(&m->lock, NULL);
   pthread_mutex_init(&m->inval_mu, NULL);
-  pthread_cond_init(&m->inval_cv, NULL);
+  cond_init_monotonic(&m->inval_cv);
   m->fd = -1;
   double cap = get_num(env, argv[1], "directWrites", DIRECT_WRITES);
   m->direct_write_cap = cap >= 0 ? (long)cap : DIRECT_WRITES;
@@ -2113,15 +2287,20 @@ static napi_value js_stats (napi_env env, napi_callback_info info) {
   mount_t *m;
   NAPI(napi_get_value_external(env, argv[0], (void **)&m));
   pthread_mutex_lock(&m->reply_mu);
-  double v[12] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
+  double v[14] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
     (double)m->writes_handed, (double)m->writes_copied, (double)m->writes_over_cap,
     (double)m->direct_interrupted, (double)m->direct_expired, (double)m->direct_late, (double)m->killed, (double)m->worker_interrupted,
-    (double)m->worker_expired };
+    (double)m->worker_expired, 0, 0 };
   pthread_mutex_unlock(&m->reply_mu);
-  static const char *names[12] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap", "interrupted", "expired", "late", "killed", "interruptedOthers", "expiredOthers" };
+  pthread_mutex_lock(&m->inval_mu);
+  v[12] = (double)m->inval_retried;
+  v[13] = (double)m->inval_recovered;
+  pthread_mutex_unlock(&m->inval_mu);
+  static const char *names[14] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap", "interrupted", "expired", "late", "killed", "interruptedOthers", "expiredOthers",
+    "invalRetried", "invalRecovered" };
   napi_value o;
   NAPI(napi_create_object(env, &o));
-  for (int i = 0; i < 12; i++) {
+  for (int i = 0; i < 14; i++) {
     napi_value n;
     NAPI(napi_create_double(env, v[i], &n));
     NAPI(napi_set_named_property(env, o, names[i], n));

@@ -143,6 +143,13 @@ export interface WriteStats {
    * once it gets them.
    */
   expiredOthers: number
+  /**
+   * Invalidations tried again because they found no inode while the kernel may have been making
+   * one from an answer older than the change (fuse/binding.c inval_thread).
+   */
+  invalRetried: number
+  /** Of those tries, the ones that found the inode (and dropped its old attributes). */
+  invalRecovered: number
 }
 
 export interface Mount {
