@@ -8,11 +8,8 @@
 // peer did not take is an error, never a silent loss. The review of streams39 (reverted) probed
 // the last three.
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { createHost } from '../../node/net/host.ts'
 import type { Host } from '../../node/net/host.ts'
-import { createNetworkKey } from '../../node/net/keys.ts'
+import { memoryPair } from '../helpers/memory-pair.ts'
 import { KeptCaller, RPC_MAX_STREAMS, call, defineProtocol, notify, serve } from '../../node/net/rpc.ts'
 
 interface Say { text: string, hops?: number }
@@ -87,13 +84,9 @@ describe('node/net/rpc: more calls at once to one peer than its streams allow', 
   let b: Host
 
   before(async function () {
-    const key = createNetworkKey()
-    const addr = `/memory/darkfs-rpcs40-${randomBytes(6).toString('hex')}`
-    b = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: [addr] })
-    teardown.push(async () => { await b.stop() })
-    a = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: [`${addr}-a`], join: [b.addresses()[0]] })
-    teardown.push(async () => { await a.stop() })
-    await until(() => a.peers().some(p => p.id === b.peerId), 'a and b connected')
+    const pair = await memoryPair('rpcs40')
+    teardown.push(pair.stop)
+    ;({ a, b } = pair)
   })
   after(async function () {
     while (teardown.length > 0) await teardown.pop()!().catch(() => {})

@@ -4,12 +4,10 @@
 // and malformed frames that close their stream while the host keeps serving.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
 import * as dagCbor from '@ipld/dag-cbor'
-import { createHost } from '../../node/net/host.ts'
 import type { Host, Stream } from '../../node/net/host.ts'
-import { createNetworkKey } from '../../node/net/keys.ts'
+import { memoryPair } from '../helpers/memory-pair.ts'
 import {
   KeptCaller, RPC_MAX_NEXT, RPC_MIN_MESSAGE_BYTES, RpcClosedError, RpcProtocolError, RpcRemoteError, RpcTimeoutError, RpcTooLargeError, RpcTooManyRepliesError,
   broadcast, call, decodeIncoming, decodeReply, defineProtocol, encodeCall, encodeError, encodeNotice, notify, serve
@@ -94,13 +92,9 @@ describe('node/net/rpc', function () {
   }
 
   before(async function () {
-    const key = createNetworkKey()
-    const addr = `/memory/darkfs-rpc-${randomBytes(6).toString('hex')}`
-    b = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: [addr] })
-    teardown.push(async () => { await b.stop() })
-    a = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: [`${addr}-a`], join: [b.addresses()[0]] })
-    teardown.push(async () => { await a.stop() })
-    await until(() => a.peers().some(p => p.id === b.peerId), 'a and b connected')
+    const pair = await memoryPair('rpc')
+    teardown.push(pair.stop)
+    ;({ a, b } = pair)
   })
   after(async function () {
     while (teardown.length > 0) await teardown.pop()!().catch(() => {})
