@@ -102,16 +102,21 @@
 #define AFTER_TTL_NS 5000000L
 // Times a getattr is asked again because an invalidation of its path came while JS answered it.
 #define GETATTR_ASKS 3
-// Slots of the table of getattrs by path (mount_t.looked): a path's slot is a hash of it, shared
-// by the paths of the same hash (a retry the more, never one the fewer: see inval_thread).
+// Slots of the count of invalidations pushed by path (mount_t.looked): a path's slot is a hash of
+// it, shared by the paths of the same hash (an ask again the more, never one the fewer: op_getattr).
 #define LOOKED_SLOTS 1024
+// The getattrs by path an invalidation that found no inode looks its path up in (mount_t.recent,
+// a ring: the latest ones, those unanswered kept), and how long after its answer one counts: the
+// time the kernel takes to make the inode from the reply, far under any attribute time.
+#define RECENT_GETATTRS 256
+#define RECENT_NS 200000000LL
 // An invalidation that found no inode (inval_thread) is tried again after this (us), then twice
 // as long each time, up to INVAL_RETRY_MAX_US between tries: the old attributes an inode made
 // late shows stay for about as long as the kernel took to make it since the first try.
 #define INVAL_RETRY_US 100
 #define INVAL_RETRY_MAX_US 64000
 // Invalidations waiting to be tried again, at most (past that the oldest is dropped).
-#define INVAL_RETRIES_MAX 4096
+#define INVAL_RETRIES_MAX 256
 
 enum {
   OP_GETATTR = 1, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR, OP_SYMLINK,
@@ -167,10 +172,15 @@ typedef struct mount_s {
   struct inval_s *inval_head, *inval_tail, *inval_retry;
   int inval_stop, inval_retries;
   uint64_t inval_retried, inval_recovered;
-  // getattrs by path (op_getattr: a kernel's LOOKUP asks for one first), by slot (LOOKED_SLOTS):
-  // how many are unanswered, when one last succeeded (CLOCK_MONOTONIC, ns), and invalidations
-  // of the slot's paths pushed so far (inval_push); see op_getattr and inval_thread
-  struct { atomic_int busy; atomic_llong ok_ns; atomic_uint pushed; } looked[LOOKED_SLOTS];
+  // invalidations pushed so far (inval_push) of the paths of each slot (LOOKED_SLOTS): op_getattr
+  struct { atomic_uint pushed; } looked[LOOKED_SLOTS];
+  // the latest getattrs by path (op_getattr: a kernel's LOOKUP asks for one first), a ring of
+  // RECENT_GETATTRS (next: where the next goes): the path (exact), unanswered or not, when it
+  // succeeded (CLOCK_MONOTONIC, ns; 0: not, or not yet); under recent_mu, which only op_getattr
+  // and the invalidation thread's tries (inval_may_miss) take, never a push
+  pthread_mutex_t recent_mu;
+  struct { char *path; int busy; long long ok_ns; } recent[RECENT_GETATTRS];
+  unsigned recent_next;
   // direct reads (read_direct): the device their replies are written to (-1 once the session has
   // ended), and how many are unanswered; reply_mu guards both, reply_cv tells the drain
   pthread_mutex_t reply_mu;
@@ -786,26 +796,60 @@ static int getattr_js (const char *path, struct stat *st, struct fuse_file_info 
   return finish(r, dispatch(r));
 }
 
-// A getattr by path is counted in its slot of mount_t.looked while it is unanswered, and its
-// success stamped there before it leaves it: the invalidation thread tells from them whether an
-// invalidation that found no inode may have missed one the kernel is making from this answer
-// (see inval_thread). And an answer JS gave before a change of the path it then invalidated (an
-// invalidation of the slot pushed while JS answered) is not given: JS is asked again, up to
-// GETATTR_ASKS times, so the kernel never makes a new inode from it (most of the window
-// inval_thread's tries cover, closed here: no stat sees the old attributes at all).
+/** Notes a getattr of `path` begun in mount_t.recent: the entry's index, or -1 (no memory). The
+ * oldest answered entry goes (at most MAX_THREADS are unanswered, far fewer than the ring). */
+static int recent_begin (mount_t *m, const char *path) {
+  char *copy = strdup(path);
+  if (copy == NULL) return -1;
+  char *old = NULL;
+  int at = -1;
+  pthread_mutex_lock(&m->recent_mu);
+  for (int n = 0; n < RECENT_GETATTRS && at < 0; n++) {
+    unsigned k = m->recent_next++ % RECENT_GETATTRS;
+    if (!m->recent[k].busy) at = (int)k;
+  }
+  if (at >= 0) {
+    old = m->recent[at].path;
+    m->recent[at].path = copy;
+    m->recent[at].busy = 1;
+    m->recent[at].ok_ns = 0;
+    copy = NULL;
+  }
+  pthread_mutex_unlock(&m->recent_mu);
+  free(old);
+  free(copy);
+  return at;
+}
+
+/** The getattr of entry `at` (recent_begin) was answered: res 0, it succeeded now. */
+static void recent_end (mount_t *m, int at, int res) {
+  if (at < 0) return;
+  long long now = res == 0 ? mono_ns() : 0;
+  pthread_mutex_lock(&m->recent_mu);
+  m->recent[at].busy = 0;
+  m->recent[at].ok_ns = now;
+  pthread_mutex_unlock(&m->recent_mu);
+}
+
+// A getattr by path is noted in mount_t.recent while it is unanswered, and its success stamped
+// there: the invalidation thread tells from them whether an invalidation that found no inode may
+// have missed one the kernel is making from this answer (see inval_thread). And an answer JS
+// gave before a change of the path it then invalidated (an invalidation of the path's slot of
+// mount_t.looked pushed while JS answered) is not given: JS is asked again, up to GETATTR_ASKS
+// times, so the kernel never makes a new inode from it (most of the window inval_thread's tries
+// cover, closed here: no stat sees the old attributes at all).
 static int op_getattr (const char *path, struct stat *st, struct fuse_file_info *fi) {
   if (path == NULL) return getattr_js(path, st, fi);
   mount_t *m = current_mount();
   unsigned k = looked_slot(path);
-  atomic_fetch_add(&m->looked[k].busy, 1);
+  int at = recent_begin(m, path);
   int res;
   for (int asked = 1; ; asked++) {
     unsigned pushed = atomic_load(&m->looked[k].pushed);
     res = getattr_js(path, st, fi);
     if (res != 0 || asked >= GETATTR_ASKS || atomic_load(&m->looked[k].pushed) == pushed) break;
   }
-  if (res == 0) atomic_store(&m->looked[k].ok_ns, mono_ns());
-  atomic_fetch_sub(&m->looked[k].busy, 1);
+  recent_end(m, at, res);
   return res;
 }
 
@@ -1187,14 +1231,16 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
 // the path yet, or the kernel no inode: -ENOENT either way). The kernel guards a GETATTR, and a
 // LOOKUP of an inode it has, against an invalidation in flight (its attr_version), but not one
 // that makes a new inode: lost, the invalidation leaves the old attributes cached for the
-// attribute time. So an invalidation that finds no inode while a getattr of its path's slot is
-// unanswered, or one succeeded within the attribute time, is tried again (0.1, 0.2, 0.4 ... ms,
-// at most INVAL_RETRY_MAX_US apart) until it finds the inode (the answer's attributes are dropped
-// then, and any later LOOKUP is guarded) or no getattr of the slot is unanswered and none has
-// succeeded for the attribute time: from then any inode made from an old answer was made long
-// ago (or will never be), and has its attributes expired. Tries wait
-// in a list of their own (a try due runs before the queue); a run of their path from the queue
-// settles them. Pushes never wait for any of it (inval_push).
+// attribute time. So an invalidation that finds no inode while a getattr of its very path is
+// unanswered, or one succeeded within RECENT_NS, is tried again (0.1, 0.2, 0.4 ... ms, at most
+// INVAL_RETRY_MAX_US apart) until it finds the inode (the answer's attributes are dropped then,
+// and any later LOOKUP is guarded) or no getattr of the path is unanswered and none succeeded
+// within RECENT_NS: the kernel makes the inode from a reply as it gets it, so by then any inode
+// made from an old answer has been made (and the try before found it) or will never be. A path
+// the kernel never asked for (a peer's new file) is not tried again. Tries wait in a short list
+// of their own (INVAL_RETRIES_MAX): a try due runs, but never two in a row while the queue has
+// invalidations waiting; a run of their path from the queue settles them. Pushes never wait for
+// any of it (inval_push), nor for the look up in mount_t.recent (under recent_mu, not inval_mu).
 
 /** Under inval_mu: takes `path`'s entry off the retry list (or NULL). */
 static inval_t *inval_retry_take (mount_t *m, const char *path) {
@@ -1227,31 +1273,38 @@ static void inval_retry_put (mount_t *m, inval_t *i, long long now) {
 }
 
 /** May the kernel still make an inode of `path`, with attributes it would keep, from a getattr
- * answered before an invalidation that found none: one of its slot unanswered, or answered
- * within the attribute time? */
+ * answered before an invalidation that found none: one of that very path unanswered, or answered
+ * within RECENT_NS? (Not under inval_mu: RECENT_GETATTRS compares under recent_mu.) */
 static int inval_may_miss (mount_t *m, const char *path, long long now) {
-  long long window = (long long)(m->attr_timeout * 1e9);
-  if (window <= 0) return 0; // no attributes cached
-  unsigned k = looked_slot(path);
-  if (atomic_load(&m->looked[k].busy) > 0) return 1;
-  long long ok = atomic_load(&m->looked[k].ok_ns);
-  return ok != 0 && now - ok < window;
+  if (m->attr_timeout <= 0) return 0; // no attributes cached
+  int may = 0;
+  pthread_mutex_lock(&m->recent_mu);
+  for (int k = 0; k < RECENT_GETATTRS && !may; k++) {
+    const char *p = m->recent[k].path;
+    if (p == NULL || strcmp(p, path) != 0) continue;
+    long long ok = m->recent[k].ok_ns;
+    may = m->recent[k].busy || (ok != 0 && now - ok < RECENT_NS);
+  }
+  pthread_mutex_unlock(&m->recent_mu);
+  return may;
 }
 
 static void *inval_thread (void *arg) {
   mount_t *m = arg;
+  int retried = 0; // the last run was a try again
   for (;;) {
     pthread_mutex_lock(&m->inval_mu);
     inval_t *i = NULL;
     int retry = 0;
     for (;;) {
-      // a try due goes first (a busy queue must not hold it past its window), then the queue
+      // a try due goes first (a busy queue must not hold it past its window), but never two in a
+      // row while the queue waits (tries due must not starve it), then the queue
       long long now = mono_ns(), due = 0;
       inval_t **first = NULL;
       for (inval_t **at = &m->inval_retry; *at != NULL && !m->inval_stop; at = &(*at)->next) {
         if (first == NULL || (*at)->due_ns < due) { first = at; due = (*at)->due_ns; }
       }
-      if (first != NULL && due <= now) {
+      if (first != NULL && due <= now && !(retried && m->inval_head != NULL)) {
         i = *first;
         *first = i->next;
         m->inval_retries--;
@@ -1282,12 +1335,14 @@ static void *inval_thread (void *arg) {
       pthread_mutex_unlock(&m->inval_mu);
       return NULL;
     }
+    retried = retry;
     pthread_mutex_unlock(&m->inval_mu);
     int rc = 0;
     pthread_mutex_lock(&m->lock);
     if (m->fuse != NULL && !m->inval_stop) rc = fuse_invalidate_path(m->fuse, i->path);
     pthread_mutex_unlock(&m->lock);
     long long now = mono_ns();
+    int may_miss = rc == -ENOENT && !m->inval_stop && inval_may_miss(m, i->path, now);
     pthread_mutex_lock(&m->inval_mu);
     // a run of the path from the queue settles the try waiting for it: that try goes on (its
     // wait started over) when this run found no inode either, else it goes
@@ -1301,7 +1356,7 @@ static void *inval_thread (void *arg) {
       } else {
         i->wait_us = i->wait_us * 2 > INVAL_RETRY_MAX_US ? INVAL_RETRY_MAX_US : i->wait_us * 2;
       }
-      if (inval_may_miss(m, i->path, now)) { inval_retry_put(m, i, now); i = NULL; }
+      if (may_miss) { inval_retry_put(m, i, now); i = NULL; }
     }
     pthread_mutex_unlock(&m->inval_mu);
     if (waiting != NULL) { free(waiting->path); free(waiting); }
@@ -1981,6 +2036,7 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   m->piece_min = PIECE_MIN_DEFAULT;
   pthread_mutex_init(&m->lock, NULL);
   pthread_mutex_init(&m->inval_mu, NULL);
+  pthread_mutex_init(&m->recent_mu, NULL);
   cond_init_monotonic(&m->inval_cv);
   m->fd = -1;
   double cap = get_num(env, argv[1], "directWrites", DIRECT_WRITES);
