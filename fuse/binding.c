@@ -195,6 +195,12 @@ typedef struct mount_s {
 typedef struct inval_s {
   struct inval_s *next;
   char *path;
+  // a direct write's reply, sent once its other names (names, count) are invalidated
+  // (inval_reply); path is NULL then
+  struct req_s *reply;
+  struct fuse_write_out out;
+  char **names;
+  uint32_t count;
 } inval_t;
 
 typedef struct req_s {
@@ -396,7 +402,9 @@ static int direct_reply (req_t *r, int err, const void *data, size_t n) {
 // reply_mu while it is unanswered (in its list), and JS answers it before it lets it go. A write's
 // buffer is JS's once call_js has made it a Buffer.
 static void direct_unref (req_t *r) {
-  if (--r->refs == 0) { free(r->in); free(r); }
+  // atomic: a write's reply may be sent, and the request let go, by the invalidation thread
+  // (inval_reply)
+  if (__atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0) { free(r->in); free(r); }
 }
 
 // Completes a request from the JS thread when JS cannot answer (teardown, throw).
@@ -902,6 +910,7 @@ static double write_owner (const struct fuse_write_in *arg) {
 static __thread double libfuse_write_bits;
 static __thread double libfuse_write_owner;
 
+// A write through one name of a hard-linked file refreshes the other names JS gives (finish_refresh).
 static int op_write (const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
   req_t *r = req_new(OP_WRITE, path, NULL);
   if (r == NULL) return -ENOMEM;
@@ -914,7 +923,7 @@ static int op_write (const char *path, const char *buf, size_t size, off_t off, 
   r->n[1] = (double)off;
   r->n[2] = libfuse_write_bits;
   r->n[3] = libfuse_write_owner;
-  return finish(r, dispatch(r));
+  return finish_refresh(r, dispatch(r));
 }
 
 static int op_statfs (const char *path, struct statvfs *sv) {
@@ -1129,18 +1138,68 @@ static void *inval_thread (void *arg) {
     if (m->inval_head == NULL) m->inval_tail = NULL;
     pthread_mutex_unlock(&m->inval_mu);
     pthread_mutex_lock(&m->lock);
-    if (m->fuse != NULL && !m->inval_stop) fuse_invalidate_path(m->fuse, i->path);
+    if (i->reply != NULL) {
+      for (uint32_t k = 0; k < i->count; k++) {
+        if (m->fuse != NULL && !m->inval_stop) fuse_invalidate_path(m->fuse, i->names[k]);
+        free(i->names[k]);
+      }
+      free(i->names);
+    } else if (m->fuse != NULL && !m->inval_stop) {
+      fuse_invalidate_path(m->fuse, i->path);
+    }
     pthread_mutex_unlock(&m->lock);
+    if (i->reply != NULL) {
+      direct_reply(i->reply, 0, &i->out, sizeof i->out);
+      direct_unref(i->reply);
+    }
     free(i->path);
     free(i);
   }
+}
+
+// A direct write through one name of a hard-linked file: the kernel caches the attributes and
+// pages of each name apart (libfuse gives each its own kernel inode), so the other names JS gave
+// (`names`, taken over) are invalidated before the write is answered, as finish_refresh does for
+// a request of libfuse's workers: when write(2) returns, a stat or a read through another name
+// sees its bytes, size and mtime. Not on the JS thread, which answers the requests an
+// invalidation may wait for (a read of the other name holds its pages): on the invalidation
+// thread, which then sends the reply and lets the request go (JS's reference, taken over).
+// Returns 0 when the deadline answered the write already.
+static int inval_reply (req_t *r, struct fuse_write_out out, char **names, uint32_t count) {
+  mount_t *m = r->m;
+  inval_t *n = calloc(1, sizeof(inval_t));
+  pthread_mutex_lock(&m->inval_mu);
+  int queued = n != NULL && !m->inval_stop;
+  if (queued) {
+    n->reply = r;
+    n->out = out;
+    n->names = names;
+    n->count = count;
+    if (m->inval_tail != NULL) m->inval_tail->next = n; else m->inval_head = n;
+    m->inval_tail = n;
+    pthread_cond_signal(&m->inval_cv);
+  }
+  pthread_mutex_unlock(&m->inval_mu);
+  if (queued) {
+    pthread_mutex_lock(&m->reply_mu);
+    int open = !r->done;
+    pthread_mutex_unlock(&m->reply_mu);
+    return open;
+  }
+  // no thread to do it (the mount is ending): answered as it is
+  free(n);
+  for (uint32_t k = 0; k < count; k++) free(names[k]);
+  free(names);
+  int taken = direct_reply(r, 0, &out, sizeof out);
+  direct_unref(r);
+  return taken;
 }
 
 /** Queue an invalidation of `path` (taken over) for the mount's invalidation thread. */
 static void inval_push (mount_t *m, char *path) {
   pthread_mutex_lock(&m->inval_mu);
   int queued = m->inval_stop;
-  for (inval_t *i = m->inval_head; i != NULL && !queued; i = i->next) queued = strcmp(i->path, path) == 0;
+  for (inval_t *i = m->inval_head; i != NULL && !queued; i = i->next) queued = i->path != NULL && strcmp(i->path, path) == 0;
   inval_t *n = queued ? NULL : calloc(1, sizeof(inval_t));
   if (n != NULL) {
     n->path = path;
@@ -1846,6 +1905,27 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   return ext;
 }
 
+// The strings of the JS array `v` (copies, count in *count), or NULL when `v` is no array or an
+// empty one.
+static char **names_of (napi_env env, napi_value v, uint32_t *count) {
+  bool is_array = false;
+  *count = 0;
+  if (napi_is_array(env, v, &is_array) != napi_ok || !is_array) return NULL;
+  if (napi_get_array_length(env, v, count) != napi_ok || *count == 0) { *count = 0; return NULL; }
+  char **names = calloc(*count, sizeof(char *));
+  if (names == NULL) { *count = 0; return NULL; }
+  for (uint32_t i = 0; i < *count; i++) {
+    napi_value s;
+    size_t sl = 0;
+    napi_get_element(env, v, i, &s);
+    napi_get_value_string_utf8(env, s, NULL, 0, &sl);
+    names[i] = malloc(sl + 1);
+    if (names[i] == NULL) { for (uint32_t k = 0; k < i; k++) free(names[k]); free(names); *count = 0; return NULL; }
+    napi_get_value_string_utf8(env, s, names[i], sl + 1, &sl);
+  }
+  return names;
+}
+
 static napi_value js_reply (napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -1872,10 +1952,20 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
     // buffer (no copy; writev has taken the bytes when it returns), a write's the count written
     // (dropped when an interrupt or the native deadline answered it first)
     int taken;
+    uint32_t count_direct = 0;
     if (result < 0) {
       taken = direct_reply(r, result, NULL, 0);
     } else if (r->op == OP_WRITE) {
       struct fuse_write_out out = { .size = (uint32_t)((size_t)result < r->inlen ? (size_t)result : r->inlen), .padding = 0 };
+      // other names of a hard-linked file to refresh first (JS names them only for such a file)
+      char **names = argc > 2 && !r->js_released ? names_of(env, argv[2], &count_direct) : NULL;
+      if (names != NULL) {
+        r->js_released = 1; // JS's reference goes with the reply (inval_reply)
+        taken = inval_reply(r, out, names, count_direct);
+        napi_value ret;
+        NAPI(napi_get_boolean(env, taken != 0, &ret));
+        return ret;
+      }
       taken = direct_reply(r, 0, &out, sizeof out);
     } else {
       taken = direct_reply(r, 0, adata, alen < r->outsize ? alen : r->outsize);

@@ -564,13 +564,20 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         // run of appends it ends is whole (a log writer's line, published by another handle's flush)
         const ends = owner !== undefined && (n[2] & WRITE_PIECE) === 0 ? true : undefined
         const write = async (): Promise<{ bytesWritten: number }> => await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append, owner, ends })
+        // the other names of a hard-linked file (other kernel inodes: their cached size, mtime and
+        // pages) are refreshed before the write is answered (fuse/binding.c inval_reply,
+        // finish_refresh); a file of one link has none, and its answer no list
+        const refresh = (answer: Answer): Answer => {
+          const others = links.others(fh.path)
+          return others.length > 0 ? { ...answer, a: others } : answer
+        }
         // an O_APPEND write(2)'s pieces, in flight at once under AIO, laid in their kernel order
-        if (append) return { result: (await order.run(fh.ino, n[1], data.length, write, o.signal)).bytesWritten }
+        if (append) return refresh({ result: (await order.run(fh.ino, n[1], data.length, write, o.signal)).bytesWritten })
         const { bytesWritten } = await write()
         // the kernel's size, where its next append on the inode starts, is now at least the end
         // of this write: an append after it is not held for a piece that never comes
         order.grew(fh.ino, n[1] + bytesWritten)
-        return { result: bytesWritten }
+        return refresh({ result: bytesWritten })
       }
       case Op.statfs:
         return { result: 0, a: encodeStatFs(await volume.statfs(o)) }
