@@ -137,6 +137,11 @@ describe('mount: a write through one name of a hard-linked file, before its clos
     assert.equal(out, 'True b\'\\x00xyz\\x00\'\n')
   })
 
+  it('a renamed to x after the open, then a write past the end: b shows x\'s size and mtime', async function () {
+    const out = await linked('os.O_RDWR', 'os.rename("a", "x")\nos.stat("b")\nos.pwrite(fa, b"xyz", 3000)\nprint(st("x") == st("b"), st("b").split()[0])')
+    assert.equal(out, 'True 3003\n')
+  })
+
   it('ftruncate and fallocate growth through a: b shows the new size at once', async function () {
     const out = await linked('os.O_RDWR', 'os.ftruncate(fa, 5000)\nprint(st("b").split()[0])\nos.posix_fallocate(fa, 0, 7000)\nprint(st("b").split()[0])')
     assert.equal(out, '5000\n7000\n')
