@@ -143,7 +143,10 @@ typedef struct mount_s {
   // kernel's fs.fuse.max_pages_limit (read once at mount), and the shortest WRITE that can be a
   // piece of a write(2) with more to come (piece_min, set from the kernel's INIT: see write_bits)
   uint32_t max_write, pages_limit, piece_min;
-  pthread_mutex_t lock; // guards `fuse` for invalidate
+  pthread_rwlock_t lock; // guards `fuse` for invalidations (read: they may block a while, several at once)
+  // a write's reply waits for the refresh of its other names (inval_reply, finish_write): one at
+  // a time, under inval_mu
+  int refreshing;
   // invalidations waiting for the mount's invalidation thread (see inval_thread), oldest first
   pthread_mutex_t inval_mu;
   pthread_cond_t inval_cv;
@@ -910,7 +913,9 @@ static double write_owner (const struct fuse_write_in *arg) {
 static __thread double libfuse_write_bits;
 static __thread double libfuse_write_owner;
 
-// A write through one name of a hard-linked file refreshes the other names JS gives (finish_refresh).
+static int finish_write (req_t *r, int res);
+
+// A write through one name of a hard-linked file refreshes the other names JS gives (finish_write).
 static int op_write (const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
   req_t *r = req_new(OP_WRITE, path, NULL);
   if (r == NULL) return -ENOMEM;
@@ -923,7 +928,7 @@ static int op_write (const char *path, const char *buf, size_t size, off_t off, 
   r->n[1] = (double)off;
   r->n[2] = libfuse_write_bits;
   r->n[3] = libfuse_write_owner;
-  return finish_refresh(r, dispatch(r));
+  return finish_write(r, dispatch(r));
 }
 
 static int op_statfs (const char *path, struct statvfs *sv) {
@@ -1137,21 +1142,9 @@ static void *inval_thread (void *arg) {
     m->inval_head = i->next;
     if (m->inval_head == NULL) m->inval_tail = NULL;
     pthread_mutex_unlock(&m->inval_mu);
-    pthread_mutex_lock(&m->lock);
-    if (i->reply != NULL) {
-      for (uint32_t k = 0; k < i->count; k++) {
-        if (m->fuse != NULL && !m->inval_stop) fuse_invalidate_path(m->fuse, i->names[k]);
-        free(i->names[k]);
-      }
-      free(i->names);
-    } else if (m->fuse != NULL && !m->inval_stop) {
-      fuse_invalidate_path(m->fuse, i->path);
-    }
-    pthread_mutex_unlock(&m->lock);
-    if (i->reply != NULL) {
-      direct_reply(i->reply, 0, &i->out, sizeof i->out);
-      direct_unref(i->reply);
-    }
+    pthread_rwlock_rdlock(&m->lock);
+    if (m->fuse != NULL && !m->inval_stop) fuse_invalidate_path(m->fuse, i->path);
+    pthread_rwlock_unlock(&m->lock);
     free(i->path);
     free(i);
   }
@@ -1159,40 +1152,104 @@ static void *inval_thread (void *arg) {
 
 // A direct write through one name of a hard-linked file: the kernel caches the attributes and
 // pages of each name apart (libfuse gives each its own kernel inode), so the other names JS gave
-// (`names`, taken over) are invalidated before the write is answered, as finish_refresh does for
-// a request of libfuse's workers: when write(2) returns, a stat or a read through another name
-// sees its bytes, size and mtime. Not on the JS thread, which answers the requests an
-// invalidation may wait for (a read of the other name holds its pages): on the invalidation
-// thread, which then sends the reply and lets the request go (JS's reference, taken over).
+// (`names`, taken over) are invalidated before the write is answered: when write(2) returns, a
+// stat or a read through another name sees its bytes, size and mtime. An invalidation waits for
+// the pages a write in flight through that name holds locked, until its answer: so not on the
+// JS thread, which answers the reads and writes it may wait for, and not on the invalidation
+// thread, whose queue may hold an invalidation waiting for this very write's pages. On a thread
+// of its own (refresh_run), which then sends the reply and lets the request go (JS's reference,
+// taken over). One such write at a time per mount (m->refreshing): another one is answered at
+// once and its names refreshed after (inval_push), or two writes through two names, each
+// waiting for the other's pages, would wait for each other until their deadline.
 // Returns 0 when the deadline answered the write already.
+static void *refresh_run (void *arg) {
+  inval_t *i = arg;
+  req_t *r = i->reply;
+  mount_t *m = r->m;
+  pthread_rwlock_rdlock(&m->lock);
+  for (uint32_t k = 0; k < i->count; k++) {
+    if (m->fuse != NULL && !m->inval_stop) fuse_invalidate_path(m->fuse, i->names[k]);
+    free(i->names[k]);
+  }
+  pthread_rwlock_unlock(&m->lock);
+  direct_reply(r, 0, &i->out, sizeof i->out);
+  direct_unref(r);
+  pthread_mutex_lock(&m->inval_mu);
+  m->refreshing = 0;
+  pthread_mutex_unlock(&m->inval_mu);
+  free(i->names);
+  free(i);
+  return NULL;
+}
+
+static void inval_push (mount_t *m, char *path);
+
+/** Claims the mount's one refresh a reply may wait for (m->refreshing); 0 when another has it. */
+static int refresh_claim (mount_t *m) {
+  pthread_mutex_lock(&m->inval_mu);
+  int claim = !m->refreshing && !m->inval_stop;
+  if (claim) m->refreshing = 1;
+  pthread_mutex_unlock(&m->inval_mu);
+  return claim;
+}
+
+static void refresh_release (mount_t *m) {
+  pthread_mutex_lock(&m->inval_mu);
+  m->refreshing = 0;
+  pthread_mutex_unlock(&m->inval_mu);
+}
+
 static int inval_reply (req_t *r, struct fuse_write_out out, char **names, uint32_t count) {
   mount_t *m = r->m;
-  inval_t *n = calloc(1, sizeof(inval_t));
-  pthread_mutex_lock(&m->inval_mu);
-  int queued = n != NULL && !m->inval_stop;
-  if (queued) {
-    n->reply = r;
-    n->out = out;
-    n->names = names;
-    n->count = count;
-    if (m->inval_tail != NULL) m->inval_tail->next = n; else m->inval_head = n;
-    m->inval_tail = n;
-    pthread_cond_signal(&m->inval_cv);
-  }
-  pthread_mutex_unlock(&m->inval_mu);
-  if (queued) {
+  if (refresh_claim(m)) {
+    inval_t *i = calloc(1, sizeof(inval_t));
     pthread_mutex_lock(&m->reply_mu);
     int open = !r->done;
     pthread_mutex_unlock(&m->reply_mu);
-    return open;
+    if (i != NULL) {
+      i->reply = r;
+      i->out = out;
+      i->names = names;
+      i->count = count;
+      // no signals on it, as on the mount's other threads
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, &old);
+      pthread_attr_t attr;
+      pthread_attr_init(&attr);
+      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+      pthread_t t;
+      int rc = pthread_create(&t, &attr, refresh_run, i);
+      pthread_attr_destroy(&attr);
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      if (rc == 0) return open;
+      free(i);
+    }
+    refresh_release(m);
   }
-  // no thread to do it (the mount is ending): answered as it is
-  free(n);
-  for (uint32_t k = 0; k < count; k++) free(names[k]);
-  free(names);
+  // answered at once, its other names refreshed after
   int taken = direct_reply(r, 0, &out, sizeof out);
   direct_unref(r);
+  for (uint32_t k = 0; k < count; k++) inval_push(m, names[k]);
+  free(names);
   return taken;
+}
+
+// A write of libfuse's workers (op_write) refreshes the other names JS gave before its answer, as
+// a direct one does (inval_reply): the mount's one refresh a reply waits for, or after the answer.
+static int finish_write (req_t *r, int res) {
+  if (res < 0 || r->count == 0) return finish(r, res);
+  mount_t *m = current_mount();
+  if (refresh_claim(m)) {
+    for (uint32_t i = 0; i < r->count; i++) fuse_invalidate_path(fuse_get_context()->fuse, r->names[i]);
+    refresh_release(m);
+  } else {
+    for (uint32_t i = 0; i < r->count; i++) {
+      char *p = strdup(r->names[i]);
+      if (p != NULL) inval_push(m, p);
+    }
+  }
+  return finish(r, res);
 }
 
 /** Queue an invalidation of `path` (taken over) for the mount's invalidation thread. */
@@ -1809,18 +1866,18 @@ static void *loop_thread (void *arg) {
     napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
     return NULL;
   }
-  pthread_mutex_lock(&m->lock);
+  pthread_rwlock_wrlock(&m->lock);
   m->fuse = f;
-  pthread_mutex_unlock(&m->lock);
+  pthread_rwlock_unlock(&m->lock);
   pthread_mutex_lock(&m->reply_mu);
   m->fd = fuse_session_fd(fuse_get_session(f));
   pthread_mutex_unlock(&m->reply_mu);
   post_event(m, EV_MOUNTED, 0);
   loop_t *l;
   int rc = session_loop(f, m, &l);
-  pthread_mutex_lock(&m->lock);
+  pthread_rwlock_wrlock(&m->lock);
   m->fuse = NULL;
-  pthread_mutex_unlock(&m->lock);
+  pthread_rwlock_unlock(&m->lock);
   session_drain(f, m, l);
   opener_drop(m, -1);
   fuse_unmount(f);
@@ -1864,7 +1921,7 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   double max_write = get_num(env, argv[1], "maxWrite", MAX_WRITE);
   m->max_write = max_write >= 4096 && max_write <= MAX_WRITE ? (uint32_t)max_write : MAX_WRITE;
   m->piece_min = PIECE_MIN_DEFAULT;
-  pthread_mutex_init(&m->lock, NULL);
+  pthread_rwlock_init(&m->lock, NULL);
   pthread_mutex_init(&m->inval_mu, NULL);
   pthread_cond_init(&m->inval_cv, NULL);
   m->fd = -1;

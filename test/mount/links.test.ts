@@ -142,6 +142,26 @@ describe('mount: a write through one name of a hard-linked file, before its clos
     assert.equal(out, 'True 3003\n')
   })
 
+  it('writes through a and b at once, from four threads: all are answered, none waits on another\'s refresh', async function () {
+    // each write's answer waits for the other name's refresh, which waits for the pages a write
+    // in flight through that name holds: two such writes waited for each other (to the deadline)
+    const { m } = here()
+    const py = [
+      'import os, threading',
+      'def w(n):',
+      '  fd = os.open(n, os.O_RDWR)',
+      '  for i in range(200): assert os.pwrite(fd, b"x" * 9000, (i * 4096) % 200000) == 9000',
+      '  os.close(fd)',
+      'ts = [threading.Thread(target=w, args=(n,)) for n in ("a", "b", "a", "b")]',
+      '[t.start() for t in ts]',
+      '[t.join() for t in ts]',
+      's = os.stat("a"), os.stat("b")',
+      'print(s[0].st_size, s[1].st_size)'
+    ].join('\n')
+    await ok('head -c 300000 /dev/zero > a && ln a b', { cwd: m.dir })
+    assert.equal(await ok(`python3 -c '${py}'`, { cwd: m.dir }), '300000 300000\n')
+  })
+
   it('ftruncate and fallocate growth through a: b shows the new size at once', async function () {
     const out = await linked('os.O_RDWR', 'os.ftruncate(fa, 5000)\nprint(st("b").split()[0])\nos.posix_fallocate(fa, 0, 7000)\nprint(st("b").split()[0])')
     assert.equal(out, '5000\n7000\n')
