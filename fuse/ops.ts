@@ -595,7 +595,7 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         const write = async (): Promise<{ bytesWritten: number }> => await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append, owner, ends })
         // the other names of a hard-linked file (other kernel inodes: their cached size, mtime and
         // pages) are refreshed before the write is answered (fuse/binding.c inval_reply,
-        // finish_refresh); a file of one link has none, and its answer no list
+        // finish_write); a file of one link has none, and its answer no list
         const refresh = (answer: Answer): Answer => {
           const others = othersOf(fh)
           return others.length > 0 ? { ...answer, a: others } : answer
