@@ -12,6 +12,8 @@ export interface LinkNames {
   note: (path: string, st: Stats) => void
   /** The other remembered names of the file at `path`. */
   others: (path: string) => string[]
+  /** The remembered names of inode `ino` (none for a file never seen with nlink > 1). */
+  names: (ino: number) => string[]
   /** `path` is gone (unlinked or renamed away). */
   forget: (path: string) => void
   /** The directory `from` is now `to`: the names remembered below it move with it. */
@@ -35,6 +37,10 @@ export function createLinkNames (): LinkNames {
       const ino = byPath.get(path)
       if (ino === undefined) return []
       return [...byIno.get(ino) ?? []].filter(p => p !== path)
+    },
+    names (ino) {
+      const names = byIno.get(ino)
+      return names === undefined ? [] : [...names]
     },
     forget (path) {
       const ino = byPath.get(path)

@@ -22,6 +22,17 @@ describe('createLinkNames() (fuse/links.ts)', () => {
     assert.deepEqual(l.others('/a'), [])
   })
 
+  it('names(ino) gives every remembered name of an inode, none for one never seen with two links', () => {
+    const l = createLinkNames()
+    l.note('/a', st(5, 2))
+    l.note('/b', st(5, 2))
+    l.note('/single', st(6, 1))
+    assert.deepEqual(l.names(5).sort(), ['/a', '/b'])
+    assert.deepEqual(l.names(6), [])
+    l.forget('/a')
+    assert.deepEqual(l.names(5), ['/b'])
+  })
+
   it('moveDir(from, to) carries the names below a renamed directory, not names that only share a prefix', () => {
     const l = createLinkNames()
     l.note('/a', st(5, 3))
