@@ -376,7 +376,14 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
     const alias = aliased(path)
     if (alias !== undefined) return await alias.stat(o)
     const p = checkName(need(path, 'stat'), 'stat')
-    const st = await volume.lstat(p, o)
+    let st: Stats
+    try {
+      st = await volume.lstat(p, o)
+    } catch (err: any) {
+      // a name removed (by another host): no longer one of its file's names (review40d)
+      if (err?.code === 'ENOENT') links.forget(p)
+      throw err
+    }
     links.note(p, st)
     return st
   }
