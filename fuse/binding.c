@@ -163,7 +163,10 @@ typedef struct mount_s {
   // kernel's fs.fuse.max_pages_limit (read once at mount), and the shortest WRITE that can be a
   // piece of a write(2) with more to come (piece_min, set from the kernel's INIT: see write_bits)
   uint32_t max_write, pages_limit, piece_min;
-  pthread_mutex_t lock; // guards `fuse` for invalidate
+  pthread_rwlock_t lock; // guards `fuse` for invalidations (read: they may block a while, several at once)
+  // a write's reply waits for the refresh of its other names (inval_reply, finish_write): one at
+  // a time, under inval_mu
+  int refreshing;
   // invalidations waiting for the mount's invalidation thread (see inval_thread), oldest first,
   // and those waiting to be tried again (inval_retry: unordered, inval_retries of them); and
   // for js_stats: tries again, and the invalidations they made (under inval_mu)
@@ -231,6 +234,12 @@ typedef struct inval_s {
   // next, and the wait after that (us)
   long long since_ns, due_ns;
   int wait_us;
+  // a direct write's reply, sent once its other names (names, count) are invalidated
+  // (inval_reply, refresh_run); path is NULL then
+  struct req_s *reply;
+  struct fuse_write_out out;
+  char **names;
+  uint32_t count;
 } inval_t;
 
 typedef struct req_s {
@@ -432,7 +441,9 @@ static int direct_reply (req_t *r, int err, const void *data, size_t n) {
 // reply_mu while it is unanswered (in its list), and JS answers it before it lets it go. A write's
 // buffer is JS's once call_js has made it a Buffer.
 static void direct_unref (req_t *r) {
-  if (--r->refs == 0) { free(r->in); free(r); }
+  // atomic: a write's reply may be sent, and the request let go, by the invalidation thread
+  // (inval_reply)
+  if (__atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0) { free(r->in); free(r); }
 }
 
 // Completes a request from the JS thread when JS cannot answer (teardown, throw).
@@ -1008,6 +1019,9 @@ static double write_owner (const struct fuse_write_in *arg) {
 static __thread double libfuse_write_bits;
 static __thread double libfuse_write_owner;
 
+static int finish_write (req_t *r, int res);
+
+// A write through one name of a hard-linked file refreshes the other names JS gives (finish_write).
 static int op_write (const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
   req_t *r = req_new(OP_WRITE, path, NULL);
   if (r == NULL) return -ENOMEM;
@@ -1020,7 +1034,7 @@ static int op_write (const char *path, const char *buf, size_t size, off_t off, 
   r->n[1] = (double)off;
   r->n[2] = libfuse_write_bits;
   r->n[3] = libfuse_write_owner;
-  return finish(r, dispatch(r));
+  return finish_write(r, dispatch(r));
 }
 
 static int op_statfs (const char *path, struct statvfs *sv) {
@@ -1338,9 +1352,9 @@ static void *inval_thread (void *arg) {
     retried = retry;
     pthread_mutex_unlock(&m->inval_mu);
     int rc = 0;
-    pthread_mutex_lock(&m->lock);
+    pthread_rwlock_rdlock(&m->lock);
     if (m->fuse != NULL && !m->inval_stop) rc = fuse_invalidate_path(m->fuse, i->path);
-    pthread_mutex_unlock(&m->lock);
+    pthread_rwlock_unlock(&m->lock);
     long long now = mono_ns();
     int may_miss = rc == -ENOENT && !m->inval_stop && inval_may_miss(m, i->path, now);
     pthread_mutex_lock(&m->inval_mu);
@@ -1364,12 +1378,114 @@ static void *inval_thread (void *arg) {
   }
 }
 
+// A direct write through one name of a hard-linked file: the kernel caches the attributes and
+// pages of each name apart (libfuse gives each its own kernel inode), so the other names JS gave
+// (`names`, taken over) are invalidated before the write is answered: when write(2) returns, a
+// stat or a read through another name sees its bytes, size and mtime. An invalidation waits for
+// the pages a write in flight through that name holds locked, until its answer: so not on the
+// JS thread, which answers the reads and writes it may wait for, and not on the invalidation
+// thread, whose queue may hold an invalidation waiting for this very write's pages. On a thread
+// of its own (refresh_run), which then sends the reply and lets the request go (JS's reference,
+// taken over). One such write at a time per mount (m->refreshing): another one is answered at
+// once and its names refreshed after (inval_push), or two writes through two names, each
+// waiting for the other's pages, would wait for each other until their deadline.
+// Returns 0 when the deadline answered the write already.
+static void *refresh_run (void *arg) {
+  inval_t *i = arg;
+  req_t *r = i->reply;
+  mount_t *m = r->m;
+  pthread_rwlock_rdlock(&m->lock);
+  for (uint32_t k = 0; k < i->count; k++) {
+    if (m->fuse != NULL && !m->inval_stop) fuse_invalidate_path(m->fuse, i->names[k]);
+    free(i->names[k]);
+  }
+  pthread_rwlock_unlock(&m->lock);
+  direct_reply(r, 0, &i->out, sizeof i->out);
+  direct_unref(r);
+  pthread_mutex_lock(&m->inval_mu);
+  m->refreshing = 0;
+  pthread_mutex_unlock(&m->inval_mu);
+  free(i->names);
+  free(i);
+  return NULL;
+}
+
+static void inval_push (mount_t *m, char *path);
+
+/** Claims the mount's one refresh a reply may wait for (m->refreshing); 0 when another has it. */
+static int refresh_claim (mount_t *m) {
+  pthread_mutex_lock(&m->inval_mu);
+  int claim = !m->refreshing && !m->inval_stop;
+  if (claim) m->refreshing = 1;
+  pthread_mutex_unlock(&m->inval_mu);
+  return claim;
+}
+
+static void refresh_release (mount_t *m) {
+  pthread_mutex_lock(&m->inval_mu);
+  m->refreshing = 0;
+  pthread_mutex_unlock(&m->inval_mu);
+}
+
+static int inval_reply (req_t *r, struct fuse_write_out out, char **names, uint32_t count) {
+  mount_t *m = r->m;
+  if (refresh_claim(m)) {
+    inval_t *i = calloc(1, sizeof(inval_t));
+    pthread_mutex_lock(&m->reply_mu);
+    int open = !r->done;
+    pthread_mutex_unlock(&m->reply_mu);
+    if (i != NULL) {
+      i->reply = r;
+      i->out = out;
+      i->names = names;
+      i->count = count;
+      // no signals on it, as on the mount's other threads
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, &old);
+      pthread_attr_t attr;
+      pthread_attr_init(&attr);
+      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+      pthread_t t;
+      int rc = pthread_create(&t, &attr, refresh_run, i);
+      pthread_attr_destroy(&attr);
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      if (rc == 0) return open;
+      free(i);
+    }
+    refresh_release(m);
+  }
+  // answered at once, its other names refreshed after
+  int taken = direct_reply(r, 0, &out, sizeof out);
+  direct_unref(r);
+  for (uint32_t k = 0; k < count; k++) inval_push(m, names[k]);
+  free(names);
+  return taken;
+}
+
+// A write of libfuse's workers (op_write) refreshes the other names JS gave before its answer, as
+// a direct one does (inval_reply): the mount's one refresh a reply waits for, or after the answer.
+static int finish_write (req_t *r, int res) {
+  if (res < 0 || r->count == 0) return finish(r, res);
+  mount_t *m = current_mount();
+  if (refresh_claim(m)) {
+    for (uint32_t i = 0; i < r->count; i++) fuse_invalidate_path(fuse_get_context()->fuse, r->names[i]);
+    refresh_release(m);
+  } else {
+    for (uint32_t i = 0; i < r->count; i++) {
+      char *p = strdup(r->names[i]);
+      if (p != NULL) inval_push(m, p);
+    }
+  }
+  return finish(r, res);
+}
+
 /** Queue an invalidation of `path` (taken over) for the mount's invalidation thread (never waits for it). */
 static void inval_push (mount_t *m, char *path) {
   atomic_fetch_add(&m->looked[looked_slot(path)].pushed, 1);
   pthread_mutex_lock(&m->inval_mu);
   int queued = m->inval_stop;
-  for (inval_t *i = m->inval_head; i != NULL && !queued; i = i->next) queued = strcmp(i->path, path) == 0;
+  for (inval_t *i = m->inval_head; i != NULL && !queued; i = i->next) queued = i->path != NULL && strcmp(i->path, path) == 0;
   inval_t *n = queued ? NULL : calloc(1, sizeof(inval_t));
   if (n != NULL) {
     n->path = path;
@@ -1979,18 +2095,18 @@ static void *loop_thread (void *arg) {
     napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
     return NULL;
   }
-  pthread_mutex_lock(&m->lock);
+  pthread_rwlock_wrlock(&m->lock);
   m->fuse = f;
-  pthread_mutex_unlock(&m->lock);
+  pthread_rwlock_unlock(&m->lock);
   pthread_mutex_lock(&m->reply_mu);
   m->fd = fuse_session_fd(fuse_get_session(f));
   pthread_mutex_unlock(&m->reply_mu);
   post_event(m, EV_MOUNTED, 0);
   loop_t *l;
   int rc = session_loop(f, m, &l);
-  pthread_mutex_lock(&m->lock);
+  pthread_rwlock_wrlock(&m->lock);
   m->fuse = NULL;
-  pthread_mutex_unlock(&m->lock);
+  pthread_rwlock_unlock(&m->lock);
   session_drain(f, m, l);
   opener_drop(m, -1);
   fuse_unmount(f);
@@ -2034,7 +2150,7 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   double max_write = get_num(env, argv[1], "maxWrite", MAX_WRITE);
   m->max_write = max_write >= 4096 && max_write <= MAX_WRITE ? (uint32_t)max_write : MAX_WRITE;
   m->piece_min = PIECE_MIN_DEFAULT;
-  pthread_mutex_init(&m->lock, NULL);
+  pthread_rwlock_init(&m->lock, NULL);
   pthread_mutex_init(&m->inval_mu, NULL);
   pthread_mutex_init(&m->recent_mu, NULL);
   cond_init_monotonic(&m->inval_cv);
@@ -2076,6 +2192,27 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   return ext;
 }
 
+// The strings of the JS array `v` (copies, count in *count), or NULL when `v` is no array or an
+// empty one.
+static char **names_of (napi_env env, napi_value v, uint32_t *count) {
+  bool is_array = false;
+  *count = 0;
+  if (napi_is_array(env, v, &is_array) != napi_ok || !is_array) return NULL;
+  if (napi_get_array_length(env, v, count) != napi_ok || *count == 0) { *count = 0; return NULL; }
+  char **names = calloc(*count, sizeof(char *));
+  if (names == NULL) { *count = 0; return NULL; }
+  for (uint32_t i = 0; i < *count; i++) {
+    napi_value s;
+    size_t sl = 0;
+    napi_get_element(env, v, i, &s);
+    napi_get_value_string_utf8(env, s, NULL, 0, &sl);
+    names[i] = malloc(sl + 1);
+    if (names[i] == NULL) { for (uint32_t k = 0; k < i; k++) free(names[k]); free(names); *count = 0; return NULL; }
+    napi_get_value_string_utf8(env, s, names[i], sl + 1, &sl);
+  }
+  return names;
+}
+
 static napi_value js_reply (napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -2102,10 +2239,20 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
     // buffer (no copy; writev has taken the bytes when it returns), a write's the count written
     // (dropped when an interrupt or the native deadline answered it first)
     int taken;
+    uint32_t count_direct = 0;
     if (result < 0) {
       taken = direct_reply(r, result, NULL, 0);
     } else if (r->op == OP_WRITE) {
       struct fuse_write_out out = { .size = (uint32_t)((size_t)result < r->inlen ? (size_t)result : r->inlen), .padding = 0 };
+      // other names of a hard-linked file to refresh first (JS names them only for such a file)
+      char **names = argc > 2 && !r->js_released ? names_of(env, argv[2], &count_direct) : NULL;
+      if (names != NULL) {
+        r->js_released = 1; // JS's reference goes with the reply (inval_reply)
+        taken = inval_reply(r, out, names, count_direct);
+        napi_value ret;
+        NAPI(napi_get_boolean(env, taken != 0, &ret));
+        return ret;
+      }
       taken = direct_reply(r, 0, &out, sizeof out);
     } else {
       taken = direct_reply(r, 0, adata, alen < r->outsize ? alen : r->outsize);

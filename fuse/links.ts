@@ -12,6 +12,8 @@ export interface LinkNames {
   note: (path: string, st: Stats) => void
   /** The other remembered names of the file at `path`. */
   others: (path: string) => string[]
+  /** The remembered names of inode `ino` (none for a file never seen with nlink > 1). */
+  names: (ino: number) => string[]
   /** `path` is gone (unlinked or renamed away). */
   forget: (path: string) => void
   /** The directory `from` is now `to`: the names remembered below it move with it. */
@@ -23,7 +25,21 @@ export function createLinkNames (): LinkNames {
   const byIno = new Map<number, Set<string>>()
   return {
     note (path, st) {
-      if (st.kind === 'dir' || st.nlink < 2 || byPath.get(path) === st.ino) return
+      if (st.kind === 'dir') return
+      if (st.nlink < 2) {
+        // the file has one name now (its others removed, here or by another host): the names
+        // remembered of it are gone but this one, and a write through it refreshes none; a name
+        // now of another file is forgotten alone (review40d)
+        const ino = byPath.get(path)
+        if (ino === st.ino) {
+          for (const p of byIno.get(ino) ?? []) byPath.delete(p)
+          byIno.delete(ino)
+        } else if (ino !== undefined) {
+          this.forget(path)
+        }
+        return
+      }
+      if (byPath.get(path) === st.ino) return
       if (byPath.size >= LINK_NAMES_MAX) { byPath.clear(); byIno.clear() }
       this.forget(path)
       byPath.set(path, st.ino)
@@ -35,6 +51,10 @@ export function createLinkNames (): LinkNames {
       const ino = byPath.get(path)
       if (ino === undefined) return []
       return [...byIno.get(ino) ?? []].filter(p => p !== path)
+    },
+    names (ino) {
+      const names = byIno.get(ino)
+      return names === undefined ? [] : [...names]
     },
     forget (path) {
       const ino = byPath.get(path)

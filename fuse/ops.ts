@@ -251,6 +251,12 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
   const removedDirs = new Map<number, RemovedDir>()
   /** Directories open now (opendir, not yet released). */
   const openDirs = new Set<DirHandle>()
+  /**
+   * The name libfuse knows each open file's node by (its kernel inode), moved by renames on this
+   * mount: a change through the file refreshes its inode's other names (othersOf), never this one,
+   * whose pages the kernel may hold locked for the very write being answered.
+   */
+  const filePaths = new Map<FileHandle, string>()
 
   /**
    * A rename on this mount moved `from` to `to`: open directories at or below `from` follow it
@@ -261,6 +267,22 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
       if (d.path === from) d.path = to
       else if (d.path.startsWith(from + '/')) d.path = to + d.path.slice(from.length)
     }
+    for (const [fh, p] of filePaths) {
+      if (p === from) filePaths.set(fh, to)
+      else if (p.startsWith(from + '/')) filePaths.set(fh, to + p.slice(from.length))
+    }
+  }
+
+  /**
+   * The names of an open file whose cached attributes a change through it leaves stale: those of
+   * its inode but the one libfuse knows its node by (filePaths), which the kernel updates itself.
+   * None for a file never seen with two links (a map lookup).
+   */
+  function othersOf (fh: FileHandle): string[] {
+    const names = links.names(fh.ino)
+    if (names.length === 0) return names
+    const at = filePaths.get(fh) ?? fh.path
+    return names.filter(p => p !== at)
   }
 
   /** The hidden names of inode `ino` and its remains go with its last handle. */
@@ -282,9 +304,12 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
     // what is at `a` now was at `b`, and the other way round: directories (and what is open
     // below them) follow, through a path no name can be (it holds a NUL)
     const aside = `${a}\0exchange`
-    if (sa.kind === 'dir') { links.moveDir(b, aside); moved(b, aside) }
-    if (sb.kind === 'dir') { links.moveDir(a, b); moved(a, b) }
-    if (sa.kind === 'dir') { links.moveDir(aside, a); moved(aside, a) }
+    if (sa.kind === 'dir') links.moveDir(b, aside)
+    if (sb.kind === 'dir') links.moveDir(a, b)
+    if (sa.kind === 'dir') links.moveDir(aside, a)
+    moved(b, aside)
+    moved(a, b)
+    moved(aside, a)
     if (sa.kind !== 'dir') links.note(a, sa)
     if (sb.kind !== 'dir') links.note(b, sb)
     return { result: 0, a: others }
@@ -351,7 +376,14 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
     const alias = aliased(path)
     if (alias !== undefined) return await alias.stat(o)
     const p = checkName(need(path, 'stat'), 'stat')
-    const st = await volume.lstat(p, o)
+    let st: Stats
+    try {
+      st = await volume.lstat(p, o)
+    } catch (err: any) {
+      // a name removed (by another host): no longer one of its file's names (review40d)
+      if (err?.code === 'ENOENT') links.forget(p)
+      throw err
+    }
     links.note(p, st)
     return st
   }
@@ -366,7 +398,9 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
   async function open (fh: FileHandle, flags = 0): Promise<Answer> {
     order.opened(fh.ino)
     if ((flags & O_TRUNC) !== 0) order.truncated(fh.ino, 0)
-    return { result: handles.add(fh) }
+    const n = handles.add(fh)
+    filePaths.set(fh, fh.path)
+    return { result: n }
   }
 
   /**
@@ -447,6 +481,7 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
           const st = await volume.lstat(from, o)
           await volume.unlink(from, o)
           if (handles.all().some(h => h.ino === st.ino)) hidden.set(hideAs, st.ino)
+          moved(from, to)
           const others = links.others(from)
           links.forget(from)
           return { result: 0, a: others }
@@ -471,6 +506,7 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
           moved(from, to)
         } else {
           links.note(to, st)
+          moved(from, to)
           if (st.kind === 'file') order.sized(st.ino, st.size)
         }
         return { result: 0, a: others }
@@ -490,7 +526,7 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         const h = byHandle(path, n[1])
         if (h !== undefined) await h.chmod(n[0] & 0o7777, o)
         else await volume.chmod(need(path, 'chmod'), n[0] & 0o7777, o)
-        return { result: 0, a: links.others(path ?? h!.path), b: await after(path, n[1], o) }
+        return { result: 0, a: path !== null ? links.others(path) : othersOf(h!), b: await after(path, n[1], o) }
       }
       case Op.chown: {
         const h = byHandle(path, n[2])
@@ -508,7 +544,7 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
           else if (await isSymlink(p, o)) throw new FsError('ENOTSUP', 'lchown', p, 'the volume cannot chown a symlink itself')
           else await volume.chown(p, uid, gid, o)
         }
-        return { result: 0, a: links.others(path ?? h!.path), b: await after(path, n[2], o) }
+        return { result: 0, a: path !== null ? links.others(path) : othersOf(h!), b: await after(path, n[2], o) }
       }
       case Op.truncate: {
         const h = byHandle(path, n[1])
@@ -517,7 +553,7 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         const b = await after(path, n[1], o)
         if (h !== undefined) order.truncated(h.ino, n[0])
         else if (b !== undefined) order.truncated(b[0], n[0])
-        return { result: 0, a: links.others(path ?? h!.path), b }
+        return { result: 0, a: path !== null ? links.others(path) : othersOf(h!), b }
       }
       case Op.open:
         // the kernel checks permissions; the Volume gets the access mode, O_TRUNC and O_APPEND.
@@ -564,13 +600,20 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         // run of appends it ends is whole (a log writer's line, published by another handle's flush)
         const ends = owner !== undefined && (n[2] & WRITE_PIECE) === 0 ? true : undefined
         const write = async (): Promise<{ bytesWritten: number }> => await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append, owner, ends })
+        // the other names of a hard-linked file (other kernel inodes: their cached size, mtime and
+        // pages) are refreshed before the write is answered (fuse/binding.c inval_reply,
+        // finish_write); a file of one link has none, and its answer no list
+        const refresh = (answer: Answer): Answer => {
+          const others = othersOf(fh)
+          return others.length > 0 ? { ...answer, a: others } : answer
+        }
         // an O_APPEND write(2)'s pieces, in flight at once under AIO, laid in their kernel order
-        if (append) return { result: (await order.run(fh.ino, n[1], data.length, write, o.signal)).bytesWritten }
+        if (append) return refresh({ result: (await order.run(fh.ino, n[1], data.length, write, o.signal)).bytesWritten })
         const { bytesWritten } = await write()
         // the kernel's size, where its next append on the inode starts, is now at least the end
         // of this write: an append after it is not held for a piece that never comes
         order.grew(fh.ino, n[1] + bytesWritten)
-        return { result: bytesWritten }
+        return refresh({ result: bytesWritten })
       }
       case Op.statfs:
         return { result: 0, a: encodeStatFs(await volume.statfs(o)) }
@@ -579,11 +622,12 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         // the closing process's lock owner: another one's last appends through this handle are
         // kept back (a forked child closing its copy between the pieces of its parent's write(2))
         await fh.flush(n[1] >= 0 ? { ...o, owner: n[1] } : o)
-        return { result: 0, a: links.others(fh.path) }
+        return { result: 0, a: othersOf(fh) }
       }
       case Op.release: {
         const fh = handles.remove(n[0])
         if (fh === undefined) return OK
+        filePaths.delete(fh)
         // the file's hidden names end with its last handle
         dropHidden(fh.ino)
         order.closed(fh.ino)
@@ -591,7 +635,7 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         // flush), and the commit of the last handle's writes is the host's to finish
         await fh.close()
         // attributes read while the file was open may lag what the close committed
-        return { result: 0, a: [fh.path, ...links.others(fh.path)] }
+        return { result: 0, a: [fh.path, ...othersOf(fh)] }
       }
       case Op.fsync:
         await handles.get(n[0]).sync(o)
@@ -603,7 +647,7 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         // without FALLOC_FL_KEEP_SIZE (1) the kernel's size grew to the range's end if short of it:
         // where its next append starts
         if ((n[0] & 1) === 0) order.grew(fh.ino, n[1] + n[2])
-        return { result: 0, a: links.others(fh.path) }
+        return { result: 0, a: othersOf(fh) }
       }
       case Op.fsyncdir: {
         // the whole volume's changes are made durable (Volume.syncDir); a directory removed since
@@ -653,6 +697,7 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         const fh = handles.remove(n[0])
         if (fh !== undefined) {
           openDirs.delete(fh as DirHandle)
+          filePaths.delete(fh)
           dropHidden(fh.ino)
         }
         return OK
@@ -691,7 +736,7 @@ export function createOps (volume: OpsVolume, handles: Handles, opts: OpsOptions
         if (h !== undefined) {
           // by inode; the Volume holds the times of a file open there with its pending writes
           await h.utimes(atime, mtime, o)
-          return { result: 0, a: links.others(path ?? h.path), b: await after(path, n[4], o) }
+          return { result: 0, a: path !== null ? links.others(path) : othersOf(h), b: await after(path, n[4], o) }
         }
         const p = need(path, 'utimens')
         // explicit times (tar, cp -a, touch on an open file) are the last word over the file's

@@ -22,6 +22,33 @@ describe('createLinkNames() (fuse/links.ts)', () => {
     assert.deepEqual(l.others('/a'), [])
   })
 
+  it('names(ino) gives every remembered name of an inode, none for one never seen with two links', () => {
+    const l = createLinkNames()
+    l.note('/a', st(5, 2))
+    l.note('/b', st(5, 2))
+    l.note('/single', st(6, 1))
+    assert.deepEqual(l.names(5).sort(), ['/a', '/b'])
+    assert.deepEqual(l.names(6), [])
+    l.forget('/a')
+    assert.deepEqual(l.names(5), ['/b'])
+  })
+
+  it('a file seen back at one link (its other names removed by another host) has no names left; a name now of another file is forgotten alone', () => {
+    const l = createLinkNames()
+    l.note('/a', st(5, 2))
+    l.note('/b', st(5, 2))
+    l.note('/c', st(8, 2))
+    l.note('/d', st(8, 2))
+    // another host removed /b: this mount sees /a with one link
+    l.note('/a', st(5, 1))
+    assert.deepEqual(l.names(5), [])
+    assert.deepEqual(l.others('/b'), [])
+    // /c now names a new file of one link: /d stays a name of inode 8
+    l.note('/c', st(9, 1))
+    assert.deepEqual(l.names(8), ['/d'])
+    assert.deepEqual(l.others('/c'), [])
+  })
+
   it('moveDir(from, to) carries the names below a renamed directory, not names that only share a prefix', () => {
     const l = createLinkNames()
     l.note('/a', st(5, 3))
