@@ -48,11 +48,12 @@
 //    default: past it, RpcTooManyRepliesError), and with it the call's whole life.
 //  - Every call takes an AbortSignal; aborting it aborts the stream and rejects with its reason.
 //  - Streams: a caller keeps at most the protocol's maxStreams (RPC_MAX_STREAMS) of its streams
-//    open to one peer; further calls and notices wait in order, honouring their signal and
-//    timeout, and a call made while a handler runs does not wait (slot(): nested calls never
-//    queue behind calls waiting on them). libp2p takes RPC_STREAMS_HARD_FACTOR times it per
-//    connection either way, and aborted the 33rd inbound stream by default, which callers saw as
-//    a raw StreamStateError (streams40). A notice resolves once the answerer took it whole.
+//    open to one peer; further calls and notices wait in order, honouring their signal (their
+//    silence timeout starts once they have a stream: small41), and a call made while a handler
+//    runs does not wait (slot(): nested calls never queue behind calls waiting on them). libp2p
+//    takes RPC_STREAMS_HARD_FACTOR times it per connection either way, and aborted the 33rd
+//    inbound stream by default, which callers saw as a raw StreamStateError (streams40). A notice
+//    resolves once the answerer took it whole.
 //  - Errors on the wire keep their stable `name`. The caller rebuilds the classes the protocol
 //    lists (`errors`) from it; any other name arrives as RpcRemoteError (`remoteName`).
 //
@@ -357,8 +358,9 @@ const handling = new AsyncLocalStorage<{ running: boolean }>()
 /**
  * A stream of `p` to `peer` within the protocol's maxStreams: at once when fewer are open and
  * none waits, else in order behind the others. Leaving the queue when `signal` aborts (its reason
- * thrown: the caller's signal, or the call's silence timer). Returns the slot's release, which
- * frees it once however often it is called (in a finally).
+ * thrown): the caller's own signal. A call's silence timer starts once it has its slot (callWatch()),
+ * so a call queued behind slow ones is not given up having sent nothing (small41). Returns the
+ * slot's release, which frees it once however often it is called (in a finally).
  *
  * A call made while a handler runs does not queue: the calls holding the slots may be waiting on
  * that very handler (A calls B, B's handler calls A, A's handler calls B: A's slots all held by
@@ -366,8 +368,8 @@ const handling = new AsyncLocalStorage<{ running: boolean }>()
  * past it fails with RpcBusyError. The handler's calls are bounded by what the peers let this
  * host answer at once; the answerer counts nothing itself, libp2p counts its streams until closed.
  */
-async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: AbortSignal): Promise<() => void> {
-  signal.throwIfAborted()
+async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: AbortSignal | undefined): Promise<() => void> {
+  signal?.throwIfAborted()
   let gates = gatesOf.get(host)
   if (gates === undefined) {
     gates = new Map()
@@ -403,16 +405,16 @@ async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: Abor
   }
   await new Promise<void>((resolve, reject) => {
     const go = (): void => {
-      signal.removeEventListener('abort', onAbort)
+      signal?.removeEventListener('abort', onAbort)
       resolve()
     }
     const onAbort = (): void => {
       const i = g.queue.indexOf(go)
       if (i >= 0) g.queue.splice(i, 1)
       if (g.open === 0 && g.queue.length === 0) map.delete(key)
-      reject(signal.reason)
+      reject(signal?.reason)
     }
-    signal.addEventListener('abort', onAbort, { once: true })
+    signal?.addEventListener('abort', onAbort, { once: true })
     g.queue.push(go)
   })
   return release
@@ -590,16 +592,16 @@ export interface CallOptions<Next> extends AbortOptions {
  * Rejects with the caller's abort reason, RpcTimeoutError, RpcClosedError, an RpcProtocolError
  * (the reply is malformed or over the bound), the remote error (rebuilt, or RpcRemoteError),
  * RpcBusyError (a handler's call past libp2p's stream limit, slot()), or the dial's error. Past the
- * protocol's maxStreams to `peer` it waits for a stream (slot()), its signal and timeout running.
+ * protocol's maxStreams to `peer` it waits for a stream (slot()): its signal aborts the wait, its
+ * silence timeout starts once it has one.
  */
 export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: RpcProtocol<Req, Res, any, Next>, request: Req, opts: CallOptions<Next> = {}): Promise<Res> {
+  const bytes = encodeCall(p, request)
+  const release = await slot(host, peer, p, opts.signal)
   const w = callWatch(p, peer, opts)
   const { timer, signal } = w
   let stream: Stream | undefined
-  let release: (() => void) | undefined
   try {
-    const bytes = encodeCall(p, request)
-    release = await slot(host, peer, p, signal)
     stream = await host.newStream(peer, p.id, { signal, maxOutboundStreams: streamsCap(p) })
     const lp = framed(stream, p, Math.min(p.maxMessageBytes, opts.maxReplyBytes ?? Infinity))
     // the request's bytes going out keep the silence quiet: write() returns at the stream's first
@@ -619,7 +621,7 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
-    release?.()
+    release()
     w.end()
   }
 }
@@ -749,15 +751,14 @@ export class KeptCaller<Req, Res> {
     const p = this.p
     const bytes = encodeCall(p, request)
     for (let attempt = 0; ; attempt++) {
+      // an idle kept stream holds no slot: libp2p's limit has room for it (RPC_STREAMS_HARD_FACTOR)
+      const release = await slot(this.host, peer, p, opts.signal)
       const w = callWatch(p, peer, opts)
       const { timer, signal } = w
       let k: Kept | undefined
       let reused = false
       let heard = false
-      let release: (() => void) | undefined
       try {
-        // an idle kept stream holds no slot: libp2p's limit has room for it (RPC_STREAMS_HARD_FACTOR)
-        release = await slot(this.host, peer, p, signal)
         k = attempt === 0 ? this.take(peer) : undefined
         reused = k !== undefined
         if (k === undefined) {
@@ -780,7 +781,7 @@ export class KeptCaller<Req, Res> {
         if (!ended) throw e
         log.trace('%s: kept stream to %s had ended (%e): sent again on a new one', p.id, peer, err)
       } finally {
-        release?.()
+        release()
         w.end()
       }
     }
@@ -848,18 +849,17 @@ function failure (p: RpcProtocol<any, any, any, any>, err: any, stream: Stream |
 
 /**
  * Send one notice to `peer` (no reply; resolves once the answerer read it whole and closed its
- * side: takenBy()). Waits for a stream as a call does (slot()).
+ * side: takenBy()). Waits for a stream as a call does (slot(): its silence timer starts once it has one).
  */
 export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtocol<any, any, Note, any>, notice: Note, opts: AbortOptions & { timeoutMs?: number } = {}): Promise<void> {
   const ms = opts.timeoutMs ?? p.timeoutMs
+  const bytes = encodeNotice(p, notice)
+  const release = await slot(host, peer, p, opts.signal)
   const timer = silence(ms, `${p.id} notice to ${peer}`)
   const signal = anySignal([opts.signal, timer.signal])
   let stream: Stream | undefined
   let out: ReturnType<typeof outgoing> | undefined
-  let release: (() => void) | undefined
   try {
-    const bytes = encodeNotice(p, notice)
-    release = await slot(host, peer, p, signal)
     stream = await host.newStream(peer, p.id, { signal, maxOutboundStreams: streamsCap(p) })
     // bounded by its bytes' progress out (and its cap), through the close that waits for the last
     out = outgoing(stream, timer, bytes.byteLength, ms)
@@ -870,7 +870,7 @@ export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtoco
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
-    release?.()
+    release()
     out?.stop()
     timer.clear()
   }

@@ -3,8 +3,9 @@
 # (type, size of non-directories, nlink, mode bits, symlink target) and fstat of every open fd.
 # A last line has the tree with each file's sha256 after every fd is closed. The same list run
 # on a plain directory and on a darkfs mount must print the same lines.
-#   python3 posix-ops.py ROOT OPS.json      run the calls
-#   python3 posix-ops.py ROOT --walk        print only the final tree line
+#   python3 posix-ops.py ROOT OPS.json      run the calls (ROOT made if missing)
+#   python3 posix-ops.py ROOT --walk        print only the final tree line (a missing ROOT is an
+#                                           error, exit 1: a walk never makes the tree it reads)
 import ctypes
 import errno
 import hashlib
@@ -135,11 +136,16 @@ def call(op, fds):
 def main():
     root = sys.argv[1]
     os.umask(0o022)
-    os.makedirs(root, exist_ok=True)
-    os.chdir(root)
     if sys.argv[2] == '--walk':
+        # on a mount, a root made here raced the one on its way from a peer (model.test.ts polls
+        # host B's copy of a run until it has arrived)
+        if not os.path.isdir(root):
+            sys.exit('posix-ops.py --walk: no directory ' + root)
+        os.chdir(root)
         print(json.dumps({'final': tree('.', True)}, sort_keys=True))
         return
+    os.makedirs(root, exist_ok=True)
+    os.chdir(root)
     with open(sys.argv[2]) as f:
         ops = json.load(f)
     fds = {}

@@ -7,7 +7,9 @@
 // read, lstat of every name (type, size, nlink, mode: not times or inode numbers), every
 // directory's listing and fstat of every open fd; at the end, every file's bytes. The second case
 // runs a sequence on host A of two `darkfs up --mount` hosts: host B's tree, once synced, equals
-// the oracle's. SEED and RUNS vary the sequences (fast-check shrinks a failing one).
+// the oracle's. SEED and RUNS vary the sequences (fast-check shrinks a failing one). Each case is
+// bounded below mocha's timeout: a slow machine ends it with fewer runs (RUNS_WITHIN_MS), and a
+// posix-ops.py run that hangs is killed and fails its run (PLAY_TIMEOUT_MS).
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
@@ -27,6 +29,21 @@ const OPS_PY = join(dirname(fileURLToPath(import.meta.url)), '../helpers/posix-o
 
 const SEED = process.env.SEED !== undefined ? Number(process.env.SEED) : 39
 const RUNS = process.env.RUNS !== undefined ? Number(process.env.RUNS) : 8
+
+/** mocha's timeout of each case. */
+const CASE_TIMEOUT_MS = 600_000
+/** One posix-ops.py run (a sequence in one tree, or a walk) is killed past this, which fails its run. */
+const PLAY_TIMEOUT_MS = 60_000
+/** How long host B may take to show a run's tree. */
+const SYNCED_WITHIN_MS = 30_000
+/** The longest one run takes before it ends, passed or failed: two plays, and host B's wait with the walk under way at its end. */
+const RUN_MAX_MS = 3 * PLAY_TIMEOUT_MS + SYNCED_WITHIN_MS
+/**
+ * fast-check starts no new run (and stops shrinking) past this (interruptAfterTimeLimit; a case
+ * interrupted before any run passed fails): the run under way then, and the teardown, still end
+ * within mocha's timeout.
+ */
+const RUNS_WITHIN_MS = CASE_TIMEOUT_MS - RUN_MAX_MS - 60_000
 
 const MiB = 1024 * 1024
 /** Files stay under this size, so the 1 MiB chunk boundaries are crossed but runs stay quick. */
@@ -82,14 +99,29 @@ const sequence = fc.array(op, { minLength: 20 - START.length, maxLength: 60 - ST
 /** Runs `ops` under `root` (made if missing): posix-ops.py's lines, parsed. */
 async function play (root: string, opsFile: string): Promise<any[]> {
   // python3 changes into root itself: a child spawned with its cwd in our own mount would deadlock
-  const r = await exec('python3', [OPS_PY, root, opsFile], { cwd: '/', maxBuffer: 256 * MiB })
+  const r = await exec('python3', [OPS_PY, root, opsFile], { cwd: '/', maxBuffer: 256 * MiB, timeout: PLAY_TIMEOUT_MS })
   return r.stdout.trim().split('\n').map(l => JSON.parse(l))
 }
 
 /** The final tree line of posix-ops.py --walk under root. */
 async function walk (root: string): Promise<unknown> {
-  const r = await exec('python3', [OPS_PY, root, '--walk'], { cwd: '/', maxBuffer: 64 * MiB })
+  const r = await exec('python3', [OPS_PY, root, '--walk'], { cwd: '/', maxBuffer: 64 * MiB, timeout: PLAY_TIMEOUT_MS })
   return JSON.parse(r.stdout).final
+}
+
+/**
+ * fc.assert of `check` over `sequence` within RUNS_WITHIN_MS. A run the time limit interrupts
+ * goes on (fast-check cannot stop it): it is waited for, so no call is left running in a mount
+ * being torn down.
+ */
+async function assertWithin (check: (ops: Op[]) => Promise<void>, params: { seed: number, numRuns: number }): Promise<void> {
+  let running: Promise<void> | undefined
+  try {
+    await fc.assert(fc.asyncProperty(sequence, async (ops) => { running = check(ops); await running }),
+      { ...params, plugins: [fc.interruptAfterTimeLimit(RUNS_WITHIN_MS)] })
+  } finally {
+    await running?.catch(() => {})
+  }
 }
 
 /** `a.b.c = value` for every leaf of a parsed line. */
@@ -111,7 +143,7 @@ function compare (got: any[], want: any[]): void {
 }
 
 describe('mount: a random POSIX workload checked against a local directory', function () {
-  this.timeout(600_000)
+  this.timeout(CASE_TIMEOUT_MS)
   let t: Teardown
   let m: Mounted
   let oracle: string
@@ -134,12 +166,12 @@ describe('mount: a random POSIX workload checked against a local directory', fun
     }
     // OPS=file.json replays one sequence (a counterexample, as JSON) instead
     if (process.env.OPS !== undefined) return await check(JSON.parse(await readFile(process.env.OPS, 'utf8')))
-    await fc.assert(fc.asyncProperty(sequence, check), { seed: SEED, numRuns: RUNS })
+    await assertWithin(check, { seed: SEED, numRuns: RUNS })
   })
 })
 
 describe('two hosts: a random workload on host A, host B\'s tree after sync equals the oracle', function () {
-  this.timeout(600_000)
+  this.timeout(CASE_TIMEOUT_MS)
   const t = new HostsTeardown()
   after(async () => { await t.run() })
   const hosts: Array<{ mnt: string }> = []
@@ -159,7 +191,7 @@ describe('two hosts: a random workload on host A, host B\'s tree after sync equa
 
   it(`host B walks and reads what the oracle has (seed ${SEED})`, async function () {
     let run = 0
-    await fc.assert(fc.asyncProperty(sequence, async (ops) => {
+    await assertWithin(async (ops) => {
       run++
       const opsFile = join(oracle, `ops-${run}.json`)
       await writeFile(opsFile, JSON.stringify(ops))
@@ -172,9 +204,9 @@ describe('two hosts: a random workload on host A, host B\'s tree after sync equa
         seen = await walk(join(hosts[1].mnt, `run-${run}`)).catch((err: Error) => err.message)
         return JSON.stringify(seen) === JSON.stringify(final)
       }
-      await until(`host B's run-${run} equals the oracle`, same, 30_000).catch(() => {
+      await until(`host B's run-${run} equals the oracle`, same, SYNCED_WITHIN_MS).catch(() => {
         assert.deepEqual(seen, final, `host B's run-${run} differs from the oracle`)
       })
-    }), { seed: SEED, numRuns: Math.min(RUNS, 2) })
+    }, { seed: SEED, numRuns: Math.min(RUNS, 2) })
   })
 })

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict'
 import type { Host } from '../../node/net/host.ts'
 import { memoryPair } from '../helpers/memory-pair.ts'
 import { KeptCaller, RPC_MAX_STREAMS, call, defineProtocol, notify, serve } from '../../node/net/rpc.ts'
+import { loopTimeSignal } from '../../swarm/index.ts'
 
 interface Say { text: string, hops?: number }
 
@@ -233,6 +234,55 @@ describe('node/net/rpc: more calls at once to one peer than its streams allow', 
     } finally {
       kc.close()
       await stop()
+    }
+  })
+
+  it('a call, a notice and a KeptCaller call queued behind a slow call (maxStreams 1) wait longer than their silence timeout and still go once it ends', async () => {
+    // their silence timer started while they waited for the slot: each was given up having sent
+    // nothing (small41)
+    const P = defineProtocol<Say, { text: string }, { text: string }>({ id: '/darkfs-test/streams40-queued-timeout/1', maxStreams: 1, maxMessageBytes: 4096, timeoutMs: 10_000, request: say, reply: v => ({ text: say(v).text }), notice: v => ({ text: say(v).text }) })
+    const K = defineProtocol<Say, { text: string }>({ id: '/darkfs-test/streams40-queued-timeout-kept/1', kept: true, maxStreams: 1, maxMessageBytes: 4096, timeoutMs: 10_000, request: say, reply: v => ({ text: say(v).text }) })
+    const QUEUED_TIMEOUT_MS = 300
+    const h = holder()
+    const noticed: string[] = []
+    const handler = {
+      call: async (req: Say, ctx: { signal: AbortSignal }) => {
+        if (req.text === 'slow') await h.hold(req.text, ctx.signal)
+        return { text: `echo ${req.text}` }
+      },
+      notice: (n: Say) => { noticed.push(n.text) }
+    }
+    const stopP = await serve(b, P, handler)
+    const stopK = await serve(b, K, { call: handler.call })
+    const kc = new KeptCaller(a, K)
+    const bad: string[] = []
+    try {
+      for (const [p, queued] of [
+        [P, async () => await call(a, b.peerId, P, { text: 'queued' }, { timeoutMs: QUEUED_TIMEOUT_MS })],
+        [P, async () => { await notify(a, b.peerId, P, { text: 'queued' }, { timeoutMs: QUEUED_TIMEOUT_MS }); return { text: 'noticed' } }],
+        [K, async () => await kc.call(b.peerId, { text: 'queued' }, { timeoutMs: QUEUED_TIMEOUT_MS })]
+      ] as const) {
+        // the one slot held there
+        const slow = p === K ? kc.call(b.peerId, { text: 'slow' }) : call(a, b.peerId, P, { text: 'slow' })
+        await until(() => h.inFlight === 1, 'the slow call held there')
+        const waiting = queued()
+        // held three times the queued one's silence timeout, on the same clock (the loop's own
+        // time), unless the queued one ends first
+        const held = loopTimeSignal(3 * QUEUED_TIMEOUT_MS, Infinity)
+        const ended = waiting.then(() => {}, () => {})
+        await Promise.race([ended, new Promise(resolve => { held.signal.addEventListener('abort', resolve, { once: true }) })])
+        held.clear()
+        h.release()
+        assert.deepEqual(await slow, { text: 'echo slow' })
+        bad.push(...failures(await Promise.allSettled([waiting])))
+      }
+      assert.deepEqual(bad, [], 'the call, notice and KeptCaller call queued behind the slow one')
+      await until(() => noticed.length === 1, 'the notice handled')
+    } finally {
+      h.release()
+      kc.close()
+      await stopK()
+      await stopP()
     }
   })
 
