@@ -1,16 +1,17 @@
-// A write through one name of a hard-linked file refreshes the file's other names before it is
-// answered (fuse/binding.c refresh_run, finish_write). When that refresh comes while the kernel
-// looks another name up for the first time, the name has no inode yet and the refresh finds
-// nothing (-ENOENT): lost, the kernel would make the inode from the getattr answered before the
-// write and keep its old size for the attribute time (an hour here). Such a refresh must be
-// tried again as a peer's invalidation is (inval_thread: test/fuse/inval-lookup.test.ts).
+// A write (or a setattr) through one name of a hard-linked file refreshes the file's other names
+// before it is answered (fuse/binding.c refresh_run, finish_write, finish_refresh). When that
+// refresh comes while the kernel looks another name up for the first time, the name has no inode
+// yet and the refresh finds nothing (-ENOENT): lost, the kernel would make the inode from the
+// getattr answered before the change and keep its old size for the attribute time (an hour
+// here). Such a refresh must be tried again as a peer's invalidation is (inval_thread:
+// test/fuse/inval-lookup.test.ts).
 //
 // The race, placed: /a and /b name one empty file, made behind the kernel's back; the kernel has
 // an inode of /a only. `stat b` makes the kernel look b up; JS is asked for /b's attributes
 // twice (op_getattr asks again when an invalidation of the path's slot of mount_t.looked was
 // pushed while JS answered: one of another path of that slot is pushed during the first), so
 // the mount knows /b as a name of the file (fuse/links.ts) while the second getattr is under way.
-// During that second one a write through /a is made and answered (it refreshes /b: no inode
+// During that second one a change through /a is made and answered (it refreshes /b: no inode
 // yet), then JS answers the size read before it.
 import assert from 'node:assert/strict'
 import { teardown, mountTemp, ok } from '../helpers/fuse-mount.ts'
@@ -37,11 +38,15 @@ function slotMate (path: string): string {
   }
 }
 
-/** The write through /a: answered from the JS thread (write_direct: refresh_run refreshes /b), or,
- * with no direct writes allowed, by a libfuse worker (op_write: finish_write refreshes /b). */
-const WRITES = [
-  { how: 'answered from the JS thread', directWrites: undefined, took: (s: WriteStats) => s.copied + s.handed },
-  { how: 'answered by a libfuse worker', directWrites: 0, took: (s: WriteStats) => s.overCap }
+/**
+ * The change through /a: a write answered from the JS thread (write_direct: refresh_run refreshes
+ * /b), or, with no direct writes allowed, by a libfuse worker (op_write: finish_write refreshes
+ * /b); or a truncate (op_truncate: finish_refresh). `took`: the binding's count of such writes.
+ */
+const CHANGES = [
+  { how: 'a write answered from the JS thread', directWrites: undefined, change: `printf %s ${CHANGED} 1<> a`, want: CHANGED, took: (s: WriteStats) => s.copied + s.handed },
+  { how: 'a write answered by a libfuse worker', directWrites: 0, change: `printf %s ${CHANGED} 1<> a`, want: CHANGED, took: (s: WriteStats) => s.overCap },
+  { how: 'a truncate', directWrites: undefined, change: 'truncate -s 8 a', want: '\0'.repeat(8), took: undefined }
 ]
 
 describe('a write\'s refresh of another name during the kernel\'s first lookup of that name', function () {
@@ -51,8 +56,8 @@ describe('a write\'s refresh of another name during the kernel\'s first lookup o
   beforeEach(function () { t = teardown() })
   afterEach(async function () { await t.run() })
 
-  for (const { how, directWrites, took } of WRITES) {
-    it(`a write ${how} through /a while /b's getattr is under way: a stat of b then shows the write`, async function () {
+  for (const { how, directWrites, change, want, took } of CHANGES) {
+    it(`${how} through /a while /b's getattr is under way: a stat of b then shows the change`, async function () {
       const m = await mountTemp(t, { attrTimeout: 3600, ...(directWrites !== undefined ? { directWrites } : {}) })
       await m.volume.writeFile('/a', '')
       await m.volume.link('/a', '/b')
@@ -69,23 +74,23 @@ describe('a write\'s refresh of another name during the kernel\'s first lookup o
         // the first: the mount notes /b with this answer; JS is asked again
         if (asked === 1) m.mount.invalidate(slotMate('/b'))
         if (asked === 2) {
-          await ok(`printf %s ${CHANGED} 1<> a`, { cwd: m.dir })
+          await ok(change, { cwd: m.dir })
           wrote = true
         }
         return st
       }
-      // the stat under way when the write came may show either size
+      // the stat under way when the change came may show either size
       assert.match(await ok('stat -c %s b', { cwd: m.dir }), /^(0|8)\n$/)
       assert.ok(asked >= 2, `JS was asked for /b's attributes ${asked} times`)
-      assert.ok(wrote, 'the write through /a was made during the getattr of /b')
+      assert.ok(wrote, 'the change through /a was made during the getattr of /b')
       vol.lstat = lstat
-      assert.equal(took(m.mount.writeStats()) - took(before), 1, `the write was not ${how}`)
+      if (took !== undefined) assert.equal(took(m.mount.writeStats()) - took(before), 1, `not ${how}`)
       // the refresh of /b that found no inode is tried again until it finds the one the kernel
       // made from the old answer (without it, nothing through b refreshes b: it shows the old
       // size for an hour)
       await until('a refresh tried again found b\'s inode', () => m.mount.writeStats().invalRecovered > before.invalRecovered, 10_000)
         .catch(async (err: Error) => { throw new Error(`${err.message}; size and bytes through b: ${JSON.stringify(await ok('stat -c %s b; cat b', { cwd: m.dir }))}`) })
-      assert.equal(await ok('stat -c %s b; cat b', { cwd: m.dir }), `${CHANGED.length}\n${CHANGED}`, 'size and bytes through b after the stat')
+      assert.equal(await ok('stat -c %s b; cat b', { cwd: m.dir }), `${want.length}\n${want}`, 'size and bytes through b after the stat')
     })
   }
 })
