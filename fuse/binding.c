@@ -1254,10 +1254,12 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
 // and any later LOOKUP is guarded) or no getattr of the path is unanswered and none succeeded
 // within RECENT_NS: the kernel makes the inode from a reply as it gets it, so by then any inode
 // made from an old answer has been made (and the try before found it) or will never be. A path
-// the kernel never asked for (a peer's new file) is not tried again. Tries wait in a short list
-// of their own (INVAL_RETRIES_MAX): a try due runs, but never two in a row while the queue has
-// invalidations waiting; a run of their path from the queue settles them. Pushes never wait for
-// any of it (inval_push), nor for the look up in mount_t.recent (under recent_mu, not inval_mu).
+// the kernel never asked for (a peer's new file) is not tried again. A refresh of a hard-linked
+// file's other names that found no inode joins the tries the same way (refresh_missed). Tries
+// wait in a short list of their own (INVAL_RETRIES_MAX): a try due runs, but never two in a row
+// while the queue has invalidations waiting; a run of their path from the queue settles them.
+// Pushes never wait for any of it (inval_push), nor for the look up in mount_t.recent (under
+// recent_mu, not inval_mu).
 
 /** Under inval_mu: takes `path`'s entry off the retry list (or NULL). */
 static inval_t *inval_retry_take (mount_t *m, const char *path) {
