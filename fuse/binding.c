@@ -1391,6 +1391,8 @@ static void *inval_thread (void *arg) {
 // try due after INVAL_RETRY_US (a try of the path waiting there already starts over). Never
 // waits for the tries; not under m->lock nor inval_mu (the look up takes recent_mu).
 static void refresh_missed (mount_t *m, const char *path) {
+  // a getattr of the path in flight asks JS again (op_getattr), as after a peer's push
+  atomic_fetch_add(&m->looked[looked_slot(path)].pushed, 1);
   long long now = mono_ns();
   if (!inval_may_miss(m, path, now)) return;
   inval_t *n = calloc(1, sizeof(inval_t));
