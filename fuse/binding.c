@@ -764,9 +764,12 @@ static int finish (req_t *r, int res) {
 
 // libfuse gives each name of a hard-linked file its own kernel inode: when one changes, JS
 // names the others, whose cached attributes and pages are refreshed here before replying.
+static void refresh_missed (mount_t *m, const char *path);
 static int finish_refresh (req_t *r, int res) {
   if (res == 0) {
-    for (uint32_t i = 0; i < r->count; i++) fuse_invalidate_path(fuse_get_context()->fuse, r->names[i]);
+    for (uint32_t i = 0; i < r->count; i++) {
+      if (fuse_invalidate_path(fuse_get_context()->fuse, r->names[i]) == -ENOENT) refresh_missed(current_mount(), r->names[i]);
+    }
   }
   return finish(r, res);
 }
@@ -1251,10 +1254,12 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
 // and any later LOOKUP is guarded) or no getattr of the path is unanswered and none succeeded
 // within RECENT_NS: the kernel makes the inode from a reply as it gets it, so by then any inode
 // made from an old answer has been made (and the try before found it) or will never be. A path
-// the kernel never asked for (a peer's new file) is not tried again. Tries wait in a short list
-// of their own (INVAL_RETRIES_MAX): a try due runs, but never two in a row while the queue has
-// invalidations waiting; a run of their path from the queue settles them. Pushes never wait for
-// any of it (inval_push), nor for the look up in mount_t.recent (under recent_mu, not inval_mu).
+// the kernel never asked for (a peer's new file) is not tried again. A refresh of a hard-linked
+// file's other names that found no inode joins the tries the same way (refresh_missed). Tries
+// wait in a short list of their own (INVAL_RETRIES_MAX): a try due runs, but never two in a row
+// while the queue has invalidations waiting; a run of their path from the queue settles them.
+// Pushes never wait for any of it (inval_push), nor for the look up in mount_t.recent (under
+// recent_mu, not inval_mu).
 
 /** Under inval_mu: takes `path`'s entry off the retry list (or NULL). */
 static inval_t *inval_retry_take (mount_t *m, const char *path) {
@@ -1378,6 +1383,38 @@ static void *inval_thread (void *arg) {
   }
 }
 
+// A refresh of another name of a hard-linked file before a change through one name is answered
+// (refresh_run, finish_write, finish_refresh) meets the same race as a peer's invalidation: the
+// kernel may be looking that name up for the first time, from a getattr answered before the
+// change, and the refresh finds no inode (-ENOENT). It is tried again as a peer's invalidation
+// that found none is (inval_thread): when inval_may_miss, it goes on the retry list, its first
+// try due after INVAL_RETRY_US (a try of the path waiting there already starts over). Never
+// waits for the tries; not under m->lock nor inval_mu (the look up takes recent_mu).
+static void refresh_missed (mount_t *m, const char *path) {
+  // a getattr of the path in flight asks JS again (op_getattr), as after a peer's push
+  atomic_fetch_add(&m->looked[looked_slot(path)].pushed, 1);
+  long long now = mono_ns();
+  if (!inval_may_miss(m, path, now)) return;
+  inval_t *n = calloc(1, sizeof(inval_t));
+  char *p = n != NULL ? strdup(path) : NULL;
+  if (p == NULL) { free(n); return; }
+  n->path = p;
+  n->since_ns = now;
+  n->wait_us = INVAL_RETRY_US;
+  pthread_mutex_lock(&m->inval_mu);
+  inval_t *waiting = NULL;
+  if (!m->inval_stop) {
+    waiting = inval_retry_take(m, path);
+    inval_retry_put(m, n, now);
+    n = NULL;
+    // the thread may be waiting for a later try, or for nothing
+    pthread_cond_signal(&m->inval_cv);
+  }
+  pthread_mutex_unlock(&m->inval_mu);
+  if (waiting != NULL) { free(waiting->path); free(waiting); }
+  if (n != NULL) { free(n->path); free(n); }
+}
+
 // A direct write through one name of a hard-linked file: the kernel caches the attributes and
 // pages of each name apart (libfuse gives each its own kernel inode), so the other names JS gave
 // (`names`, taken over) are invalidated before the write is answered: when write(2) returns, a
@@ -1396,10 +1433,17 @@ static void *refresh_run (void *arg) {
   mount_t *m = r->m;
   pthread_rwlock_rdlock(&m->lock);
   for (uint32_t k = 0; k < i->count; k++) {
-    if (m->fuse != NULL && !m->inval_stop) fuse_invalidate_path(m->fuse, i->names[k]);
+    // a name that found no inode is kept for refresh_missed (not under m->lock)
+    if (m->fuse != NULL && !m->inval_stop && fuse_invalidate_path(m->fuse, i->names[k]) == -ENOENT) continue;
     free(i->names[k]);
+    i->names[k] = NULL;
   }
   pthread_rwlock_unlock(&m->lock);
+  for (uint32_t k = 0; k < i->count; k++) {
+    if (i->names[k] == NULL) continue;
+    refresh_missed(m, i->names[k]);
+    free(i->names[k]);
+  }
   direct_reply(r, 0, &i->out, sizeof i->out);
   direct_unref(r);
   pthread_mutex_lock(&m->inval_mu);
@@ -1469,7 +1513,9 @@ static int finish_write (req_t *r, int res) {
   if (res < 0 || r->count == 0) return finish(r, res);
   mount_t *m = current_mount();
   if (refresh_claim(m)) {
-    for (uint32_t i = 0; i < r->count; i++) fuse_invalidate_path(fuse_get_context()->fuse, r->names[i]);
+    for (uint32_t i = 0; i < r->count; i++) {
+      if (fuse_invalidate_path(fuse_get_context()->fuse, r->names[i]) == -ENOENT) refresh_missed(m, r->names[i]);
+    }
     refresh_release(m);
   } else {
     for (uint32_t i = 0; i < r->count; i++) {
