@@ -49,7 +49,8 @@
 //  - Every call takes an AbortSignal; aborting it aborts the stream and rejects with its reason.
 //  - Streams: a caller keeps at most the protocol's maxStreams (RPC_MAX_STREAMS) of its streams
 //    open to one peer; further calls and notices wait in order, honouring their signal (their
-//    silence timeout starts once they have a stream: small41), and a call made while a handler
+//    silence timeout starts once they have a stream: small41; they wait LOOP_TIME_MAX_FACTOR
+//    times it at most: review41b), and a call made while a handler
 //    runs does not wait (slot(): nested calls never queue behind calls waiting on them). libp2p
 //    takes RPC_STREAMS_HARD_FACTOR times it per connection either way, and aborted the 33rd
 //    inbound stream by default, which callers saw as a raw StreamStateError (streams40). A notice
@@ -358,7 +359,8 @@ const handling = new AsyncLocalStorage<{ running: boolean }>()
 /**
  * A stream of `p` to `peer` within the protocol's maxStreams: at once when fewer are open and
  * none waits, else in order behind the others. Leaving the queue when `signal` aborts (its reason
- * thrown): the caller's own signal. A call's silence timer starts once it has its slot (callWatch()),
+ * thrown), the caller's own signal, or with RpcTimeoutError after LOOP_TIME_MAX_FACTOR times the
+ * call's silence timeout `ms` (loop time) without a stream. A call's silence timer starts once it has its slot (callWatch()),
  * so a call queued behind slow ones is not given up having sent nothing (small41). Returns the
  * slot's release, which frees it once however often it is called (in a finally).
  *
@@ -368,7 +370,7 @@ const handling = new AsyncLocalStorage<{ running: boolean }>()
  * past it fails with RpcBusyError. The handler's calls are bounded by what the peers let this
  * host answer at once; the answerer counts nothing itself, libp2p counts its streams until closed.
  */
-async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: AbortSignal | undefined): Promise<() => void> {
+async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: AbortSignal | undefined, ms: number): Promise<() => void> {
   signal?.throwIfAborted()
   let gates = gatesOf.get(host)
   if (gates === undefined) {
@@ -403,17 +405,28 @@ async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: Abor
     g.open++
     return release
   }
+  const waitMs = LOOP_TIME_MAX_FACTOR * ms
   await new Promise<void>((resolve, reject) => {
     const go = (): void => {
       signal?.removeEventListener('abort', onAbort)
+      deadline.clear()
       resolve()
     }
-    const onAbort = (): void => {
+    const leave = (reason: unknown): void => {
+      signal?.removeEventListener('abort', onAbort)
+      deadline.clear()
       const i = g.queue.indexOf(go)
       if (i >= 0) g.queue.splice(i, 1)
       if (g.open === 0 && g.queue.length === 0) map.delete(key)
-      reject(signal?.reason)
+      reject(reason)
     }
+    const onAbort = (): void => { leave(signal?.reason) }
+    // as long as one silent call ahead may last (its silence's cap), counted on the loop's own
+    // clock as silences are: a call with no signal of its own does not queue for ever behind a
+    // peer that holds every stream (review41b)
+    const deadline = loopTimeDeadline(waitMs, () => {
+      leave(new RpcTimeoutError(`${p.id} to ${peer}: no stream free within ${waitMs} ms (${g.open} open, ${g.queue.length} waiting)`))
+    }, { maxMs: Infinity, unref: false })
     signal?.addEventListener('abort', onAbort, { once: true })
     g.queue.push(go)
   })
@@ -597,8 +610,8 @@ export interface CallOptions<Next> extends AbortOptions {
  */
 export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: RpcProtocol<Req, Res, any, Next>, request: Req, opts: CallOptions<Next> = {}): Promise<Res> {
   const bytes = encodeCall(p, request)
-  const release = await slot(host, peer, p, opts.signal)
-  const w = callWatch(p, peer, opts)
+  const release = await slot(host, peer, p, opts.signal, opts.timeoutMs ?? p.timeoutMs)
+  const w = held(release, () => callWatch(p, peer, opts))
   const { timer, signal } = w
   let stream: Stream | undefined
   try {
@@ -662,11 +675,30 @@ interface CallWatch {
   end: () => void
 }
 
+/** A silence timer with the caller's signal: the signal either aborts; the timer is cleared if they cannot be joined. */
+function watched (timer: Silence, caller: AbortSignal | undefined): { timer: Silence, signal: AbortSignal } {
+  try {
+    return { timer, signal: anySignal([caller, timer.signal]) }
+  } catch (err) {
+    timer.clear()
+    throw err
+  }
+}
+
+/** What a call sets up once it has its stream slot; the slot is released if that throws (review41b). */
+function held<T> (release: () => void, make: () => T): T {
+  try {
+    return make()
+  } catch (err) {
+    release()
+    throw err
+  }
+}
+
 /** The silence timer of one call to `peer` and, once its stream is there, the watch of the stream. */
 function callWatch (p: RpcProtocol<any, any, any, any>, peer: string, opts: AbortOptions & { timeoutMs?: number }): CallWatch {
   const ms = opts.timeoutMs ?? p.timeoutMs
-  const timer = silence(ms, `${p.id} call to ${peer}`)
-  const signal = anySignal([opts.signal, timer.signal])
+  const { timer, signal } = watched(silence(ms, `${p.id} call to ${peer}`), opts.signal)
   let unhear: (() => void) | undefined
   let out: ReturnType<typeof outgoing> | undefined
   return {
@@ -752,8 +784,8 @@ export class KeptCaller<Req, Res> {
     const bytes = encodeCall(p, request)
     for (let attempt = 0; ; attempt++) {
       // an idle kept stream holds no slot: libp2p's limit has room for it (RPC_STREAMS_HARD_FACTOR)
-      const release = await slot(this.host, peer, p, opts.signal)
-      const w = callWatch(p, peer, opts)
+      const release = await slot(this.host, peer, p, opts.signal, opts.timeoutMs ?? p.timeoutMs)
+      const w = held(release, () => callWatch(p, peer, opts))
       const { timer, signal } = w
       let k: Kept | undefined
       let reused = false
@@ -854,9 +886,8 @@ function failure (p: RpcProtocol<any, any, any, any>, err: any, stream: Stream |
 export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtocol<any, any, Note, any>, notice: Note, opts: AbortOptions & { timeoutMs?: number } = {}): Promise<void> {
   const ms = opts.timeoutMs ?? p.timeoutMs
   const bytes = encodeNotice(p, notice)
-  const release = await slot(host, peer, p, opts.signal)
-  const timer = silence(ms, `${p.id} notice to ${peer}`)
-  const signal = anySignal([opts.signal, timer.signal])
+  const release = await slot(host, peer, p, opts.signal, ms)
+  const { timer, signal } = held(release, () => watched(silence(ms, `${p.id} notice to ${peer}`), opts.signal))
   let stream: Stream | undefined
   let out: ReturnType<typeof outgoing> | undefined
   try {

@@ -119,8 +119,15 @@ async function assertWithin (check: (ops: Op[]) => Promise<void>, params: { seed
   try {
     await fc.assert(fc.asyncProperty(sequence, async (ops) => { running = check(ops); await running }),
       { ...params, plugins: [fc.interruptAfterTimeLimit(RUNS_WITHIN_MS)] })
-  } finally {
+  } catch (err) {
     await running?.catch(() => {})
+    throw err
+  }
+  // fast-check ignores the run the time limit interrupted: its failure is still a failure (review41b)
+  try {
+    await running
+  } catch (err) {
+    throw new Error(`the run under way at the time limit (${RUNS_WITHIN_MS} ms, seed ${params.seed}) failed: ${(err as Error).message}`, { cause: err })
   }
 }
 

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import type { Host } from '../../node/net/host.ts'
 import { memoryPair } from '../helpers/memory-pair.ts'
 import { KeptCaller, RPC_MAX_STREAMS, call, defineProtocol, notify, serve } from '../../node/net/rpc.ts'
-import { loopTimeSignal } from '../../swarm/index.ts'
+import { LOOP_TIME_MAX_FACTOR, loopTimeSignal } from '../../swarm/index.ts'
 
 interface Say { text: string, hops?: number }
 
@@ -283,6 +283,51 @@ describe('node/net/rpc: more calls at once to one peer than its streams allow', 
       kc.close()
       await stopK()
       await stopP()
+    }
+  })
+
+  it('calls with no signal queued behind a peer that answers none (maxStreams 1) each give up within LOOP_TIME_MAX_FACTOR times their timeout', async () => {
+    const T = 100
+    const P = defineProtocol<Say, { text: string }>({ id: '/darkfs-test/streams40-silent/1', maxStreams: 1, maxMessageBytes: 4096, timeoutMs: T, request: say, reply: v => ({ text: say(v).text }) })
+    // takes each call and never answers: its handler ends when the caller gives up
+    const stop = await serve(b, P, {
+      call: async (_req: Say, ctx: { signal: AbortSignal }) => await new Promise<{ text: string }>((resolve) => {
+        ctx.signal.addEventListener('abort', () => { resolve({ text: 'late' }) }, { once: true })
+      })
+    })
+    try {
+      const n = 30
+      let settled = 0
+      // each call's end as its error's name
+      const calls = Array.from({ length: n }, async (_, i) => await call(a, b.peerId, P, { text: String(i) }).then(() => 'answered', (err: Error) => err.name).finally(() => { settled++ }))
+      // twice the bound, on the loop's own clock (the bound's clock)
+      const held = loopTimeSignal(2 * LOOP_TIME_MAX_FACTOR * T, Infinity)
+      await new Promise(resolve => { held.signal.addEventListener('abort', resolve, { once: true }) })
+      const by = settled
+      const ends = await Promise.all(calls)
+      assert.equal(by, n, `calls still queued after ${2 * LOOP_TIME_MAX_FACTOR * T} ms of loop time`)
+      assert.deepEqual([...new Set(ends)], ['RpcTimeoutError'])
+    } finally {
+      await stop()
+    }
+  })
+
+  it('a call whose watch cannot be set up (a signal that is not an AbortSignal) frees its slot: the next call goes', async () => {
+    const P = defineProtocol<Say, { text: string }>({ id: '/darkfs-test/streams40-leak/1', maxStreams: 1, maxMessageBytes: 4096, timeoutMs: 1000, request: say, reply: v => ({ text: say(v).text }) })
+    const stop = await serve(b, P, { call: async (req: Say) => ({ text: `echo ${req.text}` }) })
+    try {
+      // an EventTarget shaped like an AbortSignal (a polyfill's, another realm's): AbortSignal.any refuses it
+      const fake = Object.assign(new EventTarget(), { aborted: false, reason: undefined, throwIfAborted () {} }) as unknown as AbortSignal
+      await assert.rejects(call(a, b.peerId, P, { text: 'x' }, { signal: fake }), TypeError)
+      const guard = loopTimeSignal(3000, Infinity)
+      const next = await Promise.race([
+        call(a, b.peerId, P, { text: 'next' }, { signal: guard.signal }).then(r => r.text, (err: Error) => `rejected: ${err.name}: ${err.message}`),
+        new Promise<string>(resolve => { guard.signal.addEventListener('abort', () => { resolve('still queued after 3 s: the slot leaked') }, { once: true }) })
+      ])
+      guard.clear()
+      assert.equal(next, 'echo next')
+    } finally {
+      await stop()
     }
   })
 
