@@ -49,9 +49,10 @@
 //  - Every call takes an AbortSignal; aborting it aborts the stream and rejects with its reason.
 //  - Streams: a caller keeps at most the protocol's maxStreams (RPC_MAX_STREAMS) of its streams
 //    open to one peer; further calls and notices wait in order, honouring their signal (their
-//    silence timeout starts once they have a stream: small41; they wait LOOP_TIME_MAX_FACTOR
-//    times it at most: review41b), and a call made while a handler
-//    runs does not wait (slot(): nested calls never queue behind calls waiting on them). libp2p
+//    silence timeout starts once they have a stream: small41; they give up once no reply came
+//    on the protocol's streams to that peer for LOOP_TIME_MAX_FACTOR times it: review41b/c), and
+//    a call made while a handler runs does not wait (slot(): nested calls never queue behind
+//    calls waiting on them). libp2p
 //    takes RPC_STREAMS_HARD_FACTOR times it per connection either way, and aborted the 33rd
 //    inbound stream by default, which callers saw as a raw StreamStateError (streams40). A notice
 //    resolves once the answerer took it whole.
@@ -345,6 +346,14 @@ function streamsCap (p: AnyProtocol): number {
 interface Gate {
   open: number
   queue: Array<() => void>
+  /** Replies heard on the gate's streams (a call's or notice's answer included): its queue's progress. */
+  heard: number
+}
+
+/** A stream slot (slot()): its release (once, however often called), and the note of a reply heard on it. */
+interface Slot {
+  release: () => void
+  heard: () => void
 }
 
 /** Per dialer (a host), per protocol and peer: its gate (slot()). */
@@ -359,8 +368,9 @@ const handling = new AsyncLocalStorage<{ running: boolean }>()
 /**
  * A stream of `p` to `peer` within the protocol's maxStreams: at once when fewer are open and
  * none waits, else in order behind the others. Leaving the queue when `signal` aborts (its reason
- * thrown), the caller's own signal, or with RpcTimeoutError after LOOP_TIME_MAX_FACTOR times the
- * call's silence timeout `ms` (loop time) without a stream. A call's silence timer starts once it has its slot (callWatch()),
+ * thrown), the caller's own signal, or with RpcTimeoutError once no reply was heard on the gate's
+ * streams for LOOP_TIME_MAX_FACTOR times the call's silence timeout `ms` (loop time; at most
+ * twice that after the last reply). A call's silence timer starts once it has its slot (callWatch()),
  * so a call queued behind slow ones is not given up having sent nothing (small41). Returns the
  * slot's release, which frees it once however often it is called (in a finally).
  *
@@ -370,7 +380,7 @@ const handling = new AsyncLocalStorage<{ running: boolean }>()
  * past it fails with RpcBusyError. The handler's calls are bounded by what the peers let this
  * host answer at once; the answerer counts nothing itself, libp2p counts its streams until closed.
  */
-async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: AbortSignal | undefined, ms: number): Promise<() => void> {
+async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: AbortSignal | undefined, ms: number): Promise<Slot> {
   signal?.throwIfAborted()
   let gates = gatesOf.get(host)
   if (gates === undefined) {
@@ -378,7 +388,7 @@ async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: Abor
     gatesOf.set(host, gates)
   }
   const key = `${p.id} ${peer}`
-  const g = gates.get(key) ?? { open: 0, queue: [] }
+  const g = gates.get(key) ?? { open: 0, queue: [], heard: 0 }
   gates.set(key, g)
   const max = p.maxStreams ?? RPC_MAX_STREAMS
   const map = gates
@@ -394,16 +404,17 @@ async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: Abor
     }
     if (g.open === 0 && g.queue.length === 0) map.delete(key)
   }
+  const taken: Slot = { release, heard: () => { g.heard++ } }
   if (handling.getStore()?.running === true) {
     if (g.open >= streamsCap(p)) {
       throw new RpcBusyError(`${p.id}: ${g.open} streams open to ${peer}, as many as libp2p takes: a handler's call is not queued`)
     }
     g.open++
-    return release
+    return taken
   }
   if (g.open < max && g.queue.length === 0) {
     g.open++
-    return release
+    return taken
   }
   const waitMs = LOOP_TIME_MAX_FACTOR * ms
   await new Promise<void>((resolve, reject) => {
@@ -421,16 +432,25 @@ async function slot (host: RpcDialer, peer: string, p: AnyProtocol, signal: Abor
       reject(reason)
     }
     const onAbort = (): void => { leave(signal?.reason) }
-    // as long as one silent call ahead may last (its silence's cap), counted on the loop's own
-    // clock as silences are: a call with no signal of its own does not queue for ever behind a
-    // peer that holds every stream (review41b)
-    const deadline = loopTimeDeadline(waitMs, () => {
-      leave(new RpcTimeoutError(`${p.id} to ${peer}: no stream free within ${waitMs} ms (${g.open} open, ${g.queue.length} waiting)`))
+    // a call with no signal of its own does not queue for ever behind a peer that holds every
+    // stream and answers nothing (review41b): it leaves once no reply was heard on the gate's
+    // streams for as long as one silent call ahead may last (its silence's cap), on the loop's own
+    // clock as silences are. A queue moving on (replies heard, calls answered) keeps it waiting
+    // (review41c): so between LOOP_TIME_MAX_FACTOR and twice that times `ms` after the last reply.
+    let seen = g.heard
+    const arm = (): { clear: () => void } => loopTimeDeadline(waitMs, () => {
+      if (g.heard !== seen) {
+        seen = g.heard
+        deadline = arm()
+        return
+      }
+      leave(new RpcTimeoutError(`${p.id} to ${peer}: no stream free and no reply heard for ${waitMs} ms (${g.open} open, ${g.queue.length - 1} waiting ahead or behind)`))
     }, { maxMs: Infinity, unref: false })
+    let deadline = arm()
     signal?.addEventListener('abort', onAbort, { once: true })
     g.queue.push(go)
   })
-  return release
+  return taken
 }
 
 export interface RpcHandleOptions {
@@ -610,8 +630,8 @@ export interface CallOptions<Next> extends AbortOptions {
  */
 export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: RpcProtocol<Req, Res, any, Next>, request: Req, opts: CallOptions<Next> = {}): Promise<Res> {
   const bytes = encodeCall(p, request)
-  const release = await slot(host, peer, p, opts.signal, opts.timeoutMs ?? p.timeoutMs)
-  const w = held(release, () => callWatch(p, peer, opts))
+  const s = await slot(host, peer, p, opts.signal, opts.timeoutMs ?? p.timeoutMs)
+  const w = held(s.release, () => callWatch(p, peer, opts))
   const { timer, signal } = w
   let stream: Stream | undefined
   try {
@@ -622,7 +642,7 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
     w.watch(stream, bytes.byteLength)
     await lp.write(bytes, { signal })
     w.written()
-    const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext, opts.maxNext)
+    const value = await readReply(p, peer, request, stream, lp, heardBy(timer, s), signal, opts.onNext, opts.maxNext)
     const done = stream
     await done.close({ signal }).then(() => { closedBy(done, opts.timeoutMs ?? p.timeoutMs, `${p.id} call to ${peer}`) }, (err: unknown) => {
       log.trace('%s: closing a finished call to %s: %e', p.id, peer, err)
@@ -634,7 +654,7 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
-    release()
+    s.release()
     w.end()
   }
 }
@@ -683,6 +703,11 @@ function watched (timer: Silence, caller: AbortSignal | undefined): { timer: Sil
     timer.clear()
     throw err
   }
+}
+
+/** A call's silence timer whose touches (whole replies) are noted on its slot too: its queue's progress (slot()). */
+function heardBy (timer: Pick<Silence, 'touch'>, s: Slot): Pick<Silence, 'touch'> {
+  return { touch: () => { timer.touch(); s.heard() } }
 }
 
 /** What a call sets up once it has its stream slot; the slot is released if that throws (review41b). */
@@ -784,8 +809,8 @@ export class KeptCaller<Req, Res> {
     const bytes = encodeCall(p, request)
     for (let attempt = 0; ; attempt++) {
       // an idle kept stream holds no slot: libp2p's limit has room for it (RPC_STREAMS_HARD_FACTOR)
-      const release = await slot(this.host, peer, p, opts.signal, opts.timeoutMs ?? p.timeoutMs)
-      const w = held(release, () => callWatch(p, peer, opts))
+      const s = await slot(this.host, peer, p, opts.signal, opts.timeoutMs ?? p.timeoutMs)
+      const w = held(s.release, () => callWatch(p, peer, opts))
       const { timer, signal } = w
       let k: Kept | undefined
       let reused = false
@@ -801,7 +826,7 @@ export class KeptCaller<Req, Res> {
         w.watch(k.stream, bytes.byteLength)
         await k.lp.write(bytes, { signal })
         w.written()
-        const value = await readReply(p, peer, request, k.stream, k.lp, timer, signal, () => { heard = true })
+        const value = await readReply(p, peer, request, k.stream, k.lp, heardBy(timer, s), signal, () => { heard = true })
         this.put(peer, k)
         return value
       } catch (err: any) {
@@ -813,7 +838,7 @@ export class KeptCaller<Req, Res> {
         if (!ended) throw e
         log.trace('%s: kept stream to %s had ended (%e): sent again on a new one', p.id, peer, err)
       } finally {
-        release()
+        s.release()
         w.end()
       }
     }
@@ -886,8 +911,8 @@ function failure (p: RpcProtocol<any, any, any, any>, err: any, stream: Stream |
 export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtocol<any, any, Note, any>, notice: Note, opts: AbortOptions & { timeoutMs?: number } = {}): Promise<void> {
   const ms = opts.timeoutMs ?? p.timeoutMs
   const bytes = encodeNotice(p, notice)
-  const release = await slot(host, peer, p, opts.signal, ms)
-  const { timer, signal } = held(release, () => watched(silence(ms, `${p.id} notice to ${peer}`), opts.signal))
+  const s = await slot(host, peer, p, opts.signal, ms)
+  const { timer, signal } = held(s.release, () => watched(silence(ms, `${p.id} notice to ${peer}`), opts.signal))
   let stream: Stream | undefined
   let out: ReturnType<typeof outgoing> | undefined
   try {
@@ -898,10 +923,11 @@ export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtoco
     await lp.write(bytes, { signal })
     await stream.close({ signal })
     await takenBy(stream, lp, p, peer, signal)
+    s.heard()
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
-    release()
+    s.release()
     out?.stop()
     timer.clear()
   }

@@ -312,6 +312,44 @@ describe('node/net/rpc: more calls at once to one peer than its streams allow', 
     }
   })
 
+  it('30 calls queued (maxStreams 1) behind a peer answering each within a quarter of its silence timeout (7.5 times it in all): all answered', async () => {
+    const T = 200
+    const P = defineProtocol<Say, { text: string }>({ id: '/darkfs-test/streams40-busy/1', maxStreams: 1, maxMessageBytes: 4096, timeoutMs: T, request: say, reply: v => ({ text: say(v).text }) })
+    // the peer is busy, never silent past a quarter of T on a call: the last call waits 29 of them, past the queue's own bound
+    const stop = await serve(b, P, { call: async (req: Say) => { await new Promise(resolve => setTimeout(resolve, T / 4)); return { text: `echo ${req.text}` } } })
+    try {
+      const results = await Promise.allSettled(Array.from({ length: 30 }, async (_, i) => await call(a, b.peerId, P, { text: String(i) })))
+      assert.deepEqual(failures(results), [])
+    } finally {
+      await stop()
+    }
+  })
+
+  it('a call queued (maxStreams 1) behind one whose intermediate replies keep coming well past the queue\'s own bound: answered', async () => {
+    const T = 200
+    const P = defineProtocol<Say, { text: string }, never, { step: number }>({
+      id: '/darkfs-test/streams40-progress/1', maxStreams: 1, maxMessageBytes: 4096, timeoutMs: T, request: say, reply: v => ({ text: say(v).text }), next: (v: any) => ({ step: Number(v?.step) }), maxNext: () => 100
+    })
+    const steps = 4 * LOOP_TIME_MAX_FACTOR * 2
+    const stop = await serve(b, P, {
+      call: async (req: Say, ctx: any) => {
+        // a reply every quarter of T, for twice the queue's bound (LOOP_TIME_MAX_FACTOR x T)
+        if (req.text === 'long') for (let i = 0; i < steps; i++) { await new Promise(resolve => setTimeout(resolve, T / 4)); await ctx.next({ step: i }) }
+        return { text: `echo ${req.text}` }
+      }
+    })
+    try {
+      let heard = 0
+      const long = call(a, b.peerId, P, { text: 'long' }, { onNext: () => { heard++ } })
+      const queued = call(a, b.peerId, P, { text: 'queued' })
+      const results = await Promise.allSettled([long, queued])
+      assert.deepEqual(failures(results), [], `the long call's replies heard: ${heard} of ${steps}`)
+      assert.equal(heard, steps)
+    } finally {
+      await stop()
+    }
+  })
+
   it('a call whose watch cannot be set up (a signal that is not an AbortSignal) frees its slot: the next call goes', async () => {
     const P = defineProtocol<Say, { text: string }>({ id: '/darkfs-test/streams40-leak/1', maxStreams: 1, maxMessageBytes: 4096, timeoutMs: 1000, request: say, reply: v => ({ text: say(v).text }) })
     const stop = await serve(b, P, { call: async (req: Say) => ({ text: `echo ${req.text}` }) })
