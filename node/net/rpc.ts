@@ -52,10 +52,9 @@
 //    silence timeout starts once they have a stream: small41; they give up once no reply came
 //    on the protocol's streams to that peer for LOOP_TIME_MAX_FACTOR times it: review41b/c), and
 //    a call made while a handler runs does not wait (slot(): nested calls never queue behind
-//    calls waiting on them). libp2p
-//    takes RPC_STREAMS_HARD_FACTOR times it per connection either way, and aborted the 33rd
-//    inbound stream by default, which callers saw as a raw StreamStateError (streams40). A notice
-//    resolves once the answerer took it whole.
+//    calls waiting on them). libp2p takes RPC_STREAMS_HARD_FACTOR times it per connection either
+//    way, and aborted the 33rd inbound stream by default, which callers saw as a raw
+//    StreamStateError (streams40). A notice resolves once the answerer took it whole.
 //  - Errors on the wire keep their stable `name`. The caller rebuilds the classes the protocol
 //    lists (`errors`) from it; any other name arrives as RpcRemoteError (`remoteName`).
 //
