@@ -1738,8 +1738,8 @@ export class Volume implements VolumeApi {
         const n = (this.foldMoved.get(inode)?.n ?? 0) + 1
         if (n === 1) {
           // the first miss is made again as soon as this host's own ops on the file have landed
-          // (an op stamped, not applied yet, or one that cut a piece the fold held, while a slow
-          // disk built it): FOLD_SETTLE_MS later, a file written on meanwhile has that long of
+          // (one of them stamped, not applied yet, when the fold stamps: a slow disk's fold outlasts
+          // the writes between): FOLD_SETTLE_MS later, a file written on meanwhile has that long of
           // extents too young to fold, and every later fold leaves them (fold42). Still the
           // fold's work (a commit meanwhile waits for it to end); found moved again, it backs off
           this.foldMoved.set(inode, { n, at: performance.now() })
@@ -1749,6 +1749,8 @@ export class Volume implements VolumeApi {
             // the Volume closes: no fold is made after it (close() waits for this one)
             return
           }
+          // a fold asked for meanwhile (a timer, a commit past the bounds) is this one
+          this.foldAgain.delete(inode)
           this.foldLater(inode, 0, quiet)
           return
         }
