@@ -194,7 +194,8 @@ export const FOLD_SPAN_MAX = 4 * FOLD_EXTENTS_MAX
 /**
  * A fold holds only appends at least this old (by their clock): a fold is read only when it
  * holds the file's first appends exactly, and appends still on their way from other hosts may
- * come before younger ones.
+ * come before younger ones. Also the wait before a fold found moved under it a second time in a
+ * row is made again (the first is made again at once: FOLD_MOVED_MAX_MS).
  */
 export const FOLD_SETTLE_MS = 2_000
 /**
@@ -211,8 +212,9 @@ export const WHOLE_WRITE_TRIES = 4
 export const FOLD_QUIET_MS = 10_000
 /**
  * Longest wait before a fold made again after folds found the file moved under them (a peer's
- * ops arriving while each was built): the first waits FOLD_SETTLE_MS, each next one twice the
- * last, up to this; a fold that stamps, or finds nothing to do, ends the back-off.
+ * ops arriving while each was built, or this host's own): the first is made again as soon as
+ * this host's ops on the file have landed, the second waits FOLD_SETTLE_MS, each next one twice
+ * the last, up to this; a fold that stamps, or finds nothing to do, ends the back-off.
  */
 export const FOLD_MOVED_MAX_MS = 64_000
 
@@ -1731,10 +1733,28 @@ export class Volume implements VolumeApi {
       this.foldLater(inode, moved.at - performance.now(), quiet)
       return
     }
-    this.folding.set(inode, this.fold(inode, quiet).then(left => {
+    this.folding.set(inode, this.fold(inode, quiet).then(async left => {
       if (left === 'moved') {
         const n = (this.foldMoved.get(inode)?.n ?? 0) + 1
-        const ms = Math.min(FOLD_MOVED_MAX_MS, FOLD_SETTLE_MS * 2 ** (n - 1))
+        if (n === 1) {
+          // the first miss is made again as soon as this host's own ops on the file have landed
+          // (one of them stamped, not applied yet, when the fold stamps: a slow disk's fold outlasts
+          // the writes between): FOLD_SETTLE_MS later, a file written on meanwhile has that long of
+          // extents too young to fold, and every later fold leaves them (fold42). Still the
+          // fold's work (a commit meanwhile waits for it to end); found moved again, it backs off
+          this.foldMoved.set(inode, { n, at: performance.now() })
+          try {
+            await raceSignal(this.tree.landedFor(inode), this.foldStop.signal)
+          } catch {
+            // the Volume closes: no fold is made after it (close() waits for this one)
+            return
+          }
+          // a fold asked for meanwhile (a timer, a commit past the bounds) is this one
+          this.foldAgain.delete(inode)
+          this.foldLater(inode, 0, quiet)
+          return
+        }
+        const ms = Math.min(FOLD_MOVED_MAX_MS, FOLD_SETTLE_MS * 2 ** (n - 2))
         this.foldMoved.set(inode, { n, at: performance.now() + ms })
         this.foldLater(inode, ms, true)
         return
