@@ -1144,6 +1144,10 @@ export class OpenFile {
   private async storeEarly (i: number, signal?: AbortSignal): Promise<void> {
     const d = this.dirty.get(i)
     if (d === undefined || d.byteLength !== CHUNK_SIZE || this.patched(i)) return
+    // the chunk the base ends in, filled by growth alone (made whole by its many small writes:
+    // materialize): its old bytes are the base's, and a commit of the growth (buildGrowth) takes
+    // only the new ones, so it waits in memory for the commit, which stores it only as a whole version
+    if (i * CHUNK_SIZE < this.base.size && this.growth() !== undefined) return
     const ref = await this.early.store(i, d, { signal })
     this.dirty.delete(i)
     this.dirtyBytes -= d.byteLength
@@ -1380,6 +1384,8 @@ export class OpenFile {
   private async buildContent (signal?: AbortSignal, sync = false): Promise<Committed> {
     if (this.appendOnly && this.size > this.base.size && this.baseLimit >= this.base.size) return await this.buildAppend(signal)
     if (this.patchable() || (sync && this.freshInline())) return await this.buildPatch(signal)
+    const growth = this.growth()
+    if (growth !== undefined) return await this.buildGrowth(growth, signal)
     const sparse = this.sparseChunks()
     if (sparse !== undefined) return await this.buildSparse(sparse, signal)
     if (this.size <= INLINE_MAX) {
@@ -1577,6 +1583,70 @@ export class OpenFile {
       extents.sort((a, b) => a.offset - b.offset)
     }
     return { content: null, size: this.size, refs, extents }
+  }
+
+  /**
+   * Where the bytes written here since the base start, when a commit of them is growth alone
+   * (buildGrowth): a file the tree holds (not a staging file, not the first content of a file
+   * created here), no truncate, and what this host wrote since the base is one range from at or
+   * past the base's end to the end of file (a SQLite WAL, a log written by pwrite at its end: no
+   * O_APPEND, so not an append). Undefined otherwise: a write inside the old bytes, a hole left
+   * between written ranges, a peer's bytes laid past them (catchUp) make a whole version or the
+   * other extents, as before.
+   */
+  private growth (): number | undefined {
+    if (this.current === undefined || this.createdEmpty || this.truncated || this.baseLimit < this.base.size) return undefined
+    if (this.size <= this.base.size || this.base.size <= INLINE_MAX) return undefined
+    const mine = this.ownRanges()
+    if (mine.length !== 1 || mine[0][0] < this.base.size || mine[0][1] !== this.size) return undefined
+    return mine[0][0]
+  }
+
+  /**
+   * The bytes [from, size) grown past the base since it (growth()) as positioned extents, never a
+   * chunk of the base stored again: a head [from, the next chunk boundary) inline when small, else
+   * as a chunk of its own (a manifest of one chunk), and the rest as a manifest in the file's
+   * coordinates (a hole before its first chunk, as buildAppend's) of the chunks from that boundary
+   * on, each at its own offset: stored early, dirty, or assembled, as a whole version would store
+   * them. A fold (volume.ts) takes each of those whole chunks as it is (wholeExtentRef) and
+   * rewrites only the chunks two extents share (the one the head lands in, each commit's last).
+   * A whole version stored the base's last chunk again at every such commit, old bytes included
+   * (a SQLite WAL's transactions past PATCH_COMMIT_BYTES: wal42).
+   */
+  private async buildGrowth (from: number, signal?: AbortSignal): Promise<Committed> {
+    const end = this.size
+    const boundary = Math.min(end, Math.ceil(from / CHUNK_SIZE) * CHUNK_SIZE)
+    const extents: PatchExtent[] = []
+    const fresh: ChunkRef[] = []
+    const group = new PutGroup()
+    if (boundary > from) {
+      const head = await this.read(from, boundary - from, { signal })
+      if (head.byteLength <= INLINE_MAX) {
+        extents.push({ content: { inline: head }, at: 0, size: head.byteLength, offset: from })
+      } else {
+        const { ref } = await this.chunks.storeChunk(head, 0, { signal, group, recycle: true })
+        const m = manifestOf(head.byteLength, [ref])
+        const stored = await this.chunks.storeManifest(m, { signal, group })
+        fresh.push(ref, stored.ref)
+        extents.push({ content: { manifest: stored.cid, sum: contentSum(m) }, at: 0, size: head.byteLength, offset: from })
+      }
+    }
+    if (end > boundary) {
+      const first = boundary / CHUNK_SIZE
+      const refs: ChunkRef[] = first > 0 ? [holeChunk(0, boundary)] : []
+      for (let i = first; i * CHUNK_SIZE < end; i++) {
+        signal?.throwIfAborted()
+        const ref = await this.localRef(i, fresh, signal, group) ??
+          await this.storeVersionChunk(await this.assemble(i, signal), i * CHUNK_SIZE, fresh, signal, group)
+        refs.push(ref)
+      }
+      const m = manifestOf(end, refs)
+      const stored = await this.storeVersionManifest(m, { signal, group })
+      fresh.push(stored.ref)
+      extents.push({ content: { manifest: stored.cid, sum: contentSum(m) }, at: boundary, size: end - boundary, offset: boundary })
+    }
+    await group.done()
+    return { content: null, size: end, refs: fresh, extents }
   }
 
   /**
