@@ -1489,12 +1489,23 @@ export class OpenFile {
     const at = this.base.size
     const n = end - at
     if (n <= INLINE_MAX) return { content: { inline: await this.read(at, n, { signal }) }, size: end, refs: [], append: { at: 0, size: n } }
-    const first = Math.floor(at / CHUNK_SIZE)
-    const last = Math.ceil(end / CHUNK_SIZE)
-    const refs: ChunkRef[] = first > 0 ? [holeChunk(0, first * CHUNK_SIZE)] : []
     const fresh: ChunkRef[] = []
     const group = new PutGroup()
-    for (let i = first; i < last; i++) {
+    const next = await this.tailManifest(Math.floor(at / CHUNK_SIZE), end, fresh, group, signal)
+    const stored = await this.storeVersionManifest(next, { signal, group })
+    await group.done()
+    return { content: { manifest: stored.cid, sum: contentSum(next) }, size: end, refs: [...fresh, stored.ref], append: { at, size: n } }
+  }
+
+  /**
+   * The manifest (not stored) of the file up to `end` whose chunks before chunk `first` are a
+   * hole: the chunks from `first` on as this state has them, stored as they are (early ones
+   * included) or now (`fresh` gets the refs whose placement has not started; their puts in
+   * `group`). buildAppend's appended bytes and buildGrowth's grown ones.
+   */
+  private async tailManifest (first: number, end: number, fresh: ChunkRef[], group: PutGroup, signal?: AbortSignal): Promise<Manifest> {
+    const refs: ChunkRef[] = first > 0 ? [holeChunk(0, first * CHUNK_SIZE)] : []
+    for (let i = first; i * CHUNK_SIZE < end; i++) {
       signal?.throwIfAborted()
       const start = i * CHUNK_SIZE
       // the chunk the version ends in, when the state goes on past it (appends kept back): its bytes up to `end`
@@ -1504,10 +1515,7 @@ export class OpenFile {
       ref ??= await this.storeVersionChunk(await this.assemble(i, signal), start, fresh, signal, group)
       refs.push(ref)
     }
-    const next = manifestOf(end, refs)
-    const stored = await this.storeVersionManifest(next, { signal, group })
-    await group.done()
-    return { content: { manifest: stored.cid, sum: contentSum(next) }, size: end, refs: [...fresh, stored.ref], append: { at, size: n } }
+    return manifestOf(end, refs)
   }
 
   /**
@@ -1632,15 +1640,8 @@ export class OpenFile {
       }
     }
     if (end > boundary) {
-      const first = boundary / CHUNK_SIZE
-      const refs: ChunkRef[] = first > 0 ? [holeChunk(0, boundary)] : []
-      for (let i = first; i * CHUNK_SIZE < end; i++) {
-        signal?.throwIfAborted()
-        const ref = await this.localRef(i, fresh, signal, group) ??
-          await this.storeVersionChunk(await this.assemble(i, signal), i * CHUNK_SIZE, fresh, signal, group)
-        refs.push(ref)
-      }
-      const m = manifestOf(end, refs)
+      // (an append's manifest: buildAppend's, from the boundary on)
+      const m = await this.tailManifest(boundary / CHUNK_SIZE, end, fresh, group, signal)
       const stored = await this.storeVersionManifest(m, { signal, group })
       fresh.push(stored.ref)
       extents.push({ content: { manifest: stored.cid, sum: contentSum(m) }, at: boundary, size: end - boundary, offset: boundary })
