@@ -135,8 +135,10 @@ export const COMMIT_EXTENT_MAX = CHUNK_SIZE / 4
  * holds just those bytes (bytes [at, at + size) of it: an `append` op), not the whole file.
  * `kept`: another handle's last appends were kept back (OpenFile.commit `by`): writes stay pending
  * after this version, and the times held for the file stay held with them (Volume stamp()).
+ * `growth`: `extents` are the file's growth past its base (buildGrowth), stamped only while the
+ * tree's file is still that base (Volume commitOpen); else refuseGrowth() and built again.
  */
-export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number }, extents?: PatchExtent[], kept?: boolean }
+export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number }, extents?: PatchExtent[], kept?: boolean, growth?: boolean }
 
 /**
  * Whom a commit is for (OpenFile.commit): `by`, the handle whose flush or close it is, `owner`,
@@ -1603,7 +1605,7 @@ export class OpenFile {
    * other extents, as before.
    */
   private growth (): number | undefined {
-    if (this.current === undefined || this.createdEmpty || this.truncated || this.baseLimit < this.base.size) return undefined
+    if (this.current === undefined || this.createdEmpty || this.truncated || this.baseLimit < this.base.size || this.growthRefused) return undefined
     if (this.size <= this.base.size || this.base.size <= INLINE_MAX) return undefined
     const mine = this.ownRanges()
     if (mine.length !== 1 || mine[0][0] < this.base.size || mine[0][1] !== this.size) return undefined
@@ -1647,7 +1649,24 @@ export class OpenFile {
       extents.push({ content: { manifest: stored.cid, sum: contentSum(m) }, at: boundary, size: end - boundary, offset: boundary })
     }
     await group.done()
-    return { content: null, size: end, refs: fresh, extents }
+    return { content: null, size: end, refs: fresh, extents, growth: true }
+  }
+
+  /**
+   * Set by refuseGrowth() until the next commit: this state is not committed as growth
+   * (buildGrowth) but as before it, a whole version or the other extents.
+   */
+  private growthRefused = false
+
+  /**
+   * The file moved in the tree while its growth was built (a peer's append or write came): the
+   * growth is not stamped as extents at its offsets, which would hide a peer's append that came
+   * meanwhile (positioned extents land over it), but built again as a whole version, whose
+   * stamp lays what came over the pending writes (catchUp) or stamps it concurrent with what
+   * came, as before wal42 (Volume commitOpen). Until the next commit.
+   */
+  refuseGrowth (): void {
+    this.growthRefused = true
   }
 
   /**
@@ -1835,6 +1854,7 @@ export class OpenFile {
     this.appendOnly = false
     this.createdEmpty = false
     this.tail = undefined
+    this.growthRefused = false
   }
 
   /**
