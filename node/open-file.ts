@@ -23,6 +23,10 @@
 // fsync) are committed the same way (buildSparse): the patches as extents over the packed chunks
 // the spills stored, a chunk patched past COMMIT_EXTENT_MAX as one extent of its whole bytes,
 // never a rewrite of every chunk a write landed in; the folds rewrite the chunks later.
+// A file grown past its end by pwrite alone (a SQLite WAL, a log without O_APPEND), past those
+// bounds, is committed the same way (buildGrowth): the grown bytes as positioned extents, a head
+// to the next chunk boundary and the whole chunks after it at their own offsets, which a fold
+// takes as they are; the base's last chunk is never stored again with its old bytes (wal42).
 // Every operation takes the caller's signal: it ends the wait for this inode's queue and the
 // fetch of chunks from peers; an aborted write may leave part of its bytes written, like a short
 // write, and the state stays consistent (what is written is marked changed).
