@@ -174,6 +174,7 @@ describe('volume: growth by pwrite at the end as positioned extents (one host)',
     // a WAL after a checkpoint: rewritten from offset 0 (more than PATCH_COMMIT_BYTES)
     await write(0, 400 * 1024)
     await fh.sync()
+    assert.equal(vol.tree.get(id)!.extents, undefined, 'a rewrite from 0 is a whole version')
     await check('a rewrite from 0')
     await fh.close()
     await vol.close()
