@@ -23,6 +23,10 @@
 // fsync) are committed the same way (buildSparse): the patches as extents over the packed chunks
 // the spills stored, a chunk patched past COMMIT_EXTENT_MAX as one extent of its whole bytes,
 // never a rewrite of every chunk a write landed in; the folds rewrite the chunks later.
+// A file grown past its end by pwrite alone (a SQLite WAL, a log without O_APPEND), past those
+// bounds, is committed the same way (buildGrowth): the grown bytes as positioned extents, a head
+// to the next chunk boundary and the whole chunks after it at their own offsets, which a fold
+// takes as they are; the base's last chunk is never stored again with its old bytes (wal42).
 // Every operation takes the caller's signal: it ends the wait for this inode's queue and the
 // fetch of chunks from peers; an aborted write may leave part of its bytes written, like a short
 // write, and the state stays consistent (what is written is marked changed).
@@ -135,8 +139,10 @@ export const COMMIT_EXTENT_MAX = CHUNK_SIZE / 4
  * holds just those bytes (bytes [at, at + size) of it: an `append` op), not the whole file.
  * `kept`: another handle's last appends were kept back (OpenFile.commit `by`): writes stay pending
  * after this version, and the times held for the file stay held with them (Volume stamp()).
+ * `growth`: `extents` are the file's growth past its base (buildGrowth), stamped only while the
+ * tree's file is still that base (Volume commitOpen); else refuseGrowth() and built again.
  */
-export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number }, extents?: PatchExtent[], kept?: boolean }
+export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number }, extents?: PatchExtent[], kept?: boolean, growth?: boolean }
 
 /**
  * Whom a commit is for (OpenFile.commit): `by`, the handle whose flush or close it is, `owner`,
@@ -1144,6 +1150,10 @@ export class OpenFile {
   private async storeEarly (i: number, signal?: AbortSignal): Promise<void> {
     const d = this.dirty.get(i)
     if (d === undefined || d.byteLength !== CHUNK_SIZE || this.patched(i)) return
+    // the chunk the base ends in, filled by growth alone (made whole by its many small writes:
+    // materialize): its old bytes are the base's, and a commit of the growth (buildGrowth) takes
+    // only the new ones, so it waits in memory for the commit, which stores it only as a whole version
+    if (i * CHUNK_SIZE < this.base.size && this.growth() !== undefined) return
     const ref = await this.early.store(i, d, { signal })
     this.dirty.delete(i)
     this.dirtyBytes -= d.byteLength
@@ -1380,6 +1390,8 @@ export class OpenFile {
   private async buildContent (signal?: AbortSignal, sync = false): Promise<Committed> {
     if (this.appendOnly && this.size > this.base.size && this.baseLimit >= this.base.size) return await this.buildAppend(signal)
     if (this.patchable() || (sync && this.freshInline())) return await this.buildPatch(signal)
+    const growth = this.growth()
+    if (growth !== undefined) return await this.buildGrowth(growth, signal)
     const sparse = this.sparseChunks()
     if (sparse !== undefined) return await this.buildSparse(sparse, signal)
     if (this.size <= INLINE_MAX) {
@@ -1483,12 +1495,23 @@ export class OpenFile {
     const at = this.base.size
     const n = end - at
     if (n <= INLINE_MAX) return { content: { inline: await this.read(at, n, { signal }) }, size: end, refs: [], append: { at: 0, size: n } }
-    const first = Math.floor(at / CHUNK_SIZE)
-    const last = Math.ceil(end / CHUNK_SIZE)
-    const refs: ChunkRef[] = first > 0 ? [holeChunk(0, first * CHUNK_SIZE)] : []
     const fresh: ChunkRef[] = []
     const group = new PutGroup()
-    for (let i = first; i < last; i++) {
+    const next = await this.tailManifest(Math.floor(at / CHUNK_SIZE), end, fresh, group, signal)
+    const stored = await this.storeVersionManifest(next, { signal, group })
+    await group.done()
+    return { content: { manifest: stored.cid, sum: contentSum(next) }, size: end, refs: [...fresh, stored.ref], append: { at, size: n } }
+  }
+
+  /**
+   * The manifest (not stored) of the file up to `end` whose chunks before chunk `first` are a
+   * hole: the chunks from `first` on as this state has them, stored as they are (early ones
+   * included) or now (`fresh` gets the refs whose placement has not started; their puts in
+   * `group`). buildAppend's appended bytes and buildGrowth's grown ones.
+   */
+  private async tailManifest (first: number, end: number, fresh: ChunkRef[], group: PutGroup, signal?: AbortSignal): Promise<Manifest> {
+    const refs: ChunkRef[] = first > 0 ? [holeChunk(0, first * CHUNK_SIZE)] : []
+    for (let i = first; i * CHUNK_SIZE < end; i++) {
       signal?.throwIfAborted()
       const start = i * CHUNK_SIZE
       // the chunk the version ends in, when the state goes on past it (appends kept back): its bytes up to `end`
@@ -1498,10 +1521,7 @@ export class OpenFile {
       ref ??= await this.storeVersionChunk(await this.assemble(i, signal), start, fresh, signal, group)
       refs.push(ref)
     }
-    const next = manifestOf(end, refs)
-    const stored = await this.storeVersionManifest(next, { signal, group })
-    await group.done()
-    return { content: { manifest: stored.cid, sum: contentSum(next) }, size: end, refs: [...fresh, stored.ref], append: { at, size: n } }
+    return manifestOf(end, refs)
   }
 
   /**
@@ -1577,6 +1597,80 @@ export class OpenFile {
       extents.sort((a, b) => a.offset - b.offset)
     }
     return { content: null, size: this.size, refs, extents }
+  }
+
+  /**
+   * Where the bytes written here since the base start, when a commit of them is growth alone
+   * (buildGrowth): a file the tree holds (not a staging file, not the first content of a file
+   * created here), no truncate, and what this host wrote since the base is one range from at or
+   * past the base's end to the end of file (a SQLite WAL, a log written by pwrite at its end: no
+   * O_APPEND, so not an append). Undefined otherwise: a write inside the old bytes, a hole left
+   * between written ranges, a peer's bytes laid past them (catchUp) make a whole version or the
+   * other extents, as before.
+   */
+  private growth (): number | undefined {
+    if (this.current === undefined || this.createdEmpty || this.truncated || this.baseLimit < this.base.size || this.growthRefused) return undefined
+    if (this.size <= this.base.size || this.base.size <= INLINE_MAX) return undefined
+    const mine = this.ownRanges()
+    if (mine.length !== 1 || mine[0][0] < this.base.size || mine[0][1] !== this.size) return undefined
+    return mine[0][0]
+  }
+
+  /**
+   * The bytes [from, size) grown past the base since it (growth()) as positioned extents, never a
+   * chunk of the base stored again: a head [from, the next chunk boundary) inline when small, else
+   * as a chunk of its own (a manifest of one chunk), and the rest as a manifest in the file's
+   * coordinates (a hole before its first chunk, as buildAppend's) of the chunks from that boundary
+   * on, each at its own offset: stored early, dirty, or assembled, as a whole version would store
+   * them. A fold (volume.ts) takes each of those whole chunks as it is (wholeExtentRef) and
+   * rewrites only the chunks two extents share (the one the head lands in, each commit's last).
+   * A whole version stored the base's last chunk again at every such commit, old bytes included
+   * (a SQLite WAL's transactions past PATCH_COMMIT_BYTES: wal42).
+   */
+  private async buildGrowth (from: number, signal?: AbortSignal): Promise<Committed> {
+    const end = this.size
+    const boundary = Math.min(end, Math.ceil(from / CHUNK_SIZE) * CHUNK_SIZE)
+    const extents: PatchExtent[] = []
+    const fresh: ChunkRef[] = []
+    const group = new PutGroup()
+    if (boundary > from) {
+      const head = await this.read(from, boundary - from, { signal })
+      if (head.byteLength <= INLINE_MAX) {
+        extents.push({ content: { inline: head }, at: 0, size: head.byteLength, offset: from })
+      } else {
+        const { ref } = await this.chunks.storeChunk(head, 0, { signal, group, recycle: true })
+        const m = manifestOf(head.byteLength, [ref])
+        const stored = await this.chunks.storeManifest(m, { signal, group })
+        fresh.push(ref, stored.ref)
+        extents.push({ content: { manifest: stored.cid, sum: contentSum(m) }, at: 0, size: head.byteLength, offset: from })
+      }
+    }
+    if (end > boundary) {
+      // (an append's manifest: buildAppend's, from the boundary on)
+      const m = await this.tailManifest(boundary / CHUNK_SIZE, end, fresh, group, signal)
+      const stored = await this.storeVersionManifest(m, { signal, group })
+      fresh.push(stored.ref)
+      extents.push({ content: { manifest: stored.cid, sum: contentSum(m) }, at: boundary, size: end - boundary, offset: boundary })
+    }
+    await group.done()
+    return { content: null, size: end, refs: fresh, extents, growth: true }
+  }
+
+  /**
+   * Set by refuseGrowth() until the next commit: this state is not committed as growth
+   * (buildGrowth) but as before it, a whole version or the other extents.
+   */
+  private growthRefused = false
+
+  /**
+   * The file moved in the tree while its growth was built (a peer's append or write came): the
+   * growth is not stamped as extents at its offsets, which would hide a peer's append that came
+   * meanwhile (positioned extents land over it), but built again as a whole version, whose
+   * stamp lays what came over the pending writes (catchUp) or stamps it concurrent with what
+   * came, as before wal42 (Volume commitOpen). Until the next commit.
+   */
+  refuseGrowth (): void {
+    this.growthRefused = true
   }
 
   /**
@@ -1764,6 +1858,7 @@ export class OpenFile {
     this.appendOnly = false
     this.createdEmpty = false
     this.tail = undefined
+    this.growthRefused = false
   }
 
   /**

@@ -1520,6 +1520,18 @@ export class Volume implements VolumeApi {
           if (this.unlinked(f.inode)) return false
           const whole = c.extents === undefined && c.append === undefined
           const mark = f.mark
+          if (c.growth === true && mark !== undefined) {
+            // a file's growth as extents (OpenFile buildGrowth) lands at its offsets whatever came
+            // since: over a peer's append that came meanwhile it would hide it. Stamped only while
+            // the file is as its mark has it; else built again as a whole version, as before wal42
+            return await stampIt(this.writeBodies(f, c), c.kept === true, {
+              guard: () => {
+                if (!this.tree.unapplied(f.inode) && sameFileMark(this.tree.fileMark(f.inode), mark)) return true
+                f.refuseGrowth()
+                return false
+              }
+            })
+          }
           if (!whole || mark === undefined) return await stampIt(this.writeBodies(f, c), c.kept === true, {})
           if (mine) {
             const own = f.ownExtents(c)

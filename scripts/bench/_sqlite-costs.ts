@@ -4,7 +4,7 @@
 // workloads of compare.ts (journal_mode DELETE, then WAL) and fio's 4 KiB random writes with an
 // fsync every 16 (DARKFS_DRIVE=delete,wal,fsync16 chooses). Per workload it prints seconds (IOPS
 // for fio), the process's CPU seconds, block puts (Store.putMany calls, all hosts) and the time
-// spent in them, op commits (Tree.commitMany: one log append each) and ops, host 0's local ops by
+// spent in them and the bytes they held (putMB), op commits (Tree.commitMany: one log append each) and ops, host 0's local ops by
 // type and file (name suffix: '' is the database, '?' a file with no name left), and the FUSE
 // requests by kind with their summed time; DARKFS_DRIVE_STRACE=1 also writes sqlite3's syscall
 // counts to /tmp/sq/strace-<workload>.txt. The counters wrap prototype methods: a measuring aid.
@@ -40,9 +40,9 @@ const which = (process.env.DARKFS_DRIVE ?? 'delete,wal,fsync16').split(',')
 const mib = Number(process.env.DARKFS_DRIVE_MIB ?? 16)
 const seconds = Number(process.env.DARKFS_DRIVE_SECONDS ?? 10)
 const profDir = process.env.DARKFS_DRIVE_PROF
-const c = { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }
+const c = { puts: 0, blocks: 0, putBytes: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }
 const putMany = Store.prototype.putMany
-Store.prototype.putMany = async function (this: Store, blocks: any[], opts?: any) { c.puts++; c.blocks += blocks.length; const t0 = performance.now(); try { return await putMany.call(this, blocks, opts) } finally { c.putMs += performance.now() - t0 } } as any
+Store.prototype.putMany = async function (this: Store, blocks: any[], opts?: any) { c.puts++; c.blocks += blocks.length; for (const b of blocks) c.putBytes += b.bytes.byteLength; const t0 = performance.now(); try { return await putMany.call(this, blocks, opts) } finally { c.putMs += performance.now() - t0 } } as any
 const commitMany = Tree.prototype.commitMany
 Tree.prototype.commitMany = async function (this: Tree, bodies: any[], ...rest: any[]) { c.commits++; c.ops += bodies.length; const t0 = performance.now(); try { return await (commitMany as any).call(this, bodies, ...rest) } finally { c.commitMs += performance.now() - t0 } } as any
 // what host 0's fsyncs wait for after their commit: Volume.placed() (every tracked wait), the
@@ -210,7 +210,7 @@ try {
     return sum
   }
   for (const w of which) {
-    Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
+    Object.assign(c, { puts: 0, blocks: 0, putBytes: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
     for (const x of Object.values(waits)) x.fill(0)
     for (const x of Object.values(split)) x.fill(0)
     slow.length = 0
@@ -228,7 +228,7 @@ try {
       const f = join(dir, 'fio.bin')
       await sh('fio', ['--name=prep', `--filename=${f}`, '--ioengine=psync', `--size=${mib}M`, '--rw=write', '--bs=1M', '--end_fsync=1'], { timeoutMs: 600_000 })
       await until('placed', () => hosts[0].network.pending.size === 0, 600_000)
-      Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
+      Object.assign(c, { puts: 0, blocks: 0, putBytes: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
       Object.assign(syncs, { sync: 0, datasync: 0, syncMs: 0, writes: 0, writeMs: 0 })
       sent0 = hosts[0].host.traffic()
       sync0 = syncTotals()
@@ -254,7 +254,7 @@ try {
       process.stdout.write(`  per fio fsync (${fsyncs}): fsync/fdatasync ${((syncs.sync + syncs.datasync) / fsyncs).toFixed(2)} (${(syncs.syncMs / Math.max(1, syncs.sync)).toFixed(1)} ms each), handle writes ${(syncs.writes / fsyncs).toFixed(2)} (${(syncs.writeMs / Math.max(1, syncs.writes)).toFixed(1)} ms each), commits ${(c.commits / fsyncs).toFixed(2)}, block puts ${(c.puts / fsyncs).toFixed(2)}, blocks ${(c.blocks / fsyncs).toFixed(2)}; heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB, file extents ${hosts[0].tree.foldSpan(hosts[0].tree.lookup(hosts[0].tree.root, 'fio.bin')?.inode ?? '')} since the oldest read\n`)
     } else if (w === 'git') {
       const src = await makeGitSource(base)
-      Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
+      Object.assign(c, { puts: 0, blocks: 0, putBytes: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
       const r = strace
         ? await sh('sh', ['-c', `strace -f -c -o /tmp/sq/strace-git.txt git clone -q --no-local ${src} ${join(dir, 'clone')}`], { timeoutMs: 600_000 })
         : await sh('git', ['clone', '-q', '--no-local', src, join(dir, 'clone')], { timeoutMs: 600_000 })
@@ -282,7 +282,7 @@ try {
       s = r.seconds
     }
     const used = process.cpuUsage(cpu)
-    process.stdout.write(`${w} hosts=${n}: ${s.toFixed(2)} cpu=${((used.user + used.system) / 1e6).toFixed(2)} putMs=${c.putMs.toFixed(0)} commitMs=${c.commitMs.toFixed(0)} puts=${c.puts} blocks=${c.blocks} commits=${c.commits} ops=${c.ops} types=${JSON.stringify(Object.fromEntries(types))}\n`)
+    process.stdout.write(`${w} hosts=${n}: ${s.toFixed(2)} cpu=${((used.user + used.system) / 1e6).toFixed(2)} putMs=${c.putMs.toFixed(0)} commitMs=${c.commitMs.toFixed(0)} puts=${c.puts} blocks=${c.blocks} putMB=${(c.putBytes / 1e6).toFixed(2)} commits=${c.commits} ops=${c.ops} types=${JSON.stringify(Object.fromEntries(types))}\n`)
     const jobs1 = groupJobs()
     {
       const r = receives()
