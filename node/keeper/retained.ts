@@ -5,7 +5,7 @@ import type { CID } from 'multiformats/cid'
 import type { ChunkRef } from '../data/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Volume } from '../index.ts'
-import type { Content, InodeId } from '../tree/index.ts'
+import type { Content } from '../tree/index.ts'
 import { codingKey } from './coding.ts'
 import { logger } from '../log.ts'
 
@@ -32,29 +32,9 @@ export interface Retained {
 
 /** Every content of every live file, current and in history within `retentionMs`. */
 export function retainedContents (volume: Volume, retentionMs: number, now = Date.now()): Content[] {
-  const tree = volume.tree
-  const horizon = BigInt(Math.max(0, now - retentionMs)) * 1_000_000n
-  const out: Content[] = []
-  const stack: InodeId[] = [tree.root]
-  const seen = new Set<InodeId>()
-  while (stack.length > 0) {
-    const dir = stack.pop()!
-    for (const e of tree.children(dir)) {
-      if (seen.has(e.inode)) continue
-      seen.add(e.inode)
-      const inode = tree.get(e.inode)
-      if (inode === undefined) continue
-      if (inode.kind === 'dir') { stack.push(inode.id); continue }
-      if (inode.kind !== 'file') { if (inode.content !== null) out.push(inode.content); continue }
-      // the base, a fold standing in for it, and the appends since it
-      out.push(...tree.contents(inode.id))
-      // what each version within the retention period reads: its own content, and for an
-      // append the file as it read right after it (a fold's content a later fold replaced, a
-      // base a write replaced, the extents over it), not only the bytes it added
-      out.push(...tree.versionContents(inode.id, horizon))
-    }
-  }
-  return out
+  // a walk from the root by name, each inode once: a file's contents and its versions' since the
+  // horizon (Tree.liveContents, over the tree's records: no copy of each inode and entry)
+  return volume.tree.liveContents(BigInt(Math.max(0, now - retentionMs)) * 1_000_000n)
 }
 
 /**

@@ -541,13 +541,25 @@ class Writer {
 
   /** Base-128, most significant digit first, high bit on every byte but the last. */
   varint (n: number): void {
-    const digits: number[] = []
-    do {
-      digits.push(n % 128)
-      n = Math.floor(n / 128)
-    } while (n > 0)
-    for (let i = digits.length - 1; i >= 0; i--) this.byte(i > 0 ? digits[i] | 0x80 : digits[i])
+    // its digits counted first, then written from the last byte back (no array of them per call)
+    let count = 1
+    for (let m = Math.floor(n / 128); m > 0; m = Math.floor(m / 128)) count++
+    this.room(count)
+    let at = this.length + count - 1
+    this.buf[at] = n % 128
+    for (n = Math.floor(n / 128); n > 0; n = Math.floor(n / 128)) this.buf[--at] = (n % 128) | 0x80
+    this.length += count
   }
+
+  /** What `w` holds, written here (w's bytes copied: w may be reset and written again). */
+  append (w: Writer): void {
+    this.room(w.length)
+    this.buf.set(w.buf.subarray(0, w.length), this.length)
+    this.length += w.length
+  }
+
+  /** Empty again, its array kept. */
+  reset (): void { this.length = 0 }
 
   bytes (): Uint8Array { return this.buf.slice(0, this.length) }
 }
@@ -687,15 +699,19 @@ function run (set: OpSet, msg: Uint8Array, client: boolean, frameLimit: number):
   /** The rank at the last bound written to `full` (where a closing range would start). */
   let written = 0
 
+  // one range's output, and a server's id list, each one Writer reset per range (a Writer per
+  // range, with its array, and a copy of its bytes to append: thousands per merge's round)
+  const o = new Writer()
+  const ids = new Writer()
+  const doSkip = (): void => {
+    if (!skip) return
+    skip = false
+    bounds.write(o, prevBound)
+    o.varint(MODE_SKIP)
+  }
   while (!r.done) {
     if (sawEnd) throw new RbsrError('a range follows the infinity bound')
-    const o = new Writer()
-    const doSkip = (): void => {
-      if (!skip) return
-      skip = false
-      bounds.write(o, prevBound)
-      o.varint(MODE_SKIP)
-    }
+    o.reset()
     const currBound = inBounds.read(r)
     if (compare(currBound.ts, currBound.id, prevBound.ts, prevBound.id) < 0) throw new RbsrError('ranges out of order')
     if (currBound.ts === Infinity) sawEnd = true
@@ -732,7 +748,7 @@ function run (set: OpSet, msg: Uint8Array, client: boolean, frameLimit: number):
       } else {
         r.take(n * RBSR_ID_BYTES) // the server answers with its own list; the client compares
         doSkip()
-        const ids = new Writer()
+        ids.reset()
         let count = 0
         set.iterate(lower, upper, (item, rank) => {
           if (exceeded(full.length + o.length + ids.length)) {
@@ -747,7 +763,7 @@ function run (set: OpSet, msg: Uint8Array, client: boolean, frameLimit: number):
         bounds.write(o, endBound)
         o.varint(MODE_IDLIST)
         o.varint(count)
-        o.put(ids.bytes())
+        o.append(ids)
       }
     } else {
       throw new RbsrError(`unknown range mode ${mode}`)
@@ -757,13 +773,13 @@ function run (set: OpSet, msg: Uint8Array, client: boolean, frameLimit: number):
       // over the frame: one fingerprint over everything after the last bound written, split in
       // the next round (a server's id list cut short is kept: its rest starts at its bound)
       let from = written
-      if (endBound !== currBound) { full.put(o.bytes()); from = upper }
+      if (endBound !== currBound) { full.append(o); from = upper }
       bounds.write(full, INFINITY)
       full.varint(MODE_FINGERPRINT)
       full.put(set.fingerprint(from, size))
       return { out: full.bytes(), have, need }
     }
-    if (o.length > 0) { full.put(o.bytes()); written = upper }
+    if (o.length > 0) { full.append(o); written = upper }
     prevIndex = upper
     prevBound = endBound
   }

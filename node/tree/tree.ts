@@ -481,13 +481,17 @@ export class Tree extends EventTarget {
    * append since that base, also those a fold holds (a write concurrent with the fold reads them).
    */
   contents (inode: InodeId): Content[] {
-    const rec = this.state.inodes.get(this.state.ri(inode))
-    if (rec === undefined) return []
     const out: Content[] = []
+    this.contentsInto(inode, out)
+    return out
+  }
+
+  private contentsInto (inode: InodeId, out: Content[]): void {
+    const rec = this.state.inodes.get(this.state.ri(inode))
+    if (rec === undefined) return
     if (rec.content !== null) out.push(rec.content)
     if (rec.real?.content != null) out.push(rec.real.content)
     for (let x = rec.tail; x !== undefined; x = x.prev) out.push(x.ext.content)
-    return out
   }
 
   /**
@@ -502,8 +506,13 @@ export class Tree extends EventTarget {
    */
   versionContents (inode: InodeId, since = 0n): Content[] {
     const out: Content[] = []
+    this.versionContentsInto(inode, since, out)
+    return out
+  }
+
+  private versionContentsInto (inode: InodeId, since: bigint, out: Content[]): void {
     /** extent node -> the `covered` a walk through it went down to */
-    const walked = new Map<ExtNode, number>()
+    let walked: Map<ExtNode, number> | undefined
     for (const v of this.state.versions.get(this.state.ri(inode)) ?? []) {
       if (v.version.time < since) continue
       if (v.version.content !== null) out.push(v.version.content)
@@ -511,10 +520,45 @@ export class Tree extends EventTarget {
       if (st === undefined) continue
       if (st.content !== null) out.push(st.content)
       for (let x = st.tail; x !== undefined && x.n > st.covered; x = x.prev) {
+        walked ??= new Map()
         const down = walked.get(x)
         if (down !== undefined && down <= st.covered) break
         walked.set(x, st.covered)
         out.push(x.ext.content)
+      }
+    }
+  }
+
+  /**
+   * Every content of every live inode, current and in history since `since` (ns): what
+   * keeper/retained.ts retainedContents() lists for GC and repair. A walk from the root through
+   * each directory's live entries by name (children()'s order), each inode once (by the inode its
+   * entry names): a file's contents() then its versionContents(since), any other inode's own
+   * content. Read from the state's records as they are: the same walk through get(), children(),
+   * contents() and versionContents() copied every record and entry it passed, and made arrays
+   * for each file (a repair pass after a merge of 10k vs 10k ops walks 20,000 files: ~30 MB).
+   */
+  liveContents (since = 0n): Content[] {
+    const s = this.state
+    const out: Content[] = []
+    const stack: InodeId[] = [this.root]
+    const seen = new Set<InodeId>()
+    const kids: EntryRec[] = []
+    while (stack.length > 0) {
+      const index = s.dirs.get(s.ri(stack.pop() as InodeId))
+      if (index === undefined) continue
+      kids.length = 0
+      for (const id of index.values()) kids.push(s.entries.get(id) as EntryRec)
+      kids.sort(byName)
+      for (const e of kids) {
+        if (seen.has(e.inode)) continue
+        seen.add(e.inode)
+        const rec = s.inodes.get(s.ri(e.inode))
+        if (rec === undefined) continue
+        if (rec.kind === 'dir') { stack.push(rec.id); continue }
+        if (rec.kind !== 'file') { if (rec.content !== null) out.push(rec.content); continue }
+        this.contentsInto(rec.id, out)
+        this.versionContentsInto(rec.id, since, out)
       }
     }
     return out
@@ -1179,6 +1223,11 @@ function toInode (rec: InodeRec, nlink: number): Inode {
  */
 function readOf (rec: InodeRec): Extent[] {
   return heldRead(rec.tail, rec.covered ?? 0, rec.held, rec.size)
+}
+
+/** Entries by name (children()'s order). */
+function byName (a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0
 }
 
 function entry (e: EntryRec): Entry {

@@ -13,6 +13,8 @@ import type { OpBody } from '../../node/tree/index.ts'
 import { syncTrace } from '../../node/net/index.ts'
 import { Session } from 'node:inspector/promises'
 import { writeFile } from 'node:fs/promises'
+import { getHeapStatistics } from 'node:v8'
+import { PerformanceObserver } from 'node:perf_hooks'
 
 const N = Number(process.env.N ?? 10_000)
 const REPS = Number(process.env.REPS ?? 1)
@@ -56,6 +58,11 @@ for (let rep = 0; rep < REPS; rep++) {
       await session.post('Profiler.enable')
       await session.post('Profiler.start')
     }
+    // the heap's allocation and GC pauses in the merge: steadier than CPU time on a shared machine
+    let gcMs = 0
+    const gcs = new PerformanceObserver(list => { for (const e of list.getEntries()) gcMs += e.duration })
+    gcs.observe({ entryTypes: ['gc'] })
+    const alloc = getHeapStatistics().total_allocated_bytes
     const cpu = process.cpuUsage()
     const main = process.threadCpuUsage()
     const t0 = performance.now()
@@ -63,6 +70,10 @@ for (let rep = 0; rep < REPS; rep++) {
     await until('same heads', () => key(a) === key(b), 600_000)
     const ms = performance.now() - t0
     const mu = process.threadCpuUsage(main)
+    const allocated = getHeapStatistics().total_allocated_bytes - alloc
+    // (the pauses' entries are delivered in a later task)
+    await new Promise(resolve => setImmediate(resolve))
+    gcs.disconnect()
     const u = process.cpuUsage(cpu)
     syncTrace.on = false
     if (session !== undefined) {
@@ -70,7 +81,7 @@ for (let rep = 0; rep < REPS; rep++) {
       await writeFile(process.env.PROF as string, JSON.stringify(profile))
       session.disconnect()
     }
-    console.log(`rep ${rep}: ${ms.toFixed(0)} ms wall, main thread ${((mu.user + mu.system) / 1000).toFixed(0)} ms CPU, process ${((u.user + u.system) / 1000).toFixed(0)} ms CPU`)
+    console.log(`rep ${rep}: ${ms.toFixed(0)} ms wall, main thread ${((mu.user + mu.system) / 1000).toFixed(0)} ms CPU, process ${((u.user + u.system) / 1000).toFixed(0)} ms CPU, allocated ${(allocated / 1e6).toFixed(0)} MB, GC ${gcMs.toFixed(0)} ms`)
     // TIMELINE=1: each phase run's start and end, ms from the dial
     for (const e of syncTrace.events ?? []) console.log(`  ${(e.start - t0).toFixed(1).padStart(8)} ${(e.end - t0).toFixed(1).padStart(8)}  ${e.phase} ${e.items}`)
     for (const [name, p] of Object.entries(syncTrace.phases)) console.log(`  ${name.padEnd(14)} ${p.ms.toFixed(1).padStart(8)} ms  runs ${p.runs}  items ${p.items}  bytes ${p.bytes}`)

@@ -192,6 +192,32 @@ describe('rbsr: range-based set reconciliation', function () {
     assert.ok(one.bytesSent + one.bytesReceived < 8 * 1024, `${one.bytesSent + one.bytesReceived} bytes`)
   })
 
+  it('the wire bytes of reconciliations of fixed sets are pinned (any change of them is a protocol change)', function () {
+    // every message of four exchanges (id lists and fingerprints, ties on timestamps, varints of
+    // 1 to 5 bytes, frames cut at 4 KiB and 16 KiB), hashed; the digest is what the encoder made
+    // before merge42 reused one Writer per range and wrote varints without a digit array
+    const h = createHash('sha256')
+    for (const [size, spread, frameLimit] of [[3_000, 1_000_000, 0], [3_000, 50, 0], [20_000, 1_000_000, 4096], [20_000, 3_000_000_000, 16_384]]) {
+      const a = new OpSet()
+      const b = new OpSet()
+      for (let i = 0; i < size; i++) {
+        const it = item(i, spread)
+        if (i % 7 !== 0) a.add(it.ts, it.id)
+        if (i % 5 !== 0) b.add(it.ts, it.id)
+      }
+      let msg: Uint8Array | null = rbsrInitiate(a, { frameLimit })
+      let rounds = 0
+      while (msg !== null && rounds++ < 100) {
+        h.update(msg)
+        const answer = rbsrRespond(b, msg, { frameLimit })
+        h.update(answer)
+        msg = rbsrContinue(a, answer, { frameLimit }).next
+      }
+      h.update(String(rounds))
+    }
+    assert.equal(h.digest('hex'), '1a58cb49497da35d6cefba6ccadd1995bc92767c72fcc6e210144a382e783221')
+  })
+
   it('malformed messages throw RbsrError', function () {
     const s = new OpSet()
     s.addMany(Array.from({ length: 100 }, (_, i) => item(i, 10)))
