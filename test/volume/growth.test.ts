@@ -82,7 +82,7 @@ describe('volume: growth by pwrite at the end as positioned extents (one host)',
         if (r.size === MiB && r.offset >= x.at && r.offset + r.size <= x.at + x.size) aligned.set(r.offset, r)
       }
     }
-    assert.equal(oldTailPuts, 0, 'no block stored since the base holds bytes of the base\'s last chunk')
+    assert.equal(oldTailPuts, 0, 'no block stored since the first base holds bytes of its last chunk (the later bases\' last chunks: the byte bound below)')
     assert.ok(put <= appended * factor * 1.1, `bytes stored ${put} for ${appended} appended, ${factor}x coded`)
     assert.ok(aligned.size >= 2, `the grown bytes' whole chunks are extents at their own offsets (found ${aligned.size})`)
     const check = async (what: string): Promise<void> => {
