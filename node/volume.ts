@@ -217,6 +217,14 @@ export const FOLD_QUIET_MS = 10_000
  * the last, up to this; a fold that stamps, or finds nothing to do, ends the back-off.
  */
 export const FOLD_MOVED_MAX_MS = 64_000
+/**
+ * How many times a fold built and placed tries to stamp while its fold point holds but an op of
+ * this host on the file is stamped and not yet applied (write36), each after those ops landed:
+ * on a slow disk with a commit every few tens of ms, a fold made again from scratch stamps at the
+ * same point of the write cycle and likely finds one in flight again (mend42a). Past it, the
+ * fold is found moved (Volume.foldIfDue backs off).
+ */
+export const FOLD_STAMP_TRIES = 8
 
 const log = logger('volume')
 
@@ -1895,14 +1903,29 @@ export class Volume implements VolumeApi {
     // among the extents it holds (older than they: its author's log sync or the network slow),
     // would be taken as held by a content that lacks it, and lost under it (append35). A fold
     // found moved stamps nothing: its blocks are GC's, and it is made again later (backing off:
-    // foldIfDue). An op of this host on the file stamped and not yet applied moves it too: the
-    // fold's parents would count it as seen (write36)
-    try {
-      await this.stamp([body], 'written', { guard: () => !this.tree.unapplied(inode) && sameFoldPoint(this.tree.foldPoint(inode), fp, c) })
-    } catch (err) {
-      if (!(err instanceof GuardError)) throw err
-      log('inode %s: the file changed while its fold was built; folded again later', inode)
-      return 'moved'
+    // foldIfDue). An op of this host on the file stamped and not yet applied stops it too: the
+    // fold's parents would count it as seen (write36); but while the fold point holds (an extent
+    // past the held ones leaves it), the fold built waits for those ops to land and tries again,
+    // FOLD_STAMP_TRIES times at most
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.stamp([body], 'written', { guard: () => !this.tree.unapplied(inode) && sameFoldPoint(this.tree.foldPoint(inode), fp, c) })
+        break
+      } catch (err) {
+        if (!(err instanceof GuardError)) throw err
+      }
+      if (tries >= FOLD_STAMP_TRIES || !sameFoldPoint(this.tree.foldPoint(inode), fp, c)) {
+        log('inode %s: the file changed while its fold was built; folded again later', inode)
+        return 'moved'
+      }
+      try {
+        await raceSignal(this.tree.landedFor(inode), signal)
+      } catch {
+        // the Volume closes
+        return 'none'
+      }
+      // a file with no name left is read by no one again (its fold's abort is over: foldAborts)
+      if (this.unlinked(inode)) return 'none'
     }
     // its blocks were put in the recent set when stored, before a placement that may have
     // outlasted the set's age: a give-up here of the same bytes spares them from the op on (review32h)
