@@ -580,6 +580,8 @@ export class Volume implements VolumeApi {
   private busyAt = -Infinity
   /** Inodes whose quiet fold waits for the host to be idle, and since when (FOLD_IDLE_WAIT_MAX_MS). */
   private readonly foldDeferred = new Map<InodeId, number>()
+  /** Inodes whose next fold is not put off for idleness: a fold found moved the first time, made again once its ops landed (mend42a). */
+  private readonly foldNow = new Set<InodeId>()
   /** Entry id -> the canonical path it was last resolved at and its inode (bounded by SEEN_PATHS_MAX). */
   private readonly seen = new Map<string, { path: string, inode: InodeId }>()
 
@@ -1697,6 +1699,8 @@ export class Volume implements VolumeApi {
    * looked at again once they settle.
    */
   private foldIfDue (inode: InodeId, quiet = false): void {
+    // the retry of a fold found moved is made at once once (a commit meanwhile asks anew)
+    const now = this.foldNow.delete(inode)
     // a file with no name left (a SQLite journal, unlinked after its transaction) is read by no
     // one again: a fold of it would only rewrite and place its chunks
     if (this.closing !== undefined || this.unlinked(inode)) {
@@ -1729,12 +1733,13 @@ export class Volume implements VolumeApi {
       this.foldLater(inode, FOLD_QUIET_MS)
       return
     }
-    if (quiet && !this.folding.has(inode)) {
-      // a quiet file's fold waits until this host is idle (FOLD_IDLE_MS), FOLD_IDLE_WAIT_MAX_MS at most
-      const now = performance.now()
-      const since = this.foldDeferred.get(inode) ?? now
-      const busy = this.busyAt + this.foldIdleMs - now
-      if (busy > 0 && now - since < FOLD_IDLE_WAIT_MAX_MS) {
+    if (quiet && !this.folding.has(inode) && !now) {
+      // a quiet file's fold waits until this host is idle (FOLD_IDLE_MS), FOLD_IDLE_WAIT_MAX_MS at
+      // most; not the retry of a fold found moved: the op it waited for made the host busy
+      const at = performance.now()
+      const since = this.foldDeferred.get(inode) ?? at
+      const busy = this.busyAt + this.foldIdleMs - at
+      if (busy > 0 && at - since < FOLD_IDLE_WAIT_MAX_MS) {
         this.foldDeferred.set(inode, since)
         this.foldLater(inode, busy, true)
         return
@@ -1742,8 +1747,8 @@ export class Volume implements VolumeApi {
       this.foldDeferred.delete(inode)
     }
     if (this.folding.has(inode)) {
-      // asked while a fold runs (a commit past the bounds, or a timer): that fold was planned
-      // from the extents before this ask, so the ask is kept and made once it ends
+      // asked while a fold runs (a timer's quiet ask: a commit meanwhile sets a timer instead, above):
+      // that fold was planned from the extents before this ask, so the ask is kept and made once it ends
       this.foldAgain.set(inode, quiet || this.foldAgain.get(inode) === true)
       return
     }
@@ -1769,9 +1774,13 @@ export class Volume implements VolumeApi {
             // the Volume closes: no fold is made after it (close() waits for this one)
             return
           }
-          // a fold asked for meanwhile (a timer, a commit past the bounds) is this one
+          // a fold asked for meanwhile (a timer's, quiet: a commit meanwhile set a timer instead)
+          // is this one, quiet if either was; not put off for idleness (the op it waited for
+          // made the host busy)
+          const again = quiet || this.foldAgain.get(inode) === true
           this.foldAgain.delete(inode)
-          this.foldLater(inode, 0, quiet)
+          this.foldNow.add(inode)
+          this.foldLater(inode, 0, again)
           return
         }
         const ms = Math.min(FOLD_MOVED_MAX_MS, FOLD_SETTLE_MS * 2 ** (n - 2))
