@@ -1763,8 +1763,8 @@ export class Volume implements VolumeApi {
         const n = (this.foldMoved.get(inode)?.n ?? 0) + 1
         if (n === 1) {
           // the first miss is made again as soon as this host's own ops on the file have landed
-          // (one of them stamped, not applied yet, when the fold stamps: a slow disk's fold outlasts
-          // the writes between): FOLD_SETTLE_MS later, a file written on meanwhile has that long of
+          // (one of them stamped, not applied yet, at each of the fold's FOLD_STAMP_TRIES, or the
+          // fold point moved: a slow disk's fold outlasts the writes between): FOLD_SETTLE_MS later, a file written on meanwhile has that long of
           // extents too young to fold, and every later fold leaves them (fold42). Still the
           // fold's work (a commit meanwhile waits for it to end); found moved again, it backs off
           this.foldMoved.set(inode, { n, at: performance.now() })
