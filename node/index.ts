@@ -21,7 +21,7 @@ export type { Caller, Kind, Stats, Dirent, StatFs, OpenFlags, FileHandle, TimeAr
 export type { ResolveKeep, ResolveResult } from './volume.ts'
 export { FsError, CorruptBlockError, BlockUnavailableError, NotInitialisedError, NoHostRunningError, AlreadyRunningError, UsageError, NetworkKeyMismatchError, NotConflictedError, toWire, fromWire } from './errors.ts'
 export type { FsCode, WireError } from './errors.ts'
-export { Volume, FoldTally, FILE_SIZE_MAX, FOLD_EXTENTS, FOLD_BYTES, FOLD_SETTLE_MS, WHOLE_WRITE_TRIES, FOLD_QUIET_MS, FOLD_MOVED_MAX_MS, FOLD_AMPLIFICATION, FOLD_INLINE_AMPLIFICATION, FOLD_QUIET_AMPLIFICATION, FOLD_IDLE_MS, FOLD_IDLE_WAIT_MAX_MS, FOLD_QUIET_BATCH, FOLD_CHEAP_REWRITE, FOLD_EXTENTS_MAX, FOLD_SPAN_MAX, foldDue, foldPlan } from './volume.ts'
+export { Volume, FoldTally, FILE_SIZE_MAX, FOLD_EXTENTS, FOLD_BYTES, FOLD_SETTLE_MS, WHOLE_WRITE_TRIES, FOLD_QUIET_MS, FOLD_MOVED_MAX_MS, FOLD_STAMP_TRIES, FOLD_AMPLIFICATION, FOLD_INLINE_AMPLIFICATION, FOLD_QUIET_AMPLIFICATION, FOLD_IDLE_MS, FOLD_IDLE_WAIT_MAX_MS, FOLD_QUIET_BATCH, FOLD_CHEAP_REWRITE, FOLD_EXTENTS_MAX, FOLD_SPAN_MAX, foldDue, foldPlan } from './volume.ts'
 export { CHUNK_SIZE } from './data/index.ts'
 export { S_IFMT, typeOf } from './modes.ts'
 export { OPEN_FILE_BUFFER_BYTES, PATCHES_PER_CHUNK_MAX, PATCH_COMMIT_BYTES, PATCH_COMMIT_RANGES, SPILL_PACK_MAX, COMMIT_EXTENT_MAX, STORE_BEHIND_TIMEOUT_MS, APPEND_KEEP_MAX, APPEND_KEEP_IDLE_MS, MAX_OWN_EXTENTS, OWN_EXTENTS_ALL_MAX, OpenFile } from './open-file.ts'

@@ -217,6 +217,14 @@ export const FOLD_QUIET_MS = 10_000
  * the last, up to this; a fold that stamps, or finds nothing to do, ends the back-off.
  */
 export const FOLD_MOVED_MAX_MS = 64_000
+/**
+ * How many times a fold built and placed tries to stamp while its fold point holds but an op of
+ * this host on the file is stamped and not yet applied (write36), each after those ops landed:
+ * on a slow disk with a commit every few tens of ms, a fold made again from scratch stamps at the
+ * same point of the write cycle and likely finds one in flight again (mend42a). Past it, the
+ * fold is found moved (Volume.foldIfDue backs off).
+ */
+export const FOLD_STAMP_TRIES = 8
 
 const log = logger('volume')
 
@@ -572,6 +580,8 @@ export class Volume implements VolumeApi {
   private busyAt = -Infinity
   /** Inodes whose quiet fold waits for the host to be idle, and since when (FOLD_IDLE_WAIT_MAX_MS). */
   private readonly foldDeferred = new Map<InodeId, number>()
+  /** Inodes whose next fold is not put off for idleness: a fold found moved the first time, made again once its ops landed (mend42a). */
+  private readonly foldNow = new Set<InodeId>()
   /** Entry id -> the canonical path it was last resolved at and its inode (bounded by SEEN_PATHS_MAX). */
   private readonly seen = new Map<string, { path: string, inode: InodeId }>()
 
@@ -1689,6 +1699,8 @@ export class Volume implements VolumeApi {
    * looked at again once they settle.
    */
   private foldIfDue (inode: InodeId, quiet = false): void {
+    // the retry of a fold found moved is made at once once (a commit meanwhile asks anew)
+    const now = this.foldNow.delete(inode)
     // a file with no name left (a SQLite journal, unlinked after its transaction) is read by no
     // one again: a fold of it would only rewrite and place its chunks
     if (this.closing !== undefined || this.unlinked(inode)) {
@@ -1721,12 +1733,13 @@ export class Volume implements VolumeApi {
       this.foldLater(inode, FOLD_QUIET_MS)
       return
     }
-    if (quiet && !this.folding.has(inode)) {
-      // a quiet file's fold waits until this host is idle (FOLD_IDLE_MS), FOLD_IDLE_WAIT_MAX_MS at most
-      const now = performance.now()
-      const since = this.foldDeferred.get(inode) ?? now
-      const busy = this.busyAt + this.foldIdleMs - now
-      if (busy > 0 && now - since < FOLD_IDLE_WAIT_MAX_MS) {
+    if (quiet && !this.folding.has(inode) && !now) {
+      // a quiet file's fold waits until this host is idle (FOLD_IDLE_MS), FOLD_IDLE_WAIT_MAX_MS at
+      // most; not the retry of a fold found moved: the op it waited for made the host busy
+      const at = performance.now()
+      const since = this.foldDeferred.get(inode) ?? at
+      const busy = this.busyAt + this.foldIdleMs - at
+      if (busy > 0 && at - since < FOLD_IDLE_WAIT_MAX_MS) {
         this.foldDeferred.set(inode, since)
         this.foldLater(inode, busy, true)
         return
@@ -1734,8 +1747,8 @@ export class Volume implements VolumeApi {
       this.foldDeferred.delete(inode)
     }
     if (this.folding.has(inode)) {
-      // asked while a fold runs (a commit past the bounds, or a timer): that fold was planned
-      // from the extents before this ask, so the ask is kept and made once it ends
+      // asked while a fold runs (a timer's quiet ask: a commit meanwhile sets a timer instead, above):
+      // that fold was planned from the extents before this ask, so the ask is kept and made once it ends
       this.foldAgain.set(inode, quiet || this.foldAgain.get(inode) === true)
       return
     }
@@ -1750,8 +1763,8 @@ export class Volume implements VolumeApi {
         const n = (this.foldMoved.get(inode)?.n ?? 0) + 1
         if (n === 1) {
           // the first miss is made again as soon as this host's own ops on the file have landed
-          // (one of them stamped, not applied yet, when the fold stamps: a slow disk's fold outlasts
-          // the writes between): FOLD_SETTLE_MS later, a file written on meanwhile has that long of
+          // (one of them stamped, not applied yet, at each of the fold's FOLD_STAMP_TRIES, or the
+          // fold point moved: a slow disk's fold outlasts the writes between): FOLD_SETTLE_MS later, a file written on meanwhile has that long of
           // extents too young to fold, and every later fold leaves them (fold42). Still the
           // fold's work (a commit meanwhile waits for it to end); found moved again, it backs off
           this.foldMoved.set(inode, { n, at: performance.now() })
@@ -1761,9 +1774,13 @@ export class Volume implements VolumeApi {
             // the Volume closes: no fold is made after it (close() waits for this one)
             return
           }
-          // a fold asked for meanwhile (a timer, a commit past the bounds) is this one
+          // a fold asked for meanwhile (a timer's, quiet: a commit meanwhile set a timer instead)
+          // is this one, quiet if either was; not put off for idleness (the op it waited for
+          // made the host busy)
+          const again = quiet || this.foldAgain.get(inode) === true
           this.foldAgain.delete(inode)
-          this.foldLater(inode, 0, quiet)
+          this.foldNow.add(inode)
+          this.foldLater(inode, 0, again)
           return
         }
         const ms = Math.min(FOLD_MOVED_MAX_MS, FOLD_SETTLE_MS * 2 ** (n - 2))
@@ -1895,14 +1912,29 @@ export class Volume implements VolumeApi {
     // among the extents it holds (older than they: its author's log sync or the network slow),
     // would be taken as held by a content that lacks it, and lost under it (append35). A fold
     // found moved stamps nothing: its blocks are GC's, and it is made again later (backing off:
-    // foldIfDue). An op of this host on the file stamped and not yet applied moves it too: the
-    // fold's parents would count it as seen (write36)
-    try {
-      await this.stamp([body], 'written', { guard: () => !this.tree.unapplied(inode) && sameFoldPoint(this.tree.foldPoint(inode), fp, c) })
-    } catch (err) {
-      if (!(err instanceof GuardError)) throw err
-      log('inode %s: the file changed while its fold was built; folded again later', inode)
-      return 'moved'
+    // foldIfDue). An op of this host on the file stamped and not yet applied stops it too: the
+    // fold's parents would count it as seen (write36); but while the fold point holds (an extent
+    // past the held ones leaves it), the fold built waits for those ops to land and tries again,
+    // FOLD_STAMP_TRIES times at most
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.stamp([body], 'written', { guard: () => !this.tree.unapplied(inode) && sameFoldPoint(this.tree.foldPoint(inode), fp, c) })
+        break
+      } catch (err) {
+        if (!(err instanceof GuardError)) throw err
+      }
+      if (tries >= FOLD_STAMP_TRIES || !sameFoldPoint(this.tree.foldPoint(inode), fp, c)) {
+        log('inode %s: the file changed while its fold was built; folded again later', inode)
+        return 'moved'
+      }
+      try {
+        await raceSignal(this.tree.landedFor(inode), signal)
+      } catch {
+        // the Volume closes
+        return 'none'
+      }
+      // a file with no name left is read by no one again (its fold's abort is over: foldAborts)
+      if (this.unlinked(inode)) return 'none'
     }
     // its blocks were put in the recent set when stored, before a placement that may have
     // outlasted the set's age: a give-up here of the same bytes spares them from the op on (review32h)

@@ -1,13 +1,16 @@
 // A fold found moved under it (write36): Volume.fold stamps only while the file reads as at its
 // fold point, with no op of this host on the file stamped and not yet applied (the fold's parents
-// would count it as seen: Tree.unapplied). A fold found moved stamps nothing and is made again:
+// would count it as seen: Tree.unapplied). A fold built that finds such ops while its fold point
+// holds waits for them to land and stamps then (FOLD_STAMP_TRIES times at most: mend42a, a slow
+// disk's commits every 50 ms). A fold found moved stamps nothing and is made again:
 // the first time as soon as this host's own ops on the file have landed (fold42: FOLD_SETTLE_MS
 // later, a file written on meanwhile has that long of extents too young to fold), then backing
 // off: FOLD_SETTLE_MS, then twice as long each time (up to FOLD_MOVED_MAX_MS), not every
-// FOLD_SETTLE_MS while ops keep coming (each one read, built and placed its chunks). A close
-// while the first one waits for those ops sets nothing after it.
+// FOLD_SETTLE_MS while ops keep coming (each one read, built and placed its chunks); that retry is
+// not put off for idleness, and is quiet if a quiet fold was asked meanwhile. A close while a fold
+// waits for those ops sets nothing after it.
 import assert from 'node:assert/strict'
-import { Volume, FOLD_EXTENTS, FOLD_SETTLE_MS, FOLD_MOVED_MAX_MS } from 'darkfs'
+import { Volume, FOLD_EXTENTS, FOLD_SETTLE_MS, FOLD_MOVED_MAX_MS, FOLD_STAMP_TRIES } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { onEachOp } from '../../harness/ops.ts'
@@ -22,14 +25,17 @@ type Spied = {
   folding: Map<string, unknown>
   foldTimers: Map<string, unknown>
   foldMoved: Map<string, { n: number, at: number }>
+  foldAgain: Map<string, boolean>
+  busyAt: number
+  foldTallies: Map<string, { due: () => boolean }>
 }
 
 /**
  * Spies on `vol`'s folds of `id`: `waits`, the delay of each fold asked for later; `moved`, for
- * each fold found moved, the index in `waits` of the next one asked for (its retry: the fold's
- * own handler asks before any timer or commit can run); `calls`, the folds begun.
+ * each fold found moved, the index in `waits` of the next one asked for; `after(i)`, the delays
+ * asked for since the i-th miss (its retry and a commit's, if any came); `calls`, the folds begun.
  */
-function spyFolds (vol: Volume, id: string): { v: Spied, waits: number[], moved: number[], calls: () => number } {
+function spyFolds (vol: Volume, id: string): { v: Spied, waits: number[], moved: number[], calls: () => number, after: (i: number) => number[] } {
   const v = vol as unknown as Spied
   const waits: number[] = []
   const moved: number[] = []
@@ -46,7 +52,10 @@ function spyFolds (vol: Volume, id: string): { v: Spied, waits: number[], moved:
     if (inode === id && left === 'moved') moved.push(waits.length)
     return left
   }
-  return { v, waits, moved, calls: () => calls }
+  // the delays asked for from the i-th miss to the next (its retry among them: a commit meanwhile
+  // asks FOLD_QUIET_MS, a back-off's wait is under the one that set it)
+  const after = (i: number): number[] => waits.slice(moved[i], moved[i + 1] ?? waits.length)
+  return { v, waits, moved, calls: () => calls, after }
 }
 
 describe('volume: a fold found moved backs off', function () {
@@ -67,7 +76,7 @@ describe('volume: a fold found moved backs off', function () {
     const tree = vol.tree as unknown as { unapplied: (inode: string) => boolean }
     const unapplied = tree.unapplied.bind(tree)
     tree.unapplied = inode => (moving && inode === id) || unapplied(inode)
-    const { v, waits, moved } = spyFolds(vol, id)
+    const { v, waits, moved, after } = spyFolds(vol, id)
     let folds = 0
     onEachOp(vol.tree, (op) => {
       if (op.body.type === 'fold') folds++
@@ -81,8 +90,8 @@ describe('volume: a fold found moved backs off', function () {
     }
     await until('two folds found the file moved', () => moved.length === 2, 60_000)
     assert.equal(folds, 0, 'nothing stamped')
-    assert.equal(waits[moved[0]], 0, 'the first made again at once')
-    assert.equal(waits[moved[1]], FOLD_SETTLE_MS, 'the second after FOLD_SETTLE_MS')
+    assert.ok(after(0).includes(0), `the first made again at once: ${String(after(0))}`)
+    assert.ok(after(1).includes(FOLD_SETTLE_MS), `the second after FOLD_SETTLE_MS: ${String(after(1))}`)
     // asked again meanwhile (a commit, a timer): it waits out the back-off, no fold starts. The
     // back-off is held ahead first: a loaded machine may stall this loop past it since the poll
     const backoff = v.foldMoved.get(id)
@@ -92,26 +101,35 @@ describe('volume: a fold found moved backs off', function () {
     assert.equal(v.folding.has(id), false, 'no fold within the back-off')
     assert.ok((waits.at(-1) as number) <= FOLD_SETTLE_MS && (waits.at(-1) as number) > 0)
     await until('the third fold found the file moved', () => moved.length === 3, 60_000)
-    assert.equal(waits[moved[2]], 2 * FOLD_SETTLE_MS, 'then twice as long')
+    assert.ok(after(2).includes(2 * FOLD_SETTLE_MS), `then twice as long: ${String(after(2))}`)
     moving = false
     await until('the fold stamped', () => folds > 0, 60_000)
     assert.equal(moved.length, 3)
     assert.equal(v.foldMoved.has(id), false, 'the back-off ended')
   })
 
-  it('a fold found moved by a write of this host stamped and not yet applied is made again as soon as that write lands, not FOLD_SETTLE_MS later (fold42)', async () => {
+  // the write in flight lies over extents the fold holds, or past them: either way a newer
+  // extent, which leaves the fold point (sameFoldPoint: the pieces numbered up to the fold's last)
+  for (const [where, at] of [['over', 50], ['past', 200_000]] as const) {
+  it(`a fold whose stamp finds a write of this host ${where} its extents unapplied stamps the fold built once it landed: not built again, not found moved (fold42, mend42a)`, async () => {
+    assert.ok(FOLD_STAMP_TRIES > 1)
     const dir = await tempDir(t, 'darkfs-fold-moved-')
     const vol = await Volume.open({ dir })
     t.add(async () => { await vol.close() })
     await vol.writeFile('/db', new Uint8Array(256 * 1024).fill(7))
     const id = vol.tree.byIno((await vol.stat('/db')).ino)!.id
-    const { v, waits, moved } = spyFolds(vol, id)
+    const { moved, calls } = spyFolds(vol, id)
+    let writing = false
     let folds = 0
+    let wrote = 0
+    let foldAfterWrite = false
     onEachOp(vol.tree, (op) => {
-      if (op.body.type === 'fold') folds++
+      if (op.body.type === 'fold') {
+        folds++
+        foldAfterWrite = wrote > 0
+      } else if (writing) wrote++
     })
     // the fold's chunk puts are held (every put begun before the write below: only the fold's)
-    let writing = false
     let held = 0
     let release!: () => void
     const gate = new Promise<void>(resolve => { release = resolve })
@@ -134,6 +152,13 @@ describe('volume: a fold found moved backs off', function () {
       if (holdLog) await landing
       await p
     }
+    const tree = vol.tree as unknown as { landedFor: (inode: string) => Promise<void> }
+    let waiting = 0
+    const landedFor = tree.landedFor.bind(tree)
+    tree.landedFor = async inode => {
+      if (inode === id && holdLog) waiting++
+      await landedFor(inode)
+    }
     // positioned extents past FOLD_EXTENTS, one per fsync, 100 bytes 1000 apart: a fold is
     // due (the whole file is a cheap rewrite) once they settle
     const fh = await vol.open('/db', 'r+')
@@ -145,28 +170,28 @@ describe('volume: a fold found moved backs off', function () {
     assert.ok((vol.tree.get(id)!.extents?.length ?? 0) > FOLD_EXTENTS, 'the fsyncs made positioned extents')
     await until('a fold of the settled extents is storing its chunk', () => held > 0, 60_000)
     assert.equal(moved.length, 0)
+    const begun = calls()
     // a write of this host on the file is stamped while the fold is held, and not applied yet
     writing = true
     holdLog = true
     const b = new Uint8Array(100).fill(200)
-    await fh.write(b, 0, b.byteLength, 50)
+    await fh.write(b, 0, b.byteLength, at)
     const synced = fh.sync()
     await until('the write is stamped', () => vol.tree.unapplied(id), 60_000)
     release()
-    await until('the fold found the file moved', () => moved.length === 1, 60_000)
-    assert.equal(v.foldMoved.get(id)?.n, 1)
-    assert.equal(waits.length, moved[0], 'not asked again before the write landed')
+    await until('the fold waits for the write to land', () => waiting > 0, 60_000)
+    assert.equal(moved.length, 0, 'not found moved before the write landed')
     holdLog = false
     land()
     await synced
     await fh.close()
     await until('a fold stamped', () => folds > 0, 60_000)
-    assert.equal(moved.length, 1, 'found moved once')
-    assert.equal(waits[moved[0]], 0, `made again at once, not ${String(waits[moved[0]])} ms later`)
+    assert.deepEqual({ moved: moved.length, built: calls() - begun, foldAfterWrite }, { moved: 0, built: 0, foldAfterWrite: true }, 'the fold built stamped once the write landed')
     await until('the settled extents are folded', () => (vol.tree.get(id)!.extents?.length ?? 0) < FOLD_EXTENTS / 2, 60_000)
     const out = await vol.readFile('/db')
-    assert.deepEqual([out[0], out[49], out[50], out[149], out[150], out[1000], out[1100]], [0, 0, 200, 200, 7, 1, 7], 'the bytes as written')
+    assert.deepEqual([out[0], out[at - 1], out[at], out[at + 99], out[at + 100], out[1000], out[1100]], [0, at < 100 ? 0 : 7, 200, 200, 7, 1, 7], 'the bytes as written')
   })
+  }
 
   it('a close while a fold found moved the first time waits for this host\'s ops on the file: no fold, no timer after it', async () => {
     const dir = await tempDir(t, 'darkfs-fold-moved-')
@@ -175,7 +200,9 @@ describe('volume: a fold found moved backs off', function () {
     t.add(async () => { if (!closed) await vol.close() })
     await vol.writeFile('/log', enc.encode('start\n'))
     const id = vol.tree.byIno((await vol.stat('/log')).ino)!.id
-    // an op of this host on the file is on its way, and lands only once `land` is called
+    const { v, waits, moved, calls } = spyFolds(vol, id)
+    // an op of this host on the file is on its way; once the fold is found moved (its stamp's
+    // FOLD_STAMP_TRIES waits for it end at once), it lands only once `land` is called
     const tree = vol.tree as unknown as { unapplied: (inode: string) => boolean, landedFor: (inode: string) => Promise<void> }
     const unapplied = tree.unapplied.bind(tree)
     tree.unapplied = inode => inode === id || unapplied(inode)
@@ -184,12 +211,11 @@ describe('volume: a fold found moved backs off', function () {
     let waited = 0
     const landedFor = tree.landedFor.bind(tree)
     tree.landedFor = async inode => {
-      if (inode !== id) return await landedFor(inode)
+      if (inode !== id || moved.length === 0) return await landedFor(inode)
       waited++
       await landed
     }
     t.add(async () => { land() })
-    const { v, waits, moved, calls } = spyFolds(vol, id)
     for (let i = 0; i < FOLD_EXTENTS + 4; i++) {
       const fh = await vol.open('/log', 'a')
       const b = enc.encode(`line ${i}\n`)
@@ -209,9 +235,48 @@ describe('volume: a fold found moved backs off', function () {
     await closing
     assert.equal(v.foldTimers.size, 0, 'no fold timer set after the close')
     assert.equal(waits.slice(at).includes(0), false, 'no retry asked for')
-    land()
-    await Promise.resolve()
-    assert.equal(calls(), begun, 'no fold begun after the close')
+    // (the close waited for the fold's work, which gave up the wait: nothing is left to begin one)
+  })
+
+  it('a close while a fold built waits in its stamp for this host\'s ops on the file: nothing stamped, no timer after it (mend42a)', async () => {
+    const dir = await tempDir(t, 'darkfs-fold-moved-')
+    const vol = await Volume.open({ dir })
+    let closed = false
+    t.add(async () => { if (!closed) await vol.close() })
+    await vol.writeFile('/log', enc.encode('start\n'))
+    const id = vol.tree.byIno((await vol.stat('/log')).ino)!.id
+    const { v, moved } = spyFolds(vol, id)
+    let folds = 0
+    onEachOp(vol.tree, (op) => {
+      if (op.body.type === 'fold') folds++
+    })
+    // an op of this host on the file is on its way, and lands only once `land` is called
+    const tree = vol.tree as unknown as { unapplied: (inode: string) => boolean, landedFor: (inode: string) => Promise<void> }
+    const unapplied = tree.unapplied.bind(tree)
+    tree.unapplied = inode => inode === id || unapplied(inode)
+    let land!: () => void
+    const landed = new Promise<void>(resolve => { land = resolve })
+    let waited = 0
+    const landedFor = tree.landedFor.bind(tree)
+    tree.landedFor = async inode => {
+      if (inode !== id) return await landedFor(inode)
+      waited++
+      await landed
+    }
+    t.add(async () => { land() })
+    for (let i = 0; i < FOLD_EXTENTS + 4; i++) {
+      const fh = await vol.open('/log', 'a')
+      const b = enc.encode(`line ${i}\n`)
+      await fh.write(b, 0, b.byteLength, 0)
+      await fh.close()
+    }
+    await until('a fold built waits for the op to land', () => waited === 1, 60_000)
+    assert.equal(moved.length, 0, 'not found moved')
+    assert.equal(v.folding.has(id), true, 'the wait is the fold\'s work')
+    const closing = vol.close()
+    closed = true
+    await closing
+    assert.deepEqual({ timers: v.foldTimers.size, folds, moved: moved.length }, { timers: 0, folds: 0, moved: 0 }, 'nothing stamped, no timer after the close')
   })
 
   it('a fold found moved as the Volume closes sets no timer after the close', async () => {
@@ -239,5 +304,90 @@ describe('volume: a fold found moved backs off', function () {
     open()
     await closing
     assert.equal(v.foldTimers.size, 0, 'no fold timer set after the close')
+  })
+
+  /**
+   * A Volume whose folds of `/log` are scripted (the first found moved, the next ones leave
+   * nothing to do) and whose tree has an op of this host on the file on its way until `land`:
+   * `folds`, each fold begun (quiet or not, and what it left once it ends); `asks`, each fold
+   * asked for later.
+   */
+  async function scripted (foldIdleMs?: number): Promise<{ v: Spied, id: string, land: () => void, waited: () => number, folds: Array<{ quiet: boolean, left?: string }>, asks: Array<{ ms: number, quiet: boolean | undefined }> }> {
+    const dir = await tempDir(t, 'darkfs-fold-moved-')
+    const vol = await Volume.open({ dir, foldIdleMs })
+    t.add(async () => { await vol.close() })
+    await vol.writeFile('/log', enc.encode('start\n'))
+    for (let i = 0; i < 4; i++) {
+      const fh = await vol.open('/log', 'a')
+      const b = enc.encode(`line ${i}\n`)
+      await fh.write(b, 0, b.byteLength, 0)
+      await fh.close()
+    }
+    const id = vol.tree.byIno((await vol.stat('/log')).ino)!.id
+    const v = vol as unknown as Spied
+    // the commits' fold timer is dropped: the folds below are the test's alone
+    clearTimeout(v.foldTimers.get(id) as ReturnType<typeof setTimeout>)
+    v.foldTimers.delete(id)
+    const tree = vol.tree as unknown as { landedFor: (inode: string) => Promise<void> }
+    let land!: () => void
+    const landed = new Promise<void>(resolve => { land = resolve })
+    t.add(async () => { land() })
+    let waited = 0
+    const landedFor = tree.landedFor.bind(tree)
+    tree.landedFor = async inode => {
+      if (inode !== id) return await landedFor(inode)
+      waited++
+      await landed
+    }
+    const asks: Array<{ ms: number, quiet: boolean | undefined }> = []
+    const foldLater = v.foldLater.bind(vol)
+    v.foldLater = (inode, ms, quiet) => {
+      if (inode === id) asks.push({ ms, quiet })
+      foldLater(inode, ms, quiet)
+    }
+    const folds: Array<{ quiet: boolean, left?: string }> = []
+    v.fold = async (inode, quiet) => {
+      const rec: { quiet: boolean, left?: string } = { quiet }
+      folds.push(rec)
+      await Promise.resolve()
+      rec.left = folds.length === 1 ? 'moved' : 'sparse'
+      return rec.left
+    }
+    return { v, id, land, waited: () => waited, folds, asks }
+  }
+
+  it('a quiet fold found moved the first time is made again once its ops landed, not put off for idleness (mend42a)', async () => {
+    // foldIdleMs long: a fold put off for idleness is not made before the test looks
+    const { v, id, land, waited, folds, asks } = await scripted(60_000)
+    // the file is quiet and the host idle: a quiet fold (as its FOLD_QUIET_MS timer asks)
+    v.busyAt = -Infinity
+    v.foldIfDue(id, true)
+    assert.equal(folds.length, 1, 'the quiet fold began')
+    await until('the fold found the file moved and waits for the op to land', () => folds[0].left === 'moved' && waited() === 1, 60_000)
+    // the op it waits for is a local one: the host is busy as of its commit
+    v.busyAt = performance.now()
+    const at = asks.length
+    land()
+    await until('the retry began or was put off', () => folds.length > 1 || asks.length > at + 1, 60_000)
+    assert.deepEqual({ folds: folds.map(f => f.quiet), asks: asks.slice(at) }, { folds: [true, true], asks: [{ ms: 0, quiet: true }] }, 'made again at once, quiet')
+  })
+
+  it('a quiet fold asked while a fold found moved waits for its ops makes the retry quiet, and no second fold follows it (mend42a)', async () => {
+    const { v, id, land, waited, folds, asks } = await scripted()
+    // a commit's fold (not quiet: its extents past the bounds), found moved
+    v.foldTallies.set(id, { due: () => true })
+    v.foldIfDue(id, false)
+    assert.equal(folds.length, 1, 'the fold began')
+    assert.equal(folds[0].quiet, false)
+    await until('the fold found the file moved and waits for the op to land', () => folds[0].left === 'moved' && waited() === 1, 60_000)
+    // its FOLD_QUIET_MS timer fires meanwhile: a quiet fold is asked, kept for when the fold's work ends
+    v.foldIfDue(id, true)
+    assert.equal(v.foldAgain.get(id), true, 'the quiet ask is kept')
+    const at = asks.length
+    land()
+    await until('the retry fold ended, nothing due at once', () => folds.length > 1 && folds.every(f => f.left !== undefined) && !v.folding.has(id) && !v.foldTimers.has(id), 60_000)
+    assert.deepEqual(asks.slice(at), [{ ms: 0, quiet: true }], 'the retry is quiet: it stands for the quiet ask')
+    assert.deepEqual(folds.map(f => f.quiet), [false, true], 'one fold made again, none right behind it')
+    assert.equal(v.foldAgain.has(id), false)
   })
 })
