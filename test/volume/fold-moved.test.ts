@@ -8,7 +8,7 @@
 // off: FOLD_SETTLE_MS, then twice as long each time (up to FOLD_MOVED_MAX_MS), not every
 // FOLD_SETTLE_MS while ops keep coming (each one read, built and placed its chunks); that retry is
 // not put off for idleness, and is quiet if a quiet fold was asked meanwhile. A close while a fold
-// waits for those ops sets nothing after it.
+// waits for those ops sets nothing after it, nor does a file unlinked while its fold waits to stamp.
 import assert from 'node:assert/strict'
 import { Volume, FOLD_EXTENTS, FOLD_SETTLE_MS, FOLD_MOVED_MAX_MS, FOLD_STAMP_TRIES } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -56,6 +56,31 @@ function spyFolds (vol: Volume, id: string): { v: Spied, waits: number[], moved:
   // asks FOLD_QUIET_MS, a back-off's wait is under the one that set it)
   const after = (i: number): number[] => waits.slice(moved[i], moved[i + 1] ?? waits.length)
   return { v, waits, moved, calls: () => calls, after }
+}
+
+/**
+ * An op of this host on `id` on its way: Tree.unapplied() answers true for it while `pending()`
+ * holds (faked, when given), and Tree.landedFor(id), while `held()` holds, waits until `land()`
+ * (`waited()`: how many such waits began).
+ */
+function holdLanding (t: Teardown, vol: Volume, id: string, opts: { pending?: () => boolean, held?: () => boolean } = {}): { land: () => void, waited: () => number } {
+  const tree = vol.tree as unknown as { unapplied: (inode: string) => boolean, landedFor: (inode: string) => Promise<void> }
+  const { pending, held = () => true } = opts
+  if (pending !== undefined) {
+    const unapplied = tree.unapplied.bind(tree)
+    tree.unapplied = inode => (inode === id && pending()) || unapplied(inode)
+  }
+  let land!: () => void
+  const landed = new Promise<void>(resolve => { land = resolve })
+  t.add(async () => { land() })
+  let waited = 0
+  const landedFor = tree.landedFor.bind(tree)
+  tree.landedFor = async inode => {
+    if (inode !== id || !held()) return await landedFor(inode)
+    waited++
+    await landed
+  }
+  return { land, waited: () => waited }
 }
 
 describe('volume: a fold found moved backs off', function () {
@@ -202,27 +227,15 @@ describe('volume: a fold found moved backs off', function () {
     const id = vol.tree.byIno((await vol.stat('/log')).ino)!.id
     const { v, waits, moved, calls } = spyFolds(vol, id)
     // an op of this host on the file is on its way; once the fold is found moved (its stamp's
-    // FOLD_STAMP_TRIES waits for it end at once), it lands only once `land` is called
-    const tree = vol.tree as unknown as { unapplied: (inode: string) => boolean, landedFor: (inode: string) => Promise<void> }
-    const unapplied = tree.unapplied.bind(tree)
-    tree.unapplied = inode => inode === id || unapplied(inode)
-    let land!: () => void
-    const landed = new Promise<void>(resolve => { land = resolve })
-    let waited = 0
-    const landedFor = tree.landedFor.bind(tree)
-    tree.landedFor = async inode => {
-      if (inode !== id || moved.length === 0) return await landedFor(inode)
-      waited++
-      await landed
-    }
-    t.add(async () => { land() })
+    // FOLD_STAMP_TRIES waits for it end at once), it lands only at the close
+    const { waited } = holdLanding(t, vol, id, { pending: () => true, held: () => moved.length > 0 })
     for (let i = 0; i < FOLD_EXTENTS + 4; i++) {
       const fh = await vol.open('/log', 'a')
       const b = enc.encode(`line ${i}\n`)
       await fh.write(b, 0, b.byteLength, 0)
       await fh.close()
     }
-    await until('a fold found the file moved and waits for the op to land', () => moved.length === 1 && waited === 1, 60_000)
+    await until('a fold found the file moved and waits for the op to land', () => moved.length === 1 && waited() === 1, 60_000)
     const at = waits.length
     const begun = calls()
     assert.equal(v.foldMoved.get(id)?.n, 1)
@@ -250,27 +263,15 @@ describe('volume: a fold found moved backs off', function () {
     onEachOp(vol.tree, (op) => {
       if (op.body.type === 'fold') folds++
     })
-    // an op of this host on the file is on its way, and lands only once `land` is called
-    const tree = vol.tree as unknown as { unapplied: (inode: string) => boolean, landedFor: (inode: string) => Promise<void> }
-    const unapplied = tree.unapplied.bind(tree)
-    tree.unapplied = inode => inode === id || unapplied(inode)
-    let land!: () => void
-    const landed = new Promise<void>(resolve => { land = resolve })
-    let waited = 0
-    const landedFor = tree.landedFor.bind(tree)
-    tree.landedFor = async inode => {
-      if (inode !== id) return await landedFor(inode)
-      waited++
-      await landed
-    }
-    t.add(async () => { land() })
+    // an op of this host on the file is on its way, and lands only at the close
+    const { waited } = holdLanding(t, vol, id, { pending: () => true })
     for (let i = 0; i < FOLD_EXTENTS + 4; i++) {
       const fh = await vol.open('/log', 'a')
       const b = enc.encode(`line ${i}\n`)
       await fh.write(b, 0, b.byteLength, 0)
       await fh.close()
     }
-    await until('a fold built waits for the op to land', () => waited === 1, 60_000)
+    await until('a fold built waits for the op to land', () => waited() === 1, 60_000)
     assert.equal(moved.length, 0, 'not found moved')
     assert.equal(v.folding.has(id), true, 'the wait is the fold\'s work')
     const closing = vol.close()
@@ -328,17 +329,7 @@ describe('volume: a fold found moved backs off', function () {
     // the commits' fold timer is dropped: the folds below are the test's alone
     clearTimeout(v.foldTimers.get(id) as ReturnType<typeof setTimeout>)
     v.foldTimers.delete(id)
-    const tree = vol.tree as unknown as { landedFor: (inode: string) => Promise<void> }
-    let land!: () => void
-    const landed = new Promise<void>(resolve => { land = resolve })
-    t.add(async () => { land() })
-    let waited = 0
-    const landedFor = tree.landedFor.bind(tree)
-    tree.landedFor = async inode => {
-      if (inode !== id) return await landedFor(inode)
-      waited++
-      await landed
-    }
+    const { land, waited } = holdLanding(t, vol, id)
     const asks: Array<{ ms: number, quiet: boolean | undefined }> = []
     const foldLater = v.foldLater.bind(vol)
     v.foldLater = (inode, ms, quiet) => {
@@ -353,7 +344,7 @@ describe('volume: a fold found moved backs off', function () {
       rec.left = folds.length === 1 ? 'moved' : 'sparse'
       return rec.left
     }
-    return { v, id, land, waited: () => waited, folds, asks }
+    return { v, id, land, waited, folds, asks }
   }
 
   it('a quiet fold found moved the first time is made again once its ops landed, not put off for idleness (mend42a)', async () => {
@@ -389,5 +380,38 @@ describe('volume: a fold found moved backs off', function () {
     assert.deepEqual(asks.slice(at), [{ ms: 0, quiet: true }], 'the retry is quiet: it stands for the quiet ask')
     assert.deepEqual(folds.map(f => f.quiet), [false, true], 'one fold made again, none right behind it')
     assert.equal(v.foldAgain.has(id), false)
+  })
+
+  it('a fold waiting in its stamp for this host\'s op, whose file loses its last name meanwhile, stamps nothing once the op lands (review42c)', async () => {
+    const dir = await tempDir(t, 'darkfs-fold-moved-')
+    const vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    await vol.writeFile('/log', enc.encode('start\n'))
+    const id = vol.tree.byIno((await vol.stat('/log')).ino)!.id
+    const v = vol as unknown as Spied
+    const lefts: string[] = []
+    const fold = v.fold.bind(vol)
+    v.fold = async (inode, quiet) => {
+      const left = await fold(inode, quiet)
+      if (inode === id) lefts.push(left)
+      return left
+    }
+    let folds = 0
+    onEachOp(vol.tree, (op) => { if (op.body.type === 'fold') folds++ })
+    let faking = true
+    const { land, waited } = holdLanding(t, vol, id, { pending: () => faking, held: () => faking })
+    for (let i = 0; i < FOLD_EXTENTS + 4; i++) {
+      const fh = await vol.open('/log', 'a')
+      const b = enc.encode(`line ${i}\n`)
+      await fh.write(b, 0, b.byteLength, 0)
+      await fh.close()
+    }
+    await until('a fold built waits in its stamp for the op', () => waited() === 1 && v.folding.has(id), 60_000)
+    const before = lefts.length
+    await vol.unlink('/log')
+    faking = false
+    land()
+    await until('the fold ended', () => lefts.length > before && !v.folding.has(id), 60_000)
+    assert.deepEqual({ folds, left: lefts.slice(before) }, { folds: 0, left: ['none'] }, 'no fold op for a file with no name')
   })
 })
