@@ -58,6 +58,16 @@ function spyFolds (vol: Volume, id: string): { v: Spied, waits: number[], moved:
   return { v, waits, moved, calls: () => calls, after }
 }
 
+/** `n` lines appended to `/log`, each by its own open, write and close (an append op each). */
+async function appendLines (vol: Volume, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const fh = await vol.open('/log', 'a')
+    const b = enc.encode(`line ${i}\n`)
+    await fh.write(b, 0, b.byteLength, 0)
+    await fh.close()
+  }
+}
+
 /**
  * An op of this host on `id` on its way: Tree.unapplied() answers true for it while `pending()`
  * holds (faked, when given), and Tree.landedFor(id), while `held()` holds, waits until `land()`
@@ -107,12 +117,7 @@ describe('volume: a fold found moved backs off', function () {
       if (op.body.type === 'fold') folds++
     })
     // past FOLD_EXTENTS: a fold is due once they settle
-    for (let i = 0; i < FOLD_EXTENTS + 4; i++) {
-      const fh = await vol.open('/log', 'a')
-      const b = enc.encode(`line ${i}\n`)
-      await fh.write(b, 0, b.byteLength, 0)
-      await fh.close()
-    }
+    await appendLines(vol, FOLD_EXTENTS + 4)
     await until('two folds found the file moved', () => moved.length === 2, 60_000)
     assert.equal(folds, 0, 'nothing stamped')
     assert.ok(after(0).includes(0), `the first made again at once: ${String(after(0))}`)
@@ -229,12 +234,7 @@ describe('volume: a fold found moved backs off', function () {
     // an op of this host on the file is on its way; once the fold is found moved (its stamp's
     // FOLD_STAMP_TRIES waits for it end at once), it lands only at the close
     const { waited } = holdLanding(t, vol, id, { pending: () => true, held: () => moved.length > 0 })
-    for (let i = 0; i < FOLD_EXTENTS + 4; i++) {
-      const fh = await vol.open('/log', 'a')
-      const b = enc.encode(`line ${i}\n`)
-      await fh.write(b, 0, b.byteLength, 0)
-      await fh.close()
-    }
+    await appendLines(vol, FOLD_EXTENTS + 4)
     await until('a fold found the file moved and waits for the op to land', () => moved.length === 1 && waited() === 1, 60_000)
     const at = waits.length
     const begun = calls()
@@ -265,12 +265,7 @@ describe('volume: a fold found moved backs off', function () {
     })
     // an op of this host on the file is on its way, and lands only at the close
     const { waited } = holdLanding(t, vol, id, { pending: () => true })
-    for (let i = 0; i < FOLD_EXTENTS + 4; i++) {
-      const fh = await vol.open('/log', 'a')
-      const b = enc.encode(`line ${i}\n`)
-      await fh.write(b, 0, b.byteLength, 0)
-      await fh.close()
-    }
+    await appendLines(vol, FOLD_EXTENTS + 4)
     await until('a fold built waits for the op to land', () => waited() === 1, 60_000)
     assert.equal(moved.length, 0, 'not found moved')
     assert.equal(v.folding.has(id), true, 'the wait is the fold\'s work')
@@ -318,12 +313,7 @@ describe('volume: a fold found moved backs off', function () {
     const vol = await Volume.open({ dir, foldIdleMs })
     t.add(async () => { await vol.close() })
     await vol.writeFile('/log', enc.encode('start\n'))
-    for (let i = 0; i < 4; i++) {
-      const fh = await vol.open('/log', 'a')
-      const b = enc.encode(`line ${i}\n`)
-      await fh.write(b, 0, b.byteLength, 0)
-      await fh.close()
-    }
+    await appendLines(vol, 4)
     const id = vol.tree.byIno((await vol.stat('/log')).ino)!.id
     const v = vol as unknown as Spied
     // the commits' fold timer is dropped: the folds below are the test's alone
@@ -400,12 +390,7 @@ describe('volume: a fold found moved backs off', function () {
     onEachOp(vol.tree, (op) => { if (op.body.type === 'fold') folds++ })
     let faking = true
     const { land, waited } = holdLanding(t, vol, id, { pending: () => faking, held: () => faking })
-    for (let i = 0; i < FOLD_EXTENTS + 4; i++) {
-      const fh = await vol.open('/log', 'a')
-      const b = enc.encode(`line ${i}\n`)
-      await fh.write(b, 0, b.byteLength, 0)
-      await fh.close()
-    }
+    await appendLines(vol, FOLD_EXTENTS + 4)
     await until('a fold built waits in its stamp for the op', () => waited() === 1 && v.folding.has(id), 60_000)
     const before = lefts.length
     await vol.unlink('/log')
