@@ -110,15 +110,21 @@ export class ChunkLanding {
    * For `ref` (Reed–Solomon, k > 1) whose data fragments `frags` (undefined: not here) are
    * `size` bytes each; undefined when no data fragment whole in the chunk is to be fetched.
    */
-  static for (ref: ChunkRef, frags: Array<Uint8Array | undefined>, size: number): ChunkLanding | undefined {
-    if (ref.cid === null || ref.k < 2 || ref.clay !== undefined || size <= 0) return undefined
+  static for (ref: ChunkRef, frags: Array<Uint8Array | undefined>, size: number, bytes: Uint8Array): ChunkLanding | undefined {
+    if (!ChunkLanding.lands(ref, size)) return undefined
     const wanted: number[] = []
     for (let j = 0; j < ref.k; j++) if (frags[j] === undefined && (j + 1) * size <= ref.size) wanted.push(j)
-    return wanted.length === 0 ? undefined : new ChunkLanding(ref, wanted, size)
+    return wanted.length === 0 ? undefined : new ChunkLanding(ref, wanted, size, bytes)
   }
 
-  private constructor (ref: ChunkRef, wanted: number[], size: number) {
-    this.bytes = chunkBytes(ref.size)
+  /** Whether `ref`'s data fragments (`size` bytes each) can lie in place in its chunk: Reed–Solomon, k > 1. */
+  static lands (ref: ChunkRef, size: number): boolean {
+    return ref.cid !== null && ref.k > 1 && ref.clay === undefined && size > 0
+  }
+
+  /** `bytes`: the chunk's buffer (ref.size, chunkBytes), where no one but this landing writes from now on. */
+  private constructor (ref: ChunkRef, wanted: number[], size: number, bytes: Uint8Array) {
+    this.bytes = bytes
     for (const j of wanted) {
       const key = ref.fragments[j].toString()
       // a CID twice among the data fragments (equal fragments): one place; the others are copied
@@ -844,6 +850,9 @@ export class ChunkService {
     // quarantined here still counts as corrupt (the read's error says so). A fragment's size is
     // known, so it is read in one job (Store.get's size)
     const size = fragmentBytes(ref)
+    // the chunk's buffer: a data fragment here is read into its place in it (Store.get `into`),
+    // one from peers lands there (ChunkLanding); the decode copies neither again
+    const chunk = ChunkLanding.lands(ref, size) ? chunkBytes(ref.size) : undefined
     for (let i = 0; i < ref.fragments.length && have < ref.k; i++) {
       let f: Uint8Array | undefined
       try {
@@ -851,7 +860,8 @@ export class ChunkService {
           if (this.store.quarantined(ref.fragments[i])) corrupt++
           continue
         }
-        f = await this.store.get(ref.fragments[i], { size })
+        const place = chunk !== undefined && i < ref.k && (i + 1) * size <= ref.size ? chunk.subarray(i * size, (i + 1) * size) : undefined
+        f = await this.store.get(ref.fragments[i], { size, into: place })
       } catch (err: any) {
         if (err instanceof CorruptBlockError) corrupt++
         else if (err.code !== 'ENOENT') throw err
@@ -869,7 +879,7 @@ export class ChunkService {
       c.fetches++
       c.fetchingPeak = Math.max(c.fetchingPeak, ++c.fetching)
       // the data fragments from peers are written into the chunk as they arrive (ChunkLanding)
-      landing = ChunkLanding.for(ref, frags, size)
+      landing = chunk === undefined ? undefined : ChunkLanding.for(ref, frags, size, chunk)
       // an unreachable chunk is an error naming the file (EIO through the mount), never a hang
       const got = await this.network.fetch(want, ref.k - have, { ...opts, chunk: ref, land: landing?.land }).catch((err: any) => {
         opts.signal?.throwIfAborted()
@@ -895,9 +905,10 @@ export class ChunkService {
     // concatenation, and hashing it again would only add to the read's CPU (decodeChunk)
     if (ref.k > 1) this.counters.coded++
     if (ref.k > 1 && frags.slice(0, ref.k).some(f => f === undefined)) this.counters.rebuilt++
-    // (closed at once: no frame takes a place from here on)
-    const into = landing?.close(frags)
-    if (into !== undefined) this.counters.landed += landing!.arrived
+    // (closed at once: no frame takes a place from here on). Without a landing (nothing fetched,
+    // or no data fragment from peers) only this read's store jobs wrote the buffer, all over now
+    const into = landing === undefined ? chunk : landing.close(frags)
+    if (into !== undefined && landing !== undefined) this.counters.landed += landing.arrived
     const bytes = await decodeChunkOffThread(ref, frags, into)
     this.cache.set(key, bytes)
     return bytes

@@ -27,10 +27,15 @@ describe('ChunkService: data fragments land in the chunk', function () {
   const ref = encoded.ref
   const fragmentOf = (cid: CID): Uint8Array => encoded.blocks.find(b => b.cid.equals(cid))!.bytes
 
-  /** A reader with no fragment of its own, over a network that hands the data fragments over by `deliver`. */
-  async function reader (deliver: Deliver): Promise<{ chunks: ChunkService, lands: number }> {
+  /**
+   * A reader over a network that hands the data fragments over by `deliver`; its store holds
+   * `local` (fragment index -> the bytes on its disk under that fragment's CID, rot included).
+   */
+  async function reader (deliver: Deliver, local = new Map<number, Uint8Array>()): Promise<{ chunks: ChunkService, lands: number }> {
     const store = await Store.open(join(await tempDir(t), 's'))
     t.add(async () => { await store.close() })
+    // (`verified`: stored as given, as a disk that rotted after the write would hold it)
+    for (const [i, b] of local) await store.put(ref.fragments[i], b, { verified: true })
     const seen = { lands: 0 }
     const network = {
       params: () => ({ k: 4, m: 2 }),
@@ -122,5 +127,23 @@ describe('ChunkService: data fragments land in the chunk', function () {
       return place.bytes
     })
     assert.ok(Buffer.from(await chunks.readChunk(ref)).equals(bytes))
+  })
+
+  it('data fragments on this host are read into their places; one rotted on disk is refused there and the chunk is still right', async () => {
+    const rotted = Uint8Array.from(fragmentOf(ref.fragments[1]))
+    rotted[1000] ^= 1
+    const local = new Map([[0, fragmentOf(ref.fragments[0])], [1, rotted], [2, fragmentOf(ref.fragments[2])]])
+    const asked: number[] = []
+    const { chunks } = await reader((i, fragment, land, cid) => {
+      asked.push(i)
+      const place = land?.(cid, fragment.byteLength)
+      if (place === undefined) return Uint8Array.from(fragment)
+      place.bytes.set(fragment)
+      place.landed()
+      return place.bytes
+    }, local)
+    const got = await chunks.readChunk(ref)
+    assert.ok(Buffer.from(got).equals(bytes), 'the rotted fragment read into its place did not stay in the chunk')
+    assert.ok(asked.includes(1) || asked.some(i => i >= 4), 'the rotted fragment was made up for from peers')
   })
 })
