@@ -5,7 +5,8 @@
 import type { AbortOptions, Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { FrameDecoder, decode, encode, MAX_MESSAGE_BYTES } from './protocol.ts'
-import type { Message } from './protocol.ts'
+import type { Frame, Landing, Message } from './protocol.ts'
+import type { CID } from 'multiformats/cid'
 import type { RateLimiter } from './rate.ts'
 
 /**
@@ -38,14 +39,16 @@ export interface ChannelInit {
   /** Byte accounting. */
   onSent: (bytes: number) => void
   onReceived: (bytes: number) => void
+  /** Where a large BLOCK for `cid` may be written as it arrives (FrameDecoder's `land`; a client's wants). */
+  land?: (cid: CID, bytes: number) => Landing | undefined
 }
 
 export class Channel {
   readonly peer: string
   readonly stream: Stream
   private readonly init: ChannelInit
-  private readonly decoder = new FrameDecoder()
-  private readonly queue: Uint8Array[] = []
+  private readonly decoder: FrameDecoder
+  private readonly queue: Frame[] = []
   private running = false
   private closed = false
   /** Settles when the message being written is out (messages are written one at a time). */
@@ -54,6 +57,7 @@ export class Channel {
   constructor (init: ChannelInit) {
     this.init = init
     this.peer = init.peer
+    this.decoder = new FrameDecoder({ land: init.land })
     this.stream = init.stream
     const stream = init.stream
     stream.maxReadBufferLength = MAX_READ_BUFFER_BYTES
@@ -140,9 +144,9 @@ export class Channel {
   private onData (data: Uint8Array | Uint8ArrayList): void {
     if (this.closed) return
     this.init.onReceived(data.byteLength)
-    let frames: Uint8Array[]
+    let frames: Frame[]
     try {
-      frames = this.decoder.push(data)
+      frames = this.decoder.frames(data)
     } catch (err) {
       this.abort(err as Error)
       return
@@ -155,10 +159,11 @@ export class Channel {
     this.running = true
     try {
       while (this.queue.length > 0 && !this.closed) {
-        const body = this.queue.shift() as Uint8Array
-        const msg = decode(body)
+        const frame = this.queue.shift() as Frame
+        // (a landed BLOCK comes decoded: its bytes are where its asker wanted them)
+        const msg = frame instanceof Uint8Array ? decode(frame) : frame.msg
         // the download cap delays the message itself, and (paused) everything behind it
-        const limited = this.init.download.take(body.byteLength)
+        const limited = this.init.download.take(frame instanceof Uint8Array ? frame.byteLength : frame.length)
         if (limited !== undefined) {
           this.pause()
           await limited

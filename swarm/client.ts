@@ -8,7 +8,7 @@ import { Channel } from './channel.ts'
 import { MessageTooLargeError, PeerGoneError, ProtocolError, SwarmStoppedError, WrongBlockError } from './errors.ts'
 import type { PeerBook } from './peers.ts'
 import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, PROTOCOL_ORIGINS, PROTOCOL_RANGES, PUSH, RANGE, RANGE_WANT, WANT } from './protocol.ts'
-import type { Hop, Message } from './protocol.ts'
+import type { Hop, Landing, Message } from './protocol.ts'
 import type { RateLimiter } from './rate.ts'
 import { slots } from './slots.ts'
 import type { Slots } from './slots.ts'
@@ -71,7 +71,7 @@ export interface ClientInit {
 }
 
 /** A want is background while every pull waiting on it is (see WANT in protocol.ts). */
-interface Want { cid: CID, listeners: Set<WantListener>, background: boolean, sentAt?: number, range?: RangeWant }
+interface Want { cid: CID, listeners: Set<WantListener>, background: boolean, sentAt?: number, range?: RangeWant, land?: (bytes: number) => Landing | undefined }
 interface Push { ack: (holder: string) => void, done: () => void, fail: (err: Error) => void }
 
 export class Client {
@@ -102,7 +102,7 @@ export class Client {
    * A `background` want (repair, a pin's catch-up) may be refused by a holder that is still
    * placing the block from a thin uplink; a read joining it makes it a read.
    */
-  want (cid: CID, listener: WantListener, opts: { background?: boolean } = {}): () => void {
+  want (cid: CID, listener: WantListener, opts: { background?: boolean, land?: (bytes: number) => Landing | undefined } = {}): () => void {
     const key = wantKey(cid)
     if (this.stopped) {
       queueMicrotask(() => { listener.miss(new SwarmStoppedError()) })
@@ -121,6 +121,8 @@ export class Client {
       if (want.sentAt !== undefined) this.sendQuietly({ type: WANT, cids: [cid], haveOnly: false })
     }
     want.listeners.add(listener)
+    // where its block may be written as it arrives: the first asker's that has one
+    want.land ??= opts.land
     const w = want
     return () => {
       if (!w.listeners.delete(listener) || w.listeners.size > 0 || this.wants.get(key) !== w) return
@@ -237,7 +239,12 @@ export class Client {
         onClose: (err) => { this.onClose(p, err) },
         download: this.init.download,
         onSent: (n) => { this.init.book.sent(this.peer, n); this.init.onSent(n) },
-        onReceived: (n) => { this.init.book.received(this.peer, n); this.init.onReceived(n) }
+        onReceived: (n) => { this.init.book.received(this.peer, n); this.init.onReceived(n) },
+        land: (cid, bytes) => {
+          // only a block asked for and still wanted (it is verified on arrival as any other)
+          const want = this.wants.get(wantKey(cid))
+          return want?.sentAt === undefined || want.range !== undefined ? undefined : want.land?.(bytes)
+        }
       }))
       this.channel = p
       p.catch((err: Error) => { this.onClose(p, new PeerGoneError(this.peer, err.message)) })

@@ -38,7 +38,11 @@
 //    cannot be reached or breaks the protocol.
 //  - Every block received (BLOCK or PUSH) is hashed against its CID before it is stored,
 //    served, forwarded or returned; a peer that sends a wrong block, or breaks the protocol, is
-//    banned for BAN_MS and disconnected (components.hangUp).
+//    banned for BAN_MS and disconnected (components.hangUp). A pull's `land` (PullOptions) lets a
+//    BLOCK of LAND_MIN_BYTES or more that arrives in pieces be written straight into memory the
+//    asker gives (one place per frame, asked for by CID and length) rather than a frame buffer;
+//    it is hashed there like any other before the pull returns it, so the asker trusts only the
+//    places the pull returned: a refused or late frame may have written the others.
 //  - Bounds (protocol.ts, client.ts, serve.ts, channel.ts): MAX_MESSAGE_BYTES per frame,
 //    MAX_CIDS_PER_MESSAGE, MAX_WANTS_PER_PEER queued, MAX_REQUESTS_IN_FLIGHT_PER_PEER and
 //    MAX_PUSHES_IN_FLIGHT_PER_PEER outstanding, MAX_STREAMS_PER_CONNECTION, upload slots, and
@@ -60,7 +64,8 @@ export { loopTimeSignal, loopTimeDeadline, LOOP_STEPS, LOOP_TIME_MAX_FACTOR } fr
 export { plan, children, holdersOf, DEFAULT_UPLINK_BYTES_PER_SECOND } from './plan.ts'
 export type { Route, PlanDelivery, PlanOptions } from './plan.ts'
 export { PROTOCOL, PROTOCOL_RANGES, PROTOCOL_ORIGINS, MAX_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_CIDS_PER_MESSAGE, MAX_HOPS, MAX_RANGE_LEAVES, MAX_PROOF_HASHES } from './protocol.ts'
-export type { Hop } from './protocol.ts'
+export type { Hop, Landing } from './protocol.ts'
+export { LAND_MIN_BYTES } from './protocol.ts'
 export { BAN_MS } from './peers.ts'
 export { tokenBucket } from './rate.ts'
 export type { RateLimiter } from './rate.ts'

@@ -454,24 +454,91 @@ function plain (bytes: Uint8Array): Uint8Array {
   return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
+/** Bytes of a BLOCK's type and CID the decoder reads ahead to find its landing (LAND_MIN_BYTES). */
+const BLOCK_HEAD_BYTES = 1 + 2 + MAX_CID_BYTES
+/**
+ * A BLOCK frame from this many bytes on, arriving in pieces, may land in memory its asker gave
+ * (FrameDecoder's `land`): a fragment of a chunk read (256 KiB) is copied once, from the
+ * received pieces into the chunk, not joined into a frame first and then copied into the chunk.
+ */
+export const LAND_MIN_BYTES = 64 * 1024
+
+/**
+ * Where a BLOCK's bytes are written as they arrive: `bytes` (exactly the block's length), then
+ * `landed()` once every byte is there. The block is verified by the asker's client afterwards
+ * like any other (the bytes reach no one before); a landing is given out for one frame only.
+ */
+export interface Landing { bytes: Uint8Array, landed: () => void }
+
+/** A frame the decoder split off: its body, or a BLOCK already decoded into its landing. */
+export type Frame = Uint8Array | { msg: Message & { type: typeof BLOCK }, length: number }
+
+/**
+ * The type and CID at the start of a BLOCK body (`head`: its first bytes, maybe fewer than the
+ * body), and how many bytes they take; undefined for any other message or a head too short.
+ */
+export function blockHead (head: Uint8Array): { cid: CID, at: number } | undefined {
+  if (head.byteLength === 0 || head[0] !== BLOCK) return undefined
+  const r = new Reader(head)
+  r.byte()
+  let cid: CID
+  try {
+    cid = readCid(r)
+  } catch {
+    // a head cut short (or a malformed CID, which decode() reports on the whole frame): no landing
+    return undefined
+  }
+  return { cid, at: head.byteLength - r.rest }
+}
+
 /**
  * Splits a byte stream into frame bodies. Holds at most one frame (MAX_MESSAGE_BYTES plus the
  * prefix) plus the bytes of one incoming chunk; a length over the bound throws at once, before
- * any of the frame is buffered.
+ * any of the frame is buffered. With `land`, a BLOCK frame of LAND_MIN_BYTES or more that is not
+ * in one received piece is written, piece by piece as it arrives, into the memory `land` gives for its CID
+ * (when it gives any), and comes out decoded ({ msg, length }): no frame buffer is made for it.
  */
 export class FrameDecoder {
   private readonly buf = new Uint8ArrayList()
   private want = -1
+  private readonly land?: (cid: CID, bytes: number) => Landing | undefined
+  /** The BLOCK landing now: its message (bytes: the landing's), the landing, bytes written. */
+  private landing?: { msg: Message & { type: typeof BLOCK }, to: Landing, at: number, length: number }
 
-  /** Add received bytes; returns the complete frame bodies now available. */
+  constructor (opts: { land?: (cid: CID, bytes: number) => Landing | undefined } = {}) {
+    this.land = opts.land
+  }
+
+  /** Add received bytes; returns the complete frame bodies now available (a decoder without `land`). */
   push (chunk: Uint8Array | Uint8ArrayList): Uint8Array[] {
+    if (this.land !== undefined) throw new TypeError('a FrameDecoder with land gives frames(), not push()')
+    return this.frames(chunk) as Uint8Array[]
+  }
+
+  /** Add received bytes; returns the complete frames now available (landed BLOCKs decoded). */
+  frames (chunk: Uint8Array | Uint8ArrayList): Frame[] {
     this.buf.append(chunk)
-    const out: Uint8Array[] = []
+    const out: Frame[] = []
     for (;;) {
+      if (this.landing !== undefined) {
+        const l = this.landing
+        const n = Math.min(this.buf.byteLength, l.to.bytes.byteLength - l.at)
+        for (const piece of this.buf.sublist(0, n)) {
+          l.to.bytes.set(piece, l.at)
+          l.at += piece.byteLength
+        }
+        this.buf.consume(n)
+        if (l.at < l.to.bytes.byteLength) break
+        this.landing = undefined
+        l.to.landed()
+        out.push({ msg: l.msg, length: l.length })
+        continue
+      }
       if (this.want < 0) {
         const len = this.readLength()
         if (len < 0) break
         this.want = len
+        if (this.startLanding(len)) continue
       }
       if (this.buf.byteLength < this.want) break
       out.push(plain(this.buf.subarray(0, this.want)))
@@ -479,6 +546,24 @@ export class FrameDecoder {
       this.want = -1
     }
     return out
+  }
+
+  /** Whether the frame of `length` bytes starting now lands (see `land`); its head is consumed then. */
+  private startLanding (length: number): boolean {
+    if (this.land === undefined || length < LAND_MIN_BYTES) return false
+    // a frame here whole in one received piece is a view of it (no copy): it need not land
+    for (const first of this.buf) {
+      if (first.byteLength >= length) return false
+      break
+    }
+    const head = blockHead(this.buf.subarray(0, Math.min(this.buf.byteLength, BLOCK_HEAD_BYTES)))
+    if (head === undefined || length - head.at > MAX_BLOCK_BYTES) return false
+    const to = this.land(head.cid, length - head.at)
+    if (to === undefined || to.bytes.byteLength !== length - head.at) return false
+    this.buf.consume(head.at)
+    this.want = -1
+    this.landing = { msg: { type: BLOCK, cid: head.cid, bytes: to.bytes }, to, at: 0, length }
+    return true
   }
 
   /** Bytes of a partial frame held. */

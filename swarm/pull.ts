@@ -25,6 +25,7 @@ import type { PeerBook } from './peers.ts'
 import type { BlockSource } from './serve.ts'
 import { checkCid } from './verify.ts'
 import { logger, shortCid } from './log.ts'
+import type { Landing } from './protocol.ts'
 
 const log = logger('pull')
 
@@ -119,6 +120,15 @@ export interface PullOptions extends AbortOptions {
    * repair wants.
    */
   ordered?: boolean
+  /**
+   * Where a block may be written as it arrives from a peer (protocol.ts Landing; a chunk read
+   * gives its data fragments' places in the chunk): asked once per frame that could land, for the
+   * block's CID and length. A block that landed is verified there like any other before the pull
+   * takes it; the memory may be written by a frame that then fails its check, or is still
+   * arriving when the pull is over (a hedged request's), so the caller trusts no byte of it that
+   * the pull did not return.
+   */
+  land?: (cid: CID, bytes: number) => Landing | undefined
 }
 
 /** What pulls did, for tests and benchmarks (Swarm.stats()). */
@@ -143,6 +153,7 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
     throw new RangeError(`need must be an integer from 1 to ${wanted.length} (the distinct CIDs given), not ${need}`)
   }
   const signal = anySignal([opts?.signal, ctx.signal])
+  const land = opts?.land
   signal.throwIfAborted()
 
   const results = new Map<string, Uint8Array>()
@@ -296,7 +307,7 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
           problems.push(err.message)
           schedule()
         }
-      }, { background: opts?.background })
+      }, { background: opts?.background, land: land === undefined ? undefined : (bytes) => land(w.cid, bytes) })
     }
 
     schedule()

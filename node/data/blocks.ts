@@ -12,7 +12,7 @@ import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
 import { ShardLease, Staging } from './staging.ts'
-import { ShardPool } from './erasure.ts'
+import { ShardPool, chunkBytes } from './erasure.ts'
 import { LEAF_BYTES } from './merkle.ts'
 import { LocalLeaves } from './leaves.ts'
 import { RecentCommits } from './recent.ts'
@@ -81,6 +81,87 @@ export function paramsFor (size: number, p: { k: number, m: number }): { k: numb
   return p.k > 1 && size <= REPLICATE_MAX_BYTES ? { k: 1, m: p.m } : p
 }
 
+/**
+ * Memory a fragment may be written into as it arrives from a peer (the swarm's Landing): exactly
+ * the fragment's length; `landed()` once every byte is written.
+ */
+export interface Landing { bytes: Uint8Array, landed: () => void }
+
+/**
+ * A chunk read's buffer, with the places of the data fragments it fetches from peers in it
+ * (Network.fetch `land`): each fragment's frame is written there as it arrives (swarm/protocol.ts
+ * FrameDecoder), so a fragment is copied once, from the received pieces into the chunk, not
+ * joined into a buffer of its own and copied into the chunk by the decode (issue 15: those two
+ * copies and the fresh memory under the first were ~15% of a cold read's event loop on six
+ * hosts). Nothing here is trusted for being written: a fragment counts only when the fetch
+ * returns it (verified against its CID by the swarm), and the buffer becomes the chunk only when
+ * no place can be written any more but by what the fetch returned (close()).
+ */
+export class ChunkLanding {
+  /** The chunk's bytes to be (ref.size). */
+  readonly bytes: Uint8Array
+  /** Places by fragment CID: the first data fragment of that CID not read here, and whether a frame took it (1) and finished (2). */
+  private readonly places = new Map<string, { at: Uint8Array, state: 0 | 1 | 2 }>()
+  private closed = false
+  /** Places that hold what the fetch returned, once closed (ReadCounters.landed). */
+  arrived = 0
+
+  /**
+   * For `ref` (Reed–Solomon, k > 1) whose data fragments `frags` (undefined: not here) are
+   * `size` bytes each; undefined when no data fragment whole in the chunk is to be fetched.
+   */
+  static for (ref: ChunkRef, frags: Array<Uint8Array | undefined>, size: number, bytes: Uint8Array): ChunkLanding | undefined {
+    if (!ChunkLanding.lands(ref, size)) return undefined
+    const wanted: number[] = []
+    for (let j = 0; j < ref.k; j++) if (frags[j] === undefined && (j + 1) * size <= ref.size) wanted.push(j)
+    return wanted.length === 0 ? undefined : new ChunkLanding(ref, wanted, size, bytes)
+  }
+
+  /** Whether `ref`'s data fragments (`size` bytes each) can lie in place in its chunk: Reed–Solomon, k > 1. */
+  static lands (ref: ChunkRef, size: number): boolean {
+    return ref.cid !== null && ref.k > 1 && ref.clay === undefined && size > 0
+  }
+
+  /** `bytes`: the chunk's buffer (ref.size, chunkBytes), where no one but this landing writes from now on. */
+  private constructor (ref: ChunkRef, wanted: number[], size: number, bytes: Uint8Array) {
+    this.bytes = bytes
+    for (const j of wanted) {
+      const key = ref.fragments[j].toString()
+      // a CID twice among the data fragments (equal fragments): one place; the others are copied
+      if (!this.places.has(key)) this.places.set(key, { at: this.bytes.subarray(j * size, (j + 1) * size), state: 0 })
+    }
+  }
+
+  /** Network.fetch's `land`: a place for the first frame of a fragment, while the fetch runs. */
+  readonly land = (cid: CID, bytes: number): Landing | undefined => {
+    if (this.closed) return undefined
+    const place = this.places.get(cid.toString())
+    if (place === undefined || place.state !== 0 || place.at.byteLength !== bytes) return undefined
+    place.state = 1
+    return { bytes: place.at, landed: () => { place.state = 2 } }
+  }
+
+  /**
+   * The fetch is over: no place is given out from now on. The chunk's buffer to decode into when
+   * every place is either untouched or holds, finished, exactly the fragment `frags` has there (the
+   * fetch returned that landing); undefined when a frame is still writing one (a hedged request's,
+   * arriving late) or one holds bytes the fetch did not return (a frame that failed its check, or
+   * came after the pull had its answer from another peer): decoding into it then could put
+   * unverified bytes in the chunk, or change bytes someone else was given.
+   */
+  close (frags: Array<Uint8Array | undefined>): Uint8Array | undefined {
+    this.closed = true
+    let arrived = 0
+    for (const place of this.places.values()) {
+      if (place.state === 0) continue
+      if (place.state === 1 || !frags.includes(place.at)) return undefined
+      arrived++
+    }
+    this.arrived = arrived
+    return this.bytes
+  }
+}
+
 /** What the chunk service needs of the network (implemented in network.ts over host + swarm). */
 export interface Network {
   /** Erasure parameters for new chunks, from the live network (DESIGN.md §2). */
@@ -89,7 +170,7 @@ export interface Network {
    * Fetch `need` of the given fragment CIDs (data first) from peers; verified. `chunk`: the
    * chunk they belong to, so its targets can be asked who holds what first.
    */
-  fetch: (cids: CID[], need: number, opts?: AbortOptions & { chunk?: ChunkRef }) => Promise<Map<string, Uint8Array>>
+  fetch: (cids: CID[], need: number, opts?: AbortOptions & { chunk?: ChunkRef, land?: (cid: CID, bytes: number) => Landing | undefined }) => Promise<Map<string, Uint8Array>>
   /**
    * Place the fragments of newly written chunks on their targets and resolve when the attempt
    * is over (acknowledged, or left pending for a retry); `inode`: the file they belong to;
@@ -170,6 +251,8 @@ export interface ReadCounters {
    * (six hosts at 4+2: a third of the chunks).
    */
   parityFetched: number
+  /** Data fragments from peers written into their chunk as they arrived (ChunkLanding), with no copy of their own. */
+  landed: number
 }
 
 /**
@@ -433,7 +516,7 @@ export class ChunkService {
   private readonly clayReadable: () => boolean
   /** Bytes of chunks being fetched ahead now, over all readers (bounded by READAHEAD_TOTAL_BYTES). */
   private aheadBytes = 0
-  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0, coded: 0, rebuilt: 0, parityFetched: 0 }
+  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0, coded: 0, rebuilt: 0, parityFetched: 0, landed: 0 }
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
@@ -767,6 +850,9 @@ export class ChunkService {
     // quarantined here still counts as corrupt (the read's error says so). A fragment's size is
     // known, so it is read in one job (Store.get's size)
     const size = fragmentBytes(ref)
+    // the chunk's buffer: a data fragment here is read into its place in it (Store.get `into`),
+    // one from peers lands there (ChunkLanding); the decode copies neither again
+    const chunk = ChunkLanding.lands(ref, size) ? chunkBytes(ref.size) : undefined
     for (let i = 0; i < ref.fragments.length && have < ref.k; i++) {
       let f: Uint8Array | undefined
       try {
@@ -774,7 +860,8 @@ export class ChunkService {
           if (this.store.quarantined(ref.fragments[i])) corrupt++
           continue
         }
-        f = await this.store.get(ref.fragments[i], { size })
+        const place = chunk !== undefined && i < ref.k && (i + 1) * size <= ref.size ? chunk.subarray(i * size, (i + 1) * size) : undefined
+        f = await this.store.get(ref.fragments[i], { size, into: place })
       } catch (err: any) {
         if (err instanceof CorruptBlockError) corrupt++
         else if (err.code !== 'ENOENT') throw err
@@ -785,13 +872,16 @@ export class ChunkService {
         if (ref.k === 1) break
       }
     }
+    let landing: ChunkLanding | undefined
     if (have < ref.k && this.network !== undefined) {
       const want = ref.fragments.filter((_, i) => frags[i] === undefined)
       const c = this.counters
       c.fetches++
       c.fetchingPeak = Math.max(c.fetchingPeak, ++c.fetching)
+      // the data fragments from peers are written into the chunk as they arrive (ChunkLanding)
+      landing = chunk === undefined ? undefined : ChunkLanding.for(ref, frags, size, chunk)
       // an unreachable chunk is an error naming the file (EIO through the mount), never a hang
-      const got = await this.network.fetch(want, ref.k - have, { ...opts, chunk: ref }).catch((err: any) => {
+      const got = await this.network.fetch(want, ref.k - have, { ...opts, chunk: ref, land: landing?.land }).catch((err: any) => {
         opts.signal?.throwIfAborted()
         // reported below, with what was reachable: the read's error names the file and the cause
         unreachable = err?.message ?? String(err)
@@ -815,7 +905,11 @@ export class ChunkService {
     // concatenation, and hashing it again would only add to the read's CPU (decodeChunk)
     if (ref.k > 1) this.counters.coded++
     if (ref.k > 1 && frags.slice(0, ref.k).some(f => f === undefined)) this.counters.rebuilt++
-    const bytes = await decodeChunkOffThread(ref, frags)
+    // (closed at once: no frame takes a place from here on). Without a landing (nothing fetched,
+    // or no data fragment from peers) only this read's store jobs wrote the buffer, all over now
+    const into = landing === undefined ? chunk : landing.close(frags)
+    if (into !== undefined && landing !== undefined) this.counters.landed += landing.arrived
+    const bytes = await decodeChunkOffThread(ref, frags, into)
     this.cache.set(key, bytes)
     return bytes
   }

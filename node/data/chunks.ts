@@ -348,11 +348,13 @@ export function decodeChunk (ref: ChunkRef, fragments: Array<Uint8Array | undefi
  * rebuilt through parity, else the chunk whole) on the erasure addon's threadpool
  * (matchesOffThread): a cold read on six hosts rebuilds a data fragment for most chunks whose
  * reader holds a parity fragment, and its event loop, not the cores, is what runs out. The same
- * answer as decodeChunk, wrong bytes refused with ManifestError the same way.
+ * answer as decodeChunk, wrong bytes refused with ManifestError the same way. `into`: ref.size
+ * bytes the chunk is decoded into (a Reed–Solomon chunk's), where the fragments that already lie
+ * at their place in it (landed there as they arrived: ChunkService.fetchChunk) are not copied.
  */
-export async function decodeChunkOffThread (ref: ChunkRef, fragments: Array<Uint8Array | undefined>): Promise<Uint8Array> {
+export async function decodeChunkOffThread (ref: ChunkRef, fragments: Array<Uint8Array | undefined>, into?: Uint8Array): Promise<Uint8Array> {
   if (ref.cid === null || ref.k === 1) return decodeChunk(ref, fragments, { verified: true })
-  const bytes = decodeData(ref, fragments)
+  const bytes = decodeData(ref, fragments, into)
   const size = fragments.find(f => f !== undefined)?.byteLength
   const checks: Array<Promise<boolean>> = []
   let whole = size === undefined
@@ -369,8 +371,8 @@ export async function decodeChunkOffThread (ref: ChunkRef, fragments: Array<Uint
 }
 
 /** The chunk's bytes from any k of its fragments (k > 1), by its code: Clay (ref.clay) or Reed–Solomon. */
-function decodeData (ref: ChunkRef, fragments: Array<Uint8Array | undefined>): Uint8Array {
-  if (ref.clay === undefined) return erasure.decode(fragments, ref.k, ref.m, ref.size)
+function decodeData (ref: ChunkRef, fragments: Array<Uint8Array | undefined>, into?: Uint8Array): Uint8Array {
+  if (ref.clay === undefined) return erasure.decode(fragments, ref.k, ref.m, ref.size, into)
   // systematic: the k data fragments at hand are the chunk (no decode, no copy of the code's)
   const code = clayCode(ref.k, ref.m, ref.clay)
   return code.decode(Array.from({ length: code.n }, (_, j) => fragments[j]), ref.size)

@@ -385,7 +385,7 @@ export interface ErasureCodec {
    * wants one or two of the n - k missing shards. The same checks and errors as reconstruct.
    */
   reconstructSome (shards: Array<Uint8Array | undefined>, k: number, m: number, wanted: number[]): Map<number, Uint8Array>
-  decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array
+  decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number, into?: Uint8Array): Uint8Array
 }
 
 /** Bytes per shard for `length` bytes in k data shards: ceil(length / k), at least 1. */
@@ -452,6 +452,17 @@ function shardsIn (out: Uint8Array, data: Uint8Array, count: number, size: numbe
 function unfilledBytes (length: number): Uint8Array {
   const buf = Buffer.allocUnsafeSlow(length)
   return new Uint8Array(buf.buffer, buf.byteOffset, length)
+}
+
+/**
+ * `length` bytes, not zeroed, for a chunk about to be filled on the event loop (decode's output,
+ * a chunk read's landing): its pages faulted in at once, not one by one under the copies into it
+ * (erasure.c populate).
+ */
+export function chunkBytes (length: number): Uint8Array {
+  const out = unfilledBytes(length)
+  native.addon?.populate?.(out)
+  return out
 }
 
 function createCodec (kernel: Kernel): ErasureCodec {
@@ -600,13 +611,13 @@ function createCodec (kernel: Kernel): ErasureCodec {
     return out
   }
 
-  function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array {
+  function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number, into?: Uint8Array): Uint8Array {
     checkLength(length)
     const { size, present } = survey(shards, k, m)
     if (length > size * k) throw new ErasureError(`length ${length} exceeds the ${k} data shards of ${size} bytes`)
-    const out = unfilledBytes(length) // every byte is copied or rebuilt below
-    // its pages faulted in at once, not one by one under the copies below (erasure.c populate)
-    native.addon?.populate?.(out)
+    if (into !== undefined && into.byteLength !== length) throw new ErasureError(`into has ${into.byteLength} bytes, not ${length}`)
+    // every byte is copied or rebuilt below (a shard that already lies in `into` at its place stays)
+    const out = into ?? chunkBytes(length)
     const missing = absent(shards, 0, k)
     if (missing.length > 0) {
       // a missing shard that lies whole inside `out` at a word-aligned offset is rebuilt in
@@ -621,7 +632,8 @@ function createCodec (kernel: Kernel): ErasureCodec {
     }
     for (let j = 0, at = 0; at < length; j++, at += size) {
       const shard = shards[j]
-      if (shard != null) out.set(shard.subarray(0, Math.min(size, length - at)), at)
+      // a shard that arrived into its place in `into` (a chunk read's landing) is not copied onto itself
+      if (shard != null && !(shard.buffer === out.buffer && shard.byteOffset === out.byteOffset + at)) out.set(shard.subarray(0, Math.min(size, length - at)), at)
     }
     return out
   }
@@ -781,8 +793,8 @@ export function reconstructSome (shards: Array<Uint8Array | undefined>, k: numbe
 }
 
 /** The original `length` bytes from any k shards (no arithmetic when the data shards are all present). */
-export function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array {
-  return best.decode(shards, k, m, length)
+export function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number, into?: Uint8Array): Uint8Array {
+  return best.decode(shards, k, m, length, into)
 }
 
 /**

@@ -508,12 +508,16 @@ export class Store {
    * hosts reads a fragment of most chunks here). Any surprise (shorter on disk, not matching)
    * reads it again the ordinary way, which reports and quarantines; a file longer than `size`
    * whose first `size` bytes match the CID holds the block's bytes (a CID names them all).
+   * `into` (`size` bytes): where that one job reads it (a data fragment's place in its chunk,
+   * ChunkService.fetchChunk); the block is `into` itself only when that read was whole and
+   * matched, else its bytes are elsewhere and `into` may hold anything.
    */
-  async get (cid: CID, opts: { size?: number } = {}): Promise<Uint8Array> {
+  async get (cid: CID, opts: { size?: number, into?: Uint8Array } = {}): Promise<Uint8Array> {
     const { file } = this.file(cid)
     await this.written(cid)
     if (opts.size !== undefined && opts.size > 0 && readSliceNative !== undefined && cid.multihash.code === SHA2_256 && !this.corrupted.has(cid.toString())) {
-      const into = Buffer.allocUnsafeSlow(opts.size) // a Buffer, as readFile gives; every byte is read into it (whole) before it is used
+      // a Buffer, as readFile gives (or the caller's place); every byte is read into it (whole) before it is used
+      const into = opts.into?.byteLength === opts.size ? opts.into : Buffer.allocUnsafeSlow(opts.size)
       if (readBlockNative !== undefined) {
         // read and hashed in one threadpool job (a read job, then a hash job, took two trips);
         // ignored: any failure here (absent, unreadable) is met again, and reported, by the

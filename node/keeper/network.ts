@@ -303,7 +303,7 @@ export class ChunkNetwork extends EventTarget implements Network {
   }
 
   /** Any `need` of the fragments from peers; `background` for repair and pins' catch-up (see withholdsBackground). */
-  async fetch (cids: CID[], need: number, opts: AbortOptions & { chunk?: ChunkRef, background?: boolean } = {}): Promise<Map<string, Uint8Array>> {
+  async fetch (cids: CID[], need: number, opts: AbortOptions & { chunk?: ChunkRef, background?: boolean, land?: (cid: CID, bytes: number) => { bytes: Uint8Array, landed: () => void } | undefined } = {}): Promise<Map<string, Uint8Array>> {
     const signal = this.signal(opts, FETCH_TIMEOUT_MS)
     // a read of an erasure-coded chunk (`cids` data fragments first: ChunkService.fetchChunk)
     // asks the data fragments and a parity fragment only for one that cannot be had or is past
@@ -312,7 +312,8 @@ export class ChunkNetwork extends EventTarget implements Network {
     // and decode, for 15% of its chunks (coldread36). Repair and pins' catch-up (background)
     // still spread by load
     const ordered = opts.chunk !== undefined && opts.chunk.k > 1 && opts.background !== true
-    const pull = { background: opts.background, ordered }
+    // (`land`: where the chunk read wants its data fragments written as they arrive, ChunkService.fetchChunk)
+    const pull = { background: opts.background, ordered, land: opts.land }
     const peers = this.peerIds()
     if (peers.length === 0) {
       // a host back with no connection yet (or offline): the members ranked for these blocks are

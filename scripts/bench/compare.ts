@@ -505,7 +505,7 @@ export async function run (): Promise<Record<string, number | string>> {
               const reads = target.reads!()
               // received: the reader's swarm bytes in per MiB of the cell (~0.75 on six hosts at 4+2: a
               // fragment fetched twice, a hedge, shows here)
-              process.stdout.write(`  compare: ${key} reader: ${['ranges', 'rangeFallbacks', 'fetches', 'ahead', 'coded', 'rebuilt', 'parityFetched'].map(c => `${c} ${reads[c] - reads0[c]}`).join(', ')}, received ${((reads.received - reads0.received) / (1 << 20) / mib).toFixed(2)} MiB per MiB\n`)
+              process.stdout.write(`  compare: ${key} reader: ${['ranges', 'rangeFallbacks', 'fetches', 'ahead', 'coded', 'rebuilt', 'parityFetched', 'landed'].map(c => `${c} ${reads[c] - reads0[c]}`).join(', ')}, received ${((reads.received - reads0.received) / (1 << 20) / mib).toFixed(2)} MiB per MiB\n`)
             }
             if (parity0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
               // parity memory the writer's encodes took fresh (made), or recycled (reused; ShardLease)
