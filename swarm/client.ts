@@ -125,6 +125,8 @@ export class Client {
     want.land ??= opts.land
     const w = want
     return () => {
+      // its landing leaves with it (the memory of a read that is over: review42d)
+      if (opts.land !== undefined && w.land === opts.land) w.land = undefined
       if (!w.listeners.delete(listener) || w.listeners.size > 0 || this.wants.get(key) !== w) return
       this.wants.delete(key)
       if (w.sentAt !== undefined) {

@@ -141,6 +141,11 @@ export class ChunkLanding {
     return { bytes: place.at, landed: () => { place.state = 2 } }
   }
 
+  /** No place is given out from now on (the read is over, whatever its outcome). */
+  shut (): void {
+    this.closed = true
+  }
+
   /**
    * The fetch is over: no place is given out from now on. The chunk's buffer to decode into when
    * every place is either untouched or holds, finished, exactly the fragment `frags` has there (the
@@ -873,45 +878,51 @@ export class ChunkService {
       }
     }
     let landing: ChunkLanding | undefined
-    if (have < ref.k && this.network !== undefined) {
-      const want = ref.fragments.filter((_, i) => frags[i] === undefined)
-      const c = this.counters
-      c.fetches++
-      c.fetchingPeak = Math.max(c.fetchingPeak, ++c.fetching)
-      // the data fragments from peers are written into the chunk as they arrive (ChunkLanding)
-      landing = chunk === undefined ? undefined : ChunkLanding.for(ref, frags, size, chunk)
-      // an unreachable chunk is an error naming the file (EIO through the mount), never a hang
-      const got = await this.network.fetch(want, ref.k - have, { ...opts, chunk: ref, land: landing?.land }).catch((err: any) => {
-        opts.signal?.throwIfAborted()
-        // reported below, with what was reachable: the read's error names the file and the cause
-        unreachable = err?.message ?? String(err)
-        return new Map<string, Uint8Array>()
-      }).finally(() => { c.fetching-- })
-      let parity = false
-      ref.fragments.forEach((cid, i) => {
-        const b = got.get(cid.toString())
-        if (b !== undefined && frags[i] === undefined) { frags[i] = b; have++; parity ||= i >= ref.k }
-      })
-      if (parity && ref.k > 1) c.parityFetched++
+    try {
+      if (have < ref.k && this.network !== undefined) {
+        const want = ref.fragments.filter((_, i) => frags[i] === undefined)
+        const c = this.counters
+        c.fetches++
+        c.fetchingPeak = Math.max(c.fetchingPeak, ++c.fetching)
+        // the data fragments from peers are written into the chunk as they arrive (ChunkLanding)
+        landing = chunk === undefined ? undefined : ChunkLanding.for(ref, frags, size, chunk)
+        // an unreachable chunk is an error naming the file (EIO through the mount), never a hang
+        const got = await this.network.fetch(want, ref.k - have, { ...opts, chunk: ref, land: landing?.land }).catch((err: any) => {
+          opts.signal?.throwIfAborted()
+          // reported below, with what was reachable: the read's error names the file and the cause
+          unreachable = err?.message ?? String(err)
+          return new Map<string, Uint8Array>()
+        }).finally(() => { c.fetching-- })
+        let parity = false
+        ref.fragments.forEach((cid, i) => {
+          const b = got.get(cid.toString())
+          if (b !== undefined && frags[i] === undefined) { frags[i] = b; have++; parity ||= i >= ref.k }
+        })
+        if (parity && ref.k > 1) c.parityFetched++
+      }
+      if (have < ref.k && corrupt > 0) {
+        throw new CorruptBlockError(key, `chunk at offset ${ref.offset}${opts.path !== undefined ? ` of ${opts.path}` : ''}, and no intact copy is reachable`)
+      }
+      if (have < ref.k) {
+        throw new BlockUnavailableError(key, `${have} of the ${ref.k} fragments needed are reachable${opts.path !== undefined ? ` (file ${opts.path})` : ''}${unreachable !== '' ? `: ${unreachable}` : ''}`)
+      }
+      // every fragment here was checked against its CID (Store.get, the swarm's pull): with k = 1
+      // the fragment is the chunk, with k > 1 and the k data fragments here it is their
+      // concatenation, and hashing it again would only add to the read's CPU (decodeChunk)
+      if (ref.k > 1) this.counters.coded++
+      if (ref.k > 1 && frags.slice(0, ref.k).some(f => f === undefined)) this.counters.rebuilt++
+      // (closed at once: no frame takes a place from here on). Without a landing (nothing fetched,
+      // or no data fragment from peers) only this read's store jobs wrote the buffer, all over now
+      const into = landing === undefined ? chunk : landing.close(frags)
+      if (into !== undefined && landing !== undefined) this.counters.landed += landing.arrived
+      const bytes = await decodeChunkOffThread(ref, frags, into)
+      this.cache.set(key, bytes)
+      return bytes
+    } finally {
+      // a read that failed or was aborted gives no place from here on (a want another pull keeps
+      // alive would land its frames in this read's dropped buffer: review42d)
+      landing?.shut()
     }
-    if (have < ref.k && corrupt > 0) {
-      throw new CorruptBlockError(key, `chunk at offset ${ref.offset}${opts.path !== undefined ? ` of ${opts.path}` : ''}, and no intact copy is reachable`)
-    }
-    if (have < ref.k) {
-      throw new BlockUnavailableError(key, `${have} of the ${ref.k} fragments needed are reachable${opts.path !== undefined ? ` (file ${opts.path})` : ''}${unreachable !== '' ? `: ${unreachable}` : ''}`)
-    }
-    // every fragment here was checked against its CID (Store.get, the swarm's pull): with k = 1
-    // the fragment is the chunk, with k > 1 and the k data fragments here it is their
-    // concatenation, and hashing it again would only add to the read's CPU (decodeChunk)
-    if (ref.k > 1) this.counters.coded++
-    if (ref.k > 1 && frags.slice(0, ref.k).some(f => f === undefined)) this.counters.rebuilt++
-    // (closed at once: no frame takes a place from here on). Without a landing (nothing fetched,
-    // or no data fragment from peers) only this read's store jobs wrote the buffer, all over now
-    const into = landing === undefined ? chunk : landing.close(frags)
-    if (into !== undefined && landing !== undefined) this.counters.landed += landing.arrived
-    const bytes = await decodeChunkOffThread(ref, frags, into)
-    this.cache.set(key, bytes)
-    return bytes
   }
 
   /** Store a manifest durably here; its ref (manifestRef) is what placement spreads. */
