@@ -297,7 +297,7 @@ export class Tree extends EventTarget {
     if (index === undefined) return []
     const out: Entry[] = []
     for (const id of index.values()) out.push(entry(this.state.entries.get(id) as EntryRec))
-    return out.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    return out.sort(byName)
   }
 
   /** Live entries naming an inode (hard links). */
@@ -1225,7 +1225,7 @@ function readOf (rec: InodeRec): Extent[] {
   return heldRead(rec.tail, rec.covered ?? 0, rec.held, rec.size)
 }
 
-/** Entries by name (children()'s order). */
+/** Entries by name: children()'s order, and liveContents()'s walk. */
 function byName (a: { name: string }, b: { name: string }): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0
 }
