@@ -53,8 +53,8 @@ function authorKey (author: string): AuthorKey | undefined {
  * first): a check costs the event loop a job's hand-over, not the check itself (~60 us on a
  * quiet machine, ~230 us on a busy VM), and a receive of ops, a member table or kept notices
  * checks one signature after another on the thread that serves the mount. `verify.now` is the
- * same check on the calling thread, for a caller that waits on one check and no more (a small
- * receive, tree.ts VERIFY_INLINE_OPS): there the two hand-overs cost more than the check.
+ * same check on the calling thread, for a caller that waits on one check or a few (a receive's
+ * first ones, tree.ts VERIFY_INLINE_CHECKS): there the two hand-overs cost more than the check.
  */
 export const verify: Verify = Object.assign(async (author: string, bytes: Uint8Array, sig: Uint8Array): Promise<boolean> => {
   const k = authorKey(author)

@@ -88,7 +88,7 @@
 //
 // get() returns unlinked inodes too (nlink 0), so open handles keep working. Times are bigint
 // ns. Directory nlink is 2 + live subdirectories.
-export { Tree, GuardError, sameFileMark, extentKey, markedExtents, MAX_PENDING_OPS, MAX_RECEIVE_BATCH, VERIFY_INLINE_CHECKS, VERIFY_INLINE_OPS } from './tree.ts'
+export { Tree, GuardError, sameFileMark, extentKey, markedExtents, MAX_PENDING_OPS, MAX_RECEIVE_BATCH, VERIFY_INLINE_CHECKS } from './tree.ts'
 export type { CommitOptions, Cut, FileMark, TreeInit, ReceiveResult, ReceiveStats } from './tree.ts'
 export { WRITTEN_SYNC_MS, LOG_FILE } from './log.ts'
 export type { Durability, LogCounters } from './log.ts'

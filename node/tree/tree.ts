@@ -19,23 +19,21 @@ export const MAX_PENDING_OPS = 100_000
 /** Most op blocks one receive() call takes. */
 export const MAX_RECEIVE_BATCH = 100_000
 /**
- * Most fresh ops in a receive whose signatures are checked on the event loop (the verifier's
- * `now`), not the way the verifier takes by default (net/signing.ts: libuv's thread pool). An
- * fsync on a network waits for a peer to hold its op (net/op-hold.ts): the peer's receive of
- * that one op checks one signature, and a hand-over to the pool and back on a busy machine was
- * most of that check's time (scripts/bench/_sqlite-costs.ts, SQLite's DELETE and WAL workloads
- * on six hosts in one process, load 9-13, seven alternating pairs: 2.1-8.1 ms a check through the
- * pool, 0.2-1.5 ms on the loop; DELETE's 315 fsyncs waited for peer holds 2.5 s before, 1.7 s
- * after, medians). A merge's batches (256 ops, one check for a run of one author's ops) keep the
- * pool: their check stays off the loop.
- */
-export const VERIFY_INLINE_OPS = 16
-/**
- * Most signature checks one receive makes on the event loop (VERIFY_INLINE_OPS); the rest go the
- * verifier's own way. A receive of a few ops checks one signature per run of an author's ops
- * (a hold ask's, a gossip message of one author's: one check), but a peer can send a message of
- * 16 ops by 16 keys it made, each its own check: 16 checks on the loop per message. Capped by
- * checks, not ops, the loop does at most this many per receive whatever the ops' authors.
+ * Most signature checks one receive makes on the event loop (the verifier's `now`); the rest go
+ * the way the verifier takes by default (net/signing.ts: libuv's thread pool). A receive checks
+ * one signature per run of an author's ops given together: a hold ask's op, a gossip message of
+ * one author's, a merge's whole fetch of 10,000 ops by one peer (tree.ts authenticate) each check
+ * one, or a few. A hand-over to the pool and back is most of that check's time on a busy machine
+ * (scripts/bench/_sqlite-costs.ts, SQLite's DELETE and WAL workloads on six hosts in one process,
+ * load 9-13, seven alternating pairs: 2.1-8.1 ms a check through the pool, 0.2-1.5 ms on the
+ * loop; DELETE's 315 fsyncs waited for peer holds 2.5 s before, 1.7 s after, medians), and the
+ * receive holds the tree's turn (serial) meanwhile: its continuation waits for the loop, behind
+ * whatever ran there (a 10,000-op merge's one check, two hosts in one process: 300-1,100 ms
+ * behind the other host's receive, scripts/bench/_sync-trace.ts), and every commit and receive
+ * queued on the tree with it. A large receive's own apply runs on the loop anyway (a 10,000-op
+ * merge: hundreds of ms), so its few checks there cost it little. But a peer can send a message
+ * of ops by as many keys it made, each its own check: capped by checks, not ops, the loop does at
+ * most this many per receive whatever the ops' authors.
  */
 export const VERIFY_INLINE_CHECKS = 2
 
@@ -910,11 +908,10 @@ export class Tree extends EventTarget {
   private async authenticate (g: Candidates): Promise<void> {
     const { ops, checks, parents, start } = g
     const n = ops.length
-    // a small receive (a hold ask's op, a gossip message's few) checks on this thread (see
-    // VERIFY_INLINE_OPS); a large one (a merge's batches) in the verifier's own way
-    // and at most VERIFY_INLINE_CHECKS of its checks there, the rest the verifier's way
+    // at most VERIFY_INLINE_CHECKS checks on this thread, whatever the receive's size; the rest
+    // the verifier's own way
     const now = this.verify.now
-    let inline = now !== undefined && n - g.held <= VERIFY_INLINE_OPS ? VERIFY_INLINE_CHECKS : 0
+    let inline = now !== undefined ? VERIFY_INLINE_CHECKS : 0
     const verify: Verify = now === undefined || inline === 0 ? this.verify : async (a, b, s) => (inline-- > 0 ? now(a, b, s) : undefined) ?? await this.verify(a, b, s)
     /** children among the candidates not walked yet */
     const left = g.kids.slice()

@@ -154,7 +154,7 @@ export interface Signer { author: string, sign: (bytes: Uint8Array) => Promise<U
 /**
  * Checks an op's signature. `now`, when given, is the same check run on the calling thread, or
  * undefined when it cannot be run there (the call itself then checks): Tree.receive uses it for
- * at most VERIFY_INLINE_CHECKS checks of a receive of at most VERIFY_INLINE_OPS fresh ops (tree.ts).
+ * at most VERIFY_INLINE_CHECKS checks of a receive (tree.ts).
  */
 export type Verify = ((author: string, bytes: Uint8Array, sig: Uint8Array) => Promise<boolean>) & {
   now?: (author: string, bytes: Uint8Array, sig: Uint8Array) => boolean | undefined
