@@ -2,12 +2,17 @@
 // redo makes them), over the ops of bench/tree.ts's merge (two replicas diverged by N ops each,
 // in total order): every op applied to a fresh state, REPS times (the least time per op type and
 // in all); then the merge's undo and redo: the base and B's ops applied, B's undone, and both
-// replicas' ops applied again in total order, REPS times (the least). For work on the CRDT's cost per op (issue 15 item 8): a single-threaded loop, which
+// replicas' ops applied again in total order, REPS times (the least); of the merge also the
+// heap bytes it allocated (mergeAllocMB: its least is nearly the same from run to run, where
+// times on a loaded machine are not) and its main-thread CPU (mergeCpuMs). For work on the CRDT's cost per op (issue 15 item 8): a single-threaded loop, which
 // the load of a shared machine bends less than a receive. Not a benchmark of its own.
+// (The repetitions share one state: what B's undo leaves for its redo counts as in a receive,
+// but the untimed put-back between repetitions undoes A's ops too, which a receive never does.)
 //   npx node scripts/bench/_crdt-reps.ts        N=n ops per replica (10,000), REPS=n (10)
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { getHeapStatistics } from 'node:v8'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { cidOf, Tree, type Signer } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
@@ -64,18 +69,23 @@ try {
   const mark = s.j.mark()
   for (const n of tail) s.apply(n, inner.dag, true)
   for (let rep = 0; rep < REPS; rep++) {
+    const a0 = getHeapStatistics().total_allocated_bytes
+    const c0 = process.threadCpuUsage()
     const t0 = performance.now()
     s.j.undoTo(mark)
     const t1 = performance.now()
     for (const n of merged) s.apply(n, inner.dag, true)
     const t2 = performance.now()
+    const c = process.threadCpuUsage(c0)
+    best.mergeCpu = Math.min(best.mergeCpu ?? Infinity, (c.user + c.system) / 1000)
+    best.mergeAlloc = Math.min(best.mergeAlloc ?? Infinity, (getHeapStatistics().total_allocated_bytes - a0) / 1e6)
     best.undo = Math.min(best.undo ?? Infinity, t1 - t0)
     best.redo = Math.min(best.redo ?? Infinity, t2 - t1)
     best.merge = Math.min(best.merge ?? Infinity, t2 - t0)
     s.j.undoTo(mark)
     for (const n of tail) s.apply(n, inner.dag, true)
   }
-  const out: Record<string, string> = { ops: String(nodes.length), allMs: best.all.toFixed(1), mergeUndone: String(tail.length), mergeRedone: String(merged.length), mergeMs: best.merge.toFixed(1), undoMs: best.undo.toFixed(1), redoMs: best.redo.toFixed(1) }
+  const out: Record<string, string> = { ops: String(nodes.length), allMs: best.all.toFixed(1), mergeUndone: String(tail.length), mergeRedone: String(merged.length), mergeMs: best.merge.toFixed(1), mergeCpuMs: best.mergeCpu.toFixed(1), mergeAllocMB: best.mergeAlloc.toFixed(2), undoMs: best.undo.toFixed(1), redoMs: best.redo.toFixed(1) }
   for (const k of Object.keys(count)) out[`${k}.usEach`] = (best[k] * 1000 / count[k]).toFixed(2)
   console.log(`best of ${REPS}: ${JSON.stringify(out)}`)
   await a.close()
