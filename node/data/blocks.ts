@@ -890,12 +890,17 @@ export class ChunkService {
     for (let i = 0; i < ref.fragments.length && have < ref.k; i++) {
       let f: Uint8Array | undefined
       try {
-        if (!await this.store.has(ref.fragments[i])) {
+        const place = chunk !== undefined && i < ref.k && (i + 1) * size <= ref.size ? chunk.subarray(i * size, (i + 1) * size) : undefined
+        // a data fragment still staged (never pooled memory): an early chunk being placed is on
+        // no disk here (ChunkWrite.chunk `deferred`), and its holders may not have it yet
+        const staged = i < ref.k ? this.staging?.get(ref.fragments[i]) : undefined
+        if (staged !== undefined && staged.byteLength === size) {
+          place?.set(staged)
+          f = place ?? staged
+        } else if (!await this.store.has(ref.fragments[i])) {
           if (this.store.quarantined(ref.fragments[i])) corrupt++
           continue
-        }
-        const place = chunk !== undefined && i < ref.k && (i + 1) * size <= ref.size ? chunk.subarray(i * size, (i + 1) * size) : undefined
-        f = await this.store.get(ref.fragments[i], { size, into: place })
+        } else f = await this.store.get(ref.fragments[i], { size, into: place })
       } catch (err: any) {
         if (err instanceof CorruptBlockError) corrupt++
         else if (err.code !== 'ENOENT') throw err

@@ -61,6 +61,20 @@ describe('ChunkWrite: a deferred chunk is placed before it is stored here, and s
     w.committed()
   })
 
+  it('read while its placement is under way and out of the cache: from its staged fragments (fails without: on no disk here, and no holder has it yet)', async () => {
+    const { chunks, placements, placed } = await service()
+    const w = chunks.write()
+    const bytes = randomBytes(SIZE)
+    const ref = await w.chunk(bytes, 0, { deferred: true })
+    await until('its placement started', () => placements.length === 1)
+    chunks.dropCache()
+    assert.ok(Buffer.from(await chunks.readChunk(ref)).equals(bytes), 'the chunk reads back')
+    placed.add(ref.cid!.toString())
+    placements[0].over.resolve()
+    await w.durable()
+    w.committed()
+  })
+
   it('not placed (offline, a target away): its data fragments are stored here before durable() resolves', async () => {
     const { chunks, store, placements } = await service()
     const w = chunks.write()
