@@ -1,7 +1,9 @@
 // An open file's chunks placed before its commit (issue 17, item 8; DESIGN.md §5): when a
 // sequential writer moves past a whole chunk (written to its end, and the next write goes on
-// after it), the chunk is encoded and its store and placement started at once (the write goes on
-// while its put syncs: a commit waits for durable()), through the same
+// after it), the chunk is encoded and its placement started at once, from memory, without storing
+// it here first (ChunkWrite.chunk `deferred`, issue 15 item 4: the writer's disk takes only the
+// fragment it keeps; a chunk the placement does not place is stored here then, and a commit waits
+// for durable(): every early chunk placed, or stored here), through the same
 // bounded window as `put` (data/blocks.ts ChunkWrite, PLACE_WINDOW_BYTES), so a large write
 // through the mount or a FileHandle never lands whole on the writer's disk: the writer keeps its
 // own share of what is placed, and write() waits while the window is full (backpressure).
@@ -64,7 +66,10 @@ export class EarlyChunks {
   /** Store the whole chunk `i` and start placing it; waits for room in the window (WINDOW_WAIT_MS at most). */
   async store (i: number, bytes: Uint8Array, opts: AbortOptions = {}): Promise<ChunkRef> {
     this.write ??= this.chunks.write({ inode: this.inode })
-    const ref = await this.write.chunk(bytes, i * CHUNK_SIZE, { signal: opts.signal, waitMs: WINDOW_WAIT_MS })
+    // deferred: placed at once, not stored whole here first (issue 15 item 4: on six hosts the
+    // writer wrote each chunk to its disk, fsynced it and deleted most of it once placed); a
+    // commit's durable() waits until it is placed, or stored here when it was not
+    const ref = await this.write.chunk(bytes, i * CHUNK_SIZE, { signal: opts.signal, waitMs: WINDOW_WAIT_MS, deferred: true })
     this.forget(i)
     this.refs.set(i, ref)
     return ref

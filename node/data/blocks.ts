@@ -1,5 +1,6 @@
 // Chunk service: where the Volume's bytes go and come from. Stores every chunk it writes
-// locally first (durable before the write op is committed), and reads through a bounded
+// locally first (durable before the write op is committed), but an open file's early chunk, placed
+// first and stored here only when not placed (ChunkWrite.chunk `deferred`), and reads through a bounded
 // cache, the local store, then the network (when it is given a Network: swarm pull of any k
 // fragments from their holders; see network.ts). Every read takes the caller's signal down to the
 // network fetch; a fetch that several readers wait on runs until the last of them gives up.
@@ -181,9 +182,9 @@ export interface Network {
    * is over (acknowledged, or left pending for a retry); `inode`: the file they belong to;
    * `staged`: fragments still in memory (else they are read from the local store); `lend`: the
    * same, each lent until its push is over (Staging.lend: done(true) only when every target
-   * acknowledged it), preferred to `staged` where given.
+   * acknowledged it), preferred to `staged` where given; `isStaged`: whether one is staged.
    */
-  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, settle?: boolean, safe?: boolean }) => Promise<void>
+  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, isStaged?: (cid: CID) => boolean, settle?: boolean, safe?: boolean }) => Promise<void>
   /**
    * Resolves once the chunk survives one lost host by the acknowledgements of its placement so
    * far (two holders of its block, or k fragments left whichever host goes), or when `signal`
@@ -219,6 +220,12 @@ export interface Network {
    * here committed; peers that have not seen that commit would delete them). Optional: none.
    */
   referenced?: (cids: CID[], opts?: AbortOptions) => Promise<Set<string>>
+  /**
+   * Whether the placement of `ref` is over with every fragment on a holder that acknowledged it
+   * durably stored (not pending, not being placed): the chunk is durable without a copy here.
+   * Optional: without it a ChunkWrite stores every chunk here (no chunk is deferred).
+   */
+  placedNow?: (ref: ChunkRef) => boolean
 }
 
 /** How far a ChunkWrite is: bytes stored here, and bytes whose placement is over. */
@@ -351,6 +358,8 @@ export const CHUNK_WRITE_PUTS_PARALLEL = 4
  */
 export class PutGroup {
   private readonly running = new Set<Promise<void>>()
+  /** track()'s: done() waits for them, add() does not. */
+  private readonly tracked = new Set<Promise<void>>()
   private failed?: { err: unknown }
   private readonly parallel: number
 
@@ -367,6 +376,16 @@ export class PutGroup {
     if (this.failed !== undefined) throw this.failed.err
   }
 
+  /**
+   * Count `put` in the group (done() waits for it, its failure is thrown) outside its `parallel`
+   * bound: add() never waits for it (a deferred chunk's, ChunkWrite.storeUnplaced(), which lasts
+   * its whole placement).
+   */
+  track (put: Promise<void>): void {
+    const run: Promise<void> = put.catch((err: unknown) => { this.failed ??= { err } }).finally(() => { this.tracked.delete(run) }) // kept: the next add() or done() throws it
+    this.tracked.add(run)
+  }
+
   /** Throws the first failure of the group's puts so far, if any. */
   throwIfFailed (): void {
     if (this.failed !== undefined) throw this.failed.err
@@ -374,7 +393,7 @@ export class PutGroup {
 
   /** Every put of the group durable (or the first failure thrown). */
   async done (): Promise<void> {
-    while (this.running.size > 0) await Promise.all(this.running)
+    while (this.running.size > 0 || this.tracked.size > 0) await Promise.all([...this.running, ...this.tracked])
     if (this.failed !== undefined) throw this.failed.err
   }
 }
@@ -605,8 +624,12 @@ export class ChunkService {
    * is then coded into recycled memory (shardPool), which goes back to the pool once the put
    * succeeded and the staging let go of it, unless someone took it from the staging (ShardLease);
    * the returned parity blocks' bytes are detached from then on (length 0).
+   * `local: false`, with a network and k > 1: nothing is stored here (`deferred` says so): the
+   * chunk is only encoded, cached and staged for a placement that starts at once, which stores
+   * the fragments this host keeps; the caller stores the data fragments here itself if that
+   * placement does not place the chunk (ChunkWrite.chunk's `deferred`).
    */
-  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number }, group?: PutGroup, recycle?: boolean } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }>, stored: Promise<void> }> {
+  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number }, group?: PutGroup, recycle?: boolean, local?: boolean } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }>, stored: Promise<void>, deferred: boolean }> {
     // local work: checked at entry, never torn half-way
     opts.signal?.throwIfAborted()
     const { k, m } = paramsFor(bytes.byteLength, opts.params ?? this.params())
@@ -622,6 +645,7 @@ export class ChunkService {
     const encoded = one?.encoded ?? coded!
     const lease = coded?.pooled !== undefined ? new ShardLease(coded.pooled) : undefined
     let put: Promise<void>
+    let deferred = false
     try {
       if (encoded.ref.cid !== null) {
         if (one !== undefined) this.localLeaves.rememberHashed(encoded.ref.cid, bytes.byteLength, encoded.ref.roots![0], one.hashes)
@@ -637,7 +661,12 @@ export class ChunkService {
       // parity from the data fragments here when it is no longer staged (keeper/network.ts
       // placeOne): writing parity bound for other hosts, then deleting it once they took it,
       // was a third of the writer's disk bytes (seqwrite on six hosts: 1.5x the bytes written)
-      put = this.store.putMany(this.network !== undefined && encoded.ref.k > 1 ? encoded.blocks.slice(0, encoded.ref.k) : encoded.blocks, { claim: opts.claim, verified: true })
+      // `local: false` (a ChunkWrite's chunk that placement takes at once, issue 15 item 4): not
+      // even those; the caller stores them only if the placement does not place the chunk
+      deferred = this.network !== undefined && encoded.ref.k > 1 && encoded.ref.cid !== null && opts.local === false
+      put = deferred
+        ? Promise.resolve()
+        : this.store.putMany(this.network !== undefined && encoded.ref.k > 1 ? encoded.blocks.slice(0, encoded.ref.k) : encoded.blocks, { claim: opts.claim, verified: true })
     } catch (err) {
       // rememberAll reads only data fragments (views of `bytes`), and its jobs are over: but be
       // as careful as below, the memory goes to the collector
@@ -662,7 +691,7 @@ export class ChunkService {
     }
     if (opts.group !== undefined) await opts.group.add(put)
     else await put
-    return { ...encoded, stored: put }
+    return { ...encoded, stored: put, deferred }
   }
 
   /**
@@ -861,12 +890,17 @@ export class ChunkService {
     for (let i = 0; i < ref.fragments.length && have < ref.k; i++) {
       let f: Uint8Array | undefined
       try {
-        if (!await this.store.has(ref.fragments[i])) {
+        const place = chunk !== undefined && i < ref.k && (i + 1) * size <= ref.size ? chunk.subarray(i * size, (i + 1) * size) : undefined
+        // a data fragment still staged (never pooled memory): an early chunk being placed is on
+        // no disk here (ChunkWrite.chunk `deferred`), and its holders may not have it yet
+        const staged = i < ref.k ? this.staging?.get(ref.fragments[i]) : undefined
+        if (staged !== undefined && staged.byteLength === size) {
+          place?.set(staged)
+          f = place ?? staged
+        } else if (!await this.store.has(ref.fragments[i])) {
           if (this.store.quarantined(ref.fragments[i])) corrupt++
           continue
-        }
-        const place = chunk !== undefined && i < ref.k && (i + 1) * size <= ref.size ? chunk.subarray(i * size, (i + 1) * size) : undefined
-        f = await this.store.get(ref.fragments[i], { size, into: place })
+        } else f = await this.store.get(ref.fragments[i], { size, into: place })
       } catch (err: any) {
         if (err instanceof CorruptBlockError) corrupt++
         else if (err.code !== 'ENOENT') throw err
@@ -987,7 +1021,7 @@ export class ChunkService {
     if (this.network === undefined || refs.length === 0) return
     try {
       for (const r of refs) if (this.releasing.busy(r)) await this.releasing.over(r, { signal: opts.signal })
-      await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid), lend: cid => this.staging?.lend(cid) })
+      await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid), lend: cid => this.staging?.lend(cid), isStaged: cid => this.staging?.has(cid) === true })
     } finally {
       for (const r of refs) if (r.cid !== null) this.staging?.release(r.cid.toString())
     }
@@ -1027,7 +1061,7 @@ export class ChunkService {
 /**
  * One write of a whole new version (`put`, writeFile: Volume.replaceFile), placed as it goes
  * (DESIGN.md §5; issue 17): each chunk is encoded, stored here (fsynced) and handed to the
- * network once it is durable here, and the write waits while more than `windowBytes` of its
+ * network once it is durable here (a `deferred` one handed over at once, chunk()), and the write waits while more than `windowBytes` of its
  * fragments are still being stored or placed (PLACE_WINDOW_BYTES). chunk() returns once the
  * chunk is encoded: its local put runs while the writer goes on (at most
  * CHUNK_WRITE_PUTS_PARALLEL at once), so a sequential writer's next chunk is not held for this
@@ -1108,8 +1142,15 @@ export class ChunkWrite {
    * Store one chunk of the version (at `offset`) and start placing it; waits for room in the
    * window first. `waitMs`: wait for room at most this long, then store the chunk anyway (the
    * window is overrun while the network does not take the bytes; default: wait as long as it takes).
+   * `deferred` (an open file's early chunk, early-chunks.ts; issue 15 item 4): with a network that
+   * says whether a chunk is placed (Network.placedNow), k > 1 and room in the window, nothing is
+   * stored here first: the placement starts at once from memory and stores the fragment this host
+   * keeps, and the chunk is durable once placed, or once its data fragments are stored here when
+   * it was not (storeUnplaced(); durable() waits for either). On six hosts the writer wrote each
+   * chunk's bytes here, synced them and deleted three quarters once placed (0.85 MiB deleted and
+   * 1.4 syncs per MiB written).
    */
-  async chunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { waitMs?: number } = {}): Promise<ChunkRef> {
+  async chunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { waitMs?: number, deferred?: boolean } = {}): Promise<ChunkRef> {
     if (this.done !== 'open') throw new Error(`chunk() on a ${this.done} write`)
     this.params ??= this.chunks.params()
     const { k, m } = this.params
@@ -1121,15 +1162,21 @@ export class ChunkWrite {
     if (this.done !== 'open') throw new Error(`chunk() on a ${this.done} write`)
     // an earlier chunk's put failed (a full disk): this write fails at its next chunk, not only at its commit
     this.puts.throwIfFailed()
+    // `deferred`: not stored here first, placed at once (issue 15 item 4), while it fits in the
+    // window (past WINDOW_WAIT_MS the network is not taking the bytes: stored here, as before)
+    const defer = opts.deferred === true && this.network?.placedNow !== undefined && this.held + cost <= this.window
     // held from before the encode: the window bounds the chunks being stored too
     this.held += cost
     let stored: Promise<void>
     let ref: ChunkRef
+    // a deferred chunk's data fragments (views of `bytes`), stored here if its placement does not place it
+    let data: Array<{ cid: CID, bytes: Uint8Array }> | undefined
     try {
-      // recycle: only the CIDs of the blocks are kept here
-      const encoded = await this.chunks.storeChunk(bytes, offset, { signal: opts.signal, claim: this, params: this.params, group: this.puts, recycle: true })
+      // recycle: only the CIDs of the blocks are kept here (and a deferred chunk's data fragments)
+      const encoded = await this.chunks.storeChunk(bytes, offset, { signal: opts.signal, claim: this, params: this.params, group: this.puts, recycle: true, local: !defer })
       stored = encoded.stored
       ref = encoded.ref
+      if (encoded.deferred) data = encoded.blocks.slice(0, ref.k)
       for (const b of encoded.blocks) this.blocks.set(b.cid.toString(), b.cid)
     } catch (err) {
       this.held -= cost
@@ -1188,7 +1235,23 @@ export class ChunkWrite {
     this.inflight.add(run)
     this.placing.set(ref, { run, stop })
     this.safes.push(this.safeOf(ref, started.promise, run))
+    if (data !== undefined) this.puts.track(this.storeUnplaced(ref, data, run, stop.signal))
     return ref
+  }
+
+  /**
+   * A deferred chunk (chunk()'s `deferred`: nothing of it stored here first) is durable once its
+   * placement `run` is over: on its holders when that placed it (Network.placedNow), else (offline,
+   * a target away, a failed push) its data fragments are stored here now, as chunk() stores
+   * every other chunk, and the chunk stays pending (its retries read them from here). durable()
+   * waits for this, so a commit never names a chunk that is neither placed nor here. Nothing is
+   * stored for a chunk given up meanwhile (released, the write abandoned).
+   */
+  private async storeUnplaced (ref: ChunkRef, data: Array<{ cid: CID, bytes: Uint8Array }>, run: Promise<void>, released: AbortSignal): Promise<void> {
+    await run
+    if (this.network?.placedNow?.(ref) === true || this.done === 'abandoned' || released.aborted) return
+    log('chunk %s: not placed, its data fragments stored here', ref.cid!.toString())
+    await this.store.putMany(data, { claim: this, verified: true })
   }
 
   /**
@@ -1460,6 +1523,8 @@ export class ChunkWrite {
     this.stopRenewing()
     this.stop.abort(new DOMException('the write was abandoned', 'AbortError'))
     await Promise.allSettled([...this.inflight])
+    // (a deferred chunk's store here after its placement: storeUnplaced)
+    await this.puts.done().catch(() => {})
     await this.releasing
     for (const ref of this.refs) this.chunks.open.remove(ref)
     // not the chunks another write here still has (OpenChunks), nor a fragment of one: their

@@ -181,6 +181,8 @@ export interface PlaceOptions extends AbortOptions {
    * target of the delivery acknowledged it, done(false) when not. Preferred to `staged` where given.
    */
   lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined
+  /** Whether a fragment is staged (no bytes given out: pooled memory stays recyclable, Staging.has). */
+  isStaged?: (cid: CID) => boolean
   /**
    * Resolve only once the copies this host is not a target of are handed over (deleted here)
    * too, not as soon as the targets acknowledged: a write's placement window (ChunkWrite) counts
@@ -859,7 +861,8 @@ export class ChunkNetwork extends EventTarget implements Network {
     // the fragments this host keeps and does not hold yet (its own parity of a chunk written
     // here, not stored by storeChunk): stored now, beside the pushes; a kept fragment is on
     // disk before the chunk counts as placed
-    const own = ref.k === 1 ? [] : want.flatMap((hs, j) => derivable && hs.includes(self) && !held[j].has(self) ? [j] : [])
+    // (or, of a chunk not stored here first, ChunkWrite's deferred one, any fragment still staged)
+    const own = ref.k === 1 ? [] : want.flatMap((hs, j) => hs.includes(self) && !held[j].has(self) && (derivable || opts.isStaged?.(ref.fragments[j]) === true) ? [j] : [])
     const storing = Promise.all(own.map(async j => {
       const cid = ref.fragments[j]
       const l = opts.lend?.(cid)
@@ -1219,6 +1222,17 @@ export class ChunkNetwork extends EventTarget implements Network {
   heldOf (ref: ChunkRef): Array<Set<string>> | undefined {
     if (ref.cid === null) return undefined
     return this.placement.get(ref.cid.toString())?.get(encodingOf(ref))
+  }
+
+  /**
+   * Whether `ref`'s placement is over with every fragment acknowledged by a holder (stored there
+   * durably, or here): not pending, not being placed nor handed over (Network.placedNow).
+   */
+  placedNow (ref: ChunkRef): boolean {
+    const held = this.heldOf(ref)
+    if (held === undefined || !held.every(s => s.size > 0)) return false
+    const coding = codingOf(ref)
+    return !this.pending.hasCoding(ref) && !this.placing.has(coding) && !this.handing.has(coding)
   }
 
   /** Whether this host is placing any coding of the chunk (its CID) now. */
