@@ -463,14 +463,17 @@ export async function run (): Promise<Record<string, number | string>> {
               for (const [g, s] of parts) if (unit !== undefined) figures[`compare.${key}.cpu.threads.${g}.${unit}`] = s * 1000 / (perMiB ? mib : ops!)
               process.stdout.write(`  compare: ${key} CPU by thread: ${parts.map(([g, s]) => `${g} ${s.toFixed(2)} s`).join(', ')}${unit !== undefined ? ` (${parts.map(([g, s]) => `${g} ${(s * 1000 / (perMiB ? mib : ops!)).toFixed(unit === 'ms_per_op' ? 3 : 2)}`).join(', ')} ${unit})` : ''}\n`)
             }
-            if (system.startsWith('darkfs') && CPU_WORKLOADS.has(wl.key)) {
+            const gcOps = OP_CPU_WORKLOADS.has(wl.key) && typeof iops === 'number' && iops > 0 ? iops * seconds : undefined
+            if (system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || gcOps !== undefined)) {
               // every isolate's collections in the cell (perf_hooks 'gc' entries; a pause's ms are
-              // the collecting thread's alone, V8's helper threads work besides): per MiB
+              // the collecting thread's alone, V8's helper threads work besides): per MiB, or per
+              // 1,000 I/Os for the cells figured per I/O
               const [major, minor, incremental, ms] = [GC_MAJOR, GC_MINOR, GC_INCREMENTAL, GC_MS].map(i => gc1[i] - gc0[i])
-              figures[`compare.${key}.gc.major_per_MiB`] = major / mib
-              figures[`compare.${key}.gc.minor_per_MiB`] = minor / mib
-              figures[`compare.${key}.gc.pause_ms_per_MiB`] = ms / mib
-              process.stdout.write(`  compare: ${key} GCs in ${gcCounters.length} isolates: ${major} major (mark-compact), ${minor} minor, ${incremental} incremental steps, ${ms.toFixed(0)} ms of pauses (${(major / mib).toFixed(3)} major, ${(ms / mib).toFixed(2)} ms per MiB)\n`)
+              const [per, unit] = gcOps !== undefined ? [gcOps / 1000, 'kop'] : [mib, 'MiB']
+              figures[`compare.${key}.gc.major_per_${unit}`] = major / per
+              figures[`compare.${key}.gc.minor_per_${unit}`] = minor / per
+              figures[`compare.${key}.gc.pause_ms_per_${unit}`] = ms / per
+              process.stdout.write(`  compare: ${key} GCs in ${gcCounters.length} isolates: ${major} major (mark-compact), ${minor} minor, ${incremental} incremental steps, ${ms.toFixed(0)} ms of pauses (${(major / per).toFixed(3)} major, ${(ms / per).toFixed(2)} ms per ${unit === 'kop' ? '1,000 I/Os' : 'MiB'})\n`)
             }
             const files = FILE_CPU_WORKLOADS.get(wl.key)
             if (system.startsWith('darkfs') && files !== undefined) figures[`compare.${key}.cpu.ms_per_file`] = cpuS * 1000 / files
