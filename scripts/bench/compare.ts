@@ -495,10 +495,11 @@ export async function run (): Promise<Record<string, number | string>> {
                 process.stdout.write(`  compare: ${key} writer's requests: ${kinds.slice(0, 8).map(([k, n, m]) => `${k} ${n}/${m.toFixed(0)} ms`).join(', ')}; its ops: ${made.map(([k, n]) => `${k} ${n}`).join(', ')}\n`)
               }
             }
-            if (streams0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
-              // streams opened per protocol in the cell, per MiB (each is an open, a negotiation and a close)
+            if (streams0 !== undefined && (CPU_WORKLOADS.has(wl.key) || gcOps !== undefined)) {
+              // streams opened per protocol in the cell, per MiB or per 1,000 I/Os (each is an open, a negotiation and a close)
+              const per = gcOps !== undefined ? gcOps / 1000 : mib
               const opened = [...target.streams!()].map(([p, n]) => [p, n - (streams0.get(p) ?? 0)] as const).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1])
-              process.stdout.write(`  compare: ${key} streams opened per MiB: ${opened.slice(0, 8).map(([p, n]) => `${p} ${(n / mib).toFixed(2)}`).join(', ')}\n`)
+              process.stdout.write(`  compare: ${key} streams opened per ${gcOps !== undefined ? '1,000 I/Os' : 'MiB'}: ${opened.slice(0, 8).map(([p, n]) => `${p} ${(n / per).toFixed(2)}`).join(', ')}\n`)
             }
             if (reads0 !== undefined && (OP_CPU_WORKLOADS.has(wl.key) || wl.key === 'coldread.MiBps')) {
               // what the reader's reads took: leaves of a data fragment (ranges), whole chunks from
