@@ -48,6 +48,11 @@ export const RANGE_READ_MAX_BYTES = 256 << 10
  * again (a database's hot pages) is fetched once, as the chunk cache does for whole chunks.
  */
 export const LEAF_CACHE_BYTES = 16 << 20
+/**
+ * Most bytes past a fetched run of leaves that the buffer it views may hold for the leaf cache
+ * to keep views of it (readRange): a range's frame header and proof; one beyond is copied.
+ */
+const LEAF_VIEW_SLACK_BYTES = 4096
 /** Decoded manifests kept in memory. */
 export const MANIFEST_CACHE_ENTRIES = 4096
 /**
@@ -755,11 +760,18 @@ export class ChunkService {
         const cached = this.cachedLeaves(frag, s.first, s.end)
         if (cached !== undefined) { shared = true; return cached.subarray(s.from, s.to) }
         const leaves = await network!.fetchRange!(ref, s, { signal: opts.signal })
+        // the leaves kept as they came (views of the buffer they were received and checked in,
+        // which nothing else writes), the read's own bytes copied out of them below (`shared`):
+        // a copy of the read's 4 KiB, not of the leaf's 16 KiB, and a 4 KiB buffer made per read
+        // instead of a 16 KiB one, each counting toward V8's next full GC (rread43). Copied
+        // when they view a much larger buffer (frames read together): the cache would hold it all
+        const own = leaves.buffer.byteLength <= leaves.byteLength + LEAF_VIEW_SLACK_BYTES ? leaves : new Uint8Array(leaves)
         for (let l = s.first; l < s.end; l++) {
           const at = (l - s.first) * LEAF_BYTES
-          this.leaves.set(`${frag}/${l}`, leaves.slice(at, at + LEAF_BYTES))
+          this.leaves.set(`${frag}/${l}`, own.subarray(at, at + LEAF_BYTES))
         }
-        return leaves.subarray(s.from, s.to)
+        shared = true
+        return own.subarray(s.from, s.to)
       }))
       // one part: no copy of a buffer this read owns (a 4 KiB read through the mount was four
       // buffers and three copies; each ArrayBuffer counts toward V8's next full GC, issue 15)

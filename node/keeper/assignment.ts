@@ -30,6 +30,12 @@ export function assignment (ranked: string[], k: number, m: number, held: Readon
   const want: string[][] = Array.from({ length: n }, () => [])
   if (L === 0) return want
   if (k === 1) return want.map((_, j) => [hosts[j % L]])
+  // no holdings and a target for every fragment (a fresh write; what a reader guesses on every
+  // 4 KiB range read, keeper/network.ts rangeFrom): fragment j on the target ranked j, as below
+  if (L === n && held.every(h => h === undefined || h.size === 0)) {
+    for (let j = 0; j < n; j++) want[j].push(hosts[j])
+    return want
+  }
   const holds = (j: number, h: string): boolean => held[j]?.has(h) === true
   const holders = (j: number): number => held[j]?.size ?? 0
 

@@ -24,7 +24,9 @@
 // DARKFS_RANGE_ROUNDS rounds (default 3: the first warms the JIT up). DARKFS_RANGE_ANSWER_BYTES: the wire
 // part's answer (default 16,621; 4,333 is a RANGE of one 4 KiB leaf of a 256 KiB fragment, six
 // proof hashes), DARKFS_RANGE_PARTS=wire: that part alone; =swarm: the swarm and holder parts
-// alone (no read rounds: for profiling the swarm's request and answer).
+// alone (no read rounds: for profiling the swarm's request and answer). DARKFS_RANGE_PROF=FILE: a
+// CPU profile (.cpuprofile, for scripts/prof-summary.ts) of the swarm part's last round alone, none
+// of the cluster's setup (writing the file) in it.
 import { randomBytes, randomInt } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Stream } from '@libp2p/interface'
@@ -35,6 +37,8 @@ import { createHost, createNetworkKey } from '../../node/net/index.ts'
 import { LEAF_BYTES, leafHashes, merkleRoot, rangeProof, rootFromLeaves, verifyRange } from '../../node/data/index.ts'
 import type { ChunkRef, FragmentSlice, Network } from '../../node/data/index.ts'
 import type { CID } from 'multiformats/cid'
+import { Session } from 'node:inspector/promises'
+import { writeFile } from 'node:fs/promises'
 
 const MiB = 1 << 20
 const mib = Number(process.env.DARKFS_RANGE_MIB ?? 64)
@@ -188,7 +192,22 @@ async function cluster (): Promise<void> {
       const first = leafOf(i)
       await reader.swarm.pullRange({ cid, first, end: first + 1, verify: (bytes, proof) => verifyRange(root, length, first, first + 1, bytes, proof) }, [h.host.peerId])
     }
-    for (let round = 0; round < ROUNDS; round++) out(`  swarm: pullRange of one leaf from host 0, verified, ${(await perCall(N, pull)).toFixed(0)} µs CPU (round ${round + 1})`)
+    // DARKFS_RANGE_PROF=FILE: a CPU profile of the swarm's last round alone (none of the setup)
+    const prof = process.env.DARKFS_RANGE_PROF
+    for (let round = 0; round < ROUNDS; round++) {
+      const session = prof !== undefined && round === ROUNDS - 1 ? new Session() : undefined
+      if (session !== undefined) {
+        session.connect()
+        await session.post('Profiler.enable')
+        await session.post('Profiler.start')
+      }
+      out(`  swarm: pullRange of one leaf from host 0, verified, ${(await perCall(N, pull)).toFixed(0)} µs CPU (round ${round + 1})`)
+      if (session !== undefined) {
+        const { profile } = await session.post('Profiler.stop')
+        await writeFile(prof!, JSON.stringify(profile))
+        session.disconnect()
+      }
+    }
     out(`  holder: LocalLeaves.proof ${(await perCall(N, async i => await leaves.proof(held[i % held.length], leafOf(i), leafOf(i) + 1))).toFixed(1)} µs CPU; Store.readSlice alone ${(await perCall(N, async i => await h.store.readSlice(held[i % held.length], leafOf(i) * LEAF_BYTES, LEAF_BYTES))).toFixed(1)} µs (${held.length} fragments)`)
   } finally {
     await t.run()

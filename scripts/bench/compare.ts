@@ -463,14 +463,17 @@ export async function run (): Promise<Record<string, number | string>> {
               for (const [g, s] of parts) if (unit !== undefined) figures[`compare.${key}.cpu.threads.${g}.${unit}`] = s * 1000 / (perMiB ? mib : ops!)
               process.stdout.write(`  compare: ${key} CPU by thread: ${parts.map(([g, s]) => `${g} ${s.toFixed(2)} s`).join(', ')}${unit !== undefined ? ` (${parts.map(([g, s]) => `${g} ${(s * 1000 / (perMiB ? mib : ops!)).toFixed(unit === 'ms_per_op' ? 3 : 2)}`).join(', ')} ${unit})` : ''}\n`)
             }
-            if (system.startsWith('darkfs') && CPU_WORKLOADS.has(wl.key)) {
+            const gcOps = OP_CPU_WORKLOADS.has(wl.key) && typeof iops === 'number' && iops > 0 ? iops * seconds : undefined
+            if (system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || gcOps !== undefined)) {
               // every isolate's collections in the cell (perf_hooks 'gc' entries; a pause's ms are
-              // the collecting thread's alone, V8's helper threads work besides): per MiB
+              // the collecting thread's alone, V8's helper threads work besides): per MiB, or per
+              // 1,000 I/Os for the cells figured per I/O
               const [major, minor, incremental, ms] = [GC_MAJOR, GC_MINOR, GC_INCREMENTAL, GC_MS].map(i => gc1[i] - gc0[i])
-              figures[`compare.${key}.gc.major_per_MiB`] = major / mib
-              figures[`compare.${key}.gc.minor_per_MiB`] = minor / mib
-              figures[`compare.${key}.gc.pause_ms_per_MiB`] = ms / mib
-              process.stdout.write(`  compare: ${key} GCs in ${gcCounters.length} isolates: ${major} major (mark-compact), ${minor} minor, ${incremental} incremental steps, ${ms.toFixed(0)} ms of pauses (${(major / mib).toFixed(3)} major, ${(ms / mib).toFixed(2)} ms per MiB)\n`)
+              const [per, unit] = gcOps !== undefined ? [gcOps / 1000, 'kop'] : [mib, 'MiB']
+              figures[`compare.${key}.gc.major_per_${unit}`] = major / per
+              figures[`compare.${key}.gc.minor_per_${unit}`] = minor / per
+              figures[`compare.${key}.gc.pause_ms_per_${unit}`] = ms / per
+              process.stdout.write(`  compare: ${key} GCs in ${gcCounters.length} isolates: ${major} major (mark-compact), ${minor} minor, ${incremental} incremental steps, ${ms.toFixed(0)} ms of pauses (${(major / per).toFixed(3)} major, ${(ms / per).toFixed(2)} ms per ${unit === 'kop' ? '1,000 I/Os' : 'MiB'})\n`)
             }
             const files = FILE_CPU_WORKLOADS.get(wl.key)
             if (system.startsWith('darkfs') && files !== undefined) figures[`compare.${key}.cpu.ms_per_file`] = cpuS * 1000 / files
@@ -492,10 +495,11 @@ export async function run (): Promise<Record<string, number | string>> {
                 process.stdout.write(`  compare: ${key} writer's requests: ${kinds.slice(0, 8).map(([k, n, m]) => `${k} ${n}/${m.toFixed(0)} ms`).join(', ')}; its ops: ${made.map(([k, n]) => `${k} ${n}`).join(', ')}\n`)
               }
             }
-            if (streams0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
-              // streams opened per protocol in the cell, per MiB (each is an open, a negotiation and a close)
+            if (streams0 !== undefined && (CPU_WORKLOADS.has(wl.key) || gcOps !== undefined)) {
+              // streams opened per protocol in the cell, per MiB or per 1,000 I/Os (each is an open, a negotiation and a close)
+              const per = gcOps !== undefined ? gcOps / 1000 : mib
               const opened = [...target.streams!()].map(([p, n]) => [p, n - (streams0.get(p) ?? 0)] as const).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1])
-              process.stdout.write(`  compare: ${key} streams opened per MiB: ${opened.slice(0, 8).map(([p, n]) => `${p} ${(n / mib).toFixed(2)}`).join(', ')}\n`)
+              process.stdout.write(`  compare: ${key} streams opened per ${gcOps !== undefined ? '1,000 I/Os' : 'MiB'}: ${opened.slice(0, 8).map(([p, n]) => `${p} ${(n / per).toFixed(2)}`).join(', ')}\n`)
             }
             if (reads0 !== undefined && (OP_CPU_WORKLOADS.has(wl.key) || wl.key === 'coldread.MiBps')) {
               // what the reader's reads took: leaves of a data fragment (ranges), whole chunks from

@@ -94,6 +94,24 @@ describe('verified range reads across hosts (seven in-process hosts)', function 
     assert.ok(wholeMoved >= MiB, `the whole chunk moved ${wholeMoved} bytes`)
   })
 
+  it('a range read\'s answer is the caller\'s own: changing it changes nothing the leaf cache gives the next read of those bytes', async () => {
+    // the leaf cache keeps the leaves as they were received (rread43), the read's bytes are a copy
+    const { h, c, ref } = (await strangers())[3]
+    const chunks = h.volume.chunks
+    chunks.dropCache()
+    const before = chunks.readCounters()
+    const want = data.subarray(c * MiB + 20_000, c * MiB + 24_096)
+    const first = await chunks.readRange(ref, 20_000, 24_096)
+    assert.ok(Buffer.from(first).equals(want), 'the right bytes, fetched')
+    assert.equal(chunks.readCounters().ranges - before.ranges, 1, 'read from leaves')
+    first.fill(0xee)
+    const received = h.swarm.stats().bytesReceived
+    const again = await chunks.readRange(ref, 20_000, 24_096)
+    assert.equal(h.swarm.stats().bytesReceived - received, 0, 'read again from the leaf cache')
+    assert.ok(Buffer.from(again).equals(want), 'the leaf cache gave the bytes received, not the ones the first caller wrote over them')
+    assert.notEqual(again.buffer, first.buffer)
+  })
+
   /** A chunk `c` read by host `h`, whose data fragment 0 `holder` holds (neither the writer nor `h`). */
   async function strangerHolder (): Promise<{ h: ClusterHost, c: number, holder: ClusterHost }> {
     for (const { h, c, ref } of await strangers()) {
