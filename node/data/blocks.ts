@@ -49,8 +49,8 @@ export const RANGE_READ_MAX_BYTES = 256 << 10
  */
 export const LEAF_CACHE_BYTES = 16 << 20
 /**
- * Most bytes past a fetched run of leaves that the buffer it views may hold for the leaf cache
- * to keep views of it (readRange): a range's frame header and proof; one beyond is copied.
+ * Most bytes past a fetched leaf that the buffer it views may hold for the leaf cache to keep a
+ * view of it (readRange: one leaf fetched alone): a range's frame header and proof; else copied.
  */
 const LEAF_VIEW_SLACK_BYTES = 4096
 /** Decoded manifests kept in memory. */
@@ -760,18 +760,20 @@ export class ChunkService {
         const cached = this.cachedLeaves(frag, s.first, s.end)
         if (cached !== undefined) { shared = true; return cached.subarray(s.from, s.to) }
         const leaves = await network!.fetchRange!(ref, s, { signal: opts.signal })
-        // the leaves kept as they came (views of the buffer they were received and checked in,
-        // which nothing else writes), the read's own bytes copied out of them below (`shared`):
-        // a copy of the read's 4 KiB, not of the leaf's 16 KiB, and a 4 KiB buffer made per read
-        // instead of a 16 KiB one, each counting toward V8's next full GC (rread43). Copied
-        // when they view a much larger buffer (frames read together): the cache would hold it all
-        const own = leaves.buffer.byteLength <= leaves.byteLength + LEAF_VIEW_SLACK_BYTES ? leaves : new Uint8Array(leaves)
+        // one leaf (a 4 KiB read's) kept as it came (a view of the buffer it was received and
+        // checked in, which nothing else writes), the read's own bytes copied out of it below
+        // (`shared`): a copy of the read's 4 KiB, not of the leaf's 16 KiB, and a 4 KiB buffer made
+        // per read instead of a 16 KiB one, each counting toward V8's next full GC (rread43).
+        // Several leaves, or one viewing a larger buffer (frames read together), each a copy of
+        // its own: the cache forgets leaves one by one, and a view it kept would hold the whole
+        // buffer while it counts one leaf (review43b: 8 leaves fetched, 7 forgotten, 128 KiB alive)
+        const view = s.end - s.first === 1 && leaves.buffer.byteLength <= LEAF_BYTES + LEAF_VIEW_SLACK_BYTES
         for (let l = s.first; l < s.end; l++) {
           const at = (l - s.first) * LEAF_BYTES
-          this.leaves.set(`${frag}/${l}`, own.subarray(at, at + LEAF_BYTES))
+          this.leaves.set(`${frag}/${l}`, view ? leaves.subarray(at, at + LEAF_BYTES) : leaves.slice(at, at + LEAF_BYTES))
         }
         shared = true
-        return own.subarray(s.from, s.to)
+        return leaves.subarray(s.from, s.to)
       }))
       // one part: no copy of a buffer this read owns (a 4 KiB read through the mount was four
       // buffers and three copies; each ArrayBuffer counts toward V8's next full GC, issue 15)
