@@ -66,6 +66,15 @@ export const MANIFEST_CACHE_ENTRIES = 4096
  */
 export const PLACE_WINDOW_BYTES = 64 * 1024 * 1024
 /**
+ * How long a deferred chunk's durable() (ChunkWrite.chunk `deferred`: an fsync, a flush, a commit
+ * of an open file) waits for its placement before its data fragments are stored here anyway (the
+ * placement goes on): 2 s. On a LAN a chunk is placed in milliseconds; one target that takes a
+ * push and stalls would hold every fsync for the placement's own bound (PLACE_TIMEOUT_MS per
+ * attempt), past FUSE's request timeout (review43a). On a thin uplink this is the old cost: the
+ * chunk stored here first.
+ */
+export const DEFERRED_PLACE_WAIT_MS = 2000
+/**
  * Chunks of at most this many bytes are replicated (k = 1, m + 1 copies: the same losses
  * tolerated) rather than erasure-coded (DESIGN.md §5: "replicated when small, erasure-coded when
  * large"). A small chunk's cost is per fragment, not per byte: at k = 4, m = 2 a 5 KiB file was
@@ -292,6 +301,15 @@ export interface ChunkServiceInit {
   staging?: Staging
   /** Bytes of fragments a ChunkWrite holds ahead of their placement (default PLACE_WINDOW_BYTES). */
   placeWindowBytes?: number
+  /**
+   * Bytes of the fragments of deferred chunks (on no disk here while placed, pinned in the
+   * staging: storeChunk `local: false`) under way at once, every write's together; a chunk past
+   * it is stored here first, as any other. Default: half of the staging's bound, so the rest of
+   * the staging still serves the other writes (review43a: one write's window is that much already).
+   */
+  deferredBytesMax?: number
+  /** How long a deferred chunk's durable() waits for its placement (default DEFERRED_PLACE_WAIT_MS). */
+  deferredPlaceWaitMs?: number
   /**
    * Leaf hashes of the fragments stored here (leaves.ts), shared with the swarm's range
    * serving; default: a new one over `store` and the staging.
@@ -530,6 +548,13 @@ export class ChunkService {
 
   /** ChunkWrite's default window (PLACE_WINDOW_BYTES). */
   readonly placeWindowBytes: number
+  /** See ChunkServiceInit.deferredPlaceWaitMs. */
+  readonly deferredPlaceWaitMs: number
+  private readonly deferredBytesMax: number
+  /** Staged bytes of the deferred chunks under way (storeChunk `local: false`, until deferredOver()). */
+  private deferredBytes = 0
+  /** The deferred chunks under way (each storeChunk's own ref) and their staged bytes. */
+  private readonly deferredRefs = new Map<ChunkRef, number>()
   /** How often a ChunkWrite still open renews its placed chunks' promises (ChunkServiceInit.renewMs; undefined: never). */
   readonly renewMs?: number
   /** Most bytes one sequential reader fetches ahead (READAHEAD_MAX_BYTES). */
@@ -550,6 +575,7 @@ export class ChunkService {
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
     this.placeWindowBytes = init.placeWindowBytes ?? PLACE_WINDOW_BYTES
+    this.deferredPlaceWaitMs = init.deferredPlaceWaitMs ?? DEFERRED_PLACE_WAIT_MS
     if (init.renewMs !== undefined && !(init.renewMs > 0)) throw new RangeError(`renewMs must be a positive number of ms, not ${init.renewMs}`)
     this.renewMs = init.renewMs
     this.recent = new RecentCommits({ ageMs: init.recentCommitMs, max: init.recentCommitEntries, now: init.recentCommitClock })
@@ -562,6 +588,7 @@ export class ChunkService {
     this.network = init.network
     this.staging = init.staging ?? (init.network !== undefined ? new Staging() : undefined)
     const staging = this.staging
+    this.deferredBytesMax = init.deferredBytesMax ?? Math.floor((staging?.maxBytes ?? 0) / 2)
     this.localLeaves = init.localLeaves ?? new LocalLeaves(store, { staged: cid => staging?.get(cid.toString()) })
   }
 
@@ -632,7 +659,9 @@ export class ChunkService {
    * `local: false`, with a network and k > 1: nothing is stored here (`deferred` says so): the
    * chunk is only encoded, cached and staged for a placement that starts at once, which stores
    * the fragments this host keeps; the caller stores the data fragments here itself if that
-   * placement does not place the chunk (ChunkWrite.chunk's `deferred`).
+   * placement does not place the chunk (ChunkWrite.chunk's `deferred`). Its fragments are staged
+   * pinned (never forgotten for room) until deferredOver(ref); a chunk that does not fit in
+   * ChunkServiceInit.deferredBytesMax with the deferred ones under way is stored here as any other.
    */
   async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number }, group?: PutGroup, recycle?: boolean, local?: boolean } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }>, stored: Promise<void>, deferred: boolean }> {
     // local work: checked at entry, never torn half-way
@@ -668,7 +697,13 @@ export class ChunkService {
       // was a third of the writer's disk bytes (seqwrite on six hosts: 1.5x the bytes written)
       // `local: false` (a ChunkWrite's chunk that placement takes at once, issue 15 item 4): not
       // even those; the caller stores them only if the placement does not place the chunk
-      deferred = this.network !== undefined && encoded.ref.k > 1 && encoded.ref.cid !== null && opts.local === false
+      const staged = encoded.blocks.reduce((n, b) => n + b.bytes.byteLength, 0)
+      deferred = this.network !== undefined && this.staging !== undefined && encoded.ref.k > 1 && encoded.ref.cid !== null && opts.local === false &&
+        this.deferredBytes + staged <= this.deferredBytesMax
+      if (deferred) {
+        this.deferredBytes += staged
+        this.deferredRefs.set(encoded.ref, staged)
+      }
       put = deferred
         ? Promise.resolve()
         : this.store.putMany(this.network !== undefined && encoded.ref.k > 1 ? encoded.blocks.slice(0, encoded.ref.k) : encoded.blocks, { claim: opts.claim, verified: true })
@@ -690,13 +725,33 @@ export class ChunkService {
     if (chunk !== undefined) {
       this.cache.set(chunk, bytes)
       // the parity blocks (k.. of the k + m) are the pooled ones: every data fragment is a view of `bytes`
-      this.staging?.stage(chunk, encoded.blocks, lease !== undefined ? { lease, pooled: j => j >= k } : undefined)
+      this.staging?.stage(chunk, encoded.blocks, lease !== undefined ? { lease, pooled: j => j >= k } : undefined, deferred)
       // a failed put leaves no chunk to place: its fragments leave the staging memory
       put.catch(() => { this.staging?.release(chunk) })
     }
-    if (opts.group !== undefined) await opts.group.add(put)
-    else await put
+    try {
+      if (opts.group !== undefined) await opts.group.add(put)
+      else await put
+    } catch (err) {
+      // (no caller to place it: not under way)
+      this.deferredOver(encoded.ref)
+      throw err
+    }
     return { ...encoded, stored: put, deferred }
+  }
+
+  /**
+   * A deferred chunk (storeChunk `local: false`, its `ref`) is no longer under way: its placement
+   * is over, or it never ran (the chunk released, the write given up). Its fragments leave the
+   * staging (placement's place() let them go already when it ran) and its bytes the bound of
+   * deferred chunks. Once per ref; nothing for any other.
+   */
+  deferredOver (ref: ChunkRef): void {
+    const staged = this.deferredRefs.get(ref)
+    if (staged === undefined) return
+    this.deferredRefs.delete(ref)
+    this.deferredBytes -= staged
+    if (ref.cid !== null) this.staging?.release(ref.cid.toString())
   }
 
   /**
@@ -1109,6 +1164,8 @@ export class ChunkWrite {
   private readonly safes: Array<Promise<void>> = []
   /** Each chunk's placement in flight and what stops it alone (release()). */
   private readonly placing = new Map<ChunkRef, { run: Promise<void>, stop: AbortController }>()
+  /** Each deferred chunk's storeUnplaced() until it is over (a release() deletes what it stored). */
+  private readonly unplaced = new Map<ChunkRef, Promise<void>>()
   /** Releases of chunks given up one by one (release()), one after another; chunk() waits for them. */
   private releasing: Promise<void> = Promise.resolve()
   /** The local puts of the chunks stored (durable() waits for them, and throws their first failure). */
@@ -1241,6 +1298,8 @@ export class ChunkWrite {
         this.inflight.delete(run)
         this.placing.delete(ref)
         this.held -= cost
+        // a deferred chunk's pinned fragments leave the staging, its bytes the service's bound
+        if (data !== undefined) this.chunks.deferredOver(ref)
         this.progress.placed += bytes.byteLength
         // (before the progress is told: a placed chunk is renewed from then on)
         if (ran && this.refs.includes(ref) && !stop.signal.aborted) this.renewLater(ref)
@@ -1249,7 +1308,11 @@ export class ChunkWrite {
     this.inflight.add(run)
     this.placing.set(ref, { run, stop })
     this.safes.push(this.safeOf(ref, started.promise, run))
-    if (data !== undefined) this.puts.track(this.storeUnplaced(ref, data, run, stop.signal))
+    if (data !== undefined) {
+      const unplaced = this.storeUnplaced(ref, data, run, stop.signal)
+      this.unplaced.set(ref, unplaced)
+      this.puts.track(unplaced.finally(() => { this.unplaced.delete(ref) }))
+    }
     return ref
   }
 
@@ -1257,14 +1320,24 @@ export class ChunkWrite {
    * A deferred chunk (chunk()'s `deferred`: nothing of it stored here first) is durable once its
    * placement `run` is over: on its holders when that placed it (Network.placedNow), else (offline,
    * a target away, a failed push) its data fragments are stored here now, as chunk() stores
-   * every other chunk, and the chunk stays pending (its retries read them from here). durable()
-   * waits for this, so a commit never names a chunk that is neither placed nor here. Nothing is
-   * stored for a chunk given up meanwhile (released, the write abandoned).
+   * every other chunk, and the chunk stays pending (its retries read them from here). The
+   * placement is waited for at most ChunkService.deferredPlaceWaitMs: past it (a target that took
+   * a push and stalls) the data fragments are stored here as well, while the placement goes on
+   * (from the staged fragments, pinned until it is over), so an fsync never waits for a
+   * placement's own bound (review43a). durable() waits for this, so a commit never names a chunk
+   * that is neither placed nor here. Nothing is stored for a chunk given up meanwhile (released,
+   * the write abandoned); a release() waits for this before it deletes the chunk's blocks.
    */
   private async storeUnplaced (ref: ChunkRef, data: Array<{ cid: CID, bytes: Uint8Array }>, run: Promise<void>, released: AbortSignal): Promise<void> {
-    await run
+    let timer: NodeJS.Timeout | undefined
+    const waited = new Promise<void>(resolve => { timer = setTimeout(resolve, this.chunks.deferredPlaceWaitMs) })
+    try {
+      await Promise.race([run, waited])
+    } finally {
+      clearTimeout(timer)
+    }
     if (this.network?.placedNow?.(ref) === true || this.done === 'abandoned' || released.aborted) return
-    log('chunk %s: not placed, its data fragments stored here', ref.cid!.toString())
+    log('chunk %s: not placed (yet), its data fragments stored here', ref.cid!.toString())
     await this.store.putMany(data, { claim: this, verified: true })
   }
 
@@ -1452,6 +1525,8 @@ export class ChunkWrite {
   /** release()'s work: never throws (what it cannot delete is left to GC). */
   private async drop (ref: ChunkRef, gone: CID[], live: Set<string>): Promise<void> {
     await this.placing.get(ref)?.run
+    // a deferred chunk's store here, begun before the release (its failure is durable()'s)
+    await this.unplaced.get(ref)?.catch(() => {})
     // after the open check (release()): a write of the same bytes here that committed since is in the tree
     const inTree = await this.inTree(gone)
     if (this.network?.abandon !== undefined) {

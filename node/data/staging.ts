@@ -3,7 +3,9 @@
 // and keeps every fragment in memory until its chunk is placed, so placement pushes it
 // (and relays pull it, through the swarm's block source) without reading it back from disk.
 // Bounded by bytes: the oldest staged chunk is forgotten first, and whatever is not staged is
-// read from the store as before. Content-addressed and encoded here, so a staged block is the
+// read from the store as before; but a pinned chunk (a deferred one, on no disk here while it is
+// placed: ChunkWrite.chunk `deferred`) is never forgotten for room, only by release() (their
+// bytes are bounded by ChunkService: DEFERRED_BYTES_MAX). Content-addressed and encoded here, so a staged block is the
 // stored block, verified by construction.
 import type { CID } from 'multiformats/cid'
 import type { PooledShards } from './erasure.ts'
@@ -68,19 +70,31 @@ export class Staging {
   private readonly blocks = new Map<string, { bytes: Uint8Array, refs: number, lease?: ShardLease }>()
   /** staged chunks, oldest first, with their fragments */
   private readonly chunks = new Map<string, string[]>()
+  /** staged chunks that only release() forgets (stage()'s `pinned`) */
+  private readonly pinned = new Set<string>()
   private bytes = 0
 
   constructor (maxBytes: number = STAGED_BYTES_MAX) {
     this.max = maxBytes
   }
 
+  /** The bound in bytes (pinned chunks may hold more: their own bound is their stager's). */
+  get maxBytes (): number {
+    return this.max
+  }
+
   /**
-   * Keep a chunk's fragments until release(chunk); forgets the oldest chunks past the bound.
-   * `lease`: the blocks in `pooled` (by index into `blocks`) are its memory; each block kept
-   * from them holds the lease until it leaves (ShardLease).
+   * Keep a chunk's fragments until release(chunk); forgets the oldest unpinned chunks past the
+   * bound. `lease`: the blocks in `pooled` (by index into `blocks`) are its memory; each block
+   * kept from them holds the lease until it leaves (ShardLease). `pinned`: never forgotten for
+   * room, only by release() (a chunk on no disk here: its stager bounds such bytes; a chunk
+   * staged already is pinned from now on).
    */
-  stage (chunk: string, blocks: Array<{ cid: CID, bytes: Uint8Array }>, lease?: { lease: ShardLease, pooled: (j: number) => boolean }): void {
-    if (this.chunks.has(chunk)) return
+  stage (chunk: string, blocks: Array<{ cid: CID, bytes: Uint8Array }>, lease?: { lease: ShardLease, pooled: (j: number) => boolean }, pinned = false): void {
+    if (this.chunks.has(chunk)) {
+      if (pinned) this.pinned.add(chunk)
+      return
+    }
     const keys: string[] = []
     blocks.forEach((b, j) => {
       const key = b.cid.toString()
@@ -95,7 +109,18 @@ export class Staging {
       keys.push(key)
     })
     this.chunks.set(chunk, keys)
-    while (this.bytes > this.max && this.chunks.size > 0) this.release(this.chunks.keys().next().value!)
+    if (pinned) this.pinned.add(chunk)
+    while (this.bytes > this.max) {
+      const oldest = this.oldestUnpinned()
+      if (oldest === undefined) break
+      this.release(oldest)
+    }
+  }
+
+  /** The oldest staged chunk release() may forget for room (pinned ones are few: their stager's bound). */
+  private oldestUnpinned (): string | undefined {
+    for (const chunk of this.chunks.keys()) if (!this.pinned.has(chunk)) return chunk
+    return undefined
   }
 
   /**
@@ -147,6 +172,7 @@ export class Staging {
     const keys = this.chunks.get(chunk)
     if (keys === undefined) return
     this.chunks.delete(chunk)
+    this.pinned.delete(chunk)
     for (const key of keys) {
       const held = this.blocks.get(key)!
       if (--held.refs === 0) {

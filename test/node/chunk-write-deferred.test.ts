@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { ChunkService, Store } from '../../node/data/index.ts'
+import { ChunkService, Staging, Store } from '../../node/data/index.ts'
 import type { ChunkRef, Network } from '../../node/data/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
@@ -109,5 +109,147 @@ describe('ChunkWrite: a deferred chunk is placed before it is stored here, and s
     await until('its placement started', () => placements.length === 1)
     placements[0].over.resolve()
     w.committed()
+  })
+})
+
+// review43a: a deferred chunk is on no disk here while it is placed, its bytes in the staging and
+// the cache alone; an fsync waits for it
+describe('ChunkWrite: a deferred chunk\'s bytes, its durable() and its release (review43a)', function () {
+  this.timeout(30_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  interface Held extends Placement { staged: Array<Uint8Array | undefined> }
+
+  /**
+   * A service over a network whose placements the test ends (never placed), recording the bytes
+   * of each chunk's fragments its placement found staged once the test ended it; `holdPuts`:
+   * the store's putMany waits for `puts[i].go` (each put recorded with its blocks' CIDs).
+   */
+  async function service (init: { staging?: Staging, deferredPlaceWaitMs?: number, holdPuts?: boolean } = {}): Promise<{ chunks: ChunkService, store: Store, placements: Held[], puts: Array<{ cids: string[], go: PromiseWithResolvers<void> }> }> {
+    const store = await Store.open(join(await tempDir(t), 'store'))
+    t.add(async () => { await store.close() })
+    const placements: Held[] = []
+    const puts: Array<{ cids: string[], go: PromiseWithResolvers<void> }> = []
+    const putMany = store.putMany.bind(store)
+    store.putMany = async (blocks, opts) => {
+      const put = { cids: blocks.map(b => b.cid.toString()), go: Promise.withResolvers<void>() }
+      puts.push(put)
+      if (init.holdPuts === true) await put.go.promise
+      await putMany(blocks, opts)
+    }
+    const network: Network = {
+      params: () => ({ k: 2, m: 1 }),
+      fetch: async () => new Map(),
+      fetchOne: async cid => { throw new Error(`not here: ${cid.toString()}`) },
+      place: async (refs, opts) => {
+        const p: Held = { refs, over: Promise.withResolvers<void>(), staged: [] }
+        placements.push(p)
+        await p.over.promise
+        // what keeper/network.ts placeOne pushes first: the staged bytes (else the store's)
+        p.staged = refs[0].fragments.map(f => opts?.staged?.(f))
+      },
+      placedNow: () => false
+    }
+    const chunks = new ChunkService(store, { network, staging: init.staging, deferredPlaceWaitMs: init.deferredPlaceWaitMs ?? 10 * 60_000 })
+    return { chunks, store, placements, puts }
+  }
+
+  const onDisk = async (store: Store, ref: ChunkRef): Promise<boolean[]> => await Promise.all(ref.fragments.map(async f => await store.has(f)))
+  const storedOf = (puts: Array<{ cids: string[] }>, ref: ChunkRef): string[] => {
+    const mine = new Set(ref.fragments.map(f => f.toString()))
+    return puts.flatMap(p => p.cids).filter(c => mine.has(c))
+  }
+
+  it('other writes staging past the bound do not push a deferred chunk out while it is placed: it reads back, its placement finds its fragments (fails without pinning: evicted, the read fails unavailable)', async () => {
+    // a chunk's fragments (k = 2, m = 1) are 300,000 bytes: two fit, a third is past the bound
+    const { chunks, placements } = await service({ staging: new Staging(700_000) })
+    const a = chunks.write()
+    const bytes = randomBytes(SIZE)
+    const ref = await a.chunk(bytes, 0, { deferred: true })
+    await until('its placement started', () => placements.length === 1)
+    const b = chunks.write()
+    const c = chunks.write()
+    await b.chunk(randomBytes(SIZE), 0, { deferred: true })
+    await c.chunk(randomBytes(SIZE), 0)
+    await until('the other placements started', () => placements.length === 3)
+    chunks.dropCache()
+    assert.ok(Buffer.from(await chunks.readChunk(ref)).equals(bytes), 'the deferred chunk reads back while placed')
+    for (const p of placements) p.over.resolve()
+    await a.durable(); await b.durable(); await c.durable()
+    assert.deepEqual(placements[0].staged.map(x => x?.byteLength), [100_000, 100_000, 100_000], 'its placement found every fragment staged')
+    a.committed(); b.committed(); c.committed()
+  })
+
+  it('deferred chunks under way are bounded, every write\'s together: past the bound a chunk is stored here first, and deferred again once room is made (fails without: deferred, on no disk here)', async () => {
+    // default bound: half of the staging's, one chunk's fragments (300,000 bytes) and not two
+    const { chunks, store, placements } = await service({ staging: new Staging(700_000) })
+    const a = chunks.write()
+    const first = await a.chunk(randomBytes(SIZE), 0, { deferred: true })
+    await until('its placement started', () => placements.length === 1)
+    assert.deepEqual(await onDisk(store, first), [false, false, false], 'the first deferred')
+    const b = chunks.write()
+    const second = await b.chunk(randomBytes(SIZE), 0, { deferred: true })
+    // a chunk stored here first is placed only once its put is over
+    await until('the second placement started', () => placements.length === 2)
+    assert.deepEqual(await onDisk(store, second), [true, true, false], 'the second stored here before its placement, as a chunk not deferred')
+    placements[0].over.resolve()
+    placements[1].over.resolve()
+    await a.durable(); await b.durable()
+    const c = chunks.write()
+    const third = await c.chunk(randomBytes(SIZE), 0, { deferred: true })
+    await until('the third placement started', () => placements.length === 3)
+    assert.deepEqual(await onDisk(store, third), [false, false, false], 'deferred again: the first one\'s bytes left the bound')
+    placements[2].over.resolve()
+    await c.durable()
+    a.committed(); b.committed(); c.committed()
+  })
+
+  it('durable() waits for a placement that does not end at most deferredPlaceWaitMs, then its data fragments are stored here (fails without: durable() waits for the whole placement)', async function () {
+    const { chunks, store, placements } = await service({ deferredPlaceWaitMs: 1 })
+    const w = chunks.write()
+    const bytes = randomBytes(SIZE)
+    const ref = await w.chunk(bytes, 0, { deferred: true })
+    await until('its placement started', () => placements.length === 1)
+    // the placement is held: only the bound ends this wait (else the test's timeout fails it)
+    await w.durable()
+    assert.deepEqual(await onDisk(store, ref), [true, true, false], 'its data fragments are here while its placement goes on')
+    placements[0].over.resolve()
+    await until('the placement over', () => placements[0].staged.length === 3)
+    assert.deepEqual(placements[0].staged.map(x => x?.byteLength), [100_000, 100_000, 100_000], 'the placement still pushed from the staging')
+    w.committed()
+    chunks.dropCache()
+    assert.ok(Buffer.from(await chunks.readChunk(ref)).equals(bytes))
+  })
+
+  it('released while its placement runs: nothing of it is stored here once the placement ends unplaced (fails without the release check in storeUnplaced)', async () => {
+    const { chunks, store, placements, puts } = await service()
+    const w = chunks.write()
+    const ref = await w.chunk(randomBytes(SIZE), 0, { deferred: true })
+    const keep = await w.chunk(randomBytes(SIZE), SIZE, { deferred: false })
+    await until('its placement started', () => placements.length >= 1)
+    w.release(ref)
+    placements[0].over.resolve()
+    await until('the other placement started', () => placements.length === 2)
+    placements[1].over.resolve()
+    await w.durable()
+    assert.deepEqual(storedOf(puts, ref), [], 'no put of the released chunk\'s fragments')
+    assert.deepEqual(await onDisk(store, ref), [false, false, false])
+    assert.deepEqual(await onDisk(store, keep), [true, true, false])
+    w.committed()
+  })
+
+  it('released while storeUnplaced stores it: the release deletes its fragments once stored (fails without waiting for that store: left on disk)', async () => {
+    const { chunks, store, placements, puts } = await service({ holdPuts: true })
+    const w = chunks.write()
+    const ref = await w.chunk(randomBytes(SIZE), 0, { deferred: true })
+    await until('its placement started', () => placements.length === 1)
+    placements[0].over.resolve()
+    await until('its data fragments are being stored here', () => storedOf(puts, ref).length === 2)
+    w.release(ref)
+    const gone = w.abandon()
+    for (const p of puts) p.go.resolve()
+    await gone
+    assert.deepEqual(await onDisk(store, ref), [false, false, false], 'nothing of the released chunk is left here')
   })
 })

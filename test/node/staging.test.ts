@@ -34,6 +34,31 @@ describe('Staging', function () {
     assert.ok(s.get(chunks[2].blocks[0].cid) !== undefined)
     assert.ok(s.size() <= 2 * one.blocks[0].bytes.byteLength)
   })
+
+  it('never forgets a pinned chunk for room, only by release() (fails without pinning: the oldest went, pinned or not)', () => {
+    const one = encodeChunk(randomBytes(4096), 0, 1, 0)
+    const s = new Staging(2 * one.blocks[0].bytes.byteLength)
+    const chunks = [0, 1, 2, 3].map(i => encodeChunk(randomBytes(4096), i * 4096, 1, 0))
+    s.stage('c0', chunks[0].blocks, undefined, true)
+    s.stage('c1', chunks[1].blocks)
+    // staged unpinned first, pinned by a second stage() of the same chunk
+    s.stage('c2', chunks[2].blocks)
+    s.stage('c2', chunks[2].blocks, undefined, true)
+    assert.ok(s.get(chunks[0].blocks[0].cid) !== undefined, 'the pinned oldest stayed')
+    assert.equal(s.get(chunks[1].blocks[0].cid), undefined, 'the oldest unpinned went')
+    assert.ok(s.get(chunks[2].blocks[0].cid) !== undefined)
+    // two pinned chunks fill the bound: a third is staged past it, nothing pinned goes
+    s.stage('c3', chunks[3].blocks)
+    assert.ok(s.get(chunks[0].blocks[0].cid) !== undefined && s.get(chunks[2].blocks[0].cid) !== undefined, 'pinned chunks stay past the bound')
+    assert.equal(s.get(chunks[3].blocks[0].cid), undefined, 'the unpinned one went at once')
+    s.release('c0')
+    assert.equal(s.get(chunks[0].blocks[0].cid), undefined, 'release() forgets a pinned chunk')
+    s.stage('c0', chunks[0].blocks)
+    s.stage('c1', chunks[1].blocks)
+    assert.equal(s.get(chunks[0].blocks[0].cid), undefined, 'staged again unpinned: forgotten for room as any other')
+    s.release('c1'); s.release('c2')
+    assert.equal(s.size(), 0)
+  })
 })
 
 describe('ChunkService.place(): fragments from memory', function () {
