@@ -884,6 +884,17 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (ref.k === 1) {
       // replication: one block, every target a holder; the swarm forwards along a chain
       const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !held[0].has(p) && up.has(p))
+      // a block stored here and gone since (neither here nor staged): handed over by this host's
+      // own repair pass, which placed it meanwhile (a committed manifest before its writer's
+      // placed(): not pending yet, so repair took it). Nothing here can push it, ever: left
+      // pending, every retry failed on reading it and the chunk stayed pending for good (mend43c);
+      // it is repair's now. (A replicated chunk is always stored here before it is placed.)
+      if (to.length > 0 && !(await this.hasBytes(ref.fragments[0], opts))) {
+        held[0].delete(self)
+        placeLog('chunk %s: its block is no longer here (handed over since): not placed from here, left to repair', chunk)
+        this.pending.delete(ref)
+        return
+      }
       if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: await bytesOf(ref.fragments[0]), to })
     } else {
       // through a relay first; whatever it could not place is pushed directly below
@@ -1233,6 +1244,12 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (held === undefined || !held.every(s => s.size > 0)) return false
     const coding = codingOf(ref)
     return !this.pending.hasCoding(ref) && !this.placing.has(coding) && !this.handing.has(coding)
+  }
+
+  /** Whether a block's bytes are here for a push: staged (the placement's `opts`), or in the store. */
+  private async hasBytes (cid: CID, opts: PlaceOptions): Promise<boolean> {
+    if (opts.isStaged !== undefined ? opts.isStaged(cid) : opts.staged?.(cid) !== undefined) return true
+    return await this.store.has(cid)
   }
 
   /** Whether this host is placing any coding of the chunk (its CID) now. */
