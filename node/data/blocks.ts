@@ -742,16 +742,16 @@ export class ChunkService {
 
   /**
    * A deferred chunk (storeChunk `local: false`, its `ref`) is no longer under way: its placement
-   * is over, or it never ran (the chunk released, the write given up). Its fragments leave the
-   * staging (placement's place() let them go already when it ran) and its bytes the bound of
-   * deferred chunks. Once per ref; nothing for any other.
+   * is over, or it never ran (the chunk released, the write given up). Its pin of the staged
+   * fragments goes (Staging.unpin: they leave with the last pin; place()'s release does not take
+   * a pinned chunk's) and its bytes the bound of deferred chunks. Once per ref; nothing for any other.
    */
   deferredOver (ref: ChunkRef): void {
     const staged = this.deferredRefs.get(ref)
     if (staged === undefined) return
     this.deferredRefs.delete(ref)
     this.deferredBytes -= staged
-    if (ref.cid !== null) this.staging?.release(ref.cid.toString())
+    if (ref.cid !== null) this.staging?.unpin(ref.cid.toString())
   }
 
   /**

@@ -70,8 +70,13 @@ export class Staging {
   private readonly blocks = new Map<string, { bytes: Uint8Array, refs: number, lease?: ShardLease }>()
   /** staged chunks, oldest first, with their fragments */
   private readonly chunks = new Map<string, string[]>()
-  /** staged chunks that only release() forgets (stage()'s `pinned`) */
-  private readonly pinned = new Set<string>()
+  /**
+   * staged chunks never forgotten for room (stage()'s `pinned`), with how many pins each holds:
+   * equal chunks of two writes (or two zero-filled chunks of one) are one entry, each stager's pin
+   * its own, and the entry goes with the last unpin() (review43c: the first placement over let go
+   * of the other's pinned fragments, on no disk here)
+   */
+  private readonly pinned = new Map<string, number>()
   private bytes = 0
 
   constructor (maxBytes: number = STAGED_BYTES_MAX) {
@@ -86,13 +91,14 @@ export class Staging {
   /**
    * Keep a chunk's fragments until release(chunk); forgets the oldest unpinned chunks past the
    * bound. `lease`: the blocks in `pooled` (by index into `blocks`) are its memory; each block
-   * kept from them holds the lease until it leaves (ShardLease). `pinned`: never forgotten for
-   * room, only by release() (a chunk on no disk here: its stager bounds such bytes; a chunk
-   * staged already is pinned from now on).
+   * kept from them holds the lease until it leaves (ShardLease). `pinned`: a pin held until
+   * unpin(chunk): a pinned chunk is neither forgotten for room nor by release(), and goes with its
+   * last unpin() (a chunk on no disk here: its stager bounds such bytes; a chunk staged already
+   * takes one more pin).
    */
   stage (chunk: string, blocks: Array<{ cid: CID, bytes: Uint8Array }>, lease?: { lease: ShardLease, pooled: (j: number) => boolean }, pinned = false): void {
     if (this.chunks.has(chunk)) {
-      if (pinned) this.pinned.add(chunk)
+      if (pinned) this.pinned.set(chunk, (this.pinned.get(chunk) ?? 0) + 1)
       return
     }
     const keys: string[] = []
@@ -109,7 +115,7 @@ export class Staging {
       keys.push(key)
     })
     this.chunks.set(chunk, keys)
-    if (pinned) this.pinned.add(chunk)
+    if (pinned) this.pinned.set(chunk, 1)
     while (this.bytes > this.max) {
       const oldest = this.oldestUnpinned()
       if (oldest === undefined) break
@@ -167,12 +173,28 @@ export class Staging {
     }
   }
 
-  /** Forget a chunk's fragments (placed, or given up): what is in the store stays there. */
+  /**
+   * Forget a chunk's fragments (placed, or given up): what is in the store stays there. Not a
+   * pinned chunk's: its pins go by unpin().
+   */
   release (chunk: string): void {
+    if (this.pinned.has(chunk)) return
+    this.forget(chunk)
+  }
+
+  /** Let go of one pin of `chunk` (stage()'s `pinned`): with the last, the chunk is forgotten. */
+  unpin (chunk: string): void {
+    const pins = this.pinned.get(chunk)
+    if (pins === undefined) return
+    if (pins > 1) { this.pinned.set(chunk, pins - 1); return }
+    this.pinned.delete(chunk)
+    this.forget(chunk)
+  }
+
+  private forget (chunk: string): void {
     const keys = this.chunks.get(chunk)
     if (keys === undefined) return
     this.chunks.delete(chunk)
-    this.pinned.delete(chunk)
     for (const key of keys) {
       const held = this.blocks.get(key)!
       if (--held.refs === 0) {

@@ -891,7 +891,9 @@ export class ChunkNetwork extends EventTarget implements Network {
       // it is repair's now. (A replicated chunk is always stored here before it is placed.)
       if (to.length > 0 && !(await this.hasBytes(ref.fragments[0], opts))) {
         held[0].delete(self)
-        placeLog('chunk %s: its block is no longer here (handed over since): not placed from here, left to repair', chunk)
+        // (no holder known: lost here without a hand-over, a disk's fault; repair reports it)
+        if (held[0].size === 0) placeLog.error('chunk %s: its block is no longer here and no holder of it is known: left to repair', chunk)
+        else placeLog('chunk %s: its block is no longer here (handed over since): not placed from here, left to repair', chunk)
         this.pending.delete(ref)
         return
       }

@@ -252,4 +252,57 @@ describe('ChunkWrite: a deferred chunk\'s bytes, its durable() and its release (
     await gone
     assert.deepEqual(await onDisk(store, ref), [false, false, false], 'nothing of the released chunk is left here')
   })
+  it('equal deferred chunks of two writes: the first placement over leaves the second\'s fragments staged, and it reads back (review43c: one pin for both, let go by the first)', async () => {
+    const { chunks, placements } = await service({ staging: new Staging(2_000_000) })
+    const bytes = randomBytes(SIZE)
+    const a = chunks.write()
+    const b = chunks.write()
+    await a.chunk(bytes, 0, { deferred: true })
+    const refB = await b.chunk(bytes, 0, { deferred: true })
+    await until('both placements started', () => placements.length === 2)
+    placements[0].over.resolve()
+    await a.durable()
+    chunks.dropCache()
+    let read = 'read back'
+    try { await chunks.readChunk(refB) } catch (err) { read = (err as Error).message }
+    placements[1].over.resolve()
+    await b.durable()
+    a.committed(); b.committed()
+    assert.equal(read, 'read back', 'the second deferred chunk reads back while placed')
+    assert.deepEqual(placements[1].staged.map(x => x?.byteLength), [100_000, 100_000, 100_000], 'the second placement found its fragments staged')
+  })
+
+  it('two equal deferred chunks of one write (zero-filled): the second placement finds its fragments staged', async () => {
+    const { chunks, placements } = await service({ staging: new Staging(2_000_000) })
+    const w = chunks.write()
+    await w.chunk(new Uint8Array(SIZE), 0, { deferred: true })
+    await w.chunk(new Uint8Array(SIZE), SIZE, { deferred: true })
+    await until('both placements started', () => placements.length === 2)
+    placements[0].over.resolve()
+    await until('the first placement over', () => placements[0].staged.length === 3)
+    placements[1].over.resolve()
+    await w.durable()
+    w.committed()
+    assert.deepEqual(placements[1].staged.map(x => x?.byteLength), [100_000, 100_000, 100_000], 'the second placement found its fragments staged')
+  })
+
+  it('an equal deferred chunk of a write abandoned meanwhile: the other write\'s chunk, still placed, reads back', async () => {
+    const { chunks, placements } = await service({ staging: new Staging(2_000_000) })
+    const bytes = randomBytes(SIZE)
+    const a = chunks.write()
+    const b = chunks.write()
+    await a.chunk(bytes, 0, { deferred: true })
+    const refB = await b.chunk(bytes, 0, { deferred: true })
+    await until('both placements started', () => placements.length === 2)
+    const gone = a.abandon()
+    placements[0].over.resolve()
+    await gone
+    chunks.dropCache()
+    let read = 'read back'
+    try { await chunks.readChunk(refB) } catch (err) { read = (err as Error).message }
+    placements[1].over.resolve()
+    await b.durable()
+    b.committed()
+    assert.equal(read, 'read back', 'the deferred chunk of b reads back while placed')
+  })
 })
