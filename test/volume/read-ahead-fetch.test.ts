@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { ChunkService, Store } from '../../node/data/index.ts'
+import { ChunkService, Staging, Store } from '../../node/data/index.ts'
 import type { ChunkRef, Network } from '../../node/data/index.ts'
 import { BlockUnavailableError } from '../../node/index.ts'
 
@@ -38,10 +38,13 @@ async function remoteChunk (t: Teardown): Promise<{ chunks: ChunkService, ref: C
       })
     }
   }
-  const chunks = new ChunkService(store, { network })
+  const staging = new Staging()
+  const chunks = new ChunkService(store, { network, staging })
   const { ref } = await chunks.storeChunk(bytes, 0, { params: { k: 1, m: 0 } })
-  // the chunk leaves this host: only the network has it now
+  // the chunk leaves this host: only the network has it now (not the store, nor the staging its
+  // placement would have let go of: a read takes a staged fragment, seqw43)
   for (const cid of ref.fragments) await store.delete(cid)
+  staging.release(ref.cid!.toString())
   chunks.dropCache()
   return {
     chunks,
