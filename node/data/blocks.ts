@@ -240,6 +240,14 @@ export interface Network {
    * Optional: without it a ChunkWrite stores every chunk here (no chunk is deferred).
    */
   placedNow?: (ref: ChunkRef) => boolean
+  /**
+   * These chunks, stored here, are committed (the op naming them is in the tree) and this host
+   * places them with a place() to come (ChunkWrite.placed(): a version's manifest, after its
+   * chunks): pending from now, and this host's repair leaves them to that placement as to one in
+   * flight (it neither places them first nor hands this host's copy over meanwhile). Optional:
+   * without it they are pending from their place() alone.
+   */
+  pend?: (refs: ChunkRef[], opts?: { inode?: string }) => void
 }
 
 /** How far a ChunkWrite is: bytes stored here, and bytes whose placement is over. */
@@ -1573,6 +1581,10 @@ export class ChunkWrite {
     // referenced by the tree now: a release spares them (keeper/retained.ts), the promises may end
     this.stopRenewing()
     for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
+    // the manifest is placed by placed(), once the chunks are: this host's placement work from the
+    // commit on (pending), not a block no one places that this host's repair pass takes over
+    // meanwhile (mend43c: it placed it first and handed the writer's copy over)
+    if (wasOpen && this.manifestRef !== undefined) this.network?.pend?.([this.manifestRef], { inode: this.inode })
     // once (counts: a second call, or one after abandon(), would take another write's entries)
     if (wasOpen) for (const ref of [...this.refs, ...this.stored]) this.chunks.open.remove(ref)
   }

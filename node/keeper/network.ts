@@ -254,6 +254,12 @@ export class ChunkNetwork extends EventTarget implements Network {
    * of the same coding; another coding of the same bytes (another k) is a placement of its own.
    */
   private readonly placing = new Map<string, Promise<void>>()
+  /**
+   * Codings (codingOf) committed here and pending whose placement is to come (pend(): a version's
+   * manifest, placed once its chunks are): until it starts (run()), this host's repair takes them
+   * as being placed here (isPlacing, isPlacingCoding).
+   */
+  private readonly due = new Set<string>()
   /** chunk CID -> how many of its codings are being placed now (isPlacing). */
   private readonly placingChunks = new Map<string, number>()
   /**
@@ -589,6 +595,8 @@ export class ChunkNetwork extends EventTarget implements Network {
     const coding = codingOf(r)
     let run = this.placing.get(coding)
     if (run === undefined) {
+      // (pend()'s coding: its placement is here)
+      this.due.delete(coding)
       run = this.placeOne(r, opts).catch((err: Error) => {
         // the chunk stays pending (local-only until then): retried below
         placeLog.error('chunk %s: placement failed, left pending: %s', shortCid(key), err.message)
@@ -681,6 +689,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       if (ref.cid === null) continue
       const key = ref.cid.toString()
       await this.placing.get(codingOf(ref))
+      this.due.delete(codingOf(ref))
       this.pending.delete(ref)
       const records = this.placement.get(key)
       records?.delete(encodingOf(ref))
@@ -722,6 +731,31 @@ export class ChunkNetwork extends EventTarget implements Network {
   /** Whether a local block may be deleted now (no peer was promised it). */
   mayDelete (cid: CID): boolean {
     return this.c.release?.mayDelete(cid) ?? true
+  }
+
+  /**
+   * Chunks stored here and committed whose placement comes later (Network.pend: a version's
+   * manifest, placed by ChunkWrite.placed() once its chunks are): pending from now, with the file
+   * they belong to, and this host's repair leaves them to that placement (isPlacingCoding) as to
+   * one in flight; a retry places them too (so one whose place() never comes is not left).
+   */
+  pend (refs: ChunkRef[], opts: { inode?: string } = {}): void {
+    for (const r of refs) {
+      if (r.cid === null) continue
+      this.pending.add(r, opts.inode)
+      const coding = codingOf(r)
+      if (!this.placing.has(coding)) this.due.add(coding)
+    }
+  }
+
+  /** Whether `ref`'s coding is pend()'s, its placement not started yet (and still pending). */
+  private isDue (ref: ChunkRef): boolean {
+    const coding = codingOf(ref)
+    if (!this.due.has(coding)) return false
+    if (this.pending.hasCoding(ref)) return true
+    // no longer pending (given up): forgotten
+    this.due.delete(coding)
+    return false
   }
 
   /** Retry placement of every chunk still pending (after a reconnect). */
@@ -886,7 +920,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !held[0].has(p) && up.has(p))
       // a block stored here and gone since (neither here nor staged): handed over by this host's
       // own repair pass, which placed it meanwhile (a committed manifest before its writer's
-      // placed(): not pending yet, so repair took it). Nothing here can push it, ever: left
+      // placed() did, when it was not pending yet: it is from its commit now, pend()). Nothing here can push it, ever: left
       // pending, every retry failed on reading it and the chunk stayed pending for good (mend43c);
       // it is repair's now. (A replicated chunk is always stored here before it is placed.)
       if (to.length > 0 && !(await this.hasBytes(ref.fragments[0], opts))) {
@@ -1256,7 +1290,11 @@ export class ChunkNetwork extends EventTarget implements Network {
 
   /** Whether this host is placing any coding of the chunk (its CID) now. */
   isPlacing (chunk: string): boolean {
-    return this.placingChunks.has(chunk)
+    if (this.placingChunks.has(chunk)) return true
+    if (this.due.size === 0) return false
+    // committed here, its placement to come (pend(): due codings are pending ones, codingOf)
+    for (const encoding of this.pending.encodings(chunk)) if (this.due.has(`${chunk} ${encoding}`)) return true
+    return false
   }
 
   /**
@@ -1265,7 +1303,7 @@ export class ChunkNetwork extends EventTarget implements Network {
    * nothing of this one: its repair does not wait for it.
    */
   isPlacingCoding (ref: ChunkRef): boolean {
-    return this.placing.has(codingOf(ref))
+    return this.placing.has(codingOf(ref)) || (ref.cid !== null && this.due.size > 0 && this.isDue(ref))
   }
 
   /**
