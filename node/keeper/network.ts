@@ -1060,6 +1060,38 @@ export class ChunkNetwork extends EventTarget implements Network {
   }
 
   /**
+   * A placed chunk's fragments stored here after its placement read what was here (a deferred
+   * chunk's data fragments, stored by its write once the placement outlived the write's wait:
+   * data/blocks.ts storeUnplaced): the placement's end found none of them, so it handed nothing
+   * over. Now they are in its record as held here, and the ones this host is no target of are
+   * handed over as that end does (handOver(): once their keepers promised them; kept on any
+   * failure). Nothing for a chunk that is not placed (pending, being placed: a retry that places
+   * it hands them over), nor a replicated one (a placement leaves its writer's copy). Resolves
+   * when the custody round is over.
+   */
+  async handOverLate (ref: ChunkRef, opts: { inode?: string } = {}): Promise<void> {
+    if (ref.cid === null || ref.k === 1 || !this.placedNow(ref)) return
+    const held = this.heldOf(ref)!
+    const self = this.host.peerId
+    let found = 0
+    for (let j = 0; j < ref.fragments.length; j++) {
+      if (!held[j].has(self) && await this.store.has(ref.fragments[j])) { held[j].add(self); found++ }
+    }
+    // (placed again or given up meanwhile: that one's business)
+    if (found === 0 || !this.placedNow(ref) || this.heldOf(ref) !== held) return
+    const inode = opts.inode
+    const pinners = inode === undefined ? [] : this.c.pinners(inode)
+    const members = this.policy.members()
+    const n = ref.fragments.length
+    // the plan the placement and the keepers follow (assignment.ts): each target keeps what it
+    // holds, so the copies here are not this host's unless it is their fragment's target
+    const want = assignment(this.policy.rank(ref, members, Math.min(n, members.length)), ref.k, ref.m, held)
+    placeLog('chunk %s: %d fragment(s) stored here after its placement began, handed over', shortCid(ref.cid), found)
+    this.handOver(ref, want, !pinners.includes(self), inode)
+    await this.handing.get(codingOf(ref))
+  }
+
+  /**
    * Renew the custody promises of chunks placed before (a write still open: data/blocks.ts
    * ChunkWrite, every half promise time until its commit): a promise round alone, nothing pushed
    * and nothing read. Each fragment's holders by the placement record are asked to promise it
