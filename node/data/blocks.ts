@@ -240,6 +240,22 @@ export interface Network {
    * Optional: without it a ChunkWrite stores every chunk here (no chunk is deferred).
    */
   placedNow?: (ref: ChunkRef) => boolean
+  /**
+   * These chunks, stored here, are committed (the op naming them is in the tree) and this host
+   * places them with a place() to come (ChunkWrite.placed(): a version's manifest, after its
+   * chunks): pending from now, and this host's repair leaves them to that placement as to one in
+   * flight (it neither places them first nor hands this host's copy over meanwhile). Optional:
+   * without it they are pending from their place() alone.
+   */
+  pend?: (refs: ChunkRef[], opts?: { inode?: string }) => void
+  /**
+   * A placed chunk's fragments stored here after its placement began (a deferred chunk's data
+   * fragments, stored once its placement outlived ChunkService.deferredPlaceWaitMs: ChunkWrite
+   * storeUnplaced()): the ones this host is no target of are handed over as that placement's end
+   * hands copies over (once their keepers promised them; kept on any failure). Resolves when the
+   * round is over. Optional: without it they are left to repair's redundancy pass.
+   */
+  handOverLate?: (ref: ChunkRef, opts?: { inode?: string }) => Promise<void>
 }
 
 /** How far a ChunkWrite is: bytes stored here, and bytes whose placement is over. */
@@ -1309,11 +1325,30 @@ export class ChunkWrite {
     this.placing.set(ref, { run, stop })
     this.safes.push(this.safeOf(ref, started.promise, run))
     if (data !== undefined) {
-      const unplaced = this.storeUnplaced(ref, data, run, stop.signal)
+      const late = this.storeUnplaced(ref, data, run, stop.signal)
+      const unplaced = late.then(() => {})
       this.unplaced.set(ref, unplaced)
       this.puts.track(unplaced.finally(() => { this.unplaced.delete(ref) }))
+      // stored here late, placed after: the placement that outlived the wait hands them over
+      // (its own end found none of them here)
+      void Promise.all([late, run]).then(async ([stored]) => { if (stored) await this.handOverLate(ref, stop.signal) }, () => {})
     }
     return ref
+  }
+
+  /**
+   * A deferred chunk's data fragments stored here late (storeUnplaced()) once its placement is
+   * over: placed, the ones this host is no target of are handed over (Network.handOverLate), as
+   * a placement hands over the copies it found here; not placed, they stay (its retries push
+   * from them, and hand them over when one places it). Nothing for a chunk released or a write
+   * given up (their blocks are theirs to delete). Never throws.
+   */
+  private async handOverLate (ref: ChunkRef, released: AbortSignal): Promise<void> {
+    const network = this.network
+    if (network?.handOverLate === undefined || this.done === 'abandoned' || released.aborted || network.placedNow?.(ref) !== true) return
+    await network.handOverLate(ref, { inode: this.inode }).catch((err: Error) => {
+      log.error('chunk %s: handing over its data fragments stored here late failed (kept; repair hands them over): %s', ref.cid!.toString(), err.message)
+    })
   }
 
   /**
@@ -1326,9 +1361,12 @@ export class ChunkWrite {
    * (from the staged fragments, pinned until it is over), so an fsync never waits for a
    * placement's own bound (review43a). durable() waits for this, so a commit never names a chunk
    * that is neither placed nor here. Nothing is stored for a chunk given up meanwhile (released,
-   * the write abandoned); a release() waits for this before it deletes the chunk's blocks.
+   * the write abandoned); a release() waits for this before it deletes the chunk's blocks. A late
+   * store that fails (a full disk) waits for the placement instead: placed, the chunk is durable;
+   * not, this throws (FsError, the store's code, naming the chunk). Whether it stored them (once
+   * the placement placed the chunk, chunk() has it hand them over: handOverLate()).
    */
-  private async storeUnplaced (ref: ChunkRef, data: Array<{ cid: CID, bytes: Uint8Array }>, run: Promise<void>, released: AbortSignal): Promise<void> {
+  private async storeUnplaced (ref: ChunkRef, data: Array<{ cid: CID, bytes: Uint8Array }>, run: Promise<void>, released: AbortSignal): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined
     const waited = new Promise<void>(resolve => { timer = setTimeout(resolve, this.chunks.deferredPlaceWaitMs) })
     try {
@@ -1336,9 +1374,24 @@ export class ChunkWrite {
     } finally {
       clearTimeout(timer)
     }
-    if (this.network?.placedNow?.(ref) === true || this.done === 'abandoned' || released.aborted) return
+    // (a function: the write may be given up while this waits)
+    const over = (): boolean => this.network?.placedNow?.(ref) === true || this.done === 'abandoned' || released.aborted
+    if (over()) return false
     log('chunk %s: not placed (yet), its data fragments stored here', ref.cid!.toString())
-    await this.store.putMany(data, { claim: this, verified: true })
+    try {
+      await this.store.putMany(data, { claim: this, verified: true })
+      return true
+    } catch (err) {
+      // not stored here (a full disk): the placement under way, its fragments pinned in the
+      // staging until it is over, is the chunk's one way to durability now; waited for whole.
+      // Placed, the chunk is durable on its holders; not, the write fails with this error, said
+      // plainly (nothing names the chunk; the bytes are the caller's to write again)
+      log.error('chunk %s: storing its data fragments here failed, waiting for its placement: %s', ref.cid!.toString(), (err as Error).message)
+      await run
+      if (over()) return false
+      const code = err instanceof FsError ? err.code : 'EIO'
+      throw new FsError(code, 'write', undefined, `chunk ${ref.cid!.toString()} was neither placed nor stored here: ${(err as Error).message}`)
+    }
   }
 
   /**
@@ -1573,6 +1626,10 @@ export class ChunkWrite {
     // referenced by the tree now: a release spares them (keeper/retained.ts), the promises may end
     this.stopRenewing()
     for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
+    // the manifest is placed by placed(), once the chunks are: this host's placement work from the
+    // commit on (pending), not a block no one places that this host's repair pass takes over
+    // meanwhile (mend43c: it placed it first and handed the writer's copy over)
+    if (wasOpen && this.manifestRef !== undefined) this.network?.pend?.([this.manifestRef], { inode: this.inode })
     // once (counts: a second call, or one after abandon(), would take another write's entries)
     if (wasOpen) for (const ref of [...this.refs, ...this.stored]) this.chunks.open.remove(ref)
   }

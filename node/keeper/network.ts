@@ -254,6 +254,12 @@ export class ChunkNetwork extends EventTarget implements Network {
    * of the same coding; another coding of the same bytes (another k) is a placement of its own.
    */
   private readonly placing = new Map<string, Promise<void>>()
+  /**
+   * Codings (codingOf) committed here and pending whose placement is to come (pend(): a version's
+   * manifest, placed once its chunks are): until it starts (run()), this host's repair takes them
+   * as being placed here (isPlacing, isPlacingCoding).
+   */
+  private readonly due = new Set<string>()
   /** chunk CID -> how many of its codings are being placed now (isPlacing). */
   private readonly placingChunks = new Map<string, number>()
   /**
@@ -589,6 +595,8 @@ export class ChunkNetwork extends EventTarget implements Network {
     const coding = codingOf(r)
     let run = this.placing.get(coding)
     if (run === undefined) {
+      // (pend()'s coding: its placement is here)
+      this.due.delete(coding)
       run = this.placeOne(r, opts).catch((err: Error) => {
         // the chunk stays pending (local-only until then): retried below
         placeLog.error('chunk %s: placement failed, left pending: %s', shortCid(key), err.message)
@@ -681,6 +689,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       if (ref.cid === null) continue
       const key = ref.cid.toString()
       await this.placing.get(codingOf(ref))
+      this.due.delete(codingOf(ref))
       this.pending.delete(ref)
       const records = this.placement.get(key)
       records?.delete(encodingOf(ref))
@@ -722,6 +731,31 @@ export class ChunkNetwork extends EventTarget implements Network {
   /** Whether a local block may be deleted now (no peer was promised it). */
   mayDelete (cid: CID): boolean {
     return this.c.release?.mayDelete(cid) ?? true
+  }
+
+  /**
+   * Chunks stored here and committed whose placement comes later (Network.pend: a version's
+   * manifest, placed by ChunkWrite.placed() once its chunks are): pending from now, with the file
+   * they belong to, and this host's repair leaves them to that placement (isPlacingCoding) as to
+   * one in flight; a retry places them too (so one whose place() never comes is not left).
+   */
+  pend (refs: ChunkRef[], opts: { inode?: string } = {}): void {
+    for (const r of refs) {
+      if (r.cid === null) continue
+      this.pending.add(r, opts.inode)
+      const coding = codingOf(r)
+      if (!this.placing.has(coding)) this.due.add(coding)
+    }
+  }
+
+  /** Whether `ref`'s coding is pend()'s, its placement not started yet (and still pending). */
+  private isDue (ref: ChunkRef): boolean {
+    const coding = codingOf(ref)
+    if (!this.due.has(coding)) return false
+    if (this.pending.hasCoding(ref)) return true
+    // no longer pending (given up): forgotten
+    this.due.delete(coding)
+    return false
   }
 
   /** Retry placement of every chunk still pending (after a reconnect). */
@@ -886,7 +920,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !held[0].has(p) && up.has(p))
       // a block stored here and gone since (neither here nor staged): handed over by this host's
       // own repair pass, which placed it meanwhile (a committed manifest before its writer's
-      // placed(): not pending yet, so repair took it). Nothing here can push it, ever: left
+      // placed() did, when it was not pending yet: it is from its commit now, pend()). Nothing here can push it, ever: left
       // pending, every retry failed on reading it and the chunk stayed pending for good (mend43c);
       // it is repair's now. (A replicated chunk is always stored here before it is placed.)
       if (to.length > 0 && !(await this.hasBytes(ref.fragments[0], opts))) {
@@ -1023,6 +1057,38 @@ export class ChunkNetwork extends EventTarget implements Network {
     // ignored here: the listener logs its own failures (the copies then stay, which is safe)
     const all: Promise<void> = Promise.allSettled(work).then(() => { if (this.handing.get(coding) === all) this.handing.delete(coding) })
     this.handing.set(coding, all)
+  }
+
+  /**
+   * A placed chunk's fragments stored here after its placement read what was here (a deferred
+   * chunk's data fragments, stored by its write once the placement outlived the write's wait:
+   * data/blocks.ts storeUnplaced): the placement's end found none of them, so it handed nothing
+   * over. Now they are in its record as held here, and the ones this host is no target of are
+   * handed over as that end does (handOver(): once their keepers promised them; kept on any
+   * failure). Nothing for a chunk that is not placed (pending, being placed: a retry that places
+   * it hands them over), nor a replicated one (a placement leaves its writer's copy). Resolves
+   * when the custody round is over.
+   */
+  async handOverLate (ref: ChunkRef, opts: { inode?: string } = {}): Promise<void> {
+    if (ref.cid === null || ref.k === 1 || !this.placedNow(ref)) return
+    const held = this.heldOf(ref)!
+    const self = this.host.peerId
+    let found = 0
+    for (let j = 0; j < ref.fragments.length; j++) {
+      if (!held[j].has(self) && await this.store.has(ref.fragments[j])) { held[j].add(self); found++ }
+    }
+    // (placed again or given up meanwhile: that one's business)
+    if (found === 0 || !this.placedNow(ref) || this.heldOf(ref) !== held) return
+    const inode = opts.inode
+    const pinners = inode === undefined ? [] : this.c.pinners(inode)
+    const members = this.policy.members()
+    const n = ref.fragments.length
+    // the plan the placement and the keepers follow (assignment.ts): each target keeps what it
+    // holds, so the copies here are not this host's unless it is their fragment's target
+    const want = assignment(this.policy.rank(ref, members, Math.min(n, members.length)), ref.k, ref.m, held)
+    placeLog('chunk %s: %d fragment(s) stored here after its placement began, handed over', shortCid(ref.cid), found)
+    this.handOver(ref, want, !pinners.includes(self), inode)
+    await this.handing.get(codingOf(ref))
   }
 
   /**
@@ -1256,7 +1322,11 @@ export class ChunkNetwork extends EventTarget implements Network {
 
   /** Whether this host is placing any coding of the chunk (its CID) now. */
   isPlacing (chunk: string): boolean {
-    return this.placingChunks.has(chunk)
+    if (this.placingChunks.has(chunk)) return true
+    if (this.due.size === 0) return false
+    // committed here, its placement to come (pend(): due codings are pending ones, codingOf)
+    for (const encoding of this.pending.encodings(chunk)) if (this.due.has(`${chunk} ${encoding}`)) return true
+    return false
   }
 
   /**
@@ -1265,7 +1335,7 @@ export class ChunkNetwork extends EventTarget implements Network {
    * nothing of this one: its repair does not wait for it.
    */
   isPlacingCoding (ref: ChunkRef): boolean {
-    return this.placing.has(codingOf(ref))
+    return this.placing.has(codingOf(ref)) || (ref.cid !== null && this.due.size > 0 && this.isDue(ref))
   }
 
   /**

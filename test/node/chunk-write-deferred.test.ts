@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { ChunkService, Staging, Store } from '../../node/data/index.ts'
 import type { ChunkRef, Network } from '../../node/data/index.ts'
+import { FsError } from '../../node/errors.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 
@@ -304,5 +305,90 @@ describe('ChunkWrite: a deferred chunk\'s bytes, its durable() and its release (
     await b.durable()
     b.committed()
     assert.equal(read, 'read back', 'the deferred chunk of b reads back while placed')
+  })
+})
+
+// pend44: a deferred chunk whose placement outlived the wait (ChunkService.deferredPlaceWaitMs) has
+// its data fragments stored here late, while the placement goes on. Once that placement placed
+// it, the write hands them over (Network.handOverLate: the placement's own end found none of them
+// here); a late store that fails (a full disk) falls back to the placement, and fails the write
+// plainly only when that did not place the chunk either.
+describe('ChunkWrite: a deferred chunk stored here late, then placed (pend44)', function () {
+  this.timeout(30_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  async function service (init: { full?: boolean } = {}): Promise<{ chunks: ChunkService, store: Store, placements: Placement[], placed: Set<string>, late: ChunkRef[], failedPuts: () => number }> {
+    const store = await Store.open(join(await tempDir(t), 'store'))
+    t.add(async () => { await store.close() })
+    let failed = 0
+    if (init.full === true) store.putMany = async () => { failed++; throw new FsError('ENOSPC', 'put', undefined, 'the block store is full (test)') }
+    const placements: Placement[] = []
+    const placed = new Set<string>()
+    const late: ChunkRef[] = []
+    const network: Network = {
+      params: () => ({ k: 2, m: 1 }),
+      fetch: async () => new Map(),
+      fetchOne: async cid => { throw new Error(`not here: ${cid.toString()}`) },
+      place: async refs => {
+        const p: Placement = { refs, over: Promise.withResolvers<void>() }
+        placements.push(p)
+        await p.over.promise
+      },
+      placedNow: ref => placed.has(ref.cid!.toString()),
+      handOverLate: async ref => { late.push(ref) }
+    }
+    // the placement outlives the wait at once
+    return { chunks: new ChunkService(store, { network, deferredPlaceWaitMs: 1 }), store, placements, placed, late, failedPuts: () => failed }
+  }
+
+  const onDisk = async (store: Store, ref: ChunkRef): Promise<boolean[]> => await Promise.all(ref.fragments.map(async f => await store.has(f)))
+
+  it('placed after its data fragments were stored here: the write has the network hand them over (fails before: never asked, left to repair)', async () => {
+    const { chunks, store, placements, placed, late } = await service()
+    const w = chunks.write()
+    const ref = await w.chunk(randomBytes(SIZE), 0, { deferred: true })
+    await until('its placement started', () => placements.length === 1)
+    await w.durable()
+    assert.deepEqual(await onDisk(store, ref), [true, true, false], 'stored here late')
+    assert.deepEqual(late, [], 'nothing handed over while it is being placed')
+    placed.add(ref.cid!.toString())
+    placements[0].over.resolve()
+    await until('its late copies handed over', () => late.length === 1)
+    assert.equal(late[0], ref)
+    w.committed()
+  })
+
+  it('its late store fails (a full disk) and its placement places it: durable() resolves, the chunk on its holders (fails before: durable() threw ENOSPC with the chunk placed)', async () => {
+    const { chunks, store, placements, placed, failedPuts } = await service({ full: true })
+    const w = chunks.write()
+    const ref = await w.chunk(randomBytes(SIZE), 0, { deferred: true })
+    await until('its placement started', () => placements.length === 1)
+    let settled: string | undefined
+    const durable = w.durable().then(() => { settled = 'durable' }, (err: Error) => { settled = err.message })
+    await until('its late store failed', () => failedPuts() === 1)
+    placed.add(ref.cid!.toString())
+    placements[0].over.resolve()
+    await durable
+    assert.equal(settled, 'durable')
+    assert.deepEqual(await onDisk(store, ref), [false, false, false])
+    w.committed()
+  })
+
+  it('its late store fails (a full disk) and its placement does not place it: durable() throws ENOSPC naming the chunk, once the placement is over', async () => {
+    const { chunks, placements, failedPuts } = await service({ full: true })
+    const w = chunks.write()
+    const ref = await w.chunk(randomBytes(SIZE), 0, { deferred: true })
+    await until('its placement started', () => placements.length === 1)
+    let over = false
+    const durable = w.durable().then(() => 'durable' as unknown, (err: unknown) => err).finally(() => { over = true })
+    await until('its late store failed', () => failedPuts() === 1)
+    assert.equal(over, false, 'durable() waits for the placement still under way')
+    placements[0].over.resolve()
+    const settled = await durable
+    assert.ok(settled instanceof FsError, `durable(): ${String(settled)}`)
+    assert.equal(settled.code, 'ENOSPC')
+    assert.match(settled.message, new RegExp(`${ref.cid!.toString()} was neither placed nor stored here`))
+    await w.abandon()
   })
 })
