@@ -68,3 +68,20 @@ export async function raceSignal<T> (promise: Promise<T>, signal?: AbortSignal):
     signal.removeEventListener('abort', onAbort)
   }
 }
+
+/**
+ * Wait for `promise` to settle, at most `ms` (Infinity: no bound), and no longer than `signal`
+ * lasts: over at the bound (nothing thrown), with the promise's rejection, or with the signal's
+ * reason; the bound's timer is cleared as soon as the wait is over. An fsync waiting for
+ * placements (volume.ts), a deferred chunk's store waiting for its placement and a write's
+ * backpressure waiting for room (data/blocks.ts).
+ */
+export async function settledWithin (promise: Promise<unknown>, ms: number, signal?: AbortSignal): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const bound = ms === Infinity ? [] : [new Promise<void>(resolve => { timer = setTimeout(resolve, ms) })]
+  try {
+    await raceSignal(Promise.race([promise, ...bound]), signal)
+  } finally {
+    clearTimeout(timer)
+  }
+}

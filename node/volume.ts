@@ -50,7 +50,7 @@ import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import type { AbortOptions } from '@libp2p/interface'
-import { raceSignal } from './abort.ts'
+import { raceSignal, settledWithin } from './abort.ts'
 import { isPinXattr } from './types.ts'
 import { logger } from './log.ts'
 
@@ -1193,14 +1193,8 @@ export class Volume implements VolumeApi {
     await raceSignal(this.tree.sync(), options.signal)
     const newest = this.tree.newestLocal()
     if (newest === undefined || this.held === undefined || this.heldUpTo?.equals(newest) === true) return
-    let timer: NodeJS.Timeout | undefined
-    const bound = new Promise<void>(resolve => { timer = setTimeout(resolve, this.syncPlaceWaitMs) })
     const held = this.held(newest).then(() => { this.heldUpTo = newest })
-    try {
-      await raceSignal(Promise.race([held, bound]), options.signal)
-    } finally {
-      clearTimeout(timer)
-    }
+    await settledWithin(held, this.syncPlaceWaitMs, options.signal)
   }
 
   private owner (dir: Inode, caller: Caller, kind: Kind, mode: number): { uid: number, gid: number, mode: number } {
@@ -1980,16 +1974,10 @@ export class Volume implements VolumeApi {
     const set = this.placing.get(inode)
     if (set === undefined) return
     const now = performance.now()
-    const timers: NodeJS.Timeout[] = []
-    try {
-      await Promise.all([...set].map(async e => {
-        const left = e.at + this.syncPlaceWaitMs - now
-        if (left <= 0) return
-        await Promise.race([e.done, new Promise<void>(resolve => { timers.push(setTimeout(resolve, left)) })])
-      }))
-    } finally {
-      for (const t of timers) clearTimeout(t)
-    }
+    await Promise.all([...set].map(async e => {
+      const left = e.at + this.syncPlaceWaitMs - now
+      if (left > 0) await settledWithin(e.done, left)
+    }))
   }
 
   /**

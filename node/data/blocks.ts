@@ -6,7 +6,7 @@
 // network fetch; a fetch that several readers wait on runs until the last of them gives up.
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import { raceSignal } from '../abort.ts'
+import { raceSignal, settledWithin } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
 import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, clayFor, fragmentBytes, decodeChunkOffThread, encodeChunkPooled, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, rootCount, PLACEMENT_BALANCED } from './chunks.ts'
 import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
@@ -1367,13 +1367,7 @@ export class ChunkWrite {
    * the placement placed the chunk, chunk() has it hand them over: handOverLate()).
    */
   private async storeUnplaced (ref: ChunkRef, data: Array<{ cid: CID, bytes: Uint8Array }>, run: Promise<void>, released: AbortSignal): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined
-    const waited = new Promise<void>(resolve => { timer = setTimeout(resolve, this.chunks.deferredPlaceWaitMs) })
-    try {
-      await Promise.race([run, waited])
-    } finally {
-      clearTimeout(timer)
-    }
+    await settledWithin(run, this.chunks.deferredPlaceWaitMs)
     // (a function: the write may be given up while this waits)
     const over = (): boolean => this.network?.placedNow?.(ref) === true || this.done === 'abandoned' || released.aborted
     if (over()) return false
@@ -1419,11 +1413,7 @@ export class ChunkWrite {
     while (this.held > 0 && this.held + cost > this.window) {
       const left = until - performance.now()
       if (left <= 0) break
-      let timer: NodeJS.Timeout | undefined
-      const timeout = left === Infinity ? [] : [new Promise<void>(resolve => { timer = setTimeout(resolve, left) })]
-      try {
-        await raceSignal(Promise.race([...this.inflight, ...timeout]), opts.signal)
-      } finally { clearTimeout(timer) }
+      await settledWithin(Promise.race(this.inflight), left, opts.signal)
     }
   }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
 import { mock } from 'node:test'
-import { boundedSignal } from '../../node/abort.ts'
+import { boundedSignal, settledWithin } from '../../node/abort.ts'
 
 describe('boundedSignal', function () {
   beforeEach(() => { mock.timers.enable({ apis: ['setTimeout'] }) })
@@ -50,5 +50,57 @@ describe('boundedSignal', function () {
     const { signal } = boundedSignal([gone.signal], 1000)
     assert.equal(signal.aborted, true)
     assert.equal((signal.reason as Error).message, 'over already')
+  })
+})
+
+describe('settledWithin', function () {
+  /** Whether `p` settled within a few turns of the event loop, and how. */
+  const state = async (p: Promise<unknown>): Promise<string> => {
+    let s = 'pending'
+    p.then(() => { s = 'resolved' }, (err: Error) => { s = `rejected: ${err.message}` })
+    for (let i = 0; i < 5; i++) await new Promise(resolve => setImmediate(resolve))
+    return s
+  }
+
+  beforeEach(() => { mock.timers.enable({ apis: ['setTimeout'] }) })
+  afterEach(() => { mock.timers.reset() })
+
+  it('is over when the promise is, and its timer is cleared then', async () => {
+    // the timers settledWithin sets and clears, seen through the (mocked) globals
+    const set: unknown[] = []
+    const cleared: unknown[] = []
+    const realSet = globalThis.setTimeout
+    const realClear = globalThis.clearTimeout
+    mock.method(globalThis, 'setTimeout', (fn: () => void, ms: number) => { const t = realSet(fn, ms); set.push(t); return t })
+    mock.method(globalThis, 'clearTimeout', (t: ReturnType<typeof setTimeout>) => { cleared.push(t); realClear(t) })
+    try {
+      let done!: () => void
+      const wait = settledWithin(new Promise<void>(resolve => { done = resolve }), 1000)
+      assert.equal(await state(wait), 'pending')
+      assert.equal(set.length, 1, 'the bound\'s timer set')
+      assert.equal(cleared.length, 0)
+      done()
+      assert.equal(await state(wait), 'resolved')
+      assert.deepEqual(cleared, set, 'the bound\'s timer cleared')
+    } finally {
+      mock.restoreAll()
+    }
+  })
+
+  it('is over at the bound, with nothing thrown, while the promise is not', async () => {
+    const wait = settledWithin(new Promise<void>(() => {}), 1000)
+    mock.timers.tick(999)
+    assert.equal(await state(wait), 'pending')
+    mock.timers.tick(1)
+    assert.equal(await state(wait), 'resolved')
+  })
+
+  it('throws the promise\'s rejection, and the signal\'s reason when it aborts first', async () => {
+    assert.equal(await state(settledWithin(Promise.reject(new Error('a failed placement')), 1000)), 'rejected: a failed placement')
+    const ac = new AbortController()
+    const wait = settledWithin(new Promise<void>(() => {}), Infinity, ac.signal)
+    assert.equal(await state(wait), 'pending')
+    ac.abort(new Error('the caller went away'))
+    assert.equal(await state(wait), 'rejected: the caller went away')
   })
 })
