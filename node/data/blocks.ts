@@ -1325,7 +1325,7 @@ export class ChunkWrite {
     this.placing.set(ref, { run, stop })
     this.safes.push(this.safeOf(ref, started.promise, run))
     if (data !== undefined) {
-      const late = this.storeUnplaced(ref, data, run, stop.signal)
+      const late = this.storeUnplaced(ref, data, run, started.promise, stop.signal)
       const unplaced = late.then(() => {})
       this.unplaced.set(ref, unplaced)
       this.puts.track(unplaced.finally(() => { this.unplaced.delete(ref) }))
@@ -1362,11 +1362,15 @@ export class ChunkWrite {
    * placement's own bound (review43a). durable() waits for this, so a commit never names a chunk
    * that is neither placed nor here. Nothing is stored for a chunk given up meanwhile (released,
    * the write abandoned); a release() waits for this before it deletes the chunk's blocks. A late
-   * store that fails (a full disk) waits for the placement instead: placed, the chunk is durable;
-   * not, this throws (FsError, the store's code, naming the chunk). Whether it stored them (once
-   * the placement placed the chunk, chunk() has it hand them over: handOverLate()).
+   * store that fails (a full disk) waits for the placement instead, until the chunk survives one
+   * lost host by its acknowledgements so far (Network.safe, as placed({ safe }) waits; on a full
+   * writer that is a target itself, the placement's own fragment fails on the same disk and the
+   * placement as a whole never succeeds: review44a) or the placement is over: safe or placed, the
+   * chunk is durable; neither, this throws (FsError, the store's code, naming the chunk). Whether
+   * some of them may be stored here (once the placement placed the chunk, chunk() has it hand
+   * them over: handOverLate(), which looks at what is here: a store that failed part way too).
    */
-  private async storeUnplaced (ref: ChunkRef, data: Array<{ cid: CID, bytes: Uint8Array }>, run: Promise<void>, released: AbortSignal): Promise<boolean> {
+  private async storeUnplaced (ref: ChunkRef, data: Array<{ cid: CID, bytes: Uint8Array }>, run: Promise<void>, started: Promise<void>, released: AbortSignal): Promise<boolean> {
     await settledWithin(run, this.chunks.deferredPlaceWaitMs)
     // (a function: the write may be given up while this waits)
     const over = (): boolean => this.network?.placedNow?.(ref) === true || this.done === 'abandoned' || released.aborted
@@ -1376,15 +1380,32 @@ export class ChunkWrite {
       await this.store.putMany(data, { claim: this, verified: true })
       return true
     } catch (err) {
-      // not stored here (a full disk): the placement under way, its fragments pinned in the
-      // staging until it is over, is the chunk's one way to durability now; waited for whole.
-      // Placed, the chunk is durable on its holders; not, the write fails with this error, said
-      // plainly (nothing names the chunk; the bytes are the caller's to write again)
+      // not stored here (a full disk; maybe part of them): the placement under way, its
+      // fragments pinned in the staging until it is over, is the chunk's one way to durability
+      // now; waited for until the chunk is safe on its holders (its own fragment here may fail on
+      // this same disk) or the placement is over. Safe or placed, the chunk is durable; neither,
+      // the write fails with this error, said plainly (the bytes are the caller's to write again)
       log.error('chunk %s: storing its data fragments here failed, waiting for its placement: %s', ref.cid!.toString(), (err as Error).message)
-      await run
-      if (over()) return false
+      if (await this.safeOrOver(ref, started, run) || over()) return true
       const code = err instanceof FsError ? err.code : 'EIO'
       throw new FsError(code, 'write', undefined, `chunk ${ref.cid!.toString()} was neither placed nor stored here: ${(err as Error).message}`)
+    }
+  }
+
+  /**
+   * Whether the chunk survives one lost host (Network.safe, asked once the placement `started`)
+   * before its placement `run` is over; false once that is over first (then placedNow() says
+   * whether it placed the chunk). Without Network.safe: the placement's end, false.
+   */
+  private async safeOrOver (ref: ChunkRef, started: Promise<void>, run: Promise<void>): Promise<boolean> {
+    const network = this.network
+    if (network?.safe === undefined) { await run; return false }
+    const over = new AbortController()
+    try {
+      // (safe() resolves on the abort too: only a resolution before it counts)
+      return await Promise.race([run.then(() => false), started.then(async () => { await network.safe?.(ref, { signal: over.signal }); return !over.signal.aborted })])
+    } finally {
+      over.abort()
     }
   }
 

@@ -318,11 +318,23 @@ describe('ChunkWrite: a deferred chunk stored here late, then placed (pend44)', 
   const t = new Teardown()
   after(async () => { await t.run() })
 
-  async function service (init: { full?: boolean } = {}): Promise<{ chunks: ChunkService, store: Store, placements: Placement[], placed: Set<string>, late: ChunkRef[], failedPuts: () => number }> {
+  /**
+   * `full`: the late store fails (ENOSPC), with `'part'` after storing its first block; `safe`:
+   * the network's Network.safe (the chunk survives one lost host when it resolves).
+   */
+  async function service (init: { full?: boolean | 'part', safe?: Network['safe'] } = {}): Promise<{ chunks: ChunkService, store: Store, placements: Placement[], placed: Set<string>, late: ChunkRef[], failedPuts: () => number }> {
     const store = await Store.open(join(await tempDir(t), 'store'))
     t.add(async () => { await store.close() })
     let failed = 0
-    if (init.full === true) store.putMany = async () => { failed++; throw new FsError('ENOSPC', 'put', undefined, 'the block store is full (test)') }
+    const putMany = store.putMany.bind(store)
+    if (init.full !== undefined && init.full !== false) {
+      const part = init.full === 'part'
+      store.putMany = async (blocks, opts) => {
+        failed++
+        if (part) await putMany(blocks.slice(0, 1), opts)
+        throw new FsError('ENOSPC', 'put', undefined, 'the block store is full (test)')
+      }
+    }
     const placements: Placement[] = []
     const placed = new Set<string>()
     const late: ChunkRef[] = []
@@ -336,7 +348,8 @@ describe('ChunkWrite: a deferred chunk stored here late, then placed (pend44)', 
         await p.over.promise
       },
       placedNow: ref => placed.has(ref.cid!.toString()),
-      handOverLate: async ref => { late.push(ref) }
+      handOverLate: async ref => { late.push(ref) },
+      ...(init.safe === undefined ? {} : { safe: init.safe })
     }
     // the placement outlives the wait at once
     return { chunks: new ChunkService(store, { network, deferredPlaceWaitMs: 1 }), store, placements, placed, late, failedPuts: () => failed }
@@ -390,5 +403,42 @@ describe('ChunkWrite: a deferred chunk stored here late, then placed (pend44)', 
     assert.equal(settled.code, 'ENOSPC')
     assert.match(settled.message, new RegExp(`${ref.cid!.toString()} was neither placed nor stored here`))
     await w.abandon()
+  })
+
+  it('its late store fails part way (a disk full after one block) and its placement places it: what was stored here is handed over (fails before: never asked, kept until repair; review44a)', async () => {
+    const { chunks, store, placements, placed, late, failedPuts } = await service({ full: 'part' })
+    const w = chunks.write()
+    const ref = await w.chunk(randomBytes(SIZE), 0, { deferred: true })
+    await until('its placement started', () => placements.length === 1)
+    const durable = w.durable()
+    await until('its late store failed', () => failedPuts() === 1)
+    placed.add(ref.cid!.toString())
+    placements[0].over.resolve()
+    await durable
+    assert.deepEqual(await onDisk(store, ref), [true, false, false], 'one block stored here before the disk was full')
+    await until('the part stored here handed over', () => late.length === 1)
+    assert.equal(late[0], ref)
+    w.committed()
+  })
+
+  it('its late store fails (a full disk), and the chunk is safe on its holders (Network.safe) while its placement goes on: durable() resolves then, not at the placement\'s end (fails before: it waited for the whole placement, up to its 60 s bound; review44a)', async () => {
+    const safe = Promise.withResolvers<void>()
+    const { chunks, placements, failedPuts } = await service({ full: true, safe: async (_ref, opts) => { await Promise.race([safe.promise, new Promise<void>(resolve => opts?.signal?.addEventListener('abort', () => { resolve() }))]) } })
+    const w = chunks.write()
+    await w.chunk(randomBytes(SIZE), 0, { deferred: true })
+    await until('its placement started', () => placements.length === 1)
+    let settled: unknown
+    const durable = w.durable().then(() => { settled = 'durable' }, (err: unknown) => { settled = err })
+    await until('its late store failed', () => failedPuts() === 1)
+    // not safe yet: still waiting
+    for (let i = 0; i < 20; i++) await new Promise(resolve => setImmediate(resolve))
+    assert.equal(settled, undefined, 'durable() waits while the chunk is neither safe nor placed')
+    safe.resolve()
+    await until('durable() over, the chunk safe', () => settled !== undefined)
+    await durable
+    assert.equal(settled, 'durable')
+    // the placement goes on (its retries and repair make it whole); the write commits
+    w.committed()
+    placements[0].over.resolve()
   })
 })
