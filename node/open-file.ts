@@ -689,10 +689,15 @@ export class OpenFile {
       const found = manifest !== undefined ? chunkAt(manifest, i) : undefined
       // a hole (of one chunk or of a run of them) reads as zeros: nothing to fetch
       if (found !== undefined && found.ref.cid !== null) {
-        // a sequential reader gets the chunks after this one fetched ahead, of this version only
-        this.ahead.fill(base, manifest!, i, found.at, this.path())
+        // this chunk, when not fetched ahead already, is asked for first, then the chunks after it
+        // (a sequential reader's, of this version only) are fetched ahead: asked after them, its
+        // fetch queued behind theirs (this host's disk reads in the threadpool, the holders',
+        // the pulls) and the run's first read waited for a window of chunks (cread44). take()
+        // before fill(): fill() starts afresh for another version (take() has none of it either)
         const early = this.ahead.take(base, i)
-        src = (early !== undefined ? await raceSignal(early, signal) : undefined) ?? await this.chunks.readChunk(found.ref, { path: this.path(), signal })
+        const own = early === undefined ? this.chunks.readChunk(found.ref, { path: this.path(), signal }) : undefined
+        this.ahead.fill(base, manifest!, i, found.at, this.path())
+        src = own !== undefined ? await own : (await raceSignal(early!, signal)) ?? await this.chunks.readChunk(found.ref, { path: this.path(), signal })
       }
     }
     const len = Math.min(CHUNK_SIZE, base.size - start)

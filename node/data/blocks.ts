@@ -85,6 +85,9 @@ export const DEFERRED_PLACE_WAIT_MS = 2000
  */
 export const REPLICATE_MAX_BYTES = 64 * 1024
 
+/** A slot of fetchChunk's fragments being read from this host's store (not the network's). */
+const READ_HERE = new Uint8Array(0)
+
 /** Whether two refs are one coding of one chunk (the chunk's CID, k and the same fragments). */
 function sameCoding (a: ChunkRef, b: ChunkRef): boolean {
   if (a.cid === null || b.cid === null || a.k !== b.k || a.fragments.length !== b.fragments.length || !a.cid.equals(b.cid)) return false
@@ -972,53 +975,64 @@ export class ChunkService {
     // the chunk's buffer: a data fragment here is read into its place in it (Store.get `into`),
     // one from peers lands there (ChunkLanding); the decode copies neither again
     const chunk = ChunkLanding.lands(ref, size) ? chunkBytes(ref.size) : undefined
-    for (let i = 0; i < ref.fragments.length && have < ref.k; i++) {
-      let f: Uint8Array | undefined
-      try {
-        const place = chunk !== undefined && i < ref.k && (i + 1) * size <= ref.size ? chunk.subarray(i * size, (i + 1) * size) : undefined
-        // a data fragment still staged (never pooled memory): an early chunk being placed is on
-        // no disk here (ChunkWrite.chunk `deferred`), and its holders may not have it yet
-        const staged = i < ref.k ? this.staging?.get(ref.fragments[i]) : undefined
-        if (staged !== undefined && staged.byteLength === size) {
-          place?.set(staged)
-          f = place ?? staged
-        } else if (!await this.store.has(ref.fragments[i])) {
-          if (this.store.quarantined(ref.fragments[i])) corrupt++
-          continue
-        } else f = await this.store.get(ref.fragments[i], { size, into: place })
-      } catch (err: any) {
-        if (err instanceof CorruptBlockError) corrupt++
-        else if (err.code !== 'ENOENT') throw err
-      }
-      if (f !== undefined) {
-        frags[i] = f
+    const placeOf = (i: number): Uint8Array | undefined => chunk !== undefined && i < ref.k && (i + 1) * size <= ref.size ? chunk.subarray(i * size, (i + 1) * size) : undefined
+    // the fragments to read from this host's store (at most the k - have still needed), data first
+    const local: number[] = []
+    for (let i = 0; i < ref.fragments.length && have + local.length < ref.k; i++) {
+      // a data fragment still staged (never pooled memory): an early chunk being placed is on
+      // no disk here (ChunkWrite.chunk `deferred`), and its holders may not have it yet
+      const staged = i < ref.k ? this.staging?.get(ref.fragments[i]) : undefined
+      if (staged !== undefined && staged.byteLength === size) {
+        const place = placeOf(i)
+        place?.set(staged)
+        frags[i] = place ?? staged
         have++
-        if (ref.k === 1) break
-      }
+      } else if (await this.store.has(ref.fragments[i])) {
+        local.push(i)
+      } else if (this.store.quarantined(ref.fragments[i])) corrupt++
     }
+    // the store's reads run while the fragments not here are fetched (cread44): waiting for this
+    // host's disk first put a disk read (a threadpool job behind every other read's) before each
+    // chunk's fetch from peers, and the chunk took their sum (a cold read on six hosts reads one
+    // fragment of most chunks here and three or four from peers). A read here that fails (corrupt,
+    // gone) has what it stood for fetched afterwards (below).
+    const reads = local.map(async i => await this.store.get(ref.fragments[i], { size, into: placeOf(i) }))
     let landing: ChunkLanding | undefined
     try {
-      if (have < ref.k && this.network !== undefined) {
-        const want = ref.fragments.filter((_, i) => frags[i] === undefined)
-        const c = this.counters
-        c.fetches++
-        c.fetchingPeak = Math.max(c.fetchingPeak, ++c.fetching)
+      // slots being read here are not the network's: no landing place, not asked for
+      const pending: Array<Uint8Array | undefined> = frags.map((f, i) => f ?? (local.includes(i) ? READ_HERE : undefined))
+      let fetched: Promise<Map<string, Uint8Array>> | undefined
+      if (have + local.length < ref.k && this.network !== undefined) {
         // the data fragments from peers are written into the chunk as they arrive (ChunkLanding)
-        landing = chunk === undefined ? undefined : ChunkLanding.for(ref, frags, size, chunk)
-        // an unreachable chunk is an error naming the file (EIO through the mount), never a hang
-        const got = await this.network.fetch(want, ref.k - have, { ...opts, chunk: ref, land: landing?.land }).catch((err: any) => {
-          opts.signal?.throwIfAborted()
-          // reported below, with what was reachable: the read's error names the file and the cause
-          unreachable = err?.message ?? String(err)
-          return new Map<string, Uint8Array>()
-        }).finally(() => { c.fetching-- })
-        let parity = false
+        landing = chunk === undefined ? undefined : ChunkLanding.for(ref, pending, size, chunk)
+        fetched = this.fetchMissing(ref, ref.fragments.filter((_, i) => pending[i] === undefined), ref.k - have - local.length, opts, landing, err => { unreachable = err })
+        // (awaited below, after the reads here: an abort meanwhile is no unhandled rejection)
+        fetched.catch(() => {})
+      }
+      const results = await Promise.allSettled(reads)
+      let failedHere = false
+      let thrown: unknown
+      results.forEach((r, n) => {
+        if (r.status === 'fulfilled') { frags[local[n]] = r.value; have++; return }
+        failedHere = true
+        const err = r.reason as any
+        if (err instanceof CorruptBlockError) corrupt++
+        else if (err?.code !== 'ENOENT') thrown ??= err
+      })
+      let parity = false
+      const take = (got: Map<string, Uint8Array>): void => {
         ref.fragments.forEach((cid, i) => {
           const b = got.get(cid.toString())
           if (b !== undefined && frags[i] === undefined) { frags[i] = b; have++; parity ||= i >= ref.k }
         })
-        if (parity && ref.k > 1) c.parityFetched++
       }
+      if (fetched !== undefined) take(await fetched)
+      if (thrown !== undefined) throw thrown
+      // a fragment here that could not be read: the rest of the k from peers (no landing: its place may hold anything)
+      if (failedHere && have < ref.k && this.network !== undefined) {
+        take(await this.fetchMissing(ref, ref.fragments.filter((_, i) => frags[i] === undefined), ref.k - have, opts, undefined, err => { unreachable = err }))
+      }
+      if (parity && ref.k > 1) this.counters.parityFetched++
       if (have < ref.k && corrupt > 0) {
         throw new CorruptBlockError(key, `chunk at offset ${ref.offset}${opts.path !== undefined ? ` of ${opts.path}` : ''}, and no intact copy is reachable`)
       }
@@ -1042,6 +1056,23 @@ export class ChunkService {
       // alive would land its frames in this read's dropped buffer: review42d)
       landing?.shut()
     }
+  }
+
+  /**
+   * `need` of the fragments `want` of `ref` from peers (fetchChunk), counted (ReadCounters); an
+   * empty map when they are unreachable (`unreachable` told why), an abort thrown.
+   */
+  private async fetchMissing (ref: ChunkRef, want: CID[], need: number, opts: AbortOptions & { path?: string }, landing: ChunkLanding | undefined, unreachable: (why: string) => void): Promise<Map<string, Uint8Array>> {
+    const c = this.counters
+    c.fetches++
+    c.fetchingPeak = Math.max(c.fetchingPeak, ++c.fetching)
+    // an unreachable chunk is an error naming the file (EIO through the mount), never a hang
+    return await this.network!.fetch(want, need, { ...opts, chunk: ref, land: landing?.land }).catch((err: any) => {
+      opts.signal?.throwIfAborted()
+      // reported by fetchChunk, with what was reachable: the read's error names the file and the cause
+      unreachable(err?.message ?? String(err))
+      return new Map<string, Uint8Array>()
+    }).finally(() => { c.fetching-- })
   }
 
   /** Store a manifest durably here; its ref (manifestRef) is what placement spreads. */

@@ -171,4 +171,32 @@ describe('ChunkService: data fragments land in the chunk', function () {
     assert.ok(Buffer.from(got).equals(bytes), 'the rotted fragment read into its place did not stay in the chunk')
     assert.ok(asked.includes(1) || asked.some(i => i >= 4), 'the rotted fragment was made up for from peers')
   })
+
+  it('the fragments not here are fetched while the one here is read from disk, not after it (cread44)', async () => {
+    const store = await Store.open(join(await tempDir(t), 's'))
+    t.add(async () => { await store.close() })
+    await store.put(ref.fragments[0], fragmentOf(ref.fragments[0]), { verified: true })
+    // the store's read of fragment 0 is held until the test lets it go
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    let reading!: () => void
+    const readStarted = new Promise<void>(resolve => { reading = resolve })
+    const get = store.get.bind(store)
+    store.get = async (cid, o) => { reading(); await held; return await get(cid, o) }
+    const asked: number[][] = []
+    const chunks = over(store, async (cids, need) => {
+      asked.push(cids.slice(0, need).map(c => ref.fragments.findIndex(f => f.equals(c))))
+      const got = new Map<string, Uint8Array>()
+      for (const cid of cids.slice(0, need)) got.set(cid.toString(), Uint8Array.from(fragmentOf(cid)))
+      return got
+    })
+    const read = chunks.readChunk(ref)
+    await readStarted
+    assert.deepEqual(asked, [[1, 2, 3]], 'the three data fragments not here were asked of peers while the one here was still being read')
+    release()
+    const got = await read
+    assert.ok(Buffer.from(got).equals(bytes), 'the chunk is the fragment read here and the three fetched')
+    assert.deepEqual(asked, [[1, 2, 3]], 'one fetch, of the fragments not here only')
+    assert.equal(chunks.readCounters().rebuilt, 0)
+  })
 })
