@@ -41,6 +41,8 @@ export interface ChannelInit {
   onReceived: (bytes: number) => void
   /** Where a large BLOCK for `cid` may be written as it arrives (FrameDecoder's `land`; a client's wants). */
   land?: (cid: CID, bytes: number) => Landing | undefined
+  /** Memory a large frame in several received pieces is joined into (FrameDecoder's `join`; a server's pushes). */
+  join?: (length: number) => Uint8Array
 }
 
 export class Channel {
@@ -57,7 +59,7 @@ export class Channel {
   constructor (init: ChannelInit) {
     this.init = init
     this.peer = init.peer
-    this.decoder = new FrameDecoder({ land: init.land })
+    this.decoder = new FrameDecoder({ land: init.land, join: init.join })
     this.stream = init.stream
     const stream = init.stream
     stream.maxReadBufferLength = MAX_READ_BUFFER_BYTES

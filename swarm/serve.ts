@@ -89,6 +89,8 @@ export interface ServeContext {
   misbehaved: (peer: string, err: Error) => void
   onSent: (peer: string, bytes: number) => void
   onReceived: (peer: string, bytes: number) => void
+  /** Memory for a large received frame in several pieces (SwarmComponents.frameBytes). */
+  frameBytes?: (length: number) => Uint8Array
   signal: AbortSignal
 }
 
@@ -109,6 +111,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
     onMessage,
     onClose,
     download: ctx.download,
+    ...(ctx.frameBytes !== undefined ? { join: ctx.frameBytes } : {}),
     onSent: (n) => { ctx.onSent(peer, n) },
     onReceived: (n) => { ctx.onReceived(peer, n) }
   })

@@ -65,6 +65,12 @@ export interface SwarmComponents {
   blocks: BlockSource
   /** Durable local store for pushed blocks. */
   sink: BlockSink
+  /**
+   * Fresh memory of `length` bytes for a large frame a peer sent in several pieces (a pushed
+   * block, mostly), which the swarm joins there (FrameDecoder's `join`); default: a fresh buffer
+   * of its own. The host's can have its pages faulted in at once (node/data chunkBytes).
+   */
+  frameBytes?: (length: number) => Uint8Array
 }
 
 export interface Delivery { cid: CID, bytes: Uint8Array, to: string[] }
@@ -336,6 +342,7 @@ class SwarmNode implements Swarm {
       misbehaved: (p, err) => { this.misbehaved(p, err) },
       onSent: (p, n) => { this.bytesSent += n; this.book.sent(p, n) },
       onReceived: (p, n) => { this.bytesReceived += n; this.book.received(p, n) },
+      ...(this.components.frameBytes !== undefined ? { frameBytes: this.components.frameBytes } : {}),
       signal: this.shutdown.signal
     })
     this.inbound.add(channel)

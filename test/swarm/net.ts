@@ -10,7 +10,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createSwarm, libp2pComponents } from '../../swarm/index.ts'
-import type { BlockSink, BlockSource, Swarm, SwarmInit } from '../../swarm/index.ts'
+import type { BlockSink, BlockSource, Swarm, SwarmComponents, SwarmInit } from '../../swarm/index.ts'
 
 export interface MemBlocks {
   map: Map<string, Uint8Array>
@@ -91,9 +91,10 @@ export class Net {
   /**
    * A node; `range`: how its block source answers RANGE_WANTs (none: "not held"); `check`: its
    * sink's own check of pushed blocks (BlockSink.check; none: the swarm hashes them); `source`:
-   * fields of its block source in place of the store's (with a `range` only).
+   * fields of its block source in place of the store's (with a `range` only); `components`:
+   * other fields of its SwarmComponents (e.g. frameBytes).
    */
-  async node (init: SwarmInit = {}, range?: BlockSource['range'], check?: BlockSink['check'], source: Partial<BlockSource> = {}): Promise<TestNode> {
+  async node (init: SwarmInit = {}, range?: BlockSource['range'], check?: BlockSink['check'], source: Partial<BlockSource> = {}, components: Pick<SwarmComponents, 'frameBytes'> = {}): Promise<TestNode> {
     const libp2p = await createLibp2p({
       addresses: { listen: [this.transport === 'memory' ? `/memory/swarm-test-${process.pid}-${counter++}` : '/ip4/127.0.0.1/tcp/0'] },
       transports: [this.transport === 'memory' ? memory() : tcp()],
@@ -103,7 +104,7 @@ export class Net {
     this.teardown.push(async () => { await libp2p.stop() })
     const store = memBlocks()
     const sink = check === undefined ? store : { put: store.put, check }
-    const swarm = createSwarm(init)(libp2pComponents(libp2p, range === undefined ? store : { has: store.has, get: store.get, range, ...source }, sink))
+    const swarm = createSwarm(init)({ ...libp2pComponents(libp2p, range === undefined ? store : { has: store.has, get: store.get, range, ...source }, sink), ...components })
     await swarm.start()
     this.teardown.push(async () => { await swarm.stop() })
     const node = { libp2p, swarm, store, id: libp2p.peerId.toString() }
