@@ -7,7 +7,7 @@
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal, settledWithin } from '../abort.ts'
-import { ChunkCache } from './cache.ts'
+import { ChunkCache, LeafCache } from './cache.ts'
 import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, clayFor, fragmentBytes, decodeChunkOffThread, encodeChunkPooled, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, rootCount, PLACEMENT_BALANCED } from './chunks.ts'
 import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
@@ -48,11 +48,6 @@ export const RANGE_READ_MAX_BYTES = 256 << 10
  * again (a database's hot pages) is fetched once, as the chunk cache does for whole chunks.
  */
 export const LEAF_CACHE_BYTES = 16 << 20
-/**
- * Most bytes past a fetched leaf that the buffer it views may hold for the leaf cache to keep a
- * view of it (readRange: one leaf fetched alone): a range's frame header and proof; else copied.
- */
-const LEAF_VIEW_SLACK_BYTES = 4096
 /** Decoded manifests kept in memory. */
 export const MANIFEST_CACHE_ENTRIES = 4096
 /**
@@ -548,7 +543,8 @@ export class ChunkService {
   private readonly store: Store
   private readonly cache: ChunkCache
   /** Verified leaves of data fragments from range reads, by `${fragment CID}/${leaf}` (LEAF_CACHE_BYTES). */
-  private readonly leaves = new ChunkCache(LEAF_CACHE_BYTES)
+  /** Verified leaves of range reads, each a copy in the cache's own slots (LeafCache: get() gives a view to copy before awaiting). */
+  private readonly leaves = new LeafCache(LEAF_CACHE_BYTES, LEAF_BYTES)
   private readonly localParams: { k: number, m: number }
   /** Decoded manifests read recently (oldest first), bounded by MANIFEST_CACHE_ENTRIES. */
   private readonly manifests = new Map<string, Manifest>()
@@ -820,9 +816,10 @@ export class ChunkService {
     }
     if (local.some(l => l === undefined) && (network?.fetchRange === undefined || await this.hasLocally(ref))) return await whole()
     try {
-      // a part read from the disk or the network views a buffer of this read's alone, one from
-      // the leaf cache or a staged fragment a shared one (copied below when it is the answer:
-      // callers own what they get)
+      // a part read from the disk views a buffer of this read's alone, one from the network or a
+      // staged fragment a shared (or larger) one (copied below when it is the answer: callers own
+      // what they get), one from the leaf cache is copied at once (its slot may be another leaf's
+      // by the time the other parts are here)
       let shared = false
       const parts = await Promise.all(slices.map(async (s, i) => {
         const here = local[i]
@@ -831,20 +828,15 @@ export class ChunkService {
           return here.bytes.subarray(s.from, s.to)
         }
         const frag = ref.fragments[s.fragment].toString()
-        const cached = this.cachedLeaves(frag, s.first, s.end)
-        if (cached !== undefined) { shared = true; return cached.subarray(s.from, s.to) }
+        const cached = this.cachedLeaves(frag, s.first, s.end, s.from, s.to)
+        if (cached !== undefined) return cached
         const leaves = await network!.fetchRange!(ref, s, { signal: opts.signal })
-        // one leaf (a 4 KiB read's) kept as it came (a view of the buffer it was received and
-        // checked in, which nothing else writes), the read's own bytes copied out of it below
-        // (`shared`): a copy of the read's 4 KiB, not of the leaf's 16 KiB, and a 4 KiB buffer made
-        // per read instead of a 16 KiB one, each counting toward V8's next full GC (rread43).
-        // Several leaves, or one viewing a larger buffer (frames read together), each a copy of
-        // its own: the cache forgets leaves one by one, and a view it kept would hold the whole
-        // buffer while it counts one leaf (review43b: 8 leaves fetched, 7 forgotten, 128 KiB alive)
-        const view = s.end - s.first === 1 && leaves.buffer.byteLength <= LEAF_BYTES + LEAF_VIEW_SLACK_BYTES
+        // the leaves copied into the leaf cache's slots (LeafCache: the buffer they came in then
+        // dies young, not ~1,000 reads later in the old generation: gc44), the read's own bytes
+        // copied out below (`shared`): a 4 KiB buffer, not a view holding the received 16 KiB
         for (let l = s.first; l < s.end; l++) {
           const at = (l - s.first) * LEAF_BYTES
-          this.leaves.set(`${frag}/${l}`, view ? leaves.subarray(at, at + LEAF_BYTES) : leaves.slice(at, at + LEAF_BYTES))
+          this.leaves.set(`${frag}/${l}`, leaves.subarray(at, at + LEAF_BYTES))
         }
         shared = true
         return leaves.subarray(s.from, s.to)
@@ -862,18 +854,27 @@ export class ChunkService {
     }
   }
 
-  /** Leaves [first, end) of fragment `frag` joined, when every one of them is in the leaf cache. */
-  private cachedLeaves (frag: string, first: number, end: number): Uint8Array | undefined {
-    const got: Uint8Array[] = []
+  /**
+   * Bytes [from, to) of leaves [first, end) of fragment `frag` joined (offsets from leaf
+   * `first`'s start), a copy of the caller's own (the cache's slots are reused), when every one of
+   * those leaves is in the leaf cache.
+   */
+  private cachedLeaves (frag: string, first: number, end: number, from: number, to: number): Uint8Array | undefined {
+    const keys: string[] = []
     for (let l = first; l < end; l++) {
-      const leaf = this.leaves.get(`${frag}/${l}`)
-      if (leaf === undefined) return undefined
-      got.push(leaf)
+      const key = `${frag}/${l}`
+      if (this.leaves.get(key) === undefined) return undefined
+      keys.push(key)
     }
-    if (got.length === 1) return got[0]
-    const out = new Uint8Array(got.reduce((n, g) => n + g.byteLength, 0))
-    let at = 0
-    for (const g of got) { out.set(g, at); at += g.byteLength }
+    // (gets again: each get() is a view valid until the next set(), and none comes between)
+    const out = new Uint8Array(to - from)
+    for (let i = 0; i < keys.length; i++) {
+      const leaf = this.leaves.get(keys[i])!
+      const at = i * LEAF_BYTES
+      const a = Math.max(from, at)
+      const b = Math.min(to, at + leaf.byteLength)
+      if (b > a) out.set(leaf.subarray(a - at, b - at), a - from)
+    }
     return out
   }
 

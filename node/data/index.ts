@@ -37,7 +37,7 @@ export type { ChunkWriteOptions, Codec, Network, ReadCounters, WriteProgress } f
 export { CHUNK_SIZE, INLINE_MAX, MANIFEST_VERSIONS, MAX_MANIFEST_BYTES, ManifestError, PLACEMENT_BALANCED, chunkAt, clayCode, clayFor, fragmentBytes, rootCount, contentSum, decodeChunk, decodeChunkOffThread, decodeManifest, encodeChunk, encodeChunkAsync, encodeChunkPooled, encodeManifest, fragmentSlices, holeChunk, manifestOf, manifestRef, rebuildFragments, withRoots } from './chunks.ts'
 export type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 export { HASH_BYTES, LEAF_BYTES, SMALL_LEAF_BYTES, leafCount, leafHashes, merkleRoot, proofFromLeaves, rangeBytes, rangeProof, rootFromLeaves, verifyRange } from './merkle.ts'
-export { CACHE_RAM_SHARE, ChunkCache, DEFAULT_CACHE_BYTES, MIN_DEFAULT_CACHE_BYTES, defaultCacheBytes, machineMemory } from './cache.ts'
+export { CACHE_RAM_SHARE, ChunkCache, LeafCache, DEFAULT_CACHE_BYTES, MIN_DEFAULT_CACHE_BYTES, defaultCacheBytes, machineMemory } from './cache.ts'
 export { LEAF_HASHES_BYTES, LocalLeaves, rememberingLeaves } from './leaves.ts'
 export { RECENT_COMMIT_ENTRIES, RECENT_COMMIT_MS, RecentCommits } from './recent.ts'
 export { ClayCode, MAX_SUBCHUNKS } from './clay.ts'

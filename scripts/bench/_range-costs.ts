@@ -20,13 +20,16 @@
 //           a RANGE_WANT before the send), Store.readSlice alone, and verifyRange (the reader's
 //           check of the answer)
 // Per part: CPU per operation (process.cpuUsage, user + system; the read rounds print the
-// cluster's idle CPU of the 2 s before them beside theirs). DARKFS_RANGE_N reads (default 3,000) per round,
+// cluster's idle CPU of the 2 s before them beside theirs); the read and swarm rounds also the V8
+// heap bytes allocated (getHeapStatistics().total_allocated_bytes: JS objects, not the
+// ArrayBuffers' external bytes) and this thread's collections and their pauses, per 1,000. DARKFS_RANGE_N reads (default 3,000) per round,
 // DARKFS_RANGE_ROUNDS rounds (default 3: the first warms the JIT up). DARKFS_RANGE_ANSWER_BYTES: the wire
 // part's answer (default 16,621; 4,333 is a RANGE of one 4 KiB leaf of a 256 KiB fragment, six
 // proof hashes), DARKFS_RANGE_PARTS=wire: that part alone; =swarm: the swarm and holder parts
 // alone (no read rounds: for profiling the swarm's request and answer). DARKFS_RANGE_PROF=FILE: a
 // CPU profile (.cpuprofile, for scripts/prof-summary.ts) of the swarm part's last round alone, none
-// of the cluster's setup (writing the file) in it.
+// of the cluster's setup (writing the file) in it. DARKFS_RANGE_HEAP=FILE: a sampling heap profile
+// (.heapprofile, for Chrome DevTools; objects collected since included) of that round.
 import { randomBytes, randomInt } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Stream } from '@libp2p/interface'
@@ -39,6 +42,8 @@ import type { ChunkRef, FragmentSlice, Network } from '../../node/data/index.ts'
 import type { CID } from 'multiformats/cid'
 import { Session } from 'node:inspector/promises'
 import { writeFile } from 'node:fs/promises'
+import { getHeapStatistics } from 'node:v8'
+import { GC_MAJOR, GC_MINOR, GC_MS, GC_SLOTS, countGc } from './_gc-count.ts'
 
 const MiB = 1 << 20
 const mib = Number(process.env.DARKFS_RANGE_MIB ?? 64)
@@ -52,6 +57,25 @@ const PARTS = process.env.DARKFS_RANGE_PARTS ?? 'all'
 
 const cpuUs = (c: NodeJS.CpuUsage): number => c.user + c.system
 const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+
+/** This thread's collections so far (_gc-count.ts slots). */
+const gcCounts = new Float64Array(GC_SLOTS)
+countGc(gcCounts)
+
+/** A mark of this thread's allocation: V8 heap bytes allocated so far, external memory, collections. */
+function allocMark (): number[] {
+  const h = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & { total_allocated_bytes?: number }
+  return [h.total_allocated_bytes ?? NaN, process.memoryUsage().arrayBuffers, gcCounts[GC_MAJOR], gcCounts[GC_MINOR], gcCounts[GC_MS]]
+}
+
+/** Heap bytes allocated, collections and their pause ms per 1,000 operations since `m0` (a mark), as text. */
+async function allocSince (m0: number[], ops: number): Promise<string> {
+  // the perf_hooks 'gc' entries arrive a turn later
+  await new Promise(resolve => setImmediate(resolve))
+  const m = allocMark()
+  const per = 1000 / ops
+  return `heap ${((m[0] - m0[0]) * per / MiB).toFixed(1)} MiB allocated, ${((m[2] - m0[2]) * per).toFixed(1)} major + ${((m[3] - m0[3]) * per).toFixed(1)} minor GCs, ${((m[4] - m0[4]) * per).toFixed(1)} ms GC pauses per 1,000`
+}
 
 /** CPU µs per call of `f`, over `n` calls after `n / 10` to warm up. */
 async function perCall (n: number, f: (i: number) => unknown): Promise<number> {
@@ -142,6 +166,7 @@ async function cluster (): Promise<void> {
         const buf = new Uint8Array(4096)
         const ranges0 = reader.volume.chunks.readCounters().ranges
         const streams0 = streamsOpened(hosts)
+        const a0 = allocMark()
         const c0 = process.cpuUsage()
         const t0 = performance.now()
         try {
@@ -154,8 +179,9 @@ async function cluster (): Promise<void> {
         }
         const us = cpuUs(process.cpuUsage(c0))
         const ms = performance.now() - t0
+        const alloc = await allocSince(a0, pages.length)
         const rc = reader.volume.chunks.readCounters()
-        out(`  ${part}: ${(us / pages.length).toFixed(0)} µs CPU per 4 KiB read (the cluster idle: ${idlePerMs.toFixed(0)} ms/s just before), ${(pages.length / ms * 1000).toFixed(0)} reads/s, ${rc.ranges - ranges0} range reads, ${rc.rangeFallbacks} fallbacks, ${streamsOpened(hosts) - streams0} streams opened (round ${round + 1})`)
+        out(`  ${part}: ${(us / pages.length).toFixed(0)} µs CPU per 4 KiB read (the cluster idle: ${idlePerMs.toFixed(0)} ms/s just before), ${(pages.length / ms * 1000).toFixed(0)} reads/s, ${rc.ranges - ranges0} range reads, ${rc.rangeFallbacks} fallbacks, ${streamsOpened(hosts) - streams0} streams opened (round ${round + 1}); ${alloc}`)
       }
     }
     if (PARTS !== 'swarm') await rounds('read')
@@ -194,6 +220,9 @@ async function cluster (): Promise<void> {
     }
     // DARKFS_RANGE_PROF=FILE: a CPU profile of the swarm's last round alone (none of the setup)
     const prof = process.env.DARKFS_RANGE_PROF
+    // DARKFS_RANGE_HEAP=FILE: a sampling heap profile (.heapprofile, objects collected since
+    // included: what the round allocated, not what it kept) of the swarm's last round alone
+    const heap = process.env.DARKFS_RANGE_HEAP
     for (let round = 0; round < ROUNDS; round++) {
       const session = prof !== undefined && round === ROUNDS - 1 ? new Session() : undefined
       if (session !== undefined) {
@@ -201,7 +230,20 @@ async function cluster (): Promise<void> {
         await session.post('Profiler.enable')
         await session.post('Profiler.start')
       }
-      out(`  swarm: pullRange of one leaf from host 0, verified, ${(await perCall(N, pull)).toFixed(0)} µs CPU (round ${round + 1})`)
+      const heapSession = heap !== undefined && round === ROUNDS - 1 ? new Session() : undefined
+      if (heapSession !== undefined) {
+        heapSession.connect()
+        await heapSession.post('HeapProfiler.enable')
+        await heapSession.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+      }
+      const a0 = allocMark()
+      const us = await perCall(N, pull)
+      out(`  swarm: pullRange of one leaf from host 0, verified, ${us.toFixed(0)} µs CPU (round ${round + 1}); ${await allocSince(a0, N * 1.1)}`)
+      if (heapSession !== undefined) {
+        const { profile } = await heapSession.post('HeapProfiler.stopSampling')
+        await writeFile(heap!, JSON.stringify(profile))
+        heapSession.disconnect()
+      }
       if (session !== undefined) {
         const { profile } = await session.post('Profiler.stop')
         await writeFile(prof!, JSON.stringify(profile))
