@@ -2295,9 +2295,12 @@ export class Volume implements VolumeApi {
     for (let i = 0; i < manifest.chunks.length; i++) {
       const ref = manifest.chunks[i]
       if (ref.cid === null) continue // a hole: zeros, already there
-      // the prefetch is the host's: it outlives this call and stops only at its own bound
+      // this chunk asked for first, then the ones ahead (cread44: asked after them, it was the
+      // last fetch to start); the prefetch is the host's: it outlives this call and stops only at
+      // its own bound
+      const own = this.chunks.readChunk(ref, { path, signal: options.signal })
       this.chunks.prefetch(manifest.chunks, i + 1, { path })
-      out.set(await this.chunks.readChunk(ref, { path, signal: options.signal }), ref.offset)
+      out.set(await own, ref.offset)
     }
     return out
   }

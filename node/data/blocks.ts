@@ -1006,7 +1006,10 @@ export class ChunkService {
       if (have + local.length < ref.k && this.network !== undefined) {
         // the data fragments from peers are written into the chunk as they arrive (ChunkLanding)
         landing = chunk === undefined ? undefined : ChunkLanding.for(ref, pending, size, chunk)
+        // its landing gives no place once the pull is over (ended, failed, or aborted: an aborted
+        // read's dropped buffer while its reads here still run, review44b), as a read's end did
         fetched = this.fetchMissing(ref, ref.fragments.filter((_, i) => pending[i] === undefined), ref.k - have - local.length, opts, landing, err => { unreachable = err })
+          .finally(() => { landing?.shut() })
         // (awaited below, after the reads here: an abort meanwhile is no unhandled rejection)
         fetched.catch(() => {})
       }
@@ -1029,7 +1032,21 @@ export class ChunkService {
       }
       if (fetched !== undefined) take(await fetched)
       if (thrown !== undefined) throw thrown
-      // a fragment here that could not be read: the rest of the k from peers (no landing: its place may hold anything)
+      // a fragment here that could not be read (rotted, gone): the other fragments held here
+      // first (a parity fragment here rebuilds a rotted data fragment with no peer reachable, as a
+      // local volume's whole coding does: review44b), read into fresh memory (the chunk's places
+      // may hold anything by now), one at a time as before cread44
+      for (let i = 0; failedHere && have < ref.k && i < ref.fragments.length; i++) {
+        if (frags[i] !== undefined || local.includes(i) || !(await this.store.has(ref.fragments[i]))) continue
+        try {
+          frags[i] = await this.store.get(ref.fragments[i], { size })
+          have++
+        } catch (err: any) {
+          if (err instanceof CorruptBlockError) corrupt++
+          else if (err?.code !== 'ENOENT') throw err
+        }
+      }
+      // then the rest of the k from peers (no landing: its place may hold anything)
       if (failedHere && have < ref.k && this.network !== undefined) {
         take(await this.fetchMissing(ref, ref.fragments.filter((_, i) => frags[i] === undefined), ref.k - have, opts, undefined, err => { unreachable = err }))
       }

@@ -18,7 +18,8 @@ describe('readahead: the chunk a read needs is asked for before the chunks ahead
     const vol = await Volume.open({ dir: await tempDir(t) })
     t.add(async () => { await vol.close() })
     const data = new Uint8Array(8 * MiB)
-    for (let i = 0; i < data.byteLength; i += 4096) data[i] = (i / 4096) & 0xff
+    // each chunk its own bytes (equal chunks are one block, one fetch)
+    for (let i = 0; i < data.byteLength; i += 4096) { data[i] = (i / 4096) & 0xff; data[i + 1] = Math.floor(i / MiB) }
     const w = await vol.open('/s', 'w+')
     await w.write(data, 0, data.byteLength, 0)
     await w.close()
@@ -39,5 +40,23 @@ describe('readahead: the chunk a read needs is asked for before the chunks ahead
     }
     assert.ok(asked.includes('ahead 2'), `the second read is sequential: the chunks after it are fetched ahead (${asked.join(', ')})`)
     assert.ok(asked.indexOf('read 1') >= 0 && asked.indexOf('read 1') < asked.indexOf('ahead 2'), `chunk 1 asked for before the chunks ahead of it: ${asked.join(', ')}`)
+  })
+
+  it('readFile reads each chunk before fetching the ones ahead of it (review44b: it asked for them first)', async () => {
+    const vol = await Volume.open({ dir: await tempDir(t) })
+    t.add(async () => { await vol.close() })
+    const data = new Uint8Array(8 * MiB)
+    for (let i = 0; i < data.byteLength; i += 4096) { data[i] = (i / 4096) & 0xff; data[i + 1] = Math.floor(i / MiB) }
+    await vol.writeFile('/s', data)
+    vol.chunks.dropCache()
+    const asked: string[] = []
+    const chunks = vol.chunks
+    const readChunk = chunks.readChunk.bind(chunks)
+    const readAhead = chunks.readAhead.bind(chunks)
+    chunks.readChunk = async (ref: ChunkRef, opts) => { asked.push(`read ${ref.offset / MiB}`); return await readChunk(ref, opts) }
+    chunks.readAhead = (ref: ChunkRef, opts) => { asked.push(`ahead ${ref.offset / MiB}`); return readAhead(ref, opts) }
+    assert.ok(Buffer.from(await vol.readFile('/s')).equals(data))
+    assert.ok(asked.includes('ahead 1'), `the chunks after the first fetched ahead (${asked.join(', ')})`)
+    assert.ok(asked.indexOf('read 0') >= 0 && asked.indexOf('read 0') < asked.indexOf('ahead 1'), `chunk 0 asked for before the chunks ahead of it: ${asked.join(', ')}`)
   })
 })
