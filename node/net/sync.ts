@@ -1445,7 +1445,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       for (let i = 0; i < ops.length; i++) {
         const cid = cids[i]
         const id = idOf(cid)
-        if (seen.has(id) || tree.hasOp(cid) || tree.getOp(cid) !== undefined) continue
+        // by the id made here (the CID again would make it twice more)
+        if (seen.has(id) || tree.hasOp(id) || tree.getOp(id) !== undefined) continue
         seen.add(id)
         out.push({ id, cid, bytes: ops[i] })
       }
