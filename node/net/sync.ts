@@ -59,15 +59,6 @@
 //    fetch runs at a time per peer (the next waits for the one before to end). A host of the
 //    version before neither offers nor takes (it reads neither field), so with it both sides run
 //    rbsr as before; it is never sent a `lack` call.
-//  - Asks by digest (SyncInit.byDigest, on by default): a run's fetches ask for the ops by their
-//    32-byte digests end to end (`bydigest`, as a lack list names them), not as a list of CIDs
-//    (`byid`): a 10,000-vs-10,000 merge's 20,000 ids were each a CBOR tag the answering host's
-//    dag-cbor decoder made a CID of (CID.decode: ~65 ms of main-thread CPU and ~40 MB for the
-//    two hosts), and the asker's encoder a tagged copy of. A host of this version says so in
-//    every rbsr message it sends and in every answer to one that said so (`i`); it asks a peer by
-//    digest once that peer said `i` (as client: in an rbsr answer; as server: in an rbsr
-//    request), until the peer disconnects. A host of the version before neither says nor reads
-//    it, and is asked by id.
 //    An author's ops a holder publishes for it (see "Relay") are given by id to no peer for a
 //    while (HANDED_QUIET_MS after the ask, 3 request timeouts while it runs): a lack list leaves
 //    them out, a byid answer too to a peer that offered in this connection (so takes this
@@ -86,6 +77,15 @@
 //    peer, whose id sorts first, ran as the rbsr client and learnt it), which the peer fetched
 //    from the author by id before the holder's gossip message came. With the mode off the
 //    author's runs only fetched; a peer's run in that window (as the client) did the same.
+//  - Asks by digest (SyncInit.byDigest, on by default): a run's fetches ask for the ops by their
+//    32-byte digests end to end (`bydigest`, as a lack list names them), not as a list of CIDs
+//    (`byid`): a 10,000-vs-10,000 merge's 20,000 ids were each a CBOR tag the answering host's
+//    dag-cbor decoder made a CID of (CID.decode: ~65 ms of main-thread CPU and ~40 MB for the
+//    two hosts), and the asker's encoder a tagged copy of. A host of this version says so in
+//    every rbsr message it sends and in every answer to one that said so (`i`); it asks a peer by
+//    digest once that peer said `i` (as client: in an rbsr answer; as server: in an rbsr
+//    request), until the peer disconnects. A host of the version before neither says nor reads
+//    it, and is asked by id.
 //  - Catch-up (issue 16): a connection may outlive a cut link (no reconnect, so no reconcile on
 //    connect), and a push or a fetch may fail on a live connection. Nothing is left to the next
 //    connection: a peer a push failed to (or whose outbox overflowed) is owed this host's heads,
