@@ -77,6 +77,15 @@
 //    peer, whose id sorts first, ran as the rbsr client and learnt it), which the peer fetched
 //    from the author by id before the holder's gossip message came. With the mode off the
 //    author's runs only fetched; a peer's run in that window (as the client) did the same.
+//  - Asks by digest (SyncInit.byDigest, on by default): a run's fetches ask for the ops by their
+//    32-byte digests end to end (`bydigest`, as a lack list names them), not as a list of CIDs
+//    (`byid`): a 10,000-vs-10,000 merge's 20,000 ids were each a CBOR tag the answering host's
+//    dag-cbor decoder made a CID of (CID.decode: ~65 ms of main-thread CPU and ~40 MB for the
+//    two hosts), and the asker's encoder a tagged copy of. A host of this version says so in
+//    every rbsr message it sends and in every answer to one that said so (`i`); it asks a peer by
+//    digest once that peer said `i` (as client: in an rbsr answer; as server: in an rbsr
+//    request), until the peer disconnects. A host of the version before neither says nor reads
+//    it, and is asked by id.
 //  - Catch-up (issue 16): a connection may outlive a cut link (no reconnect, so no reconcile on
 //    connect), and a push or a fetch may fail on a live connection. Nothing is left to the next
 //    connection: a peer a push failed to (or whose outbox overflowed) is owed this host's heads,
@@ -138,13 +147,17 @@
 //                                                   a relaying holder's adds r: its peer id)
 //   call   { t: 'heads' }                          -> { t: 'heads', heads: [CID...] }
 //   call   { t: 'get', want: [CID...], have: [CID...] } -> { t: 'ops', ops: [block...] }
-//   call   { t: 'rbsr', m: bytes, b?: true }       -> { t: 'rbsr', m: bytes, b?: true } | { t: 'rbsr', m: (empty), d: uint }  (rbsr.ts
-//                                                   messages, the asker is the client; b, d: see "One run both ways")
+//   call   { t: 'rbsr', m: bytes, b?: true, i?: true } -> { t: 'rbsr', m: bytes, b?: true, i?: true } | { t: 'rbsr', m: (empty), d: uint, i?: true }
+//                                                   (rbsr.ts messages, the asker is the client; b, d: see "One run both
+//                                                   ways"; i: the sender takes bydigest, see "Asks by digest")
 //   call   { t: 'lack', k: uint, ids: bytes, e?: true } -> { t: 'lack' }  (ids: 32-byte op digests end to end, at most
 //                                                   LACK_MAX_IDS; k: the run's token; e: the list's last call;
 //                                                   a (with e, no ids): the run gave up, the list is cut short)
 //   call   { t: 'byid', ids: [CID...], c?: true } -> { t: 'ops', ops: [block...] }  (exactly those it holds; with
 //                                                   c, BYID_MAX_BYTES of them at most: the asker asks again)
+//   call   { t: 'bydigest', ids: bytes, c?: true } -> { t: 'ops', ops: [block...] }  (byid with the ops named by
+//                                                   their 32-byte digests end to end, 1..MAX_CIDS of them; asked only
+//                                                   of a peer whose rbsr message said i: see "Asks by digest")
 //   call   { t: 'hold', id: CID, op: block, r?: true, b?: [block...] } -> { t: 'held', held: bool, r?: true }  (see "Hold"
 //                                                   and "Relay" above; also the one call of
 //                                                   HOLD_PROTOCOL, whose streams are kept)
@@ -327,6 +340,12 @@ export interface SyncInit {
   servedWaitMs?: number
   /** How long own ops a holder publishes are kept from peers asking by id after the ask. Default HANDED_QUIET_MS. */
   handedQuietMs?: number
+  /**
+   * Fetches ask a peer that says it takes them (`i`) by digest (see "Asks by digest" in the
+   * header). Default true. A host with it off runs as the version before: it neither says `i`
+   * nor takes a `bydigest` call, and asks by id.
+   */
+  byDigest?: boolean
 }
 
 export interface SyncComponents { host: SyncHost, tree: SyncTree }
@@ -362,6 +381,8 @@ export interface SyncStats {
   rbsrBytes: number
   /** Byid requests this host made to fetch what its reconciles found missing. */
   fetchRequests: number
+  /** Of those, the ones asked by digest (`bydigest`: a peer that said `i`). */
+  fetchByDigest: number
   /** Of those, requests that timed out and were asked again, fewer at once (a link slower than what was in flight). */
   fetchTimeouts: number
   /** Reconciliations that fell back to the heads walk (no ops here yet, an older peer, too many rounds). */
@@ -411,9 +432,9 @@ export class SyncProtocolError extends RpcProtocolError {
  * A hold ask; `r`: the holder publishes the op (and the parents it fetches) on the asker's
  * behalf; `b` (with `r`): the asker's ops below it not sent yet, oldest first (see "Relay" in the header).
  */
-export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array, b?: true } | { t: 'lack', k: number, ids: Uint8Array, e?: true, a?: true } | { t: 'byid', ids: CID[], c?: true } | { t: 'hold', id: CID, op: Uint8Array, r?: true, b?: Uint8Array[] }
+export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array, b?: true, i?: true } | { t: 'lack', k: number, ids: Uint8Array, e?: true, a?: true } | { t: 'byid', ids: CID[], c?: true } | { t: 'bydigest', ids: Uint8Array, c?: true } | { t: 'hold', id: CID, op: Uint8Array, r?: true, b?: Uint8Array[] }
 /** `r` of a held answer: the holder publishes what it took (asked with `r`; a host of the version before never says it). */
-export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array, b?: true, d?: number } | { t: 'lack' } | { t: 'held', held: boolean, r?: true }
+export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array, b?: true, d?: number, i?: true } | { t: 'lack' } | { t: 'held', held: boolean, r?: true }
 /** `r` (gossip only): the publisher's peer id, in a message that holds ops it relays for their author. */
 export interface OpsPush { t: 'push', ops: Uint8Array[], r?: string }
 export type HoldRequest = Extract<OpsRequest, { t: 'hold' }>
@@ -433,6 +454,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   // a maxBatch given bounds byid answers too (as in older versions, whose answers held maxBatch ops at most)
   const byidMax = Math.min(init.maxBatch ?? BYID_MAX_OPS, MAX_CIDS)
   const bothWays = init.bothWays ?? true
+  const byDigest = init.byDigest ?? true
   const servedWaitMs = init.servedWaitMs ?? SERVED_WAIT_MS
   const handedQuietMs = init.handedQuietMs ?? HANDED_QUIET_MS
   const handedPendingMs = HANDED_PENDING_TIMEOUTS * requestTimeoutMs
@@ -441,7 +463,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, fetchTimeouts: 0, headsReconciles: 0, rbsrServed: 0, lackSent: 0, handedKept: 0, handedRechecks: 0, handedGivenUp: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, fetchRequests: 0, fetchByDigest: 0, fetchTimeouts: 0, headsReconciles: 0, rbsrServed: 0, lackSent: 0, handedKept: 0, handedRechecks: 0, handedGivenUp: 0 }
     const gossip = host.gossip
     /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
     const gossiped = new Set<string>()
@@ -680,6 +702,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const peer = (e as CustomEvent<string>).detail
       taken.delete(peer)
       offerers.delete(peer)
+      digesters.delete(peer)
       const k = keptFrom.get(peer)
       if (k !== undefined) { clearTimeout(k.timer); keptFrom.delete(peer) }
       const st = served.get(peer)
@@ -783,12 +806,15 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           let reply: OpsReply
           const t0 = performance.now()
           try {
-            reply = await request(peer, round === 0 && offer ? { t: 'rbsr', m: msg, b: true } : { t: 'rbsr', m: msg }, opts)
+            const req: Extract<OpsRequest, { t: 'rbsr' }> = round === 0 && offer ? { t: 'rbsr', m: msg, b: true } : { t: 'rbsr', m: msg }
+            if (byDigest) req.i = true
+            reply = await request(peer, req, opts)
           } catch (err) {
             if (round > 0 || shutdown.signal.aborted || opts?.signal?.aborted === true) throw err
             log('%s did not take an rbsr message, reconciling by heads: %e', peer, err)
             return false
           }
+          if (byDigest && reply.t === 'rbsr' && reply.i === true) digesters.add(peer)
           if (reply.t === 'rbsr' && reply.d !== undefined) {
             // the peer's run (its token d) tells this host what it lacks: that list is fetched
             // (servedBy); this run stops here, and runs alone if the list's end does not come
@@ -877,6 +903,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * by id as before.
      */
     const offerers = new Set<string>()
+    /** Connected peers that said `i` in an rbsr message: this host's fetches ask them by digest (see "Asks by digest" in the header). */
+    const digesters = new Set<string>()
     /** Tokens of this host's runs in flight that the peer was told (`d`) serve it too. */
     const promised = new Set<number>()
     /** Peer -> the lack list of its latest run that tells this host (one per peer: a newer run's replaces it). */
@@ -1011,7 +1039,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         stats.fetchRequests++
         let reply: OpsReply
         try {
-          reply = await request(peer, { t: 'byid', ids: ask, c: true }, opts)
+          if (byDigest && digesters.has(peer)) {
+            stats.fetchByDigest++
+            const digests = new Uint8Array(ask.length * RBSR_ID_BYTES)
+            for (let i = 0; i < ask.length; i++) digests.set(ask[i].multihash.digest, i * RBSR_ID_BYTES)
+            reply = await request(peer, { t: 'bydigest', ids: digests, c: true }, opts)
+          } else {
+            reply = await request(peer, { t: 'byid', ids: ask, c: true }, opts)
+          }
         } catch (err) {
           // the link carries less than was in flight: the same ids again, fewer at once; one id
           // alone that does not come in time fails the fetch (the reconcile is retried)
@@ -1216,6 +1251,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         return { t: 'lack' }
       }
       if (req.t === 'rbsr') {
+        // a peer that says it takes asks by digest is asked so, and told this host does too
+        const says = byDigest && req.i === true
+        if (says) digesters.add(peer)
         // a peer that offers takes this host's offer too: own ops kept from it by id reach it
         // by this host's recheck after their quiet time (exactly, keptFrom)
         if (req.b === true && bothWays) offerers.add(peer)
@@ -1228,7 +1266,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           const mine = lackPlans.get(peer)
           if (mine !== undefined) {
             promised.add(mine)
-            return { t: 'rbsr', m: new Uint8Array(0), d: mine }
+            return says ? { t: 'rbsr', m: new Uint8Array(0), d: mine, i: true } : { t: 'rbsr', m: new Uint8Array(0), d: mine }
           }
         }
         try {
@@ -1238,9 +1276,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           // taken: this host is told what it lacks (it runs rbsr itself when it holds no ops: the heads walk)
           if (req.b === true && bothWays && tree.opSet().size > 0) {
             taken.add(peer)
-            return { t: 'rbsr', m, b: true }
+            return says ? { t: 'rbsr', m, b: true, i: true } : { t: 'rbsr', m, b: true }
           }
-          return { t: 'rbsr', m }
+          return says ? { t: 'rbsr', m, i: true } : { t: 'rbsr', m }
         } catch (err) {
           if (err instanceof RbsrError) throw new SyncProtocolError(`bad rbsr message: ${err.message}`)
           throw err
@@ -1249,6 +1287,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (req.t === 'byid') {
         const t0 = performance.now()
         const ops = exactly(req.ids, req.c === true ? BYID_MAX_BYTES : OPS_MAX_MESSAGE_BYTES - 1024, offerers.has(peer) ? peer : undefined)
+        if (syncTrace.on) traceMark('byid.server', t0, ops.length)
+        return { t: 'ops', ops }
+      }
+      if (req.t === 'bydigest') {
+        // (a host of the version before knows no such call)
+        if (!byDigest) throw new SyncProtocolError('unknown request "bydigest"')
+        const t0 = performance.now()
+        const ops = exactly(splitIds(req.ids).map(opCid), req.c === true ? BYID_MAX_BYTES : OPS_MAX_MESSAGE_BYTES - 1024, offerers.has(peer) ? peer : undefined)
         if (syncTrace.on) traceMark('byid.server', t0, ops.length)
         return { t: 'ops', ops }
       }
@@ -1399,7 +1445,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       for (let i = 0; i < ops.length; i++) {
         const cid = cids[i]
         const id = idOf(cid)
-        if (seen.has(id) || tree.hasOp(cid) || tree.getOp(cid) !== undefined) continue
+        // by the id made here (the CID again would make it twice more)
+        if (seen.has(id) || tree.hasOp(id) || tree.getOp(id) !== undefined) continue
         seen.add(id)
         out.push({ id, cid, bytes: ops[i] })
       }
@@ -1897,6 +1944,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         servedFetching.clear()
         taken.clear()
         offerers.clear()
+        digesters.clear()
         holds?.close()
         oldHolders.clear()
         host.removeEventListener('peer:connect', onPeersChanged)
@@ -1990,7 +2038,10 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
     if (m.t === 'get') return { t: 'get', want: cids(m.want), have: cids(m.have) }
     if (m.t === 'rbsr') {
       if (m.b !== undefined && m.b !== true) throw new SyncProtocolError('rbsr: b must be true when given')
-      return m.b === true ? { t: 'rbsr', m: rbsrBytes(m.m), b: true } : { t: 'rbsr', m: rbsrBytes(m.m) }
+      if (m.i !== undefined && m.i !== true) throw new SyncProtocolError('rbsr: i must be true when given')
+      const r: Extract<OpsRequest, { t: 'rbsr' }> = m.b === true ? { t: 'rbsr', m: rbsrBytes(m.m), b: true } : { t: 'rbsr', m: rbsrBytes(m.m) }
+      if (m.i === true) r.i = true
+      return r
     }
     if (m.t === 'lack') {
       if (m.e !== undefined && m.e !== true) throw new SyncProtocolError('lack: e must be true when given')
@@ -1998,6 +2049,11 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
       const ids = lackBytes(m.ids, m.e === true)
       if (m.a === true) return { t: 'lack', k: runToken(m.k), ids, e: true, a: true }
       return m.e === true ? { t: 'lack', k: runToken(m.k), ids, e: true } : { t: 'lack', k: runToken(m.k), ids }
+    }
+    if (m.t === 'bydigest') {
+      if (m.c !== undefined && m.c !== true) throw new SyncProtocolError('bydigest: c must be true when given')
+      if (!(m.ids instanceof Uint8Array) || m.ids.byteLength === 0 || m.ids.byteLength % RBSR_ID_BYTES !== 0 || m.ids.byteLength > MAX_CIDS * RBSR_ID_BYTES) throw new SyncProtocolError(`bydigest: ids must be 1..${MAX_CIDS} ids of ${RBSR_ID_BYTES} bytes end to end`)
+      return m.c === true ? { t: 'bydigest', ids: m.ids, c: true } : { t: 'bydigest', ids: m.ids }
     }
     if (m.t === 'byid') {
       if (m.c !== undefined && m.c !== true) throw new SyncProtocolError('byid: c must be true when given')
@@ -2020,14 +2076,19 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
   reply: (v, req) => {
     const m = map(v)
     if (req.t === 'heads' && m.t === 'heads') return { t: 'heads', heads: cids(m.heads) }
-    if ((req.t === 'get' || req.t === 'byid') && m.t === 'ops') return { t: 'ops', ops: blocks(m.ops) }
+    if ((req.t === 'get' || req.t === 'byid' || req.t === 'bydigest') && m.t === 'ops') return { t: 'ops', ops: blocks(m.ops) }
     if (req.t === 'rbsr' && m.t === 'rbsr') {
+      if (m.i !== undefined && (m.i !== true || req.i !== true)) throw new SyncProtocolError('rbsr: i must be true, and answer a message that said i')
+      let r: Extract<OpsReply, { t: 'rbsr' }>
       if (m.d !== undefined) {
         if (req.b !== true) throw new SyncProtocolError('rbsr: d answers an offer (b) only')
-        return { t: 'rbsr', m: new Uint8Array(0), d: runToken(m.d) }
+        r = { t: 'rbsr', m: new Uint8Array(0), d: runToken(m.d) }
+      } else {
+        if (m.b !== undefined && (m.b !== true || req.b !== true)) throw new SyncProtocolError('rbsr: b must be true, and answer an offer')
+        r = m.b === true ? { t: 'rbsr', m: rbsrBytes(m.m), b: true } : { t: 'rbsr', m: rbsrBytes(m.m) }
       }
-      if (m.b !== undefined && (m.b !== true || req.b !== true)) throw new SyncProtocolError('rbsr: b must be true, and answer an offer')
-      return m.b === true ? { t: 'rbsr', m: rbsrBytes(m.m), b: true } : { t: 'rbsr', m: rbsrBytes(m.m) }
+      if (m.i === true) r.i = true
+      return r
     }
     if (req.t === 'lack' && m.t === 'lack') return { t: 'lack' }
     if (req.t === 'hold' && m.t === 'held') {

@@ -325,8 +325,9 @@ export class Tree extends EventTarget {
     return this.dag.heads().map(id => (this.dag.get(id) as DagNode).op.cid)
   }
 
-  hasOp (cid: CID): boolean {
-    return this.dag.has(idOf(cid))
+  /** Whether the op is held: named by its CID, or by its id (idOf() of it, when the caller has it: not made again). */
+  hasOp (cid: CID | string): boolean {
+    return this.dag.has(typeof cid === 'string' ? cid : idOf(cid))
   }
 
   /** The index of the ops held, for range-based reconciliation with a peer (read only: the tree adds to it). */
@@ -353,9 +354,9 @@ export class Tree extends EventTarget {
     return out
   }
 
-  /** An op's block bytes, to send to a peer. */
-  getOp (cid: CID): Uint8Array | undefined {
-    const id = idOf(cid)
+  /** An op's block bytes, to send to a peer: named by its CID, or by its id (as hasOp()). */
+  getOp (cid: CID | string): Uint8Array | undefined {
+    const id = typeof cid === 'string' ? cid : idOf(cid)
     return this.dag.get(id)?.op.bytes ?? (this.unsettled.size > 0 ? this.unsettled.get(id) : undefined)
   }
 

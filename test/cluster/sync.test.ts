@@ -58,7 +58,7 @@ describe('node/sync (cluster)', function () {
 
   const memAddr = (): string => `/memory/sync-${randomBytes(6).toString('hex')}`
 
-  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number, bothWays?: boolean, servedWaitMs?: number, handedQuietMs?: number, requestTimeoutMs?: number } = {}): Promise<Node> {
+  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number, bothWays?: boolean, servedWaitMs?: number, handedQuietMs?: number, requestTimeoutMs?: number, byDigest?: boolean } = {}): Promise<Node> {
     const dir = await mkdtemp(join(tmpdir(), 'darkfs-sync-'))
     teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const key = opts.key ?? await generateKeyPair('Ed25519')
@@ -66,7 +66,7 @@ describe('node/sync (cluster)', function () {
     teardown.push(async () => { await tree.close() })
     const host = await createHost({ privateKey: key, networkKey, listen: [memAddr()], join: join_ })
     teardown.push(async () => { await host.stop() })
-    const sync = createSync({ maxBatch: opts.maxBatch, bothWays: opts.bothWays, servedWaitMs: opts.servedWaitMs, handedQuietMs: opts.handedQuietMs, requestTimeoutMs: opts.requestTimeoutMs })({ host: opts.view?.(host) ?? host, tree })
+    const sync = createSync({ maxBatch: opts.maxBatch, bothWays: opts.bothWays, servedWaitMs: opts.servedWaitMs, handedQuietMs: opts.handedQuietMs, requestTimeoutMs: opts.requestTimeoutMs, byDigest: opts.byDigest })({ host: opts.view?.(host) ?? host, tree })
     await sync.start()
     teardown.push(async () => { await sync.stop() })
     return { host, tree, sync, key, dir }
@@ -677,11 +677,14 @@ describe('node/sync (cluster)', function () {
     assert.ok(sent < 32 * 1024 && sent < logBytes / 16, `${sent} bytes on the ops protocol (log: ${logBytes} bytes)`)
   })
 
-  /** Two hosts (`aOld`/`bOld`: as the version before, bothWays false) that diverged by n ops each, dialled; both hold every op. */
-  async function divergedPair (n: number, aOld: boolean, bOld: boolean): Promise<{ a: Node, b: Node }> {
+  /**
+   * Two hosts (`aOld`/`bOld`: as the version before, bothWays false; `digest`: whether each asks
+   * by digest, byDigest) that diverged by n ops each, dialled; both hold every op.
+   */
+  async function divergedPair (n: number, aOld: boolean, bOld: boolean, digest: [boolean, boolean] = [true, true]): Promise<{ a: Node, b: Node }> {
     const key = createNetworkKey()
-    const a = await node(key, [], { bothWays: !aOld })
-    const b = await node(key, [], { bothWays: !bOld })
+    const a = await node(key, [], { bothWays: !aOld, byDigest: digest[0] })
+    const b = await node(key, [], { bothWays: !bOld, byDigest: digest[1] })
     const mkdirs = async (t: Tree, prefix: string): Promise<void> => {
       await t.commitMany(Array.from({ length: n }, (_, k) => ({ type: 'create' as const, parent: ROOT, name: `${prefix}${k}`, kind: 'dir' as const, mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n })))
     }
@@ -720,6 +723,23 @@ describe('node/sync (cluster)', function () {
         assert.equal(st.rbsrServed, 0)
         assert.equal(st.lackSent, 0)
         assert.equal(st.badMessages, 0)
+      }
+    }
+  })
+
+  it('sync: fetches ask by digest (bydigest) between hosts of this version, by id (byid) with a host of the version before (byDigest off), both ways of one run and each host\'s own run; all get everything', async function () {
+    for (const bothWays of [true, false]) {
+      for (const digest of [[true, true], [false, true], [true, false]] as Array<[boolean, boolean]>) {
+        const { a, b } = await divergedPair(200, !bothWays, !bothWays, digest)
+        const what = `bothWays ${String(bothWays)}, byDigest ${digest.join('/')}`
+        for (const n of [a, b]) {
+          const st = n.sync.stats()
+          assert.ok(st.fetchRequests >= 1, `${what}: ${st.fetchRequests} fetch requests`)
+          assert.equal(st.fetchByDigest, digest[0] && digest[1] ? st.fetchRequests : 0, what)
+          assert.equal(st.badMessages, 0, what)
+          assert.equal(st.headsReconciles, 0, what)
+        }
+        while (teardown.length > 0) await teardown.pop()!().catch(() => {})
       }
     }
   })
@@ -769,7 +789,13 @@ describe('node/sync (cluster)', function () {
       { t: 'lack', k: 1, ids: new Uint8Array(32 * (LACK_MAX_IDS + 1)) },
       { t: 'lack', k: 1, ids: new Uint8Array(32), e: false },
       { t: 'lack', k: 1, ids: new Uint8Array(0), a: true },
-      { t: 'lack', k: 1, ids: new Uint8Array(0), e: true, a: 1 }
+      { t: 'lack', k: 1, ids: new Uint8Array(0), e: true, a: 1 },
+      { t: 'rbsr', m: new Uint8Array(1), i: 1 },
+      { t: 'bydigest', ids: new Uint8Array(0) },
+      { t: 'bydigest', ids: new Uint8Array(33) },
+      { t: 'bydigest', ids: new Uint8Array(32 * 1025) },
+      { t: 'bydigest', ids: [new Uint8Array(32)] },
+      { t: 'bydigest', ids: new Uint8Array(32), c: 1 }
     ]
     for (const m of bad) assert.throws(() => OPS.request?.(m), SyncProtocolError, JSON.stringify(m))
     assert.deepEqual(OPS.request?.({ t: 'lack', k: 3, ids: new Uint8Array(0), e: true }), { t: 'lack', k: 3, ids: new Uint8Array(0), e: true })
@@ -778,6 +804,15 @@ describe('node/sync (cluster)', function () {
     assert.throws(() => OPS.reply?.({ t: 'rbsr', d: 1 }, { t: 'rbsr', m: new Uint8Array(1) }), SyncProtocolError)
     assert.throws(() => OPS.reply?.({ t: 'rbsr', m: new Uint8Array(1), b: true }, { t: 'rbsr', m: new Uint8Array(1) }), SyncProtocolError)
     assert.equal((OPS.reply?.({ t: 'rbsr', d: 7 }, { t: 'rbsr', m: new Uint8Array(1), b: true }) as { d?: number }).d, 7)
+    // i: true only, and in an answer only to a message that said it
+    assert.deepEqual(OPS.request?.({ t: 'rbsr', m: new Uint8Array(1), b: true, i: true }), { t: 'rbsr', m: new Uint8Array(1), b: true, i: true })
+    assert.deepEqual(OPS.request?.({ t: 'bydigest', ids: new Uint8Array(64), c: true }), { t: 'bydigest', ids: new Uint8Array(64), c: true })
+    assert.throws(() => OPS.reply?.({ t: 'rbsr', m: new Uint8Array(1), i: true }, { t: 'rbsr', m: new Uint8Array(1) }), SyncProtocolError)
+    assert.throws(() => OPS.reply?.({ t: 'rbsr', m: new Uint8Array(1), i: 1 }, { t: 'rbsr', m: new Uint8Array(1), i: true }), SyncProtocolError)
+    assert.deepEqual(OPS.reply?.({ t: 'rbsr', d: 7, i: true }, { t: 'rbsr', m: new Uint8Array(1), b: true, i: true }), { t: 'rbsr', m: new Uint8Array(0), d: 7, i: true })
+    assert.deepEqual(OPS.reply?.({ t: 'rbsr', m: new Uint8Array(1), i: true }, { t: 'rbsr', m: new Uint8Array(1), i: true }), { t: 'rbsr', m: new Uint8Array(1), i: true })
+    // a host of the version before reads neither: an answer with i to it parses as one without
+    assert.deepEqual(OPS.reply?.({ t: 'rbsr', m: new Uint8Array(1) }, { t: 'rbsr', m: new Uint8Array(1), i: true }), { t: 'rbsr', m: new Uint8Array(1) })
   })
 
   it('sync fetches what a reconcile found missing in few byid requests growing to FETCH_IDS_PER_REQUEST ids while answers come quickly; from a peer answering fewer (an older version\'s maxBatch), the rest asked again', async function () {

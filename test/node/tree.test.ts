@@ -176,6 +176,12 @@ describe('node/tree', function () {
       assert.deepEqual(tree.heads().map(String), [b.cid.toString()])
       assert.ok(tree.hasOp(a.cid))
       assert.ok(tree.getOp(a.cid) instanceof Uint8Array)
+      // by id too (sync names the ops it fetched by the ids it made)
+      assert.ok(tree.hasOp(idOf(a.cid)))
+      assert.deepEqual(tree.getOp(idOf(a.cid)), tree.getOp(a.cid))
+      const absent = opCidOf(new Uint8Array(32))
+      assert.equal(tree.hasOp(idOf(absent)), false)
+      assert.equal(tree.getOp(idOf(absent)), undefined)
     })
 
     it('concurrent tree.commit() calls chain and all persist', async () => {
