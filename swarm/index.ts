@@ -42,10 +42,11 @@
 //    BLOCK of LAND_MIN_BYTES or more that arrives in pieces be written straight into memory the
 //    asker gives (one place per frame, asked for by CID and length) rather than a frame buffer;
 //    it is hashed there like any other before the pull returns it, so the asker trusts only the
-//    places the pull returned: a refused or late frame may have written the others. Any other
-//    frame of LAND_MIN_BYTES or more received in pieces (a pushed block, mostly) is joined into
-//    memory of components.frameBytes when given (the daemon's has its pages faulted in at once),
-//    else into a fresh buffer.
+//    places the pull returned: a refused or late frame may have written the others. On a
+//    served (inbound) stream, any frame of LAND_MIN_BYTES or more received in pieces (a pushed
+//    block, mostly) is joined into memory of components.frameBytes when given (the daemon's has
+//    its pages faulted in at once), else into a fresh buffer; an asker's stream joins what it
+//    does not land (a pull without `land`, a large range answer) into a fresh buffer.
 //  - Bounds (protocol.ts, client.ts, serve.ts, channel.ts): MAX_MESSAGE_BYTES per frame,
 //    MAX_CIDS_PER_MESSAGE, MAX_WANTS_PER_PEER queued, MAX_REQUESTS_IN_FLIGHT_PER_PEER and
 //    MAX_PUSHES_IN_FLIGHT_PER_PEER outstanding, MAX_STREAMS_PER_CONNECTION, upload slots, and

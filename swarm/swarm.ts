@@ -66,9 +66,11 @@ export interface SwarmComponents {
   /** Durable local store for pushed blocks. */
   sink: BlockSink
   /**
-   * Fresh memory of `length` bytes for a large frame a peer sent in several pieces (a pushed
-   * block, mostly), which the swarm joins there (FrameDecoder's `join`); default: a fresh buffer
-   * of its own. The host's can have its pages faulted in at once (node/data chunkBytes).
+   * Fresh memory of `length` bytes for a large frame a peer sent in several pieces on a stream
+   * it opened to this host (a pushed block, mostly), which the swarm joins there (FrameDecoder's
+   * `join`); default: a fresh buffer of its own. The host's can have its pages faulted in at once
+   * (node/data chunkBytes). Not used for answers to this host's own asks (they land, or are
+   * joined into a fresh buffer).
    */
   frameBytes?: (length: number) => Uint8Array
 }
