@@ -169,7 +169,7 @@ import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Host } from './host.ts'
 import { GOSSIP_MAX_MESSAGE_BYTES } from './host.ts'
-import { KeptCaller, RpcProtocolError, RpcTimeoutError, call, defineProtocol, notify, serve } from './rpc.ts'
+import { KeptCaller, RpcProtocolError, RpcRemoteError, RpcTimeoutError, call, defineProtocol, notify, serve } from './rpc.ts'
 import { MAX_OP_BYTES, RBSR_ID_BYTES, RbsrError, cidOf, idOf, opCidOf, rbsrContinue, rbsrInitiate, rbsrRespond } from '../tree/index.ts'
 import type { OpsEventDetail, Tree } from '../tree/index.ts'
 import { logger } from '../log.ts'
@@ -814,7 +814,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             log('%s did not take an rbsr message, reconciling by heads: %e', peer, err)
             return false
           }
-          if (byDigest && reply.t === 'rbsr' && reply.i === true) digesters.add(peer)
+          // each rbsr answer says it again: a peer that stops saying it (restarted as the previous
+          // version on a connection that outlived the cut: no peer:disconnect here) is asked by id
+          if (reply.t === 'rbsr') {
+            if (byDigest && reply.i === true) digesters.add(peer)
+            else digesters.delete(peer)
+          }
           if (reply.t === 'rbsr' && reply.d !== undefined) {
             // the peer's run (its token d) tells this host what it lacks: that list is fetched
             // (servedBy); this run stops here, and runs alone if the list's end does not come
@@ -1043,7 +1048,16 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             stats.fetchByDigest++
             const digests = new Uint8Array(ask.length * RBSR_ID_BYTES)
             for (let i = 0; i < ask.length; i++) digests.set(ask[i].multihash.digest, i * RBSR_ID_BYTES)
-            reply = await request(peer, { t: 'bydigest', ids: digests, c: true }, opts)
+            try {
+              reply = await request(peer, { t: 'bydigest', ids: digests, c: true }, opts)
+            } catch (err) {
+              // refused (a peer that said it takes them no longer does: see the rbsr answers
+              // above): asked by id from now on, these ids at once (review44d)
+              if (!(err instanceof RpcRemoteError)) throw err
+              log('%s refused an ask by digest, asking by id: %e', peer, err)
+              digesters.delete(peer)
+              reply = await request(peer, { t: 'byid', ids: ask, c: true }, opts)
+            }
           } else {
             reply = await request(peer, { t: 'byid', ids: ask, c: true }, opts)
           }
@@ -1254,6 +1268,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         // a peer that says it takes asks by digest is asked so, and told this host does too
         const says = byDigest && req.i === true
         if (says) digesters.add(peer)
+        else digesters.delete(peer)
         // a peer that offers takes this host's offer too: own ops kept from it by id reach it
         // by this host's recheck after their quiet time (exactly, keptFrom)
         if (req.b === true && bothWays) offerers.add(peer)
