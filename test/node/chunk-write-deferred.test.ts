@@ -17,6 +17,28 @@ const SIZE = 200_000
 
 interface Placement { refs: ChunkRef[], over: PromiseWithResolvers<void> }
 
+/**
+ * A network (k=2, m=1) whose placements last until the test ends them (each in `placements`),
+ * a chunk placed once its CID is in `placed`; `more` adds or replaces members.
+ */
+function heldNetwork (placements: Placement[], placed: Set<string>, more: Partial<Network> = {}): Network {
+  return {
+    params: () => ({ k: 2, m: 1 }),
+    fetch: async () => new Map(),
+    fetchOne: async cid => { throw new Error(`not here: ${cid.toString()}`) },
+    place: async refs => {
+      const p: Placement = { refs, over: Promise.withResolvers<void>() }
+      placements.push(p)
+      await p.over.promise
+    },
+    placedNow: ref => placed.has(ref.cid!.toString()),
+    ...more
+  }
+}
+
+/** Whether each fragment of `ref` is in `store`. */
+const onDisk = async (store: Store, ref: ChunkRef): Promise<boolean[]> => await Promise.all(ref.fragments.map(async f => await store.has(f)))
+
 describe('ChunkWrite: a deferred chunk is placed before it is stored here, and stored here only when not placed', function () {
   this.timeout(30_000)
   const t = new Teardown()
@@ -27,22 +49,9 @@ describe('ChunkWrite: a deferred chunk is placed before it is stored here, and s
     t.add(async () => { await store.close() })
     const placements: Placement[] = []
     const placed = new Set<string>()
-    const network: Network = {
-      params: () => ({ k: 2, m: 1 }),
-      fetch: async () => new Map(),
-      fetchOne: async cid => { throw new Error(`not here: ${cid.toString()}`) },
-      // a placement lasts until the test ends it
-      place: async refs => {
-        const p: Placement = { refs, over: Promise.withResolvers<void>() }
-        placements.push(p)
-        await p.over.promise
-      },
-      placedNow: ref => placed.has(ref.cid!.toString())
-    }
+    const network = heldNetwork(placements, placed)
     return { chunks: new ChunkService(store, { network }), store, placements, placed }
   }
-
-  const onDisk = async (store: Store, ref: ChunkRef): Promise<boolean[]> => await Promise.all(ref.fragments.map(async f => await store.has(f)))
 
   it('placed: nothing of it is stored here, and durable() waits for the placement (fails on the old code: its data fragments stored here)', async () => {
     const { chunks, store, placements, placed } = await service()
@@ -156,7 +165,6 @@ describe('ChunkWrite: a deferred chunk\'s bytes, its durable() and its release (
     return { chunks, store, placements, puts }
   }
 
-  const onDisk = async (store: Store, ref: ChunkRef): Promise<boolean[]> => await Promise.all(ref.fragments.map(async f => await store.has(f)))
   const storedOf = (puts: Array<{ cids: string[] }>, ref: ChunkRef): string[] => {
     const mine = new Set(ref.fragments.map(f => f.toString()))
     return puts.flatMap(p => p.cids).filter(c => mine.has(c))
@@ -338,24 +346,10 @@ describe('ChunkWrite: a deferred chunk stored here late, then placed (pend44)', 
     const placements: Placement[] = []
     const placed = new Set<string>()
     const late: ChunkRef[] = []
-    const network: Network = {
-      params: () => ({ k: 2, m: 1 }),
-      fetch: async () => new Map(),
-      fetchOne: async cid => { throw new Error(`not here: ${cid.toString()}`) },
-      place: async refs => {
-        const p: Placement = { refs, over: Promise.withResolvers<void>() }
-        placements.push(p)
-        await p.over.promise
-      },
-      placedNow: ref => placed.has(ref.cid!.toString()),
-      handOverLate: async ref => { late.push(ref) },
-      ...(init.safe === undefined ? {} : { safe: init.safe })
-    }
+    const network = heldNetwork(placements, placed, { handOverLate: async ref => { late.push(ref) }, ...(init.safe === undefined ? {} : { safe: init.safe }) })
     // the placement outlives the wait at once
     return { chunks: new ChunkService(store, { network, deferredPlaceWaitMs: 1 }), store, placements, placed, late, failedPuts: () => failed }
   }
-
-  const onDisk = async (store: Store, ref: ChunkRef): Promise<boolean[]> => await Promise.all(ref.fragments.map(async f => await store.has(f)))
 
   it('placed after its data fragments were stored here: the write has the network hand them over (fails before: never asked, left to repair)', async () => {
     const { chunks, store, placements, placed, late } = await service()
