@@ -1334,7 +1334,7 @@ export class ChunkWrite {
     }
     const stop = new AbortController()
     // resolved once the placement has begun (the chunk pending: ChunkService.place reaches the
-    // network's pending list before its first await), never when nothing is placed: safeOf()
+    // network's pending list before its first await), never when nothing is placed: safeOrOver()
     // asks whether the chunk is safe only then, so a remembered record is never taken for
     // placed while this placement still checks it (not by the order of the microtasks)
     const started = Promise.withResolvers<void>()
@@ -1372,9 +1372,10 @@ export class ChunkWrite {
       })
     this.inflight.add(run)
     this.placing.set(ref, { run, stop })
-    this.safes.push(this.safeOf(ref, started.promise, run))
+    const safe = this.safeOrOver(ref, started.promise, run)
+    this.safes.push(safe.then(() => {}))
     if (data !== undefined) {
-      const late = this.storeUnplaced(ref, data, run, started.promise, stop.signal)
+      const late = this.storeUnplaced(ref, data, run, safe, stop.signal)
       const unplaced = late.then(() => {})
       this.unplaced.set(ref, unplaced)
       this.puts.track(unplaced.finally(() => { this.unplaced.delete(ref) }))
@@ -1412,14 +1413,14 @@ export class ChunkWrite {
    * that is neither placed nor here. Nothing is stored for a chunk given up meanwhile (released,
    * the write abandoned); a release() waits for this before it deletes the chunk's blocks. A late
    * store that fails (a full disk) waits for the placement instead, until the chunk survives one
-   * lost host by its acknowledgements so far (Network.safe, as placed({ safe }) waits; on a full
-   * writer that is a target itself, the placement's own fragment fails on the same disk and the
-   * placement as a whole never succeeds: review44a) or the placement is over: safe or placed, the
+   * lost host by its acknowledgements so far (`safe`: safeOrOver(), what placed({ safe }) waits
+   * for; on a full writer that is a target itself, the placement's own fragment fails on the same
+   * disk and the placement as a whole never succeeds: review44a) or the placement is over: safe or placed, the
    * chunk is durable; neither, this throws (FsError, the store's code, naming the chunk). Whether
    * some of them may be stored here (once the placement placed the chunk, chunk() has it hand
    * them over: handOverLate(), which looks at what is here: a store that failed part way too).
    */
-  private async storeUnplaced (ref: ChunkRef, data: Array<{ cid: CID, bytes: Uint8Array }>, run: Promise<void>, started: Promise<void>, released: AbortSignal): Promise<boolean> {
+  private async storeUnplaced (ref: ChunkRef, data: Array<{ cid: CID, bytes: Uint8Array }>, run: Promise<void>, safe: Promise<boolean>, released: AbortSignal): Promise<boolean> {
     await settledWithin(run, this.chunks.deferredPlaceWaitMs)
     // (a function: the write may be given up while this waits)
     const over = (): boolean => this.network?.placedNow?.(ref) === true || this.done === 'abandoned' || released.aborted
@@ -1435,16 +1436,18 @@ export class ChunkWrite {
       // this same disk) or the placement is over. Safe or placed, the chunk is durable; neither,
       // the write fails with this error, said plainly (the bytes are the caller's to write again)
       log.error('chunk %s: storing its data fragments here failed, waiting for its placement: %s', ref.cid!.toString(), (err as Error).message)
-      if (await this.safeOrOver(ref, started, run) || over()) return true
+      if (await safe || over()) return true
       const code = err instanceof FsError ? err.code : 'EIO'
       throw new FsError(code, 'write', undefined, `chunk ${ref.cid!.toString()} was neither placed nor stored here: ${(err as Error).message}`)
     }
   }
 
   /**
-   * Whether the chunk survives one lost host (Network.safe, asked once the placement `started`)
-   * before its placement `run` is over; false once that is over first (then placedNow() says
-   * whether it placed the chunk). Without Network.safe: the placement's end, false.
+   * A chunk's placement until it survives one lost host (Network.safe, asked once the placement
+   * has `started`: durable here, no other write here releasing its fragments, the chunk pending),
+   * or until `run` (the whole placement) is over: whether it was safe first (false when `run`
+   * ended first: then placedNow() says whether it placed the chunk; a put that failed places
+   * nothing, durable() throws it). Without Network.safe: the placement's end, false.
    */
   private async safeOrOver (ref: ChunkRef, started: Promise<void>, run: Promise<void>): Promise<boolean> {
     const network = this.network
@@ -1458,21 +1461,6 @@ export class ChunkWrite {
     }
   }
 
-  /**
-   * A chunk's placement until it survives one lost host, or until `run` (the whole placement) is
-   * over; asked once the placement has `started` (durable here, no other write here releasing
-   * its fragments, the chunk pending): a put that failed places nothing (durable() throws it).
-   */
-  private async safeOf (ref: ChunkRef, started: Promise<void>, run: Promise<void>): Promise<void> {
-    const network = this.network
-    if (network?.safe === undefined) return await run
-    const over = new AbortController()
-    try {
-      await Promise.race([run, started.then(async () => { await network.safe?.(ref, { signal: over.signal }) })])
-    } finally {
-      over.abort()
-    }
-  }
 
   /**
    * Wait until `cost` more bytes of fragments fit in the placement window (or nothing of this
@@ -1516,7 +1504,7 @@ export class ChunkWrite {
     await this.room(cost, opts)
     if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
     this.held += cost
-    // as chunk()'s: resolved once the placement has begun (safeOf)
+    // as chunk()'s: resolved once the placement has begun (safeOrOver)
     const started = Promise.withResolvers<void>()
     const placing = this.chunks.place([ref], { inode: this.inode, signal: this.stop.signal, settle: true })
     started.resolve()
@@ -1530,7 +1518,7 @@ export class ChunkWrite {
     this.inflight.add(run)
     // placed({ safe }) waits for it as for chunk()'s (an fsync: DESIGN.md §5; review34a: the
     // packed chunk of a pipelined commit was on the writer alone when the fsync returned)
-    this.safes.push(this.safeOf(ref, started.promise, run))
+    this.safes.push(this.safeOrOver(ref, started.promise, run).then(() => {}))
   }
 
   /**

@@ -83,9 +83,10 @@
 //    dag-cbor decoder made a CID of (CID.decode: ~65 ms of main-thread CPU and ~40 MB for the
 //    two hosts), and the asker's encoder a tagged copy of. A host of this version says so in
 //    every rbsr message it sends and in every answer to one that said so (`i`); it asks a peer by
-//    digest once that peer said `i` (as client: in an rbsr answer; as server: in an rbsr
-//    request), until the peer disconnects. A host of the version before neither says nor reads
-//    it, and is asked by id.
+//    digest while its latest rbsr message said `i` (as client: in an rbsr answer; as server: in
+//    an rbsr request), until it disconnects; an ask by digest it refuses (a peer restarted as the
+//    version before on a connection that outlived the cut) is asked again by id, and so are its
+//    next ones. A host of the version before neither says nor reads it, and is asked by id.
 //  - Catch-up (issue 16): a connection may outlive a cut link (no reconnect, so no reconcile on
 //    connect), and a push or a fetch may fail on a live connection. Nothing is left to the next
 //    connection: a peer a push failed to (or whose outbox overflowed) is owed this host's heads,
@@ -1269,6 +1270,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         const says = byDigest && req.i === true
         if (says) digesters.add(peer)
         else digesters.delete(peer)
+        /** The answer, saying `i` back to a message that said it. */
+        const answer = (r: Extract<OpsReply, { t: 'rbsr' }>): OpsReply => {
+          if (says) r.i = true
+          return r
+        }
         // a peer that offers takes this host's offer too: own ops kept from it by id reach it
         // by this host's recheck after their quiet time (exactly, keptFrom)
         if (req.b === true && bothWays) offerers.add(peer)
@@ -1281,7 +1287,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           const mine = lackPlans.get(peer)
           if (mine !== undefined) {
             promised.add(mine)
-            return says ? { t: 'rbsr', m: new Uint8Array(0), d: mine, i: true } : { t: 'rbsr', m: new Uint8Array(0), d: mine }
+            return answer({ t: 'rbsr', m: new Uint8Array(0), d: mine })
           }
         }
         try {
@@ -1291,25 +1297,20 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           // taken: this host is told what it lacks (it runs rbsr itself when it holds no ops: the heads walk)
           if (req.b === true && bothWays && tree.opSet().size > 0) {
             taken.add(peer)
-            return says ? { t: 'rbsr', m, b: true, i: true } : { t: 'rbsr', m, b: true }
+            return answer({ t: 'rbsr', m, b: true })
           }
-          return says ? { t: 'rbsr', m, i: true } : { t: 'rbsr', m }
+          return answer({ t: 'rbsr', m })
         } catch (err) {
           if (err instanceof RbsrError) throw new SyncProtocolError(`bad rbsr message: ${err.message}`)
           throw err
         }
       }
-      if (req.t === 'byid') {
+      if (req.t === 'byid' || req.t === 'bydigest') {
+        // (a host of the version before knows no bydigest call)
+        if (req.t === 'bydigest' && !byDigest) throw new SyncProtocolError('unknown request "bydigest"')
         const t0 = performance.now()
-        const ops = exactly(req.ids, req.c === true ? BYID_MAX_BYTES : OPS_MAX_MESSAGE_BYTES - 1024, offerers.has(peer) ? peer : undefined)
-        if (syncTrace.on) traceMark('byid.server', t0, ops.length)
-        return { t: 'ops', ops }
-      }
-      if (req.t === 'bydigest') {
-        // (a host of the version before knows no such call)
-        if (!byDigest) throw new SyncProtocolError('unknown request "bydigest"')
-        const t0 = performance.now()
-        const ops = exactly(splitIds(req.ids).map(opCid), req.c === true ? BYID_MAX_BYTES : OPS_MAX_MESSAGE_BYTES - 1024, offerers.has(peer) ? peer : undefined)
+        const ids = req.t === 'byid' ? req.ids : splitIds(req.ids).map(opCid)
+        const ops = exactly(ids, req.c === true ? BYID_MAX_BYTES : OPS_MAX_MESSAGE_BYTES - 1024, offerers.has(peer) ? peer : undefined)
         if (syncTrace.on) traceMark('byid.server', t0, ops.length)
         return { t: 'ops', ops }
       }
